@@ -1,0 +1,1 @@
+//! `fusefs`: the FUSE mount through `store`. Built in the FUSE issue; nothing here yet.

@@ -1,0 +1,353 @@
+//! The backing directory: the only code that opens, renames or removes anything in it.
+//!
+//! Layout (relative to `data_dir`):
+//!
+//! ```text
+//! files/USER/<path>            the user's tree, exactly; nothing of ours inside it
+//! .cairn/staging/<random>      uploads in progress (removed at start-up)
+//! .cairn/versions/USER/<id>    earlier contents, one plain file per version
+//! .cairn/trash/USER/<id>       deleted items (a file, or a directory with its contents)
+//! .cairn/pg/                   the managed PostgreSQL cluster
+//! .cairn/lock                  held (flock) by the process that owns the data directory
+//! ```
+//!
+//! Everything lives on one filesystem, so moving content between these places is a rename.
+//! Every path is resolved with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from a handle on
+//! the data directory, so a symlink planted anywhere in the tree is never followed: the call
+//! fails with `ELOOP` instead.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+
+use crate::path::{UserName, VPath};
+use crate::types::VersionId;
+
+/// Where the parts of the data directory live.
+pub(crate) mod layout {
+    use super::*;
+
+    pub(crate) const FILES: &str = "files";
+    pub(crate) const STAGING: &str = ".cairn/staging";
+    pub(crate) const VERSIONS: &str = ".cairn/versions";
+    pub(crate) const TRASH: &str = ".cairn/trash";
+
+    /// `files/USER/<path>` (`files/USER` for the root).
+    pub(crate) fn user_path(user: &UserName, path: &VPath) -> String {
+        if path.is_root() {
+            format!("{FILES}/{user}")
+        } else {
+            format!("{FILES}/{user}/{}", path.as_str())
+        }
+    }
+
+    pub(crate) fn user_root(user: &UserName) -> String {
+        format!("{FILES}/{user}")
+    }
+
+    pub(crate) fn versions_dir(user: &UserName) -> String {
+        format!("{VERSIONS}/{user}")
+    }
+
+    pub(crate) fn version_blob(user: &UserName, id: VersionId) -> String {
+        format!("{VERSIONS}/{user}/{id}")
+    }
+
+    pub(crate) fn trash_dir(user: &UserName) -> String {
+        format!("{TRASH}/{user}")
+    }
+
+    pub(crate) fn staging(name: &str) -> String {
+        format!("{STAGING}/{name}")
+    }
+}
+
+/// Metadata of one entry, never following a symlink.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    pub(crate) kind: Kind,
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+    /// Symlinks, sockets, devices: never served, never followed.
+    Other,
+}
+
+/// A handle on the data directory.
+#[derive(Debug)]
+pub(crate) struct Disk {
+    root: PathBuf,
+    root_fd: OwnedFd,
+}
+
+const RESOLVE: ResolveFlags =
+    ResolveFlags::BENEATH.union(ResolveFlags::NO_SYMLINKS).union(ResolveFlags::NO_MAGICLINKS);
+
+fn err(e: rustix::io::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+impl Disk {
+    /// Open the data directory, creating the fixed layout if missing.
+    pub(crate) fn open(root: &Path) -> io::Result<Disk> {
+        std::fs::create_dir_all(root)?;
+        let root = std::fs::canonicalize(root)?;
+        let root_fd = rustix::fs::open(&root, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(err)?;
+        let disk = Disk { root, root_fd };
+        for dir in [layout::FILES, ".cairn", layout::STAGING, layout::VERSIONS, layout::TRASH] {
+            disk.mkdir(dir)?;
+        }
+        Ok(disk)
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute path of `rel` (tests look at the disk directly).
+    #[cfg(test)]
+    pub(crate) fn abs(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn open_at(&self, rel: &str, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+        let rel = if rel.is_empty() { "." } else { rel };
+        rustix::fs::openat2(self.root_fd.as_fd(), rel, flags | OFlags::CLOEXEC, mode, RESOLVE).map_err(err)
+    }
+
+    fn open_dir(&self, rel: &str) -> io::Result<OwnedFd> {
+        self.open_at(rel, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())
+    }
+
+    /// Open the parent directory of `rel` and return it with the last name.
+    fn parent_of<'a>(&self, rel: &'a str) -> io::Result<(OwnedFd, &'a str)> {
+        let (parent, name) = match rel.rfind('/') {
+            Some(idx) => (&rel[..idx], &rel[idx + 1..]),
+            None => ("", rel),
+        };
+        Ok((self.open_dir(parent)?, name))
+    }
+
+    /// Open a regular file for reading.
+    pub(crate) fn open_read(&self, rel: &str) -> io::Result<File> {
+        let fd = self.open_at(rel, OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty())?;
+        let file = File::from(fd);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        Ok(file)
+    }
+
+    /// Create a fresh staging file, readable only by us.
+    pub(crate) fn create_staging(&self) -> io::Result<(String, File)> {
+        let dir = self.open_dir(layout::STAGING)?;
+        loop {
+            let name = format!("{}.part", random_hex(12));
+            match rustix::fs::openat(
+                &dir,
+                name.as_str(),
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => return Ok((layout::staging(&name), File::from(fd))),
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+
+    /// Create a fresh, empty staging directory (for copying a tree).
+    pub(crate) fn create_staging_dir(&self) -> io::Result<String> {
+        let dir = self.open_dir(layout::STAGING)?;
+        loop {
+            let name = format!("{}.dir", random_hex(12));
+            match rustix::fs::mkdirat(&dir, name.as_str(), Mode::from_raw_mode(0o700)) {
+                Ok(()) => return Ok(layout::staging(&name)),
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+
+    /// Metadata of `rel`, or `None` if it does not exist.
+    pub(crate) fn stat(&self, rel: &str) -> io::Result<Option<Meta>> {
+        let (dir, name) = self.parent_of(rel)?;
+        let name = if name.is_empty() { "." } else { name };
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(meta_of(&st))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    pub(crate) fn exists(&self, rel: &str) -> io::Result<bool> {
+        match self.stat(rel) {
+            Ok(m) => Ok(m.is_some()),
+            // A missing parent means a missing child.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rename, replacing a file at `to` (the POSIX rename).
+    pub(crate) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let (from_dir, from_name) = self.parent_of(from)?;
+        let (to_dir, to_name) = self.parent_of(to)?;
+        rustix::fs::renameat(&from_dir, from_name, &to_dir, to_name).map_err(err)
+    }
+
+    /// Create a directory; an existing directory is fine.
+    pub(crate) fn mkdir(&self, rel: &str) -> io::Result<()> {
+        let (dir, name) = self.parent_of(rel)?;
+        match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => match self.stat(rel)? {
+                Some(Meta { kind: Kind::Dir, .. }) => Ok(()),
+                _ => Err(io::Error::from_raw_os_error(libc::EEXIST)),
+            },
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Create a directory and its missing parents.
+    pub(crate) fn mkdir_all(&self, rel: &str) -> io::Result<()> {
+        let mut prefix = String::new();
+        for seg in rel.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(seg);
+            self.mkdir(&prefix)?;
+        }
+        Ok(())
+    }
+
+    /// Remove a file or a whole directory tree; a missing one is fine.
+    pub(crate) fn remove(&self, rel: &str) -> io::Result<()> {
+        let (dir, name) = match self.parent_of(rel) {
+            Ok(x) => x,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        remove_at(&dir, std::ffi::OsStr::new(name))
+    }
+
+    /// fsync a directory, making renames and creations in it durable.
+    pub(crate) fn fsync_dir(&self, rel: &str) -> io::Result<()> {
+        let fd = self.open_dir(rel)?;
+        rustix::fs::fsync(&fd).map_err(err)
+    }
+
+    /// The entries of a directory (names as raw bytes, since the disk may hold anything).
+    pub(crate) fn read_dir(&self, rel: &str) -> io::Result<Vec<(Vec<u8>, Meta)>> {
+        let fd = self.open_dir(rel)?;
+        read_dir_fd(&fd)
+    }
+
+    /// Copy the file `from` into a new staging file, fsynced. Returns the staging path.
+    pub(crate) fn copy_to_staging(&self, from: &str) -> io::Result<String> {
+        let mut src = self.open_read(from)?;
+        let (staging, mut dst) = self.create_staging()?;
+        let res = (|| {
+            io::copy(&mut src, &mut dst)?;
+            let mtime = src.metadata()?.modified()?;
+            dst.set_modified(mtime)?;
+            dst.sync_all()
+        })();
+        if let Err(e) = res {
+            let _ = self.remove(&staging);
+            return Err(e);
+        }
+        Ok(staging)
+    }
+
+    /// The data directory's lock file handle (see `datadir`).
+    pub(crate) fn open_lock_file(&self) -> io::Result<File> {
+        let fd = self.open_at(
+            ".cairn/lock",
+            OFlags::CREATE | OFlags::RDWR | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o600),
+        )?;
+        Ok(File::from(fd))
+    }
+}
+
+fn meta_of(st: &rustix::fs::Stat) -> Meta {
+    let kind = match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => Kind::File,
+        FileType::Directory => Kind::Dir,
+        _ => Kind::Other,
+    };
+    Meta {
+        kind,
+        size: st.st_size as u64,
+        mtime_ns: (st.st_mtime as i64).saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec as i64),
+    }
+}
+
+fn read_dir_fd(fd: &OwnedFd) -> io::Result<Vec<(Vec<u8>, Meta)>> {
+    let mut dir = rustix::fs::Dir::read_from(fd).map_err(err)?;
+    let mut out = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = entry.map_err(err)?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let st = match rustix::fs::statat(fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(err(e)),
+        };
+        out.push((name.to_vec(), meta_of(&st)));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Remove `name` in `dir`, recursively for directories, never following symlinks.
+fn remove_at(dir: &OwnedFd, name: &std::ffi::OsStr) -> io::Result<()> {
+    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(err(e)),
+    };
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let sub = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err)?;
+        for (child, _) in read_dir_fd(&sub)? {
+            remove_at(&sub, std::ffi::OsStr::from_bytes(&child))?;
+        }
+        match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    } else {
+        match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+/// `n` random bytes as hex.
+pub(crate) fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).expect("the OS random source failed");
+    hex::encode(buf)
+}

@@ -1,0 +1,781 @@
+//! Files and folders: stat, list, read, and the mutations (write, mkdir, delete, move, copy).
+//!
+//! [`Store::write`] is the one routine that turns a stream into a committed file; copies and
+//! restores reuse its commit step. Every mutation follows the order in ARCHITECTURE.md.
+
+use std::fs::File;
+
+use deadpool_postgres::Transaction;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::disk::layout;
+use crate::intent::{DiskOp, Done};
+use crate::path::VPath;
+use crate::txn::{
+    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_for_update, node_from_row,
+    parent_dir, touch_ancestors,
+};
+use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, TrashId, User, VersionId};
+use crate::{Error, ErrorKind, Result, Store, blocking, detached};
+
+/// Conditions and details of a write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Only replace a file whose current etag is this (HTTP If-Match).
+    pub if_match: Option<ETag>,
+    /// Only create: fail if something exists (HTTP `If-None-Match: *`).
+    pub create_only: bool,
+    /// The body's announced length: a larger one than the quota allows is refused before a byte
+    /// is read, and a body of another length is refused.
+    pub expected_len: Option<u64>,
+    /// The modification time to give the file (clients preserve their local mtime).
+    pub mtime: Option<Timestamp>,
+    /// Create missing parent folders instead of failing with Conflict.
+    pub create_parents: bool,
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// The file as it is now.
+    pub node: Node,
+    /// True if the file did not exist before.
+    pub created: bool,
+    /// The version the previous content became, if any (and if it was kept).
+    pub version: Option<VersionId>,
+}
+
+/// Run a transaction under `locks`, close it (usage, journal, audit, intent), commit, carry out
+/// the intent, and unlock. `$body` is evaluated inside with `$tx` bound, and yields
+/// `(output, Effects)`. The optional `after_commit` block runs as soon as the commit succeeded,
+/// before the disk work (which, if it fails, start-up replays).
+macro_rules! in_txn {
+    ($store:expr, $locks:expr, $user:expr, $actor:expr, $now:expr, |$tx:ident| $body:expr) => {
+        in_txn!($store, $locks, $user, $actor, $now, |$tx| $body, after_commit {})
+    };
+    ($store:expr, $locks:expr, $user:expr, $actor:expr, $now:expr, |$tx:ident| $body:expr, after_commit $after:block) => {{
+        let mut locked = Locked::acquire($store, $locks).await?;
+        let res = async {
+            let $tx = locked.client_mut().transaction().await?;
+            let (out, fx) = $body;
+            let intent = close(&$tx, $user, $actor, fx, $now).await?;
+            $tx.commit().await?;
+            $after
+            Ok((out, intent))
+        }
+        .await;
+        match res {
+            Ok((out, intent)) => {
+                locked.finish($store, intent).await?;
+                Ok(out)
+            }
+            Err(e) => {
+                let _ = locked.finish($store, None).await;
+                Err(e)
+            }
+        }
+    }};
+}
+pub(crate) use in_txn;
+
+/// Removes a staging file unless disarmed: once a transaction that names it commits, it belongs
+/// to that transaction's intent and must stay for the replay.
+pub(crate) struct Staging {
+    store: Store,
+    rel: Option<String>,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(rel) = self.rel.take() {
+            let _ = self.store.inner.disk.remove(&rel);
+        }
+    }
+}
+
+impl Store {
+    /// The live file or folder at `path`.
+    pub async fn stat(&self, user: &User, path: &VPath) -> Result<Node> {
+        let client = self.inner.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL"),
+                &[&user.id.0, &path.as_str()],
+            )
+            .await?
+            .ok_or_else(|| Error::not_found(path))?;
+        node_from_row(&row)
+    }
+
+    /// The live file or folder with id `id` (only the user's own).
+    pub async fn stat_id(&self, user: &User, id: FileId) -> Result<Node> {
+        let client = self.inner.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND id = $2 AND trash_id IS NULL"),
+                &[&user.id.0, &id.0],
+            )
+            .await?
+            .ok_or_else(|| Error::not_found(format!("file id {id}")))?;
+        node_from_row(&row)
+    }
+
+    /// The entries of the folder at `path`, by name.
+    pub async fn list(&self, user: &User, path: &VPath) -> Result<Vec<Node>> {
+        let dir = self.stat(user, path).await?;
+        if !dir.is_dir {
+            return Err(Error::new(ErrorKind::NotADirectory, format!("{path} is not a folder")));
+        }
+        let client = self.inner.pool.get().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {NODE_COLS} FROM nodes WHERE parent_id = $1 AND trash_id IS NULL ORDER BY name"),
+                &[&dir.id.0],
+            )
+            .await?;
+        rows.iter().map(node_from_row).collect()
+    }
+
+    /// Open the file at `path` for reading (seek for ranges).
+    pub async fn open_file(&self, user: &User, path: &VPath) -> Result<(Node, File)> {
+        let node = self.stat(user, path).await?;
+        if node.is_dir {
+            return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
+        }
+        let rel = layout::user_path(&user.name, path);
+        let store = self.clone();
+        let file = blocking(move || store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e)))
+            .await?;
+        Ok((node, file))
+    }
+
+    /// Most bytes a write may bring: quota minus usage, plus everything that could be pruned,
+    /// plus the replaced content (which may be dropped as a last resort). `None`: no limit.
+    async fn write_limit(&self, user: &User, replaced: u64) -> Result<Option<u64>> {
+        let client = self.inner.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT quota_bytes, used_bytes,
+                        (SELECT coalesce(sum(size), 0)::BIGINT FROM versions WHERE user_id = $1)
+                      + (SELECT coalesce(sum(size), 0)::BIGINT FROM trash WHERE user_id = $1)
+                 FROM users WHERE id = $1",
+                &[&user.id.0],
+            )
+            .await?;
+        let Some(quota) = row.get::<_, Option<i64>>(0) else { return Ok(None) };
+        let used: i64 = row.get(1);
+        let prunable: i64 = row.get(2);
+        Ok(Some((quota - used + prunable + replaced as i64).max(0) as u64))
+    }
+
+    /// Write a file from a stream: staged, fsynced, then committed atomically. The previous
+    /// content (if any) becomes a version by rename. A failure at any point leaves the old file.
+    pub async fn write<R: AsyncRead + Unpin + Send>(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        mut body: R,
+        opts: WriteOptions,
+    ) -> Result<WriteOutcome> {
+        if path.is_root() {
+            return Err(Error::new(ErrorKind::IsADirectory, "the root is a folder"));
+        }
+        // Cheap early refusals, before any byte is read; all are checked again at commit.
+        let current = match self.stat(user, path).await {
+            Ok(n) => Some(n),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        check_write_preconditions(path, current.as_ref(), &opts)?;
+        let limit = self.write_limit(user, current.as_ref().map_or(0, |n| n.size)).await?;
+        if let (Some(limit), Some(len)) = (limit, opts.expected_len)
+            && len > limit
+        {
+            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+        }
+
+        let store = self.clone();
+        let (rel, file) = blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
+        let mut staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
+        let mut file = tokio::fs::File::from_std(file);
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n_total: u64 = 0;
+        loop {
+            let n = body.read(&mut buf).await.map_err(|e| {
+                Error::new(ErrorKind::InvalidInput, "the upload was interrupted").with_source(e)
+            })?;
+            if n == 0 {
+                break;
+            }
+            n_total += n as u64;
+            if limit.is_some_and(|l| n_total > l) {
+                return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+            }
+            if opts.expected_len.is_some_and(|l| n_total > l) {
+                return Err(Error::new(ErrorKind::InvalidInput, "body longer than announced"));
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).await.map_err(|e| Error::io(format!("writing {rel}"), e))?;
+        }
+        if opts.expected_len.is_some_and(|l| n_total != l) {
+            return Err(Error::new(ErrorKind::InvalidInput, "body shorter than announced"));
+        }
+        file.flush().await.map_err(|e| Error::io("flush", e))?;
+        let file = file.into_std().await;
+        let mtime = opts.mtime;
+        let mtime_ns = blocking(move || {
+            if let Some(t) = mtime {
+                let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.0.max(0) as u64);
+                file.set_modified(st).map_err(|e| Error::io("set mtime", e))?;
+            }
+            file.sync_all().map_err(|e| Error::io("fsync", e))?;
+            let meta = file.metadata().map_err(|e| Error::io("stat", e))?;
+            use std::os::unix::fs::MetadataExt;
+            Ok(meta.mtime() * 1_000_000_000 + meta.mtime_nsec())
+        })
+        .await?;
+        let content = Content { staging: rel, size: n_total, mtime: Timestamp(mtime_ns), hash: ContentHash(*hasher.finalize().as_bytes()) };
+
+        let store = self.clone();
+        let (actor, user, path) = (actor.clone(), user.clone(), path.clone());
+        detached(async move { store.commit_content(&actor, &user, &path, content, opts, &mut staging).await }).await
+    }
+
+    /// Commit staged content at `path` (the step `write`, copies and uploads share).
+    pub(crate) async fn commit_content(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        content: Content,
+        opts: WriteOptions,
+        staging: &mut Staging,
+    ) -> Result<WriteOutcome> {
+        let now = self.clock().now();
+        in_txn!(self, LockSet::Path(user.id, path), user, actor, now, |tx| {
+            let mut fx = Effects::new();
+            let old = node_for_update(&tx, user.id, path).await?;
+            check_write_preconditions(path, old.as_ref(), &opts)?;
+            let parent = if opts.create_parents {
+                ensure_dirs(&tx, user, &path.parent().unwrap_or_else(VPath::root), &mut fx, now).await?
+            } else {
+                parent_dir(&tx, user.id, path).await?
+            };
+            let out = self.put_content(&tx, user, path, parent, old, &content, &mut fx, now).await?;
+            fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
+            fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
+            (out, fx)
+        }, after_commit {
+            staging.rel = None;
+        })
+    }
+
+    /// Record `content` as the file at `path` (replacing `old`, which becomes a version). The
+    /// caller queues the rename of the content into place after the ops queued here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn put_content(
+        &self,
+        tx: &Transaction<'_>,
+        user: &User,
+        path: &VPath,
+        parent: FileId,
+        old: Option<Node>,
+        content: &Content,
+        fx: &mut Effects,
+        now: Timestamp,
+    ) -> Result<WriteOutcome> {
+        let etag = new_etag();
+        let size = content.size as i64;
+        let (node, created, version) = match old {
+            Some(old) => {
+                let vid = self.keep_as_version(tx, user, &old, fx, now).await?;
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5
+                             WHERE id = $1 RETURNING {NODE_COLS}"
+                        ),
+                        &[&old.id.0, &size, &content.mtime.0, &&content.hash.0[..], &etag.0],
+                    )
+                    .await?;
+                (node_from_row(&row)?, false, Some(vid))
+            }
+            None => {
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
+                             VALUES ($1, $2, $3, $4, false, $5, $6, $7, $8) RETURNING {NODE_COLS}"
+                        ),
+                        &[
+                            &user.id.0,
+                            &parent.0,
+                            &path.name(),
+                            &path.as_str(),
+                            &size,
+                            &content.mtime.0,
+                            &&content.hash.0[..],
+                            &etag.0,
+                        ],
+                    )
+                    .await?;
+                (node_from_row(&row)?, true, None)
+            }
+        };
+        fx.usage_delta += size;
+        fx.journal.push(JournalEntry::for_node(if created { "create" } else { "modify" }, &node));
+        touch_ancestors(tx, user.id, path).await?;
+        Ok(WriteOutcome { node, created, version })
+    }
+
+    /// Turn `old`'s current content into a version (queued as a rename onto the version's blob
+    /// name) and thin the file's versions by the retention policy.
+    pub(crate) async fn keep_as_version(
+        &self,
+        tx: &Transaction<'_>,
+        user: &User,
+        old: &Node,
+        fx: &mut Effects,
+        now: Timestamp,
+    ) -> Result<VersionId> {
+        let hash = old.content_hash.ok_or_else(|| Error::internal("file without a content hash"))?;
+        let vid = VersionId(
+            tx.query_one(
+                "INSERT INTO versions (user_id, node_id, size, mtime_ns, content_hash, etag, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[&user.id.0, &old.id.0, &(old.size as i64), &old.mtime.0, &&hash.0[..], &old.etag.0, &now.0],
+            )
+            .await?
+            .get(0),
+        );
+        fx.ops.push(DiskOp::rename(
+            layout::user_path(&user.name, &old.path),
+            layout::version_blob(&user.name, vid),
+            Done::ToExists,
+        ));
+        fx.last_resort = Some((vid, old.size));
+
+        let rows = tx.query("SELECT id, created_at FROM versions WHERE node_id = $1", &[&old.id.0]).await?;
+        // A version being restored in this transaction is not up for thinning.
+        let all: Vec<(VersionId, Timestamp)> = rows
+            .iter()
+            .map(|r| (VersionId(r.get(0)), Timestamp(r.get(1))))
+            .filter(|(v, _)| !fx.keep_versions.contains(v))
+            .collect();
+        let expired: Vec<i64> =
+            crate::retention::expired(&self.inner.cfg.retention, &all, now).into_iter().map(|v| v.0).collect();
+        if !expired.is_empty() {
+            let gone = tx.query("DELETE FROM versions WHERE id = ANY($1) RETURNING id, size", &[&expired]).await?;
+            for r in gone {
+                let id = VersionId(r.get(0));
+                fx.usage_delta -= r.get::<_, i64>(1);
+                fx.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, id) });
+                if fx.last_resort.is_some_and(|(v, _)| v == id) {
+                    fx.last_resort = None;
+                }
+            }
+        }
+        fx.usage_delta += old.size as i64;
+        Ok(vid)
+    }
+
+    /// Create the folder at `path`; its parent must exist.
+    pub async fn mkdir(&self, actor: &Actor, user: &User, path: &VPath) -> Result<Node> {
+        if path.is_root() {
+            return Err(Error::new(ErrorKind::AlreadyExists, "the root exists"));
+        }
+        let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
+        detached(async move {
+            let now = store.clock().now();
+            in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
+                let mut fx = Effects::new();
+                if node_for_update(&tx, user.id, &path).await?.is_some() {
+                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")));
+                }
+                let parent = parent_dir(&tx, user.id, &path).await?;
+                let node = insert_dir(&tx, &user, parent, &path, &mut fx, now).await?;
+                fx.audit.push(("dir.create", Some(path.to_string()), None));
+                (node, fx)
+            })
+        })
+        .await
+    }
+
+    /// Move the file or folder at `path` (with everything below it) to the trash.
+    pub async fn delete(&self, actor: &Actor, user: &User, path: &VPath, if_match: Option<ETag>) -> Result<TrashId> {
+        if path.is_root() {
+            return Err(Error::new(ErrorKind::PermissionDenied, "the root cannot be deleted"));
+        }
+        let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
+        detached(async move {
+            let now = store.clock().now();
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
+                let mut fx = Effects::new();
+                let node = node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
+                if let Some(tag) = &if_match
+                    && tag != &node.etag
+                {
+                    return Err(Error::new(ErrorKind::PreconditionFailed, "the file has changed (etag)"));
+                }
+                let tid = trash_node(&tx, &user, &node, &mut fx, now).await?;
+                fx.audit.push(("delete", Some(path.to_string()), Some(format!("trash item {tid}"))));
+                (tid, fx)
+            })
+        })
+        .await
+    }
+
+    /// Move or rename `from` to `to`. An existing `to` is replaced (and goes to the trash) only
+    /// with `overwrite`. File ids are kept.
+    pub async fn rename(&self, actor: &Actor, user: &User, from: &VPath, to: &VPath, overwrite: bool) -> Result<Node> {
+        check_move(from, to)?;
+        let (store, actor, user, from, to) = (self.clone(), actor.clone(), user.clone(), from.clone(), to.clone());
+        detached(async move {
+            let now = store.clock().now();
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
+                let mut fx = Effects::new();
+                let src = node_for_update(&tx, user.id, &from).await?.ok_or_else(|| Error::not_found(&from))?;
+                let parent = parent_dir(&tx, user.id, &to).await?;
+                if let Some(existing) = node_for_update(&tx, user.id, &to).await? {
+                    if !overwrite {
+                        return Err(Error::new(ErrorKind::AlreadyExists, format!("{to} already exists")));
+                    }
+                    trash_node(&tx, &user, &existing, &mut fx, now).await?;
+                }
+                tx.execute(
+                    "UPDATE nodes SET path = $3 || substr(path, char_length($2) + 1)
+                     WHERE user_id = $1 AND trash_id IS NULL
+                       AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
+                    &[&user.id.0, &from.as_str(), &to.as_str()],
+                )
+                .await?;
+                let row = tx
+                    .query_one(
+                        &format!("UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"),
+                        &[&src.id.0, &parent.0, &to.name()],
+                    )
+                    .await?;
+                let node = node_from_row(&row)?;
+                tx.execute("UPDATE locks SET path = $3 || substr(path, char_length($2) + 1)
+                     WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
+                    &[&user.id.0, &from.as_str(), &to.as_str()]).await?;
+                touch_ancestors(&tx, user.id, &from).await?;
+                touch_ancestors(&tx, user.id, &to).await?;
+                let mut j = JournalEntry::for_node("move", &node);
+                j.old_path = Some(from.clone());
+                fx.journal.push(j);
+                fx.ops.push(DiskOp::rename(
+                    layout::user_path(&user.name, &from),
+                    layout::user_path(&user.name, &to),
+                    Done::FromMissing,
+                ));
+                fx.audit.push(("move", Some(from.to_string()), Some(format!("to {to}"))));
+                (node, fx)
+            })
+        })
+        .await
+    }
+
+    /// Copy `from` (a file, or a folder with everything below it) to `to`. New ids for the
+    /// copies. An existing file at `to` keeps its id and its old content becomes a version; an
+    /// existing folder goes to the trash. Both only with `overwrite`.
+    pub async fn copy(&self, actor: &Actor, user: &User, from: &VPath, to: &VPath, overwrite: bool) -> Result<Node> {
+        check_move(from, to)?;
+        let (store, actor, user, from, to) = (self.clone(), actor.clone(), user.clone(), from.clone(), to.clone());
+        detached(async move {
+            let now = store.clock().now();
+            let mut locked = Locked::acquire(&store, LockSet::Tree(user.id)).await?;
+            // Under the tree lock nothing changes below `from`: stage the copy, then commit it.
+            let res = async {
+                let rows = locked
+                    .client()
+                    .query(
+                        &format!(
+                            "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL
+                               AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0')) ORDER BY path"
+                        ),
+                        &[&user.id.0, &from.as_str()],
+                    )
+                    .await?;
+                let nodes: Vec<Node> = rows.iter().map(node_from_row).collect::<Result<_>>()?;
+                let Some(root) = nodes.first().cloned() else { return Err(Error::not_found(&from)) };
+                let staged = store.stage_copy(&user, &from, &nodes).await?;
+                let mut cleanup = Staging { store: store.clone(), rel: Some(staged.cleanup.clone()) };
+                let tx = locked.client_mut().transaction().await?;
+                let mut fx = Effects::new();
+                let parent = parent_dir(&tx, user.id, &to).await?;
+                let existing = node_for_update(&tx, user.id, &to).await?;
+                if existing.is_some() && !overwrite {
+                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{to} already exists")));
+                }
+                let node = match existing {
+                    Some(target) if !target.is_dir && !root.is_dir => {
+                        let content = Content {
+                            staging: staged.content.clone(),
+                            size: root.size,
+                            mtime: root.mtime,
+                            hash: root.content_hash.ok_or_else(|| Error::internal("file without hash"))?,
+                        };
+                        store.put_content(&tx, &user, &to, parent, Some(target), &content, &mut fx, now).await?.node
+                    }
+                    existing => {
+                        if let Some(target) = existing {
+                            trash_node(&tx, &user, &target, &mut fx, now).await?;
+                        }
+                        insert_copies(&tx, &user, &from, &to, parent, &nodes, &mut fx).await?
+                    }
+                };
+                fx.ops.push(DiskOp::rename(&staged.content, layout::user_path(&user.name, &to), Done::FromMissing));
+                if staged.cleanup != staged.content {
+                    fx.ops.push(DiskOp::Remove { path: staged.cleanup.clone() });
+                }
+                touch_ancestors(&tx, user.id, &to).await?;
+                fx.audit.push(("copy", Some(from.to_string()), Some(format!("to {to}"))));
+                let intent = close(&tx, &user, &actor, fx, now).await?;
+                tx.commit().await?;
+                cleanup.rel = None;
+                Ok((node, intent))
+            }
+            .await;
+            match res {
+                Ok((node, intent)) => {
+                    locked.finish(&store, intent).await?;
+                    Ok(node)
+                }
+                Err(e) => {
+                    let _ = locked.finish(&store, None).await;
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Copy the listed nodes (a subtree as in the database, parents first) into staging.
+    async fn stage_copy(&self, user: &User, from: &VPath, nodes: &[Node]) -> Result<StagedCopy> {
+        let store = self.clone();
+        let user_name = user.name.clone();
+        let from = from.clone();
+        let nodes = nodes.to_vec();
+        blocking(move || {
+            let disk = &store.inner.disk;
+            let root = &nodes[0];
+            if !root.is_dir {
+                let src = layout::user_path(&user_name, &from);
+                let staged = disk.copy_to_staging(&src).map_err(|e| Error::io(format!("copy {src}"), e))?;
+                return Ok(StagedCopy { content: staged.clone(), cleanup: staged });
+            }
+            let dir = disk.create_staging_dir().map_err(|e| Error::io("staging", e))?;
+            let base = format!("{dir}/c");
+            for n in &nodes {
+                let rel = n.path.rebase(&from, &VPath::root()).expect("subtree");
+                let dst = if rel.is_root() { base.clone() } else { format!("{base}/{}", rel.as_str()) };
+                if n.is_dir {
+                    disk.mkdir(&dst).map_err(|e| Error::io(format!("mkdir {dst}"), e))?;
+                } else {
+                    let src = layout::user_path(&user_name, &n.path);
+                    let staged = disk.copy_to_staging(&src).map_err(|e| Error::io(format!("copy {src}"), e))?;
+                    disk.rename(&staged, &dst).map_err(|e| Error::io(format!("rename to {dst}"), e))?;
+                }
+            }
+            disk.fsync_dir(&base).map_err(|e| Error::io("fsync", e))?;
+            Ok(StagedCopy { content: base, cleanup: dir })
+        })
+        .await
+    }
+}
+
+/// Content staged and fsynced, ready to commit.
+#[derive(Debug, Clone)]
+pub(crate) struct Content {
+    pub(crate) staging: String,
+    pub(crate) size: u64,
+    pub(crate) mtime: Timestamp,
+    pub(crate) hash: ContentHash,
+}
+
+struct StagedCopy {
+    /// What to rename into place.
+    content: String,
+    /// What to remove afterwards (the staging folder around `content`, or `content` itself).
+    cleanup: String,
+}
+
+fn check_write_preconditions(path: &VPath, current: Option<&Node>, opts: &WriteOptions) -> Result<()> {
+    if current.is_some_and(|n| n.is_dir) {
+        return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
+    }
+    if let Some(tag) = &opts.if_match
+        && current.is_none_or(|n| &n.etag != tag)
+    {
+        return Err(Error::new(ErrorKind::PreconditionFailed, "the file has changed (etag)"));
+    }
+    if opts.create_only && current.is_some() {
+        return Err(Error::new(ErrorKind::PreconditionFailed, format!("{path} already exists")));
+    }
+    Ok(())
+}
+
+fn check_move(from: &VPath, to: &VPath) -> Result<()> {
+    if from.is_root() || to.is_root() {
+        return Err(Error::new(ErrorKind::PermissionDenied, "the root cannot be moved or replaced"));
+    }
+    if from == to {
+        return Err(Error::new(ErrorKind::Conflict, "source and destination are the same"));
+    }
+    if to.starts_with(from) {
+        return Err(Error::new(ErrorKind::Conflict, "cannot move or copy a folder into itself"));
+    }
+    if from.starts_with(to) {
+        return Err(Error::new(ErrorKind::Conflict, "cannot replace a folder with something inside it"));
+    }
+    Ok(())
+}
+
+/// Insert a folder row and queue its creation on disk.
+async fn insert_dir(
+    tx: &Transaction<'_>,
+    user: &User,
+    parent: FileId,
+    path: &VPath,
+    fx: &mut Effects,
+    now: Timestamp,
+) -> Result<Node> {
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, etag)
+                 VALUES ($1, $2, $3, $4, true, 0, $5, $6) RETURNING {NODE_COLS}"
+            ),
+            &[&user.id.0, &parent.0, &path.name(), &path.as_str(), &now.0, &new_etag().0],
+        )
+        .await?;
+    let node = node_from_row(&row)?;
+    fx.ops.push(DiskOp::Mkdir { path: layout::user_path(&user.name, path) });
+    fx.journal.push(JournalEntry::for_node("create", &node));
+    touch_ancestors(tx, user.id, path).await?;
+    Ok(node)
+}
+
+/// Make sure the folder `dir` and its ancestors exist, creating what is missing.
+pub(crate) async fn ensure_dirs(
+    tx: &Transaction<'_>,
+    user: &User,
+    dir: &VPath,
+    fx: &mut Effects,
+    now: Timestamp,
+) -> Result<FileId> {
+    let mut chain = dir.ancestors();
+    chain.reverse();
+    chain.push(dir.clone());
+    let mut parent: Option<FileId> = None;
+    for p in chain {
+        parent = Some(match node_for_update(tx, user.id, &p).await? {
+            Some(n) if n.is_dir => n.id,
+            Some(_) => return Err(Error::new(ErrorKind::Conflict, format!("{p} is not a folder"))),
+            None => {
+                let Some(parent) = parent else { return Err(Error::internal("user root missing")) };
+                insert_dir(tx, user, parent, &p, fx, now).await?.id
+            }
+        });
+    }
+    parent.ok_or_else(|| Error::internal("empty ancestor chain"))
+}
+
+/// Move a live node (and its subtree) to the trash: rows marked, content renamed.
+pub(crate) async fn trash_node(
+    tx: &Transaction<'_>,
+    user: &User,
+    node: &Node,
+    fx: &mut Effects,
+    now: Timestamp,
+) -> Result<TrashId> {
+    let size: i64 = tx
+        .query_one(
+            "SELECT coalesce(sum(size), 0)::BIGINT FROM nodes WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir
+               AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
+            &[&user.id.0, &node.path.as_str()],
+        )
+        .await?
+        .get(0);
+    let tid = TrashId(
+        tx.query_one(
+            "INSERT INTO trash (user_id, node_id, orig_path, is_dir, size, deleted_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[&user.id.0, &node.id.0, &node.path.as_str(), &node.is_dir, &size, &now.0],
+        )
+        .await?
+        .get(0),
+    );
+    tx.execute(
+        "UPDATE nodes SET trash_id = $3 WHERE user_id = $1 AND trash_id IS NULL
+           AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
+        &[&user.id.0, &node.path.as_str(), &tid.0],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM locks WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
+        &[&user.id.0, &node.path.as_str()],
+    )
+    .await?;
+    touch_ancestors(tx, user.id, &node.path).await?;
+    fx.journal.push(JournalEntry::for_node("delete", node));
+    fx.ops.push(DiskOp::rename(
+        layout::user_path(&user.name, &node.path),
+        format!("{}/{}", layout::trash_dir(&user.name), tid),
+        Done::ToExists,
+    ));
+    Ok(tid)
+}
+
+/// Insert rows for a copied subtree (`nodes` is the source, parents first) under `to`.
+async fn insert_copies(
+    tx: &Transaction<'_>,
+    user: &User,
+    from: &VPath,
+    to: &VPath,
+    parent: FileId,
+    nodes: &[Node],
+    fx: &mut Effects,
+) -> Result<Node> {
+    let mut ids: std::collections::HashMap<FileId, FileId> = std::collections::HashMap::new();
+    let mut by_path: std::collections::HashMap<&VPath, FileId> = std::collections::HashMap::new();
+    let mut root_copy = None;
+    for n in nodes {
+        let new_path = n.path.rebase(from, to).expect("subtree");
+        let new_parent = match n.path.parent() {
+            Some(pp) if n.path != *from => *by_path.get(&pp).and_then(|old| ids.get(old)).expect("parent first"),
+            _ => parent,
+        };
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {NODE_COLS}"
+                ),
+                &[
+                    &user.id.0,
+                    &new_parent.0,
+                    &new_path.name(),
+                    &new_path.as_str(),
+                    &n.is_dir,
+                    &(n.size as i64),
+                    &n.mtime.0,
+                    &n.content_hash.as_ref().map(|h| &h.0[..]),
+                    &new_etag().0,
+                ],
+            )
+            .await?;
+        let copy = node_from_row(&row)?;
+        ids.insert(n.id, copy.id);
+        by_path.insert(&n.path, n.id);
+        if !n.is_dir {
+            fx.usage_delta += n.size as i64;
+        }
+        fx.journal.push(JournalEntry::for_node("create", &copy));
+        root_copy.get_or_insert(copy);
+    }
+    root_copy.ok_or_else(|| Error::internal("empty copy"))
+}

@@ -1,0 +1,213 @@
+//! `store`: Cairn's storage engine.
+//!
+//! Users' files are plain files in the backing directory (`DATA_DIR/files/USER/...`); their
+//! metadata (ids, hashes, versions, quota, journal, audit) is in PostgreSQL. Every front end
+//! (WebDAV, REST, FUSE, the CLI) calls the same [`Store`] operations, so versioning, quotas, the
+//! audit log and the change journal behave the same whichever way a file arrives.
+//!
+//! This crate knows nothing of HTTP, WebDAV XML or FUSE. See ARCHITECTURE.md for the
+//! durable-write order every mutation follows.
+
+mod datadir;
+mod db;
+mod disk;
+mod error;
+mod files;
+mod fsck;
+mod intent;
+pub mod path;
+mod pgcluster;
+pub mod retention;
+mod scan;
+mod trash;
+mod txn;
+mod types;
+mod users;
+mod versions;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub use datadir::DataDirLock;
+pub use db::{DbTarget, MigrationReport};
+pub use error::{Error, ErrorKind, Result};
+pub use files::{WriteOptions, WriteOutcome};
+pub use fsck::{FsckProblem, FsckReport};
+pub use path::{InvalidPath, UserName, VPath};
+pub use pgcluster::{ClusterOptions, ManagedCluster};
+pub use retention::RetentionPolicy;
+pub use scan::ScanReport;
+pub use types::{
+    Actor, ContentHash, ETag, FileId, Node, Origin, Timestamp, TrashId, TrashItem, Usage, User, UserId,
+    Version, VersionId, civil, format_size, parse_size,
+};
+pub use users::{AppPassword, AuditRecord, NewUser, UserInfo};
+
+use disk::Disk;
+
+/// Where time comes from. The daemon uses the system clock; tests set the time instead of
+/// sleeping.
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<AtomicI64>>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// A clock that stands still at `t` until [`Clock::set`].
+    pub fn fixed(t: Timestamp) -> Clock {
+        Clock(Some(Arc::new(AtomicI64::new(t.0))))
+    }
+
+    /// Move a fixed clock (no effect on the system clock).
+    pub fn set(&self, t: Timestamp) {
+        if let Some(c) = &self.0 {
+            c.store(t.0, Ordering::SeqCst);
+        }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Timestamp {
+        match &self.0 {
+            Some(c) => Timestamp(c.load(Ordering::SeqCst)),
+            None => Timestamp::from_system(std::time::SystemTime::now()),
+        }
+    }
+}
+
+/// What the engine needs to know.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The backing directory.
+    pub data_dir: PathBuf,
+    /// How versions thin out with age.
+    pub retention: RetentionPolicy,
+    /// Where time comes from.
+    pub clock: Clock,
+    /// Most PostgreSQL connections to hold.
+    pub pool_size: usize,
+}
+
+impl StoreConfig {
+    /// Defaults for everything but the data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            retention: RetentionPolicy::default(),
+            clock: Clock::system(),
+            pool_size: 32,
+        }
+    }
+}
+
+/// The engine. Cheap to clone; all clones share one pool and one data directory.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    disk: Disk,
+    pool: deadpool_postgres::Pool,
+    cfg: StoreConfig,
+}
+
+/// What start-up recovery did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Interrupted commits carried to the end.
+    pub intents_replayed: usize,
+    /// Leftover staging files and folders removed.
+    pub staging_removed: usize,
+}
+
+impl Store {
+    /// Open the data directory (creating its layout) and connect to the database. Does not
+    /// migrate; call [`Store::migrate`].
+    pub async fn open(cfg: StoreConfig, db: &DbTarget) -> Result<Store> {
+        let data_dir = cfg.data_dir.clone();
+        let disk = tokio::task::spawn_blocking(move || Disk::open(&data_dir))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(|e| Error::io(format!("opening data directory {}", cfg.data_dir.display()), e))?;
+        let pool = db::pool(db, cfg.pool_size)?;
+        Ok(Store { inner: Arc::new(Inner { disk, pool, cfg }) })
+    }
+
+    /// Apply the embedded migrations that are missing (under an advisory lock), refusing an
+    /// edited or unknown applied migration.
+    pub async fn migrate(&self) -> Result<MigrationReport> {
+        db::migrate(&self.inner.pool).await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        let client = self.inner.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// The backing directory.
+    pub fn data_dir(&self) -> &Path {
+        self.inner.disk.root()
+    }
+
+    /// The clock this store reads.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.cfg.clock
+    }
+
+    /// Finish what a crash interrupted: replay committed intents, remove staging leftovers.
+    /// Only the process holding the [`DataDirLock`] may call this (it removes uploads in
+    /// progress).
+    pub async fn recover(&self, _lock: &DataDirLock) -> Result<RecoveryReport> {
+        let client = self.inner.pool.get().await?;
+        let rows = client.query("SELECT id, ops FROM intents ORDER BY id", &[]).await?;
+        let mut report = RecoveryReport::default();
+        for row in rows {
+            let id: i64 = row.get(0);
+            let ops = intent::decode(row.get(1))?;
+            let store = self.clone();
+            blocking(move || intent::apply(&store.inner.disk, &ops)).await?;
+            client.execute("DELETE FROM intents WHERE id = $1", &[&id]).await?;
+            report.intents_replayed += 1;
+        }
+        let store = self.clone();
+        report.staging_removed = blocking(move || {
+            let disk = &store.inner.disk;
+            let entries =
+                disk.read_dir(disk::layout::STAGING).map_err(|e| Error::io("listing staging", e))?;
+            for (name, _) in &entries {
+                let name = String::from_utf8_lossy(name);
+                disk.remove(&disk::layout::staging(&name)).map_err(|e| Error::io("removing staging", e))?;
+            }
+            Ok(entries.len())
+        })
+        .await?;
+        Ok(report)
+    }
+}
+
+/// Run blocking filesystem work off the async workers, re-raising a panic.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(res) => res,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::internal(format!("blocking task failed: {e}"))),
+    }
+}
+
+/// Run a mutation to its end even if the caller stops waiting: once the metadata commits, the
+/// disk work must follow, and a dropped request must not cut it short.
+pub(crate) async fn detached<T: Send + 'static>(
+    fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(fut).await {
+        Ok(res) => res,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::internal(format!("task failed: {e}"))),
+    }
+}

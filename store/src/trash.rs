@@ -1,0 +1,120 @@
+//! The trash: list, restore, purge.
+
+use crate::disk::layout;
+use crate::files::{ensure_dirs, in_txn};
+use crate::intent::{DiskOp, Done};
+use crate::path::VPath;
+use crate::txn::{Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, node_for_update, node_from_row, purge_trash_item, touch_ancestors};
+use crate::types::{Actor, FileId, Node, Timestamp, TrashId, TrashItem, User};
+use crate::{Error, ErrorKind, Result, Store, detached};
+
+impl Store {
+    /// The user's trash, newest first.
+    pub async fn trash_list(&self, user: &User) -> Result<Vec<TrashItem>> {
+        let client = self.inner.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, node_id, orig_path, is_dir, size, deleted_at FROM trash WHERE user_id = $1
+                 ORDER BY deleted_at DESC, id DESC",
+                &[&user.id.0],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TrashItem {
+                    id: TrashId(r.get(0)),
+                    file_id: FileId(r.get(1)),
+                    orig_path: VPath::from_db(r.get(2))?,
+                    is_dir: r.get(3),
+                    size: r.get::<_, i64>(4) as u64,
+                    deleted_at: Timestamp(r.get(5)),
+                })
+            })
+            .collect()
+    }
+
+    /// Put a trash item back where it was (or at `to`), with its file ids. Missing parent
+    /// folders are recreated; an occupied target is refused.
+    pub async fn trash_restore(&self, actor: &Actor, user: &User, id: TrashId, to: Option<VPath>) -> Result<Node> {
+        let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
+        detached(async move {
+            let now = store.clock().now();
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
+                let mut fx = Effects::new();
+                let row = tx
+                    .query_opt("SELECT orig_path, node_id FROM trash WHERE id = $1 AND user_id = $2 FOR UPDATE", &[
+                        &id.0,
+                        &user.id.0,
+                    ])
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("trash item {id}")))?;
+                let orig = VPath::from_db(row.get(0))?;
+                let node_id: i64 = row.get(1);
+                let target = to.clone().unwrap_or_else(|| orig.clone());
+                if target.is_root() {
+                    return Err(Error::new(ErrorKind::InvalidPath, "cannot restore onto the root"));
+                }
+                if node_for_update(&tx, user.id, &target).await?.is_some() {
+                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{target} already exists")));
+                }
+                let parent = ensure_dirs(&tx, &user, &target.parent().unwrap_or_else(VPath::root), &mut fx, now).await?;
+                tx.execute(
+                    "UPDATE nodes SET trash_id = NULL, path = $3 || substr(path, char_length($2) + 1) WHERE trash_id = $1",
+                    &[&id.0, &orig.as_str(), &target.as_str()],
+                )
+                .await?;
+                let row = tx
+                    .query_one(
+                        &format!("UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"),
+                        &[&node_id, &parent.0, &target.name()],
+                    )
+                    .await?;
+                let node = node_from_row(&row)?;
+                tx.execute("DELETE FROM trash WHERE id = $1", &[&id.0]).await?;
+                touch_ancestors(&tx, user.id, &target).await?;
+                fx.journal.push(JournalEntry::for_node("create", &node));
+                fx.ops.push(DiskOp::rename(
+                    format!("{}/{}", layout::trash_dir(&user.name), id),
+                    layout::user_path(&user.name, &target),
+                    Done::FromMissing,
+                ));
+                fx.audit.push(("trash.restore", Some(target.to_string()), Some(format!("trash item {id}"))));
+                (node, fx)
+            })
+        })
+        .await
+    }
+
+    /// Delete trash items for good: one, or (with `None`) all. Returns the bytes freed.
+    pub async fn trash_purge(&self, actor: &Actor, user: &User, id: Option<TrashId>) -> Result<u64> {
+        let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
+        detached(async move {
+            let now = store.clock().now();
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
+                let mut fx = Effects::new();
+                let ids: Vec<i64> = match id {
+                    Some(id) => {
+                        let found = tx
+                            .query_opt("SELECT id FROM trash WHERE id = $1 AND user_id = $2", &[&id.0, &user.id.0])
+                            .await?;
+                        vec![found.ok_or_else(|| Error::not_found(format!("trash item {id}")))?.get(0)]
+                    }
+                    None => tx
+                        .query("SELECT id FROM trash WHERE user_id = $1", &[&user.id.0])
+                        .await?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect(),
+                };
+                let mut freed = 0i64;
+                for tid in &ids {
+                    freed += purge_trash_item(&tx, &user.name, TrashId(*tid), &mut fx.ops).await?;
+                }
+                fx.usage_delta -= freed;
+                fx.audit.push(("trash.purge", None, Some(format!("{} item(s), {freed} bytes", ids.len()))));
+                (freed as u64, fx)
+            })
+        })
+        .await
+    }
+}

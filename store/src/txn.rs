@@ -1,0 +1,401 @@
+//! The machinery every mutation shares: advisory locks, the closing steps of a transaction
+//! (usage and quota with pruning, journal, audit, intent), and applying the intent afterwards.
+//!
+//! Locking: a single-path change (write, mkdir, version restore) takes the user's lock *shared*
+//! and the path's lock exclusive; a change to a tree (delete, move, copy, trash restore, purge)
+//! takes the user's lock exclusive. The locks are session-level advisory locks held from before
+//! the transaction until the disk work is done, so two changes never interleave their renames.
+//! The `UPDATE users` at the end of every transaction takes the user's row lock, which orders
+//! commits per user: journal sequence numbers are handed out in commit order.
+
+use deadpool_postgres::{Object, Transaction};
+use tokio_postgres::Row;
+
+use crate::disk::layout;
+use crate::intent::{self, DiskOp};
+use crate::path::{UserName, VPath};
+use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, UserId, VersionId};
+use crate::{Error, ErrorKind, Result, Store, blocking};
+
+/// Which advisory locks a mutation holds.
+pub(crate) enum LockSet<'a> {
+    /// Shared on the user, exclusive on one path.
+    Path(UserId, &'a VPath),
+    /// Exclusive on the user.
+    Tree(UserId),
+}
+
+fn key(parts: &[&[u8]]) -> i64 {
+    let mut h = blake3::Hasher::new();
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    i64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+fn user_key(user: UserId) -> i64 {
+    key(&[b"user", &user.0.to_le_bytes()])
+}
+
+fn path_key(user: UserId, path: &VPath) -> i64 {
+    key(&[b"path", &user.0.to_le_bytes(), path.as_str().as_bytes()])
+}
+
+/// A pooled connection holding advisory locks. `release` unlocks and returns it to the pool;
+/// dropping it without `release` closes the connection, which also frees the locks, so a lock
+/// can never leak into the pool.
+pub(crate) struct Locked {
+    client: Option<Object>,
+}
+
+impl Locked {
+    pub(crate) async fn acquire(store: &Store, set: LockSet<'_>) -> Result<Locked> {
+        let client = store.inner.pool.get().await?;
+        let locked = Locked { client: Some(client) };
+        match set {
+            LockSet::Path(user, path) => {
+                locked
+                    .client()
+                    .execute(
+                        "SELECT pg_advisory_lock_shared($1), pg_advisory_lock($2)",
+                        &[&user_key(user), &path_key(user, path)],
+                    )
+                    .await?;
+            }
+            LockSet::Tree(user) => {
+                locked.client().execute("SELECT pg_advisory_lock($1)", &[&user_key(user)]).await?;
+            }
+        }
+        Ok(locked)
+    }
+
+    pub(crate) fn client(&self) -> &Object {
+        self.client.as_ref().expect("client present until release")
+    }
+
+    pub(crate) fn client_mut(&mut self) -> &mut Object {
+        self.client.as_mut().expect("client present until release")
+    }
+
+    /// Carry out a committed intent, delete its row, and unlock.
+    pub(crate) async fn finish(mut self, store: &Store, intent: Option<(i64, Vec<DiskOp>)>) -> Result<()> {
+        if let Some((id, ops)) = intent {
+            let s = store.clone();
+            // On failure the intent row stays and start-up replays it; the connection closes
+            // on drop, releasing the locks.
+            blocking(move || intent::apply(&s.inner.disk, &ops)).await?;
+            self.client().batch_execute(&format!("DELETE FROM intents WHERE id = {id}")).await?;
+        }
+        let client = self.client.take().expect("client present until release");
+        client.batch_execute("SELECT pg_advisory_unlock_all()").await?;
+        Ok(())
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // Detach from the pool: the connection closes and the server drops its locks.
+            drop(Object::take(client));
+        }
+    }
+}
+
+/// A change-journal record to append.
+pub(crate) struct JournalEntry {
+    pub(crate) kind: &'static str,
+    pub(crate) node_id: FileId,
+    pub(crate) is_dir: bool,
+    pub(crate) path: VPath,
+    pub(crate) old_path: Option<VPath>,
+    pub(crate) size: Option<u64>,
+    pub(crate) etag: Option<ETag>,
+    pub(crate) hash: Option<ContentHash>,
+}
+
+impl JournalEntry {
+    pub(crate) fn for_node(kind: &'static str, node: &Node) -> JournalEntry {
+        JournalEntry {
+            kind,
+            node_id: node.id,
+            is_dir: node.is_dir,
+            path: node.path.clone(),
+            old_path: None,
+            size: (!node.is_dir).then_some(node.size),
+            etag: Some(node.etag.clone()),
+            hash: node.content_hash,
+        }
+    }
+}
+
+/// Everything a mutation adds on top of its own row changes.
+pub(crate) struct Effects {
+    /// Change of the user's footprint (files + versions + trash), in bytes.
+    pub(crate) usage_delta: i64,
+    pub(crate) journal: Vec<JournalEntry>,
+    /// (action, path, detail)
+    pub(crate) audit: Vec<(&'static str, Option<String>, Option<String>)>,
+    pub(crate) ops: Vec<DiskOp>,
+    /// May prune old versions and trash to fit the quota.
+    pub(crate) may_prune: bool,
+    /// A version that may go too as a last resort (the one this write just created).
+    pub(crate) last_resort: Option<(VersionId, u64)>,
+    /// Ids of versions never to prune in this transaction (e.g. the one being restored).
+    pub(crate) keep_versions: Vec<VersionId>,
+}
+
+impl Effects {
+    pub(crate) fn new() -> Effects {
+        Effects {
+            usage_delta: 0,
+            journal: Vec::new(),
+            audit: Vec::new(),
+            ops: Vec::new(),
+            may_prune: true,
+            last_resort: None,
+            keep_versions: Vec::new(),
+        }
+    }
+}
+
+/// Close a mutation's transaction: usage (pruning to fit the quota), journal, audit and intent.
+/// Returns the intent to carry out after commit.
+pub(crate) async fn close(
+    tx: &Transaction<'_>,
+    user: &User,
+    actor: &Actor,
+    mut fx: Effects,
+    now: Timestamp,
+) -> Result<Option<(i64, Vec<DiskOp>)>> {
+    let n_journal = fx.journal.len() as i64;
+    let row = tx
+        .query_one(
+            "UPDATE users SET used_bytes = used_bytes + $2, journal_seq = journal_seq + $3
+             WHERE id = $1 RETURNING used_bytes, quota_bytes, journal_seq",
+            &[&user.id.0, &fx.usage_delta, &n_journal],
+        )
+        .await?;
+    let mut used: i64 = row.get(0);
+    let quota: Option<i64> = row.get(1);
+    let seq_end: i64 = row.get(2);
+    if let Some(quota) = quota
+        && used > quota
+        && fx.usage_delta > 0
+    {
+        if fx.may_prune {
+            used -= prune(tx, user, used - quota, &mut fx).await?;
+        }
+        if used > quota
+            && let Some((vid, size)) = fx.last_resort.take()
+        {
+            // Keeping the replaced content as a version does not fit: drop it instead.
+            tx.execute("DELETE FROM versions WHERE id = $1", &[&vid.0]).await?;
+            fx.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, vid) });
+            used -= size as i64;
+            fx.audit.push(("version.prune", None, Some(format!("version {vid} dropped to fit quota"))));
+        }
+        if used > quota {
+            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+        }
+        tx.execute("UPDATE users SET used_bytes = $2 WHERE id = $1", &[&user.id.0, &used]).await?;
+    }
+
+    let mut seq = seq_end - n_journal;
+    for j in &fx.journal {
+        seq += 1;
+        tx.execute(
+            "INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &user.id.0,
+                &seq,
+                &now.0,
+                &j.kind,
+                &j.node_id.0,
+                &j.is_dir,
+                &j.path.as_str(),
+                &j.old_path.as_ref().map(|p| p.as_str()),
+                &j.size.map(|s| s as i64),
+                &j.etag.as_ref().map(|e| e.0.as_str()),
+                &j.hash.as_ref().map(|h| &h.0[..]),
+            ],
+        )
+        .await?;
+    }
+    for (action, path, detail) in &fx.audit {
+        audit(tx, Some(user.id), actor, action, path.as_deref(), detail.as_deref(), now).await?;
+    }
+    if fx.ops.is_empty() {
+        return Ok(None);
+    }
+    let id: i64 = tx
+        .query_one("INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id", &[
+            &user.id.0,
+            &intent::encode(&fx.ops),
+        ])
+        .await?
+        .get(0);
+    Ok(Some((id, fx.ops)))
+}
+
+/// Write one audit record.
+pub(crate) async fn audit(
+    tx: &impl deadpool_postgres::GenericClient,
+    user: Option<UserId>,
+    actor: &Actor,
+    action: &str,
+    path: Option<&str>,
+    detail: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    let detail = match (&actor.remote, detail) {
+        (Some(remote), Some(d)) => Some(format!("{d} (from {remote})")),
+        (Some(remote), None) => Some(format!("from {remote}")),
+        (None, d) => d.map(str::to_owned),
+    };
+    tx.execute(
+        "INSERT INTO audit_log (at, user_id, actor, origin, action, path, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&now.0, &user.map(|u| u.0), &actor.name, &actor.origin.as_str(), &action, &path, &detail],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Free at least `need` bytes by deleting the oldest versions and trash items, oldest first.
+/// Returns the bytes freed (possibly less than `need` when nothing is left to prune).
+async fn prune(tx: &Transaction<'_>, user: &User, need: i64, fx: &mut Effects) -> Result<i64> {
+    let keep: Vec<i64> = fx
+        .keep_versions
+        .iter()
+        .chain(fx.last_resort.as_ref().map(|(v, _)| v))
+        .map(|v| v.0)
+        .collect();
+    let mut freed = 0i64;
+    while freed < need {
+        let rows = tx
+            .query(
+                "SELECT 'v' AS kind, id, created_at AS at FROM versions
+                   WHERE user_id = $1 AND NOT (id = ANY($2))
+                     AND node_id NOT IN (SELECT id FROM nodes WHERE user_id = $1 AND trash_id IS NOT NULL)
+                 UNION ALL
+                 SELECT 't', id, deleted_at FROM trash WHERE user_id = $1
+                 ORDER BY at, id LIMIT 64",
+                &[&user.id.0, &keep],
+            )
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            if freed >= need {
+                break;
+            }
+            let kind: &str = row.get(0);
+            let id: i64 = row.get(1);
+            freed += if kind == "v" {
+                let Some(r) = tx.query_opt("DELETE FROM versions WHERE id = $1 RETURNING size", &[&id]).await? else {
+                    continue;
+                };
+                fx.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, VersionId(id)) });
+                fx.audit.push(("version.prune", None, Some(format!("version {id} pruned for quota"))));
+                r.get::<_, i64>(0)
+            } else {
+                let size = purge_trash_item(tx, &user.name, crate::TrashId(id), &mut fx.ops).await?;
+                fx.audit.push(("trash.prune", None, Some(format!("trash item {id} pruned for quota"))));
+                size
+            };
+        }
+    }
+    Ok(freed)
+}
+
+/// Delete a trash item's rows (its nodes and their versions go with it) and queue removal of
+/// its content and version blobs. Returns the bytes it held.
+pub(crate) async fn purge_trash_item(
+    tx: &Transaction<'_>,
+    user: &UserName,
+    id: crate::TrashId,
+    ops: &mut Vec<DiskOp>,
+) -> Result<i64> {
+    let versions = tx
+        .query(
+            "SELECT v.id, v.size FROM versions v JOIN nodes n ON n.id = v.node_id WHERE n.trash_id = $1",
+            &[&id.0],
+        )
+        .await?;
+    let Some(row) = tx.query_opt("DELETE FROM trash WHERE id = $1 RETURNING size", &[&id.0]).await? else {
+        return Ok(0);
+    };
+    let mut size: i64 = row.get(0);
+    for v in versions {
+        size += v.get::<_, i64>(1);
+        ops.push(DiskOp::Remove { path: layout::version_blob(user, VersionId(v.get(0))) });
+    }
+    ops.push(DiskOp::Remove { path: format!("{}/{}", layout::trash_dir(user), id) });
+    Ok(size)
+}
+
+/// Columns for [`node_from_row`].
+pub(crate) const NODE_COLS: &str = "id, path, is_dir, size, mtime_ns, content_hash, etag";
+
+pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
+    Ok(Node {
+        id: FileId(row.get(0)),
+        path: VPath::from_db(row.get(1))?,
+        is_dir: row.get(2),
+        size: row.get::<_, i64>(3) as u64,
+        mtime: Timestamp(row.get(4)),
+        content_hash: row.get::<_, Option<&[u8]>>(5).map(ContentHash::from_db).transpose()?,
+        etag: ETag(row.get(6)),
+    })
+}
+
+/// A fresh entity tag.
+pub(crate) fn new_etag() -> ETag {
+    ETag(crate::disk::random_hex(8))
+}
+
+/// Give every ancestor of `path` (and the root) a new etag: sync clients find changes by
+/// walking down from the root while etags differ.
+pub(crate) async fn touch_ancestors(tx: &Transaction<'_>, user: UserId, path: &VPath) -> Result<()> {
+    let ancestors: Vec<&str> = path_ancestors(path);
+    tx.execute(
+        "UPDATE nodes SET etag = $3 WHERE user_id = $1 AND trash_id IS NULL AND path = ANY($2)",
+        &[&user.0, &ancestors, &new_etag().0],
+    )
+    .await?;
+    Ok(())
+}
+
+fn path_ancestors(path: &VPath) -> Vec<&str> {
+    let s = path.as_str();
+    let mut out = vec![""];
+    for (i, b) in s.bytes().enumerate() {
+        if b == b'/' {
+            out.push(&s[..i]);
+        }
+    }
+    out
+}
+
+/// The live node at `path`, locked for update.
+pub(crate) async fn node_for_update(tx: &Transaction<'_>, user: UserId, path: &VPath) -> Result<Option<Node>> {
+    tx.query_opt(
+        &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL FOR UPDATE"),
+        &[&user.0, &path.as_str()],
+    )
+    .await?
+    .map(|r| node_from_row(&r))
+    .transpose()
+}
+
+/// The live directory that is `path`'s parent, or a Conflict error.
+pub(crate) async fn parent_dir(tx: &Transaction<'_>, user: UserId, path: &VPath) -> Result<FileId> {
+    let parent = path.parent().ok_or_else(|| Error::new(ErrorKind::InvalidPath, "the root has no parent"))?;
+    match node_for_update(tx, user, &parent).await? {
+        Some(n) if n.is_dir => Ok(n.id),
+        Some(_) => Err(Error::new(ErrorKind::Conflict, format!("{parent} is not a folder"))),
+        None => Err(Error::new(ErrorKind::Conflict, format!("folder {parent} does not exist"))),
+    }
+}

@@ -1,0 +1,329 @@
+//! The domain types `store`'s API speaks: ids, sizes, nodes, versions, trash items, users.
+//!
+//! Plain data with public fields and no wire-format derives: each front end converts them into
+//! its own representation (PROPFIND XML, JSON, FUSE attributes).
+
+use std::fmt;
+
+use crate::path::{UserName, VPath};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An account.
+    UserId
+);
+id_type!(
+    /// A file or directory; stable across renames, moves, trash and restarts.
+    FileId
+);
+id_type!(
+    /// One earlier content of a file.
+    VersionId
+);
+id_type!(
+    /// One item in a user's trash.
+    TrashId
+);
+
+/// An entity tag: changes whenever the content (files) or anything below (directories) changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(pub String);
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The blake3 hash of a file's content.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContentHash(pub [u8; 32]);
+
+impl ContentHash {
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub(crate) fn from_db(bytes: &[u8]) -> crate::Result<ContentHash> {
+        let arr: [u8; 32] =
+            bytes.try_into().map_err(|_| crate::Error::internal("content hash of wrong length"))?;
+        Ok(ContentHash(arr))
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "blake3:{}", self.to_hex())
+    }
+}
+
+/// A point in time, as nanoseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Whole seconds since the epoch.
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+
+    /// From a `SystemTime` (saturating).
+    pub fn from_system(t: std::time::SystemTime) -> Timestamp {
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            Err(e) => Timestamp(-i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// RFC 3339 in UTC with second precision, e.g. `2026-11-24T01:31:55Z`.
+    pub fn to_rfc3339(self) -> String {
+        let (y, mo, d, h, mi, s) = civil(self.secs());
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    }
+}
+
+/// Split seconds since the epoch into (year, month, day, hour, minute, second), UTC.
+/// Howard Hinnant's days-from-civil inverse.
+pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32)
+}
+
+/// A file or directory as `store` knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The stable id.
+    pub id: FileId,
+    /// Where it lives in the user's tree.
+    pub path: VPath,
+    /// Directory or file.
+    pub is_dir: bool,
+    /// Content length (0 for directories).
+    pub size: u64,
+    /// Last modification.
+    pub mtime: Timestamp,
+    /// blake3 of the content (files only).
+    pub content_hash: Option<ContentHash>,
+    /// Changes with every change of content, or of anything below a directory.
+    pub etag: ETag,
+}
+
+/// An earlier content of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The version's id.
+    pub id: VersionId,
+    /// The file it belongs to.
+    pub file_id: FileId,
+    /// Content length.
+    pub size: u64,
+    /// The modification time the content had.
+    pub mtime: Timestamp,
+    /// blake3 of the content.
+    pub content_hash: ContentHash,
+    /// The ETag the content had while it was current.
+    pub etag: ETag,
+    /// When it stopped being current.
+    pub created_at: Timestamp,
+}
+
+/// One item in the trash (a file, or a directory with everything that was in it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashItem {
+    /// The item's id.
+    pub id: TrashId,
+    /// The file id the item had (and gets back on restore).
+    pub file_id: FileId,
+    /// Where it was.
+    pub orig_path: VPath,
+    /// Directory or file.
+    pub is_dir: bool,
+    /// Bytes of file content inside.
+    pub size: u64,
+    /// When it was deleted.
+    pub deleted_at: Timestamp,
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The account's id.
+    pub id: UserId,
+    /// The account's name, also its folder name in the backing directory.
+    pub name: UserName,
+    /// May manage other users.
+    pub is_admin: bool,
+    /// Refused at sign-in.
+    pub disabled: bool,
+    /// `None` means no limit.
+    pub quota: Option<u64>,
+    /// Bumped whenever cached credentials must be dropped.
+    pub cred_epoch: i64,
+}
+
+/// A user's footprint against the quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// `None` means no limit.
+    pub quota: Option<u64>,
+    /// Everything: files + versions + trash.
+    pub used: u64,
+    /// Live files only.
+    pub files: u64,
+    /// Versions only.
+    pub versions: u64,
+    /// Trash only.
+    pub trash: u64,
+}
+
+/// Which front end a change came through; recorded in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// WebDAV.
+    Dav,
+    /// The REST API or the web UI.
+    Rest,
+    /// The FUSE mount.
+    Fuse,
+    /// The admin CLI.
+    Ctl,
+    /// The daemon itself (start-up, maintenance).
+    Daemon,
+}
+
+impl Origin {
+    /// The label stored in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Dav => "dav",
+            Origin::Rest => "rest",
+            Origin::Fuse => "fuse",
+            Origin::Ctl => "ctl",
+            Origin::Daemon => "daemon",
+        }
+    }
+}
+
+/// Who is acting, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The front end.
+    pub origin: Origin,
+    /// A user name, `admin` for the CLI, or `system`.
+    pub name: String,
+    /// The client's address where there is one.
+    pub remote: Option<String>,
+}
+
+impl Actor {
+    /// The admin CLI.
+    pub fn ctl() -> Actor {
+        Actor { origin: Origin::Ctl, name: "admin".to_owned(), remote: None }
+    }
+
+    /// The daemon itself.
+    pub fn system() -> Actor {
+        Actor { origin: Origin::Daemon, name: "system".to_owned(), remote: None }
+    }
+
+    /// A signed-in user acting through `origin`.
+    pub fn user(origin: Origin, user: &User, remote: Option<String>) -> Actor {
+        Actor { origin, name: user.name.to_string(), remote }
+    }
+}
+
+/// Parse a size such as `1GiB`, `500 MB`, `1024`, `2.5G` (powers of 1024 for `K/M/G/T` and
+/// `KiB/MiB/...`, powers of 1000 for `kB/MB/GB/TB`).
+pub fn parse_size(raw: &str) -> crate::Result<u64> {
+    let s = raw.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let unit = unit.trim();
+    let mult: u64 = match unit {
+        "" | "B" | "b" => 1,
+        "K" | "k" | "KiB" | "Ki" => 1 << 10,
+        "M" | "MiB" | "Mi" => 1 << 20,
+        "G" | "GiB" | "Gi" => 1 << 30,
+        "T" | "TiB" | "Ti" => 1 << 40,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return Err(bad_size(raw)),
+    };
+    let value: f64 = num.parse().map_err(|_| bad_size(raw))?;
+    let bytes = value * mult as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > i64::MAX as f64 {
+        return Err(bad_size(raw));
+    }
+    Ok(bytes.round() as u64)
+}
+
+fn bad_size(raw: &str) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::InvalidInput,
+        format!("invalid size {raw:?}: use a number with an optional unit such as 500MiB or 2GB"),
+    )
+}
+
+/// Render a byte count for people: `1.5 GiB`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1 GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("500MB").unwrap(), 500_000_000);
+        assert_eq!(parse_size("2.5K").unwrap(), 2560);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("1 parsec").is_err());
+        assert!(parse_size("").is_err());
+        assert_eq!(format_size(1536 << 20), "1.5 GiB");
+        assert_eq!(format_size(12), "12 B");
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp(1_795_484_915 * 1_000_000_000).to_rfc3339(), "2026-11-24T01:48:35Z");
+        assert_eq!(Timestamp(951_782_400 * 1_000_000_000).to_rfc3339(), "2000-02-29T00:00:00Z");
+    }
+}
