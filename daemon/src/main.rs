@@ -1,1 +1,79 @@
-fn main(){}
+//! `cairnd`: read the config, attach the data directory and database, serve until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use daemon::{Config, Role};
+
+/// Cairn's server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The TOML config file.
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match Config::load(&args.config) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("cairnd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match real_main(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("cairnd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(cfg: Config) -> anyhow::Result<()> {
+    tracing::info!(?cfg, "starting");
+    let attached = daemon::attach(&cfg, Role::Daemon)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building the runtime")?;
+    let res = rt.block_on(async {
+        let store = daemon::open_store(&cfg, &attached).await?;
+        let lock = attached.lock.as_ref().expect("the daemon owns the data directory");
+        let recovered = store.recover(lock).await.context("recovering after the last run")?;
+        if recovered != store::RecoveryReport::default() {
+            tracing::info!(?recovered, "finished what the last run left");
+        }
+        daemon::bootstrap_admin(&cfg, &store).await?;
+        if let Some(mp) = &cfg.fuse_mountpoint {
+            tracing::warn!(mountpoint = %mp.display(), "[fuse] mountpoint is set, but this build has no FUSE front end yet");
+        }
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("binding HTTP to {}", cfg.listen))?;
+        tracing::info!("listening on http://{}", listener.local_addr()?);
+        daemon::run(store, listener, shutdown_signal()).await
+    });
+    // Close every database connection before stopping the managed cluster.
+    drop(rt);
+    if let Some(cluster) = attached.cluster {
+        cluster.stop();
+    }
+    tracing::info!("stopped");
+    res
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

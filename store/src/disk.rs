@@ -104,8 +104,18 @@ impl Disk {
         let root_fd = rustix::fs::open(&root, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .map_err(err)?;
         let disk = Disk { root, root_fd };
-        for dir in [layout::FILES, ".cairn", layout::STAGING, layout::VERSIONS, layout::TRASH] {
+        // Users' data is for the server alone; `.cairn` only needs to be passable (the managed
+        // PostgreSQL, running as another user, lives below it).
+        for (dir, mode) in [
+            (layout::FILES, 0o700),
+            (".cairn", 0o711),
+            (layout::STAGING, 0o700),
+            (layout::VERSIONS, 0o700),
+            (layout::TRASH, 0o700),
+        ] {
             disk.mkdir(dir)?;
+            let fd = disk.open_dir(dir)?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(err)?;
         }
         Ok(disk)
     }

@@ -290,6 +290,9 @@ impl Store {
         let size = content.size as i64;
         let (node, created, version) = match old {
             Some(old) => {
+                // The old bytes move from the file count to the version count (counted by
+                // keep_as_version); the file count changes by the difference.
+                fx.usage_delta += size - old.size as i64;
                 let vid = self.keep_as_version(tx, user, &old, fx, now).await?;
                 let row = tx
                     .query_one(
@@ -321,10 +324,10 @@ impl Store {
                         ],
                     )
                     .await?;
+                fx.usage_delta += size;
                 (node_from_row(&row)?, true, None)
             }
         };
-        fx.usage_delta += size;
         fx.journal.push(JournalEntry::for_node(if created { "create" } else { "modify" }, &node));
         touch_ancestors(tx, user.id, path).await?;
         Ok(WriteOutcome { node, created, version })

@@ -1,0 +1,202 @@
+//! The configuration file (TOML), read once, validated into [`Config`]. Every key is documented
+//! in README.md with its default; `daemon/cairnd.example.toml` is a commented sample.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The file as written (stage one: only what the user typed).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: PathBuf,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    fuse: RawFuse,
+    #[serde(default)]
+    versions: RawVersions,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+    pool_size: Option<usize>,
+}
+
+impl std::fmt::Debug for RawDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawDatabase").field("url", &self.url.as_ref().map(|_| "<set>")).finish()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFuse {
+    mountpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVersions {
+    keep_all: Option<String>,
+    hourly_until: Option<String>,
+    daily_until: Option<String>,
+    max_age: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+}
+
+/// The validated configuration (stage two).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The backing directory (absolute).
+    pub data_dir: PathBuf,
+    /// Where HTTP listens.
+    pub listen: SocketAddr,
+    /// An external PostgreSQL, or `None` for the managed cluster under the data directory.
+    pub database: Option<store::DbTarget>,
+    /// Most database connections.
+    pub pool_size: usize,
+    /// Where to mount the FUSE view (the FUSE issue wires it).
+    pub fuse_mountpoint: Option<PathBuf>,
+    /// Version thinning.
+    pub retention: store::RetentionPolicy,
+    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
+    pub log_level: String,
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        Config::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .with_context(|| format!("in config file {}", path.display()))
+    }
+
+    /// Parse config text; relative paths are taken from `base` (the config file's folder).
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<Config> {
+        let raw: RawConfig = toml::from_str(text)?;
+        let data_dir = if raw.data_dir.is_absolute() { raw.data_dir } else { base.join(raw.data_dir) };
+        let listen = raw.http.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen: SocketAddr =
+            listen.parse().with_context(|| format!("[http] listen = {listen:?} is not an address:port"))?;
+        let defaults = store::RetentionPolicy::default();
+        let dur = |v: &Option<String>, key: &str, default: Duration| -> anyhow::Result<Duration> {
+            v.as_deref().map_or(Ok(default), |s| parse_duration(s).with_context(|| format!("[versions] {key}")))
+        };
+        let retention = store::RetentionPolicy {
+            keep_all: dur(&raw.versions.keep_all, "keep_all", defaults.keep_all)?,
+            hourly_until: dur(&raw.versions.hourly_until, "hourly_until", defaults.hourly_until)?,
+            daily_until: dur(&raw.versions.daily_until, "daily_until", defaults.daily_until)?,
+            max_age: raw.versions.max_age.as_deref().map(parse_duration).transpose().context("[versions] max_age")?,
+        };
+        if !(retention.keep_all <= retention.hourly_until && retention.hourly_until <= retention.daily_until) {
+            anyhow::bail!("[versions] needs keep_all <= hourly_until <= daily_until");
+        }
+        Ok(Config {
+            data_dir,
+            listen,
+            database: raw.database.url.map(store::DbTarget::Url),
+            pool_size: raw.database.pool_size.unwrap_or(32).clamp(2, 512),
+            fuse_mountpoint: raw.fuse.mountpoint,
+            retention,
+            log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+
+    /// What `store` needs from this.
+    pub fn store_config(&self) -> store::StoreConfig {
+        let mut cfg = store::StoreConfig::new(&self.data_dir);
+        cfg.retention = self.retention;
+        cfg.pool_size = self.pool_size;
+        cfg
+    }
+
+    /// Where the managed cluster lives.
+    pub fn managed_pg_dir(&self) -> PathBuf {
+        self.data_dir.join(".cairn/pg")
+    }
+}
+
+/// `90s`, `30m`, `12h`, `7d`, `2w`.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().with_context(|| format!("{s:?} is not a duration like 30m, 12h, 7d"))?;
+    let secs = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => anyhow::bail!("{s:?} is not a duration like 30m, 12h, 7d"),
+    };
+    Ok(Duration::from_secs(n * secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let cfg = Config::parse("data_dir = \"data\"", Path::new("/etc/cairn")).unwrap();
+        assert_eq!(cfg.data_dir, Path::new("/etc/cairn/data"));
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+        assert!(cfg.database.is_none());
+        assert_eq!(cfg.retention, store::RetentionPolicy::default());
+    }
+
+    #[test]
+    fn full_config() {
+        let cfg = Config::parse(
+            r#"
+            data_dir = "/srv/cairn"
+            [http]
+            listen = "0.0.0.0:9000"
+            [database]
+            url = "postgres://cairn:secret@db/cairn"
+            [fuse]
+            mountpoint = "/mnt/cairn"
+            [versions]
+            keep_all = "2d"
+            max_age = "52w"
+            "#,
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.retention.keep_all, Duration::from_secs(2 * 86_400));
+        assert_eq!(cfg.retention.max_age, Some(Duration::from_secs(52 * 7 * 86_400)));
+        // The password never shows in logs.
+        assert!(!format!("{cfg:?}").contains("secret"));
+    }
+
+    #[test]
+    fn typos_are_refused() {
+        let err = Config::parse("data_dir = \"/x\"\n[http]\nlisten_addr = \"1\"", Path::new("/")).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        assert!(Config::parse("data_dir = \"/x\"\n[versions]\nkeep_all = \"soon\"", Path::new("/")).is_err());
+    }
+}
