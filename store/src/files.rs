@@ -58,7 +58,7 @@ macro_rules! in_txn {
         let res = async {
             let $tx = locked.client_mut().transaction().await?;
             let (out, fx) = $body;
-            let intent = close(&$tx, $user, $actor, fx, $now).await?;
+            let intent = close($store, &$tx, $user, $actor, fx, $now).await?;
             $tx.commit().await?;
             $after
             Ok((out, intent))
@@ -536,7 +536,7 @@ impl Store {
                 }
                 touch_ancestors(&tx, user.id, &to).await?;
                 fx.audit.push(("copy", Some(from.to_string()), Some(format!("to {to}"))));
-                let intent = close(&tx, &user, &actor, fx, now).await?;
+                let intent = close(&store, &tx, &user, &actor, fx, now).await?;
                 tx.commit().await?;
                 cleanup.rel = None;
                 Ok((node, intent))

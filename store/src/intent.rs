@@ -51,6 +51,44 @@ fn parent(rel: &str) -> &str {
     rel.rfind('/').map_or("", |i| &rel[..i])
 }
 
+/// Check, before the transaction that promises `ops` commits, that the disk can carry them out:
+/// every source exists and every destination folder is reachable without a symlink. A disk
+/// changed behind our back (or a planted symlink) then aborts the transaction instead of
+/// leaving a promise that cannot be kept.
+pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
+    let mut created: Vec<&str> = Vec::new();
+    let dir_ok = |dir: &str, created: &[&str]| -> crate::Result<()> {
+        if dir.is_empty() || created.contains(&dir) {
+            return Ok(());
+        }
+        match disk.stat(dir) {
+            Ok(Some(m)) if m.kind == crate::disk::Kind::Dir => Ok(()),
+            Ok(_) => Err(crate::Error::new(crate::ErrorKind::Conflict, "the folder is missing on disk (run scan)")),
+            Err(e) => Err(crate::Error::io(format!("checking folder {dir}"), e)),
+        }
+    };
+    for op in ops {
+        match op {
+            DiskOp::Rename { from, to, .. } => {
+                match disk.stat(from) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        return Err(crate::Error::new(crate::ErrorKind::Conflict, "the entry is missing on disk (run scan)"));
+                    }
+                    Err(e) => return Err(crate::Error::io(format!("checking {from}"), e)),
+                }
+                dir_ok(parent(to), &created)?;
+            }
+            DiskOp::Mkdir { path } => {
+                dir_ok(parent(path), &created)?;
+                created.push(path);
+            }
+            DiskOp::Remove { .. } => {}
+        }
+    }
+    Ok(())
+}
+
 /// Carry out `ops` in order, skipping what is done, then fsync every directory touched.
 pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
     let mut touched: Vec<&str> = Vec::new();

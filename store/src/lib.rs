@@ -15,6 +15,7 @@ mod error;
 mod files;
 mod fsck;
 mod intent;
+mod journal;
 pub mod path;
 mod pgcluster;
 pub mod retention;
@@ -34,6 +35,7 @@ pub use db::{DbTarget, MigrationReport};
 pub use error::{Error, ErrorKind, Result};
 pub use files::{WriteOptions, WriteOutcome};
 pub use fsck::{FsckProblem, FsckReport};
+pub use journal::Change;
 pub use path::{InvalidPath, UserName, VPath};
 pub use pgcluster::{ClusterOptions, ManagedCluster};
 pub use retention::RetentionPolicy;
@@ -120,6 +122,8 @@ struct Inner {
 pub struct RecoveryReport {
     /// Interrupted commits carried to the end.
     pub intents_replayed: usize,
+    /// Interrupted commits the disk no longer allows to finish (see `fsck`).
+    pub intents_failed: usize,
     /// Leftover staging files and folders removed.
     pub staging_removed: usize,
 }
@@ -171,9 +175,19 @@ impl Store {
             let id: i64 = row.get(0);
             let ops = intent::decode(row.get(1))?;
             let store = self.clone();
-            blocking(move || intent::apply(&store.inner.disk, &ops)).await?;
-            client.execute("DELETE FROM intents WHERE id = $1", &[&id]).await?;
-            report.intents_replayed += 1;
+            match blocking(move || intent::apply(&store.inner.disk, &ops)).await {
+                Ok(()) => {
+                    client.execute("DELETE FROM intents WHERE id = $1", &[&id]).await?;
+                    report.intents_replayed += 1;
+                }
+                // The disk was changed so that the promise cannot be kept. Keep the record
+                // (fsck reports it; `scan` of the user realigns the database and clears it)
+                // rather than refuse to start.
+                Err(e) => {
+                    tracing::error!(intent = id, error = %e, "an interrupted commit cannot be finished; run cairnctl fsck and scan");
+                    report.intents_failed += 1;
+                }
+            }
         }
         let store = self.clone();
         report.staging_removed = blocking(move || {

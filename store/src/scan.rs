@@ -134,6 +134,9 @@ impl Store {
                 }
                 // ensure_dirs queues mkdirs for folders it created: they exist already.
                 fx.ops.retain(|op| !matches!(op, DiskOp::Mkdir { .. }));
+                // Interrupted commits recovery could not finish are moot now that the database
+                // follows the disk.
+                tx.execute("DELETE FROM intents WHERE user_id = $1", &[&user.id.0]).await?;
                 let detail = format!(
                     "{} added, {} modified, {} removed, {} skipped",
                     report.added.len(),

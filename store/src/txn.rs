@@ -162,6 +162,7 @@ impl Effects {
 /// Close a mutation's transaction: usage (pruning to fit the quota), journal, audit and intent.
 /// Returns the intent to carry out after commit.
 pub(crate) async fn close(
+    store: &Store,
     tx: &Transaction<'_>,
     user: &User,
     actor: &Actor,
@@ -229,6 +230,8 @@ pub(crate) async fn close(
     if fx.ops.is_empty() {
         return Ok(None);
     }
+    let (s, ops) = (store.clone(), fx.ops.clone());
+    blocking(move || intent::preflight(&s.inner.disk, &ops)).await?;
     let id: i64 = tx
         .query_one("INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id", &[
             &user.id.0,

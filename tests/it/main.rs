@@ -1,1 +1,12 @@
-fn main(){}
+//! Cairn's integration tests: one binary, one module per feature. Each test gets its own
+//! database and data directory (see the `tests` harness) and drives the real binaries.
+
+mod crash;
+mod daemon;
+mod migrations;
+mod paths;
+mod quota;
+mod scan;
+mod store_api;
+mod tree;
+mod versions;

@@ -1,1 +1,358 @@
-//! Test harness.
+//! The integration-test harness: real PostgreSQL, the real `cairnd` and `cairnctl` binaries.
+//!
+//! One PostgreSQL serves the whole test process: the server named by `DATABASE_URL` when set,
+//! otherwise a throwaway cluster started with the same managed-cluster code `cairnd` uses. Each
+//! [`Env`] gets its own database, data directory and config file, so tests run in parallel.
+//! A missing component fails the test with a message naming the package to install.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The scratch folder of this test process: `/tmp/cairn-it-<pid>` (short, for Unix sockets, and
+/// reachable by the `postgres` user when tests run as root).
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = std::env::temp_dir();
+        // Leftovers of earlier runs whose process is gone.
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("cairn-it-").and_then(|p| p.parse::<u32>().ok())
+                    && !Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = base.join(format!("cairn-it-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creating the scratch folder");
+        dir
+    })
+}
+
+/// libpq connection string of the shared server, for database `db`.
+fn server_conninfo(db: &str) -> String {
+    static BASE: OnceLock<String> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return url;
+        }
+        // The cluster's parent-death signal follows the thread that started it: keep that
+        // thread alive for the life of the test process.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let res = store::ManagedCluster::start(&scratch().join("pg"), store::ClusterOptions { durable: false });
+            match res {
+                Ok(cluster) => {
+                    let store::DbTarget::Socket { dir, port, user, .. } = cluster.target() else { unreachable!() };
+                    tx.send(Ok(format!("host={} port={port} user={user}", dir.display()))).unwrap();
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => tx.send(Err(e.to_string())).unwrap(),
+            }
+        });
+        match rx.recv().unwrap() {
+            Ok(s) => s,
+            Err(e) => panic!("test PostgreSQL could not start: {e}"),
+        }
+    });
+    if base.contains("://") {
+        // A URL: replace its database name.
+        let (head, _) = base.rsplit_once('/').expect("DATABASE_URL has a path");
+        format!("{head}/{db}")
+    } else {
+        format!("{base} dbname={db}")
+    }
+}
+
+/// Run SQL against the shared server's `postgres` database, from a thread of its own (callers
+/// may be inside a runtime).
+pub fn admin_sql(db: &str, sql: &str) {
+    let conninfo = server_conninfo(db);
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.expect("connect");
+            tokio::spawn(conn);
+            client.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+/// Where the workspace's binaries are: next to the test binary's `deps` folder.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the binaries first (cargo build --bins; scripts/test.sh does it)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One test's world: a database, a data directory, a config file.
+pub struct Env {
+    /// The folder holding everything of this test.
+    pub dir: PathBuf,
+    /// The backing directory.
+    pub data_dir: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+    /// The HTTP port cairnd listens on.
+    pub port: u16,
+    /// The database's connection string (empty for a managed cluster).
+    pub conninfo: String,
+    /// The database's name (empty for a managed cluster).
+    pub db: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Env {
+    /// A fresh world using the shared test PostgreSQL.
+    pub fn new() -> Env {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let db = format!("cairn_t{n}");
+        // Separate statements: a multi-statement query is one transaction, which these refuse.
+        admin_sql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+        admin_sql("postgres", &format!("CREATE DATABASE {db}"));
+        let conninfo = server_conninfo(&db);
+        Env { db, ..Env::with_database(n, Some(conninfo)) }
+    }
+
+    /// A fresh world whose cairnd manages its own PostgreSQL under the data directory.
+    pub fn managed() -> Env {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        Env::with_database(n, None)
+    }
+
+    fn with_database(n: usize, conninfo: Option<String>) -> Env {
+        let dir = scratch().join(format!("t{n}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let data_dir = dir.join("data");
+        let port = free_port();
+        let mut toml = format!("data_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n", data_dir.display());
+        if let Some(c) = &conninfo {
+            toml.push_str(&format!("[database]\nurl = \"{c}\"\npool_size = 8\n"));
+        }
+        let config = dir.join("cairnd.toml");
+        std::fs::write(&config, toml).unwrap();
+        Env { dir, data_dir, config, port, conninfo: conninfo.unwrap_or_default(), db: String::new() }
+    }
+
+    /// A `cairnctl` command with this config.
+    pub fn ctl_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("cairnctl"));
+        cmd.arg("--config").arg(&self.config).args(args);
+        cmd
+    }
+
+    /// Run `cairnctl`, feeding `stdin`.
+    pub fn ctl_with_input(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = self
+            .ctl_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cairnctl");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Run `cairnctl` with empty stdin.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_with_input(args, b"")
+    }
+
+    /// Run `cairnctl` and demand success; returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(out.status.success(), "cairnctl {args:?} failed: {}", describe(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run `cairnctl --json` and parse the output.
+    pub fn ctl_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let text = self.ctl_ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("cairnctl {args:?}: bad JSON ({e}): {text}"))
+    }
+
+    /// Create a user with a known password (and optional quota).
+    pub fn add_user(&self, name: &str, quota: Option<&str>) {
+        let mut args = vec!["user", "add", name, "--password-stdin"];
+        if let Some(q) = quota {
+            args.extend(["--quota", q]);
+        }
+        let out = self.ctl_with_input(&args, b"correct horse battery\n");
+        assert!(out.status.success(), "user add: {}", describe(&out));
+    }
+
+    /// Write a file through cairnctl.
+    pub fn put(&self, user: &str, path: &str, content: &[u8]) -> Output {
+        self.ctl_with_input(&["files", "put", user, path], content)
+    }
+
+    /// Write a file through cairnctl, demanding success.
+    pub fn put_ok(&self, user: &str, path: &str, content: &[u8]) {
+        let out = self.put(user, path, content);
+        assert!(out.status.success(), "put {path}: {}", describe(&out));
+    }
+
+    /// Read a file through cairnctl.
+    pub fn get(&self, user: &str, path: &str) -> Vec<u8> {
+        let out = self.ctl(&["files", "get", user, path]);
+        assert!(out.status.success(), "get {path}: {}", describe(&out));
+        out.stdout
+    }
+
+    /// `fsck` must report a clean data directory.
+    pub fn assert_fsck_clean(&self) {
+        let out = self.ctl(&["--json", "fsck", "--verify"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert!(out.status.success() && report["clean"] == true, "fsck not clean: {}", describe(&out));
+    }
+
+    /// The user's tree on disk.
+    pub fn user_dir(&self, user: &str) -> PathBuf {
+        self.data_dir.join("files").join(user)
+    }
+
+    /// Start cairnd and wait for /healthz.
+    pub fn start_daemon(&self) -> Daemon {
+        let log = std::fs::File::create(self.dir.join(format!("cairnd-{}.log", COUNTER.fetch_add(1, Ordering::SeqCst))))
+            .unwrap();
+        let child = Command::new(bin("cairnd"))
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn cairnd");
+        let mut daemon = Daemon { child, port: self.port };
+        daemon.wait_healthy(Duration::from_secs(60));
+        daemon
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::new()
+    }
+}
+
+/// stdout + stderr + status, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running cairnd; killed (SIGKILL) on drop unless stopped.
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+    port: u16,
+}
+
+impl Daemon {
+    /// Poll /healthz until 200, panicking with the reason if the process exits or time runs out.
+    pub fn wait_healthy(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("cairnd exited before becoming healthy: {status}");
+            }
+            if http_get(self.port, "/healthz").is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cairnd not healthy after {limit:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET on loopback: (status, body), or None if nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let code = resp.split(' ').nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((code, body))
+}
+
+/// blake3 hex of bytes.
+pub fn b3(data: &[u8]) -> String {
+    blake3::hash(data).to_hex().to_string()
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Append a measured figure to `target/test-figures.txt` (printed by scripts/test.sh).
+pub fn record_figure(line: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_owned();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(target.join("test-figures.txt")).unwrap();
+    writeln!(f, "{line}").unwrap();
+}

@@ -1,0 +1,67 @@
+//! Reading the per-user change journal. Sequence numbers are handed out under the user's row
+//! lock at commit, so a reader that has seen `seq = n` has seen every change up to `n`.
+
+use crate::path::VPath;
+use crate::types::{ContentHash, ETag, FileId, Timestamp, User};
+use crate::{Result, Store};
+
+/// One change to a user's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The cursor after this change.
+    pub seq: i64,
+    /// When it committed.
+    pub at: Timestamp,
+    /// `create`, `modify`, `move` or `delete`.
+    pub kind: String,
+    /// The file or folder.
+    pub file_id: FileId,
+    /// Folder or file.
+    pub is_dir: bool,
+    /// Where it is now (for `delete`: where it was).
+    pub path: VPath,
+    /// For `move`: where it was.
+    pub old_path: Option<VPath>,
+    /// New size (files).
+    pub size: Option<u64>,
+    /// New etag.
+    pub etag: Option<ETag>,
+    /// New content hash (files).
+    pub content_hash: Option<ContentHash>,
+}
+
+impl Store {
+    /// The newest cursor of `user`'s journal (0 before any change).
+    pub async fn journal_cursor(&self, user: &User) -> Result<i64> {
+        let client = self.inner.pool.get().await?;
+        Ok(client.query_one("SELECT journal_seq FROM users WHERE id = $1", &[&user.id.0]).await?.get(0))
+    }
+
+    /// Up to `limit` changes after cursor `after`, oldest first.
+    pub async fn changes(&self, user: &User, after: i64, limit: i64) -> Result<Vec<Change>> {
+        let client = self.inner.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash FROM journal
+                 WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&user.id.0, &after, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Change {
+                    seq: r.get(0),
+                    at: Timestamp(r.get(1)),
+                    kind: r.get(2),
+                    file_id: FileId(r.get(3)),
+                    is_dir: r.get(4),
+                    path: VPath::from_db(r.get(5))?,
+                    old_path: r.get::<_, Option<String>>(6).map(VPath::from_db).transpose()?,
+                    size: r.get::<_, Option<i64>>(7).map(|s| s as u64),
+                    etag: r.get::<_, Option<String>>(8).map(ETag),
+                    content_hash: r.get::<_, Option<&[u8]>>(9).map(ContentHash::from_db).transpose()?,
+                })
+            })
+            .collect()
+    }
+}
