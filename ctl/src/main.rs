@@ -201,7 +201,8 @@ fn main() -> ExitCode {
 }
 
 fn real_main(args: Args) -> anyhow::Result<ExitCode> {
-    let config_path = args.config.clone().context("no config file: pass --config FILE or set CAIRN_CONFIG")?;
+    let config_path =
+        args.config.clone().context("no config file: pass --config FILE or set CAIRN_CONFIG")?;
     let cfg = Config::load(&config_path)?;
     let attached = daemon::attach(&cfg, Role::Admin)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -273,7 +274,14 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
         }
     }
     let line = |cells: Vec<String>| {
-        cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
     };
     let mut text = line(header.iter().map(|h| h.to_string()).collect());
     for row in rows {
@@ -310,7 +318,12 @@ fn quota_text(q: Option<u64>) -> String {
     q.map_or_else(|| "none".to_owned(), store::format_size)
 }
 
-async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Args) -> anyhow::Result<ExitCode> {
+async fn run(
+    cfg: &Config,
+    store: &Store,
+    attached: &daemon::Attached,
+    args: &Args,
+) -> anyhow::Result<ExitCode> {
     let actor = Actor::ctl();
     let j = args.json;
     match &args.cmd {
@@ -318,37 +331,48 @@ async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Ar
             let name = user_name(name)?;
             let quota = quota.as_deref().map(store::parse_size).transpose()?;
             let (password, generated) = read_password(*password_stdin)?;
-            let u = store.create_user(&actor, &name, &password, store::NewUser { is_admin: *admin, quota }).await?;
-            out(j, json!({"id": u.id.0, "name": u.name.as_str(), "admin": u.is_admin, "quota": u.quota,
-                          "password": generated.then_some(&password)}), || {
-                let mut s = format!("created user {} (id {}, quota {})", u.name, u.id, quota_text(u.quota));
-                if generated {
-                    s.push_str(&format!("\npassword: {password}"));
-                }
-                s
-            })
+            let u = store
+                .create_user(&actor, &name, &password, store::NewUser { is_admin: *admin, quota })
+                .await?;
+            out(
+                j,
+                json!({"id": u.id.0, "name": u.name.as_str(), "admin": u.is_admin, "quota": u.quota,
+                          "password": generated.then_some(&password)}),
+                || {
+                    let mut s =
+                        format!("created user {} (id {}, quota {})", u.name, u.id, quota_text(u.quota));
+                    if generated {
+                        s.push_str(&format!("\npassword: {password}"));
+                    }
+                    s
+                },
+            )
         }
         Cmd::User(UserCmd::List) => {
             let users = store.list_users().await?;
             let value = users
                 .iter()
-                .map(|i| json!({"id": i.user.id.0, "name": i.user.name.as_str(), "admin": i.user.is_admin,
+                .map(|i| {
+                    json!({"id": i.user.id.0, "name": i.user.name.as_str(), "admin": i.user.is_admin,
                     "disabled": i.user.disabled, "quota": i.usage.quota, "used": i.usage.used,
-                    "files": i.usage.files, "versions": i.usage.versions, "trash": i.usage.trash}))
+                    "files": i.usage.files, "versions": i.usage.versions, "trash": i.usage.trash})
+                })
                 .collect();
             out(j, Value::Array(value), || {
                 table(
                     &["ID", "NAME", "ADMIN", "DISABLED", "USED", "QUOTA"],
                     users
                         .iter()
-                        .map(|i| vec![
-                            i.user.id.to_string(),
-                            i.user.name.to_string(),
-                            i.user.is_admin.to_string(),
-                            i.user.disabled.to_string(),
-                            store::format_size(i.usage.used),
-                            quota_text(i.usage.quota),
-                        ])
+                        .map(|i| {
+                            vec![
+                                i.user.id.to_string(),
+                                i.user.name.to_string(),
+                                i.user.is_admin.to_string(),
+                                i.user.disabled.to_string(),
+                                store::format_size(i.usage.used),
+                                quota_text(i.usage.quota),
+                            ]
+                        })
                         .collect(),
                 )
             })
@@ -358,7 +382,11 @@ async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Ar
             let (password, generated) = read_password(*password_stdin)?;
             store.set_password(&actor, &name, &password).await?;
             out(j, json!({"name": name.as_str(), "password": generated.then_some(&password)}), || {
-                if generated { format!("new password for {name}: {password}") } else { format!("password of {name} changed") }
+                if generated {
+                    format!("new password for {name}: {password}")
+                } else {
+                    format!("password of {name} changed")
+                }
             })
         }
         Cmd::User(UserCmd::Disable { name }) | Cmd::User(UserCmd::Enable { name }) => {
@@ -372,7 +400,9 @@ async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Ar
         Cmd::User(UserCmd::Delete { name, yes }) => {
             let name = user_name(name)?;
             if !yes {
-                anyhow::bail!("deleting {name} removes all their files, versions and trash for good; add --yes");
+                anyhow::bail!(
+                    "deleting {name} removes all their files, versions and trash for good; add --yes"
+                );
             }
             store.delete_user(&actor, &name).await?;
             out(j, json!({"deleted": name.as_str()}), || format!("deleted user {name}"))
@@ -381,23 +411,29 @@ async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Ar
             let name = user_name(name)?;
             let quota = if size == "none" { None } else { Some(store::parse_size(size)?) };
             store.set_quota(&actor, &name, quota).await?;
-            out(j, json!({"name": name.as_str(), "quota": quota}), || format!("quota of {name}: {}", quota_text(quota)))
+            out(j, json!({"name": name.as_str(), "quota": quota}), || {
+                format!("quota of {name}: {}", quota_text(quota))
+            })
         }
         Cmd::Quota(QuotaCmd::Show { name }) => {
             let u = user(store, name).await?;
             let usage = store.usage(&u).await?;
-            out(j, json!({"name": u.name.as_str(), "quota": usage.quota, "used": usage.used, "files": usage.files,
-                          "versions": usage.versions, "trash": usage.trash}), || {
-                format!(
-                    "{}: {} used of {} (files {}, versions {}, trash {})",
-                    u.name,
-                    store::format_size(usage.used),
-                    quota_text(usage.quota),
-                    store::format_size(usage.files),
-                    store::format_size(usage.versions),
-                    store::format_size(usage.trash)
-                )
-            })
+            out(
+                j,
+                json!({"name": u.name.as_str(), "quota": usage.quota, "used": usage.used, "files": usage.files,
+                          "versions": usage.versions, "trash": usage.trash}),
+                || {
+                    format!(
+                        "{}: {} used of {} (files {}, versions {}, trash {})",
+                        u.name,
+                        store::format_size(usage.used),
+                        quota_text(usage.quota),
+                        store::format_size(usage.files),
+                        store::format_size(usage.versions),
+                        store::format_size(usage.trash)
+                    )
+                },
+            )
         }
         Cmd::Versions(VersionsCmd::List { user: u, path }) => {
             let u = user(store, u).await?;
@@ -412,7 +448,14 @@ async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Ar
                     &["ID", "SIZE", "REPLACED AT", "BLAKE3"],
                     versions
                         .iter()
-                        .map(|v| vec![v.id.to_string(), store::format_size(v.size), v.created_at.to_rfc3339(), v.content_hash.to_hex()[..16].to_owned()])
+                        .map(|v| {
+                            vec![
+                                v.id.to_string(),
+                                store::format_size(v.size),
+                                v.created_at.to_rfc3339(),
+                                v.content_hash.to_hex()[..16].to_owned(),
+                            ]
+                        })
                         .collect(),
                 )
             })
@@ -435,8 +478,15 @@ async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Ar
                     &["ID", "TYPE", "SIZE", "DELETED AT", "PATH"],
                     items
                         .iter()
-                        .map(|t| vec![t.id.to_string(), if t.is_dir { "dir".into() } else { "file".into() },
-                            store::format_size(t.size), t.deleted_at.to_rfc3339(), t.orig_path.to_string()])
+                        .map(|t| {
+                            vec![
+                                t.id.to_string(),
+                                if t.is_dir { "dir".into() } else { "file".into() },
+                                store::format_size(t.size),
+                                t.deleted_at.to_rfc3339(),
+                                t.orig_path.to_string(),
+                            ]
+                        })
                         .collect(),
                 )
             })
@@ -479,12 +529,23 @@ async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Ar
                 for (u, r) in &all {
                     s.push_str(&format!(
                         "{u}: {} added, {} modified, {} removed, {} skipped\n",
-                        r.added.len(), r.modified.len(), r.removed.len(), r.skipped.len()
+                        r.added.len(),
+                        r.modified.len(),
+                        r.removed.len(),
+                        r.skipped.len()
                     ));
-                    for p in &r.added { s.push_str(&format!("  + {p}\n")); }
-                    for p in &r.modified { s.push_str(&format!("  ~ {p}\n")); }
-                    for p in &r.removed { s.push_str(&format!("  - {p}\n")); }
-                    for (p, why) in &r.skipped { s.push_str(&format!("  ! {p}: {why}\n")); }
+                    for p in &r.added {
+                        s.push_str(&format!("  + {p}\n"));
+                    }
+                    for p in &r.modified {
+                        s.push_str(&format!("  ~ {p}\n"));
+                    }
+                    for p in &r.removed {
+                        s.push_str(&format!("  - {p}\n"));
+                    }
+                    for (p, why) in &r.skipped {
+                        s.push_str(&format!("  ! {p}: {why}\n"));
+                    }
                 }
                 s.trim_end().to_owned()
             })
@@ -495,7 +556,8 @@ async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Ar
             let value = json!({"users": r.users, "nodes": r.nodes, "versions": r.versions, "clean": r.problems.is_empty(),
                 "problems": r.problems.iter().map(|p| json!({"user": p.user, "kind": p.kind, "detail": p.detail})).collect::<Vec<_>>()});
             out(j, value, || {
-                let mut s = format!("checked {} user(s), {} entries, {} versions: ", r.users, r.nodes, r.versions);
+                let mut s =
+                    format!("checked {} user(s), {} entries, {} versions: ", r.users, r.nodes, r.versions);
                 if r.problems.is_empty() {
                     s.push_str("clean");
                 } else {
@@ -517,31 +579,45 @@ async fn run(cfg: &Config, store: &Store, attached: &daemon::Attached, args: &Ar
                 Some(_) => "external ([database] url)".to_owned(),
                 None => format!("managed cluster in {}", cfg.managed_pg_dir().display()),
             };
-            out(j, json!({"data_dir": cfg.data_dir, "daemon_running": daemon_running, "database": db,
-                          "users": users.len(), "used": used}), || {
-                format!(
-                    "data dir:  {}\ndaemon:    {}\ndatabase:  {db}\nusers:     {}\nstored:    {}",
-                    cfg.data_dir.display(),
-                    if daemon_running { "running" } else { "not running" },
-                    users.len(),
-                    store::format_size(used)
-                )
-            })
+            out(
+                j,
+                json!({"data_dir": cfg.data_dir, "daemon_running": daemon_running, "database": db,
+                          "users": users.len(), "used": used}),
+                || {
+                    format!(
+                        "data dir:  {}\ndaemon:    {}\ndatabase:  {db}\nusers:     {}\nstored:    {}",
+                        cfg.data_dir.display(),
+                        if daemon_running { "running" } else { "not running" },
+                        users.len(),
+                        store::format_size(used)
+                    )
+                },
+            )
         }
         Cmd::Audit { limit } => {
             let records = store.audit_tail(*limit).await?;
             let value = records
                 .iter()
-                .map(|r| json!({"at": r.at.to_rfc3339(), "actor": r.actor, "origin": r.origin, "action": r.action,
-                    "path": r.path, "detail": r.detail}))
+                .map(|r| {
+                    json!({"at": r.at.to_rfc3339(), "actor": r.actor, "origin": r.origin, "action": r.action,
+                    "path": r.path, "detail": r.detail})
+                })
                 .collect();
             out(j, Value::Array(value), || {
                 table(
                     &["AT", "ACTOR", "VIA", "ACTION", "PATH", "DETAIL"],
                     records
                         .iter()
-                        .map(|r| vec![r.at.to_rfc3339(), r.actor.clone(), r.origin.clone(), r.action.clone(),
-                            r.path.clone().unwrap_or_default(), r.detail.clone().unwrap_or_default()])
+                        .map(|r| {
+                            vec![
+                                r.at.to_rfc3339(),
+                                r.actor.clone(),
+                                r.origin.clone(),
+                                r.action.clone(),
+                                r.path.clone().unwrap_or_default(),
+                                r.detail.clone().unwrap_or_default(),
+                            ]
+                        })
                         .collect(),
                 )
             })
@@ -569,17 +645,29 @@ async fn files(store: &Store, actor: &Actor, j: bool, cmd: &FilesCmd) -> anyhow:
             let opts = store::WriteOptions { create_parents: *parents, ..Default::default() };
             let outcome = match from {
                 Some(file) => {
-                    let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
+                    let f = tokio::fs::File::open(file)
+                        .await
+                        .with_context(|| format!("opening {}", file.display()))?;
                     let len = f.metadata().await?.len();
-                    store.write(actor, &u, &path, f, store::WriteOptions { expected_len: Some(len), ..opts }).await?
+                    store
+                        .write(actor, &u, &path, f, store::WriteOptions { expected_len: Some(len), ..opts })
+                        .await?
                 }
                 None => store.write(actor, &u, &path, tokio::io::stdin(), opts).await?,
             };
-            out(j, json!({"file": node_json(&outcome.node), "created": outcome.created,
-                          "version": outcome.version.map(|v| v.0)}), || {
-                format!("{} {} ({})", if outcome.created { "created" } else { "replaced" }, outcome.node.path,
-                    store::format_size(outcome.node.size))
-            })
+            out(
+                j,
+                json!({"file": node_json(&outcome.node), "created": outcome.created,
+                          "version": outcome.version.map(|v| v.0)}),
+                || {
+                    format!(
+                        "{} {} ({})",
+                        if outcome.created { "created" } else { "replaced" },
+                        outcome.node.path,
+                        store::format_size(outcome.node.size)
+                    )
+                },
+            )
         }
         FilesCmd::Get { user: u, path, to } => {
             let u = user(store, u).await?;
@@ -587,7 +675,9 @@ async fn files(store: &Store, actor: &Actor, j: bool, cmd: &FilesCmd) -> anyhow:
             let mut src = tokio::fs::File::from_std(file);
             match to {
                 Some(dest) => {
-                    let mut dst = tokio::fs::File::create(dest).await.with_context(|| format!("creating {}", dest.display()))?;
+                    let mut dst = tokio::fs::File::create(dest)
+                        .await
+                        .with_context(|| format!("creating {}", dest.display()))?;
                     tokio::io::copy(&mut src, &mut dst).await?;
                 }
                 None => {

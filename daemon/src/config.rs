@@ -1,5 +1,6 @@
 //! The configuration file (TOML), read once, validated into [`Config`]. Every key is documented
-//! in README.md with its default; `daemon/cairnd.example.toml` is a commented sample.
+//! in README.md with its default; `daemon/cairnd.example.toml` is a commented sample (a test
+//! checks that it parses).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,8 +88,8 @@ pub struct Config {
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
         Config::parse(&text, path.parent().unwrap_or(Path::new(".")))
             .with_context(|| format!("in config file {}", path.display()))
     }
@@ -102,15 +103,23 @@ impl Config {
             listen.parse().with_context(|| format!("[http] listen = {listen:?} is not an address:port"))?;
         let defaults = store::RetentionPolicy::default();
         let dur = |v: &Option<String>, key: &str, default: Duration| -> anyhow::Result<Duration> {
-            v.as_deref().map_or(Ok(default), |s| parse_duration(s).with_context(|| format!("[versions] {key}")))
+            v.as_deref()
+                .map_or(Ok(default), |s| parse_duration(s).with_context(|| format!("[versions] {key}")))
         };
         let retention = store::RetentionPolicy {
             keep_all: dur(&raw.versions.keep_all, "keep_all", defaults.keep_all)?,
             hourly_until: dur(&raw.versions.hourly_until, "hourly_until", defaults.hourly_until)?,
             daily_until: dur(&raw.versions.daily_until, "daily_until", defaults.daily_until)?,
-            max_age: raw.versions.max_age.as_deref().map(parse_duration).transpose().context("[versions] max_age")?,
+            max_age: raw
+                .versions
+                .max_age
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .context("[versions] max_age")?,
         };
-        if !(retention.keep_all <= retention.hourly_until && retention.hourly_until <= retention.daily_until) {
+        if !(retention.keep_all <= retention.hourly_until && retention.hourly_until <= retention.daily_until)
+        {
             anyhow::bail!("[versions] needs keep_all <= hourly_until <= daily_until");
         }
         Ok(Config {
@@ -194,8 +203,24 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../cairnd.example.toml");
+        let cfg = Config::parse(text, Path::new("/")).unwrap();
+        assert_eq!(cfg.data_dir, Path::new("/var/lib/cairn"));
+        // Uncommenting every optional key must parse as well.
+        let all: String = text
+            .lines()
+            .map(|l| if l.starts_with("# ") && l.contains(" = ") { &l[2..] } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg = Config::parse(&all, Path::new("/")).unwrap();
+        assert!(cfg.database.is_some() && cfg.fuse_mountpoint.is_some() && cfg.retention.max_age.is_some());
+    }
+
+    #[test]
     fn typos_are_refused() {
-        let err = Config::parse("data_dir = \"/x\"\n[http]\nlisten_addr = \"1\"", Path::new("/")).unwrap_err();
+        let err =
+            Config::parse("data_dir = \"/x\"\n[http]\nlisten_addr = \"1\"", Path::new("/")).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
         assert!(Config::parse("data_dir = \"/x\"\n[versions]\nkeep_all = \"soon\"", Path::new("/")).is_err());
     }

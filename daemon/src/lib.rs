@@ -81,7 +81,12 @@ pub async fn bootstrap_admin(cfg: &Config, store: &Store) -> anyhow::Result<()> 
     let password = random_password();
     let name = store::UserName::parse("admin")?;
     store
-        .create_user(&store::Actor::system(), &name, &password, store::NewUser { is_admin: true, quota: None })
+        .create_user(
+            &store::Actor::system(),
+            &name,
+            &password,
+            store::NewUser { is_admin: true, quota: None },
+        )
         .await?;
     let path = initial_password_file(cfg);
     write_private(&path, &format!("{password}\n")).with_context(|| format!("writing {}", path.display()))?;
@@ -121,7 +126,11 @@ fn store_random(buf: &mut [u8]) {
 }
 
 /// Serve until `shutdown` resolves.
-pub async fn run(store: Store, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    store: Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     davbridge::serve(davbridge::Bridge::new(store), listener, shutdown).await?;
     Ok(())
 }

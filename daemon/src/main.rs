@@ -41,7 +41,8 @@ fn main() -> ExitCode {
 fn real_main(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(?cfg, "starting");
     let attached = daemon::attach(&cfg, Role::Daemon)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building the runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building the runtime")?;
     let res = rt.block_on(async {
         let store = daemon::open_store(&cfg, &attached).await?;
         let lock = attached.lock.as_ref().expect("the daemon owns the data directory");

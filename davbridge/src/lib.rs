@@ -55,7 +55,8 @@ type Body = Full<Bytes>;
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *res.status_mut() = status;
-    res.headers_mut().insert(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("static"));
+    res.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("static"));
     res
 }
 
@@ -77,7 +78,11 @@ async fn handle(bridge: Arc<Bridge>, req: Request<Incoming>) -> Result<Response<
 
 /// Serve HTTP on `listener` until `shutdown` resolves, then stop accepting, let in-flight
 /// requests finish (up to 30 s) and return.
-pub async fn serve(bridge: Bridge, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    bridge: Bridge,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let bridge = Arc::new(bridge);
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());

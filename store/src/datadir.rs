@@ -30,13 +30,14 @@ impl DataDirLock {
 
     /// Take the lock if free; otherwise say who holds it.
     pub fn try_acquire(data_dir: &Path, holder: &str) -> Result<std::result::Result<DataDirLock, String>> {
-        let disk = Disk::open(data_dir).map_err(|e| Error::io(format!("opening {}", data_dir.display()), e))?;
+        let disk =
+            Disk::open(data_dir).map_err(|e| Error::io(format!("opening {}", data_dir.display()), e))?;
         let mut file = disk.open_lock_file().map_err(|e| Error::io("opening the lock file", e))?;
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {
                 let _ = file.set_len(0);
                 let _ = file.seek(SeekFrom::Start(0));
-                let _ = write!(file, "{holder} (pid {})\n", std::process::id());
+                let _ = writeln!(file, "{holder} (pid {})", std::process::id());
                 Ok(Ok(DataDirLock { _file: file }))
             }
             Err(rustix::io::Errno::WOULDBLOCK) => {
@@ -45,7 +46,10 @@ impl DataDirLock {
                 let current = current.trim();
                 Ok(Err(if current.is_empty() { "another process".to_owned() } else { current.to_owned() }))
             }
-            Err(e) => Err(Error::io("locking the data directory", std::io::Error::from_raw_os_error(e.raw_os_error()))),
+            Err(e) => Err(Error::io(
+                "locking the data directory",
+                std::io::Error::from_raw_os_error(e.raw_os_error()),
+            )),
         }
     }
 }

@@ -51,9 +51,9 @@ impl DbTarget {
     /// The tokio-postgres configuration for this target.
     pub fn pg_config(&self) -> Result<tokio_postgres::Config> {
         match self {
-            DbTarget::Url(url) => url.parse::<tokio_postgres::Config>().map_err(|e| {
-                Error::new(ErrorKind::Setup, "invalid [database] url").with_source(e)
-            }),
+            DbTarget::Url(url) => url
+                .parse::<tokio_postgres::Config>()
+                .map_err(|e| Error::new(ErrorKind::Setup, "invalid [database] url").with_source(e)),
             DbTarget::Socket { dir, port, user, dbname } => {
                 let mut cfg = tokio_postgres::Config::new();
                 cfg.host_path(dir).port(*port).user(user).dbname(dbname);
@@ -133,7 +133,8 @@ async fn migrate_locked(client: &mut deadpool_postgres::Client) -> Result<Migrat
             )",
         )
         .await?;
-    let rows = client.query("SELECT version, name, checksum FROM schema_migrations ORDER BY version", &[]).await?;
+    let rows =
+        client.query("SELECT version, name, checksum FROM schema_migrations ORDER BY version", &[]).await?;
     let mut report = MigrationReport { applied: Vec::new(), already: 0 };
     for row in &rows {
         let version: i32 = row.get(0);

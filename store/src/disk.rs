@@ -38,11 +38,7 @@ pub(crate) mod layout {
 
     /// `files/USER/<path>` (`files/USER` for the root).
     pub(crate) fn user_path(user: &UserName, path: &VPath) -> String {
-        if path.is_root() {
-            format!("{FILES}/{user}")
-        } else {
-            format!("{FILES}/{user}/{}", path.as_str())
-        }
+        if path.is_root() { format!("{FILES}/{user}") } else { format!("{FILES}/{user}/{}", path.as_str()) }
     }
 
     pub(crate) fn user_root(user: &UserName) -> String {
@@ -101,8 +97,9 @@ impl Disk {
     pub(crate) fn open(root: &Path) -> io::Result<Disk> {
         std::fs::create_dir_all(root)?;
         let root = std::fs::canonicalize(root)?;
-        let root_fd = rustix::fs::open(&root, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(err)?;
+        let root_fd =
+            rustix::fs::open(&root, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(err)?;
         let disk = Disk { root, root_fd };
         // Users' data is for the server alone; `.cairn` only needs to be passable (the managed
         // PostgreSQL, running as another user, lives below it).
@@ -301,7 +298,7 @@ fn meta_of(st: &rustix::fs::Stat) -> Meta {
     Meta {
         kind,
         size: st.st_size as u64,
-        mtime_ns: (st.st_mtime as i64).saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec as i64),
+        mtime_ns: st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec as i64),
     }
 }
 

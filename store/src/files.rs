@@ -99,7 +99,9 @@ impl Store {
         let client = self.inner.pool.get().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL"),
+                &format!(
+                    "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL"
+                ),
                 &[&user.id.0, &path.as_str()],
             )
             .await?
@@ -129,7 +131,9 @@ impl Store {
         let client = self.inner.pool.get().await?;
         let rows = client
             .query(
-                &format!("SELECT {NODE_COLS} FROM nodes WHERE parent_id = $1 AND trash_id IS NULL ORDER BY name"),
+                &format!(
+                    "SELECT {NODE_COLS} FROM nodes WHERE parent_id = $1 AND trash_id IS NULL ORDER BY name"
+                ),
                 &[&dir.id.0],
             )
             .await?;
@@ -144,8 +148,10 @@ impl Store {
         }
         let rel = layout::user_path(&user.name, path);
         let store = self.clone();
-        let file = blocking(move || store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e)))
-            .await?;
+        let file = blocking(move || {
+            store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e))
+        })
+        .await?;
         Ok((node, file))
     }
 
@@ -196,7 +202,8 @@ impl Store {
         }
 
         let store = self.clone();
-        let (rel, file) = blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
+        let (rel, file) =
+            blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
         let mut staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
         let mut file = tokio::fs::File::from_std(file);
         let mut hasher = blake3::Hasher::new();
@@ -236,11 +243,17 @@ impl Store {
             Ok(meta.mtime() * 1_000_000_000 + meta.mtime_nsec())
         })
         .await?;
-        let content = Content { staging: rel, size: n_total, mtime: Timestamp(mtime_ns), hash: ContentHash(*hasher.finalize().as_bytes()) };
+        let content = Content {
+            staging: rel,
+            size: n_total,
+            mtime: Timestamp(mtime_ns),
+            hash: ContentHash(*hasher.finalize().as_bytes()),
+        };
 
         let store = self.clone();
         let (actor, user, path) = (actor.clone(), user.clone(), path.clone());
-        detached(async move { store.commit_content(&actor, &user, &path, content, opts, &mut staging).await }).await
+        detached(async move { store.commit_content(&actor, &user, &path, content, opts, &mut staging).await })
+            .await
     }
 
     /// Commit staged content at `path` (the step `write`, copies and uploads share).
@@ -367,10 +380,13 @@ impl Store {
             .map(|r| (VersionId(r.get(0)), Timestamp(r.get(1))))
             .filter(|(v, _)| !fx.keep_versions.contains(v))
             .collect();
-        let expired: Vec<i64> =
-            crate::retention::expired(&self.inner.cfg.retention, &all, now).into_iter().map(|v| v.0).collect();
+        let expired: Vec<i64> = crate::retention::expired(&self.inner.cfg.retention, &all, now)
+            .into_iter()
+            .map(|v| v.0)
+            .collect();
         if !expired.is_empty() {
-            let gone = tx.query("DELETE FROM versions WHERE id = ANY($1) RETURNING id, size", &[&expired]).await?;
+            let gone =
+                tx.query("DELETE FROM versions WHERE id = ANY($1) RETURNING id, size", &[&expired]).await?;
             for r in gone {
                 let id = VersionId(r.get(0));
                 fx.usage_delta -= r.get::<_, i64>(1);
@@ -407,7 +423,13 @@ impl Store {
     }
 
     /// Move the file or folder at `path` (with everything below it) to the trash.
-    pub async fn delete(&self, actor: &Actor, user: &User, path: &VPath, if_match: Option<ETag>) -> Result<TrashId> {
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        if_match: Option<ETag>,
+    ) -> Result<TrashId> {
         if path.is_root() {
             return Err(Error::new(ErrorKind::PermissionDenied, "the root cannot be deleted"));
         }
@@ -416,7 +438,8 @@ impl Store {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
-                let node = node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
+                let node =
+                    node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
                 if let Some(tag) = &if_match
                     && tag != &node.etag
                 {
@@ -432,14 +455,23 @@ impl Store {
 
     /// Move or rename `from` to `to`. An existing `to` is replaced (and goes to the trash) only
     /// with `overwrite`. File ids are kept.
-    pub async fn rename(&self, actor: &Actor, user: &User, from: &VPath, to: &VPath, overwrite: bool) -> Result<Node> {
+    pub async fn rename(
+        &self,
+        actor: &Actor,
+        user: &User,
+        from: &VPath,
+        to: &VPath,
+        overwrite: bool,
+    ) -> Result<Node> {
         check_move(from, to)?;
-        let (store, actor, user, from, to) = (self.clone(), actor.clone(), user.clone(), from.clone(), to.clone());
+        let (store, actor, user, from, to) =
+            (self.clone(), actor.clone(), user.clone(), from.clone(), to.clone());
         detached(async move {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
-                let src = node_for_update(&tx, user.id, &from).await?.ok_or_else(|| Error::not_found(&from))?;
+                let src =
+                    node_for_update(&tx, user.id, &from).await?.ok_or_else(|| Error::not_found(&from))?;
                 let parent = parent_dir(&tx, user.id, &to).await?;
                 if let Some(existing) = node_for_update(&tx, user.id, &to).await? {
                     if !overwrite {
@@ -456,14 +488,19 @@ impl Store {
                 .await?;
                 let row = tx
                     .query_one(
-                        &format!("UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"),
+                        &format!(
+                            "UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"
+                        ),
                         &[&src.id.0, &parent.0, &to.name()],
                     )
                     .await?;
                 let node = node_from_row(&row)?;
-                tx.execute("UPDATE locks SET path = $3 || substr(path, char_length($2) + 1)
+                tx.execute(
+                    "UPDATE locks SET path = $3 || substr(path, char_length($2) + 1)
                      WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
-                    &[&user.id.0, &from.as_str(), &to.as_str()]).await?;
+                    &[&user.id.0, &from.as_str(), &to.as_str()],
+                )
+                .await?;
                 touch_ancestors(&tx, user.id, &from).await?;
                 touch_ancestors(&tx, user.id, &to).await?;
                 let mut j = JournalEntry::for_node("move", &node);
@@ -484,9 +521,17 @@ impl Store {
     /// Copy `from` (a file, or a folder with everything below it) to `to`. New ids for the
     /// copies. An existing file at `to` keeps its id and its old content becomes a version; an
     /// existing folder goes to the trash. Both only with `overwrite`.
-    pub async fn copy(&self, actor: &Actor, user: &User, from: &VPath, to: &VPath, overwrite: bool) -> Result<Node> {
+    pub async fn copy(
+        &self,
+        actor: &Actor,
+        user: &User,
+        from: &VPath,
+        to: &VPath,
+        overwrite: bool,
+    ) -> Result<Node> {
         check_move(from, to)?;
-        let (store, actor, user, from, to) = (self.clone(), actor.clone(), user.clone(), from.clone(), to.clone());
+        let (store, actor, user, from, to) =
+            (self.clone(), actor.clone(), user.clone(), from.clone(), to.clone());
         detached(async move {
             let now = store.clock().now();
             let mut locked = Locked::acquire(&store, LockSet::Tree(user.id)).await?;
@@ -521,7 +566,10 @@ impl Store {
                             mtime: root.mtime,
                             hash: root.content_hash.ok_or_else(|| Error::internal("file without hash"))?,
                         };
-                        store.put_content(&tx, &user, &to, parent, Some(target), &content, &mut fx, now).await?.node
+                        store
+                            .put_content(&tx, &user, &to, parent, Some(target), &content, &mut fx, now)
+                            .await?
+                            .node
                     }
                     existing => {
                         if let Some(target) = existing {
@@ -530,7 +578,11 @@ impl Store {
                         insert_copies(&tx, &user, &from, &to, parent, &nodes, &mut fx).await?
                     }
                 };
-                fx.ops.push(DiskOp::rename(&staged.content, layout::user_path(&user.name, &to), Done::FromMissing));
+                fx.ops.push(DiskOp::rename(
+                    &staged.content,
+                    layout::user_path(&user.name, &to),
+                    Done::FromMissing,
+                ));
                 if staged.cleanup != staged.content {
                     fx.ops.push(DiskOp::Remove { path: staged.cleanup.clone() });
                 }
@@ -579,7 +631,8 @@ impl Store {
                     disk.mkdir(&dst).map_err(|e| Error::io(format!("mkdir {dst}"), e))?;
                 } else {
                     let src = layout::user_path(&user_name, &n.path);
-                    let staged = disk.copy_to_staging(&src).map_err(|e| Error::io(format!("copy {src}"), e))?;
+                    let staged =
+                        disk.copy_to_staging(&src).map_err(|e| Error::io(format!("copy {src}"), e))?;
                     disk.rename(&staged, &dst).map_err(|e| Error::io(format!("rename to {dst}"), e))?;
                 }
             }
@@ -749,7 +802,9 @@ async fn insert_copies(
     for n in nodes {
         let new_path = n.path.rebase(from, to).expect("subtree");
         let new_parent = match n.path.parent() {
-            Some(pp) if n.path != *from => *by_path.get(&pp).and_then(|old| ids.get(old)).expect("parent first"),
+            Some(pp) if n.path != *from => {
+                *by_path.get(&pp).and_then(|old| ids.get(old)).expect("parent first")
+            }
             _ => parent,
         };
         let row = tx

@@ -45,7 +45,9 @@ impl Store {
             report.problems.push(FsckProblem {
                 user: String::new(),
                 kind: "intent",
-                detail: format!("{pending} interrupted commit(s) not yet replayed (start cairnd to finish them)"),
+                detail: format!(
+                    "{pending} interrupted commit(s) not yet replayed (start cairnd to finish them)"
+                ),
             });
         }
         let users = match only {
@@ -57,7 +59,10 @@ impl Store {
             let u = user.name.to_string();
             let problem = |kind: &'static str, detail: String| FsckProblem { user: u.clone(), kind, detail };
             let rows = client
-                .query(&format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL"), &[&user.id.0])
+                .query(
+                    &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL"),
+                    &[&user.id.0],
+                )
                 .await?;
             let nodes: BTreeMap<VPath, Node> =
                 rows.iter().map(|r| node_from_row(r).map(|n| (n.path.clone(), n))).collect::<Result<_>>()?;
@@ -95,7 +100,8 @@ impl Store {
 
             let store = self.clone();
             let name = user.name.clone();
-            let found = blocking(move || check_disk(&store, &name, &nodes, &versions, &trash, verify_hashes)).await?;
+            let found =
+                blocking(move || check_disk(&store, &name, &nodes, &versions, &trash, verify_hashes)).await?;
             report.problems.extend(found.into_iter().map(|(kind, detail)| problem(kind, detail)));
         }
         Ok(report)
@@ -125,7 +131,10 @@ fn check_disk(
                 continue;
             }
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                out.push(("symlink", format!("{path}: a symlink on disk where the database has a real entry")));
+                out.push((
+                    "symlink",
+                    format!("{path}: a symlink on disk where the database has a real entry"),
+                ));
                 continue;
             }
             Err(e) => return Err(Error::io(format!("stat {rel}"), e)),
@@ -134,7 +143,10 @@ fn check_disk(
             (true, Kind::Dir) => {}
             (false, Kind::File) => {
                 if meta.size != node.size {
-                    out.push(("size", format!("{path}: {} bytes on disk, {} in the database", meta.size, node.size)));
+                    out.push((
+                        "size",
+                        format!("{path}: {} bytes on disk, {} in the database", meta.size, node.size),
+                    ));
                 } else if meta.mtime_ns != node.mtime.0 {
                     out.push(("mtime", format!("{path}: modified on disk outside Cairn (run scan)")));
                 }
@@ -142,7 +154,13 @@ fn check_disk(
                     out.push(("hash", format!("{path}: content does not match its blake3 hash")));
                 }
             }
-            (_, kind) => out.push(("type", format!("{path}: database says {}, disk has {kind:?}", if node.is_dir { "folder" } else { "file" }))),
+            (_, kind) => out.push((
+                "type",
+                format!(
+                    "{path}: database says {}, disk has {kind:?}",
+                    if node.is_dir { "folder" } else { "file" }
+                ),
+            )),
         }
         if node.is_dir && meta.kind == Kind::Dir {
             let entries = disk.read_dir(&rel).map_err(|e| Error::io(format!("listing {rel}"), e))?;
@@ -170,7 +188,9 @@ fn check_disk(
                     out.push(("hash", format!("version {id}: content does not match its blake3 hash")));
                 }
             }
-            Ok(Some(m)) => out.push(("version", format!("version {id}: blob has {} bytes, expected {size}", m.size))),
+            Ok(Some(m)) => {
+                out.push(("version", format!("version {id}: blob has {} bytes, expected {size}", m.size)))
+            }
             _ => out.push(("version", format!("version {id}: blob missing"))),
         }
     }
@@ -191,7 +211,9 @@ fn check_disk(
 
 fn list_names(disk: &crate::disk::Disk, rel: &str) -> Result<BTreeSet<String>> {
     match disk.read_dir(rel) {
-        Ok(entries) => Ok(entries.into_iter().map(|(n, _)| String::from_utf8_lossy(&n).into_owned()).collect()),
+        Ok(entries) => {
+            Ok(entries.into_iter().map(|(n, _)| String::from_utf8_lossy(&n).into_owned()).collect())
+        }
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(BTreeSet::new()),
         Err(e) => Err(Error::io(format!("listing {rel}"), e)),
     }

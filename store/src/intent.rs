@@ -63,7 +63,9 @@ pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
         }
         match disk.stat(dir) {
             Ok(Some(m)) if m.kind == crate::disk::Kind::Dir => Ok(()),
-            Ok(_) => Err(crate::Error::new(crate::ErrorKind::Conflict, "the folder is missing on disk (run scan)")),
+            Ok(_) => {
+                Err(crate::Error::new(crate::ErrorKind::Conflict, "the folder is missing on disk (run scan)"))
+            }
             Err(e) => Err(crate::Error::io(format!("checking folder {dir}"), e)),
         }
     };
@@ -73,7 +75,10 @@ pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
                 match disk.stat(from) {
                     Ok(Some(_)) => {}
                     Ok(None) => {
-                        return Err(crate::Error::new(crate::ErrorKind::Conflict, "the entry is missing on disk (run scan)"));
+                        return Err(crate::Error::new(
+                            crate::ErrorKind::Conflict,
+                            "the entry is missing on disk (run scan)",
+                        ));
                     }
                     Err(e) => return Err(crate::Error::io(format!("checking {from}"), e)),
                 }
@@ -101,7 +106,8 @@ pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
                 }
                 .map_err(|e| crate::Error::io(format!("checking {from} -> {to}"), e))?;
                 if !already {
-                    disk.rename(from, to).map_err(|e| crate::Error::io(format!("rename {from} -> {to}"), e))?;
+                    disk.rename(from, to)
+                        .map_err(|e| crate::Error::io(format!("rename {from} -> {to}"), e))?;
                 }
                 touched.push(parent(from));
                 touched.push(parent(to));

@@ -65,7 +65,7 @@ fn find_binaries() -> Result<PgBin> {
             .filter_map(|e| e.ok())
             .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
             .collect();
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
         candidates.extend(versions.into_iter().map(|(_, p)| p));
     }
     if let Some(path) = std::env::var_os("PATH") {
@@ -332,7 +332,10 @@ fn stop_stale(pgdata: &Path) -> Result<()> {
         if Instant::now() > deadline {
             return Err(Error::new(
                 ErrorKind::Busy,
-                format!("a PostgreSQL server (pid {pid}) still runs on {} and did not stop", pgdata.display()),
+                format!(
+                    "a PostgreSQL server (pid {pid}) still runs on {} and did not stop",
+                    pgdata.display()
+                ),
             ));
         }
         std::thread::sleep(Duration::from_millis(20));

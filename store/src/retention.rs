@@ -43,7 +43,11 @@ fn nanos(d: Duration) -> i64 {
 }
 
 /// Given one file's versions (any order), return the ids to delete at time `now`.
-pub fn expired(policy: &RetentionPolicy, versions: &[(VersionId, Timestamp)], now: Timestamp) -> Vec<VersionId> {
+pub fn expired(
+    policy: &RetentionPolicy,
+    versions: &[(VersionId, Timestamp)],
+    now: Timestamp,
+) -> Vec<VersionId> {
     let mut sorted: Vec<(VersionId, Timestamp)> = versions.to_vec();
     // Newest first, so the first version seen in a bucket is the one kept.
     sorted.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));

@@ -8,7 +8,9 @@ use crate::disk::{Kind, Meta, layout};
 use crate::files::{ensure_dirs, in_txn};
 use crate::intent::DiskOp;
 use crate::path::VPath;
-use crate::txn::{Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_from_row, touch_ancestors};
+use crate::txn::{
+    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_from_row, touch_ancestors,
+};
 use crate::types::{Actor, ContentHash, Node, User, VersionId};
 use crate::{Error, Result, Store, blocking, detached};
 
@@ -188,15 +190,17 @@ impl Store {
                         }
                     };
                     match meta.kind {
-                        Kind::Other => skipped.push((shown, "not a regular file or folder (symlink?)".to_owned())),
+                        Kind::Other => {
+                            skipped.push((shown, "not a regular file or folder (symlink?)".to_owned()))
+                        }
                         Kind::Dir => {
                             stack.push(path.clone());
                             seen.insert(path, Seen { meta, hash: None });
                         }
                         Kind::File => {
-                            let unchanged = known
-                                .get(&path)
-                                .is_some_and(|&(size, mtime, is_dir)| !is_dir && size == meta.size && mtime == meta.mtime_ns);
+                            let unchanged = known.get(&path).is_some_and(|&(size, mtime, is_dir)| {
+                                !is_dir && size == meta.size && mtime == meta.mtime_ns
+                            });
                             let hash = if unchanged {
                                 None
                             } else {

@@ -4,7 +4,10 @@ use crate::disk::layout;
 use crate::files::{ensure_dirs, in_txn};
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
-use crate::txn::{Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, node_for_update, node_from_row, purge_trash_item, touch_ancestors};
+use crate::txn::{
+    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, node_for_update, node_from_row,
+    purge_trash_item, touch_ancestors,
+};
 use crate::types::{Actor, FileId, Node, Timestamp, TrashId, TrashItem, User};
 use crate::{Error, ErrorKind, Result, Store, detached};
 
@@ -35,7 +38,13 @@ impl Store {
 
     /// Put a trash item back where it was (or at `to`), with its file ids. Missing parent
     /// folders are recreated; an occupied target is refused.
-    pub async fn trash_restore(&self, actor: &Actor, user: &User, id: TrashId, to: Option<VPath>) -> Result<Node> {
+    pub async fn trash_restore(
+        &self,
+        actor: &Actor,
+        user: &User,
+        id: TrashId,
+        to: Option<VPath>,
+    ) -> Result<Node> {
         let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
         detached(async move {
             let now = store.clock().now();
@@ -95,7 +104,10 @@ impl Store {
                 let ids: Vec<i64> = match id {
                     Some(id) => {
                         let found = tx
-                            .query_opt("SELECT id FROM trash WHERE id = $1 AND user_id = $2", &[&id.0, &user.id.0])
+                            .query_opt(
+                                "SELECT id FROM trash WHERE id = $1 AND user_id = $2",
+                                &[&id.0, &user.id.0],
+                            )
                             .await?;
                         vec![found.ok_or_else(|| Error::not_found(format!("trash item {id}")))?.get(0)]
                     }

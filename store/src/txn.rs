@@ -233,10 +233,10 @@ pub(crate) async fn close(
     let (s, ops) = (store.clone(), fx.ops.clone());
     blocking(move || intent::preflight(&s.inner.disk, &ops)).await?;
     let id: i64 = tx
-        .query_one("INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id", &[
-            &user.id.0,
-            &intent::encode(&fx.ops),
-        ])
+        .query_one(
+            "INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id",
+            &[&user.id.0, &intent::encode(&fx.ops)],
+        )
         .await?
         .get(0);
     Ok(Some((id, fx.ops)))
@@ -268,12 +268,8 @@ pub(crate) async fn audit(
 /// Free at least `need` bytes by deleting the oldest versions and trash items, oldest first.
 /// Returns the bytes freed (possibly less than `need` when nothing is left to prune).
 async fn prune(tx: &Transaction<'_>, user: &User, need: i64, fx: &mut Effects) -> Result<i64> {
-    let keep: Vec<i64> = fx
-        .keep_versions
-        .iter()
-        .chain(fx.last_resort.as_ref().map(|(v, _)| v))
-        .map(|v| v.0)
-        .collect();
+    let keep: Vec<i64> =
+        fx.keep_versions.iter().chain(fx.last_resort.as_ref().map(|(v, _)| v)).map(|v| v.0).collect();
     let mut freed = 0i64;
     while freed < need {
         let rows = tx
@@ -297,7 +293,9 @@ async fn prune(tx: &Transaction<'_>, user: &User, need: i64, fx: &mut Effects) -
             let kind: &str = row.get(0);
             let id: i64 = row.get(1);
             freed += if kind == "v" {
-                let Some(r) = tx.query_opt("DELETE FROM versions WHERE id = $1 RETURNING size", &[&id]).await? else {
+                let Some(r) =
+                    tx.query_opt("DELETE FROM versions WHERE id = $1 RETURNING size", &[&id]).await?
+                else {
                     continue;
                 };
                 fx.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, VersionId(id)) });
@@ -383,9 +381,15 @@ fn path_ancestors(path: &VPath) -> Vec<&str> {
 }
 
 /// The live node at `path`, locked for update.
-pub(crate) async fn node_for_update(tx: &Transaction<'_>, user: UserId, path: &VPath) -> Result<Option<Node>> {
+pub(crate) async fn node_for_update(
+    tx: &Transaction<'_>,
+    user: UserId,
+    path: &VPath,
+) -> Result<Option<Node>> {
     tx.query_opt(
-        &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL FOR UPDATE"),
+        &format!(
+            "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL FOR UPDATE"
+        ),
         &[&user.0, &path.as_str()],
     )
     .await?

@@ -1,7 +1,7 @@
 //! Accounts: creation, credentials (argon2id PHC strings; hashed app passwords), quota, usage.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use crate::disk::layout;
 use crate::intent::DiskOp;
@@ -84,7 +84,13 @@ fn token_hash(token: &str) -> Vec<u8> {
 
 impl Store {
     /// Create an account with an empty tree.
-    pub async fn create_user(&self, actor: &Actor, name: &UserName, password: &str, opts: NewUser) -> Result<User> {
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        name: &UserName,
+        password: &str,
+        opts: NewUser,
+    ) -> Result<User> {
         check_password_strength(password)?;
         let pw = password.to_owned();
         let phc = blocking(move || hash_password(&pw)).await?;
@@ -216,9 +222,10 @@ impl Store {
         let action = if disabled { "user.disable" } else { "user.enable" };
         self.update_user(actor, name, action, None, |tx, id| {
             Box::pin(async move {
-                tx.execute("UPDATE users SET disabled = $2, cred_epoch = cred_epoch + 1 WHERE id = $1", &[
-                    &id.0, &disabled,
-                ])
+                tx.execute(
+                    "UPDATE users SET disabled = $2, cred_epoch = cred_epoch + 1 WHERE id = $1",
+                    &[&id.0, &disabled],
+                )
                 .await?;
                 Ok(())
             })
@@ -231,8 +238,11 @@ impl Store {
         let detail = format!("quota={quota:?}");
         self.update_user(actor, name, "quota.set", Some(detail), |tx, id| {
             Box::pin(async move {
-                tx.execute("UPDATE users SET quota_bytes = $2 WHERE id = $1", &[&id.0, &quota.map(|q| q as i64)])
-                    .await?;
+                tx.execute(
+                    "UPDATE users SET quota_bytes = $2 WHERE id = $1",
+                    &[&id.0, &quota.map(|q| q as i64)],
+                )
+                .await?;
                 Ok(())
             })
         })
@@ -248,7 +258,8 @@ impl Store {
         f: impl for<'a> FnOnce(
             &'a deadpool_postgres::Transaction<'a>,
             UserId,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>,
     ) -> Result<()> {
         let mut client = self.inner.pool.get().await?;
         let tx = client.transaction().await?;
@@ -271,17 +282,18 @@ impl Store {
         let res = async {
             let tx = locked.client_mut().transaction().await?;
             tx.execute("DELETE FROM users WHERE id = $1", &[&user.id.0]).await?;
-            audit(&tx, None, actor, "user.delete", None, Some(&format!("user {name} (id {})", user.id)), now).await?;
+            audit(&tx, None, actor, "user.delete", None, Some(&format!("user {name} (id {})", user.id)), now)
+                .await?;
             let ops = vec![
                 DiskOp::Remove { path: layout::user_root(name) },
                 DiskOp::Remove { path: layout::versions_dir(name) },
                 DiskOp::Remove { path: layout::trash_dir(name) },
             ];
             let id: i64 = tx
-                .query_one("INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id", &[
-                    &user.id.0,
-                    &crate::intent::encode(&ops),
-                ])
+                .query_one(
+                    "INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id",
+                    &[&user.id.0, &crate::intent::encode(&ops)],
+                )
                 .await?
                 .get(0);
             tx.commit().await?;
@@ -320,7 +332,12 @@ impl Store {
     }
 
     /// Make an app password / device token. The secret is returned once and stored hashed.
-    pub async fn create_app_password(&self, actor: &Actor, user: &User, label: &str) -> Result<(AppPassword, String)> {
+    pub async fn create_app_password(
+        &self,
+        actor: &Actor,
+        user: &User,
+        label: &str,
+    ) -> Result<(AppPassword, String)> {
         let token = crate::disk::random_hex(32);
         let now = self.clock().now();
         let client = self.inner.pool.get().await?;
@@ -331,7 +348,10 @@ impl Store {
             )
             .await?;
         audit(&client, Some(user.id), actor, "app_password.create", None, Some(label), now).await?;
-        Ok((AppPassword { id: row.get(0), label: label.to_owned(), created_at: now, last_used_at: None }, token))
+        Ok((
+            AppPassword { id: row.get(0), label: label.to_owned(), created_at: now, last_used_at: None },
+            token,
+        ))
     }
 
     /// Sign in with an app password / device token.
@@ -379,13 +399,23 @@ impl Store {
     /// Revoke one of the user's app passwords.
     pub async fn revoke_app_password(&self, actor: &Actor, user: &User, id: i64) -> Result<()> {
         let client = self.inner.pool.get().await?;
-        let n = client.execute("DELETE FROM app_passwords WHERE id = $1 AND user_id = $2", &[&id, &user.id.0]).await?;
+        let n = client
+            .execute("DELETE FROM app_passwords WHERE id = $1 AND user_id = $2", &[&id, &user.id.0])
+            .await?;
         if n == 0 {
             return Err(Error::not_found(format!("app password {id}")));
         }
         client.execute("UPDATE users SET cred_epoch = cred_epoch + 1 WHERE id = $1", &[&user.id.0]).await?;
-        audit(&client, Some(user.id), actor, "app_password.revoke", None, Some(&id.to_string()), self.clock().now())
-            .await?;
+        audit(
+            &client,
+            Some(user.id),
+            actor,
+            "app_password.revoke",
+            None,
+            Some(&id.to_string()),
+            self.clock().now(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -394,8 +424,16 @@ impl Store {
         let client = self.inner.pool.get().await?;
         let user: Option<i64> =
             client.query_opt("SELECT id FROM users WHERE name = $1", &[&name]).await?.map(|r| r.get(0));
-        audit(&client, user.map(UserId), actor, "auth.failure", None, Some(&format!("user {name:?}")), self.clock().now())
-            .await
+        audit(
+            &client,
+            user.map(UserId),
+            actor,
+            "auth.failure",
+            None,
+            Some(&format!("user {name:?}")),
+            self.clock().now(),
+        )
+        .await
     }
 
     /// The newest `limit` audit records, newest first: (time, actor, origin, action, path, detail).

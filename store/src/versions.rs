@@ -6,7 +6,10 @@ use crate::disk::layout;
 use crate::files::in_txn;
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
-use crate::txn::{Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_for_update, node_from_row, touch_ancestors};
+use crate::txn::{
+    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_for_update, node_from_row,
+    touch_ancestors,
+};
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, Version, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
@@ -34,7 +37,9 @@ impl Store {
         let client = self.inner.pool.get().await?;
         let rows = client
             .query(
-                &format!("SELECT {VERSION_COLS} FROM versions WHERE node_id = $1 ORDER BY created_at DESC, id DESC"),
+                &format!(
+                    "SELECT {VERSION_COLS} FROM versions WHERE node_id = $1 ORDER BY created_at DESC, id DESC"
+                ),
                 &[&node.id.0],
             )
             .await?;
@@ -47,7 +52,9 @@ impl Store {
         let client = self.inner.pool.get().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {VERSION_COLS} FROM versions WHERE id = $1 AND node_id = $2 AND user_id = $3"),
+                &format!(
+                    "SELECT {VERSION_COLS} FROM versions WHERE id = $1 AND node_id = $2 AND user_id = $3"
+                ),
                 &[&id.0, &node.id.0, &user.id.0],
             )
             .await?
@@ -55,26 +62,37 @@ impl Store {
         let version = version_from_row(&row)?;
         let rel = layout::version_blob(&user.name, id);
         let store = self.clone();
-        let file = blocking(move || store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e)))
-            .await?;
+        let file = blocking(move || {
+            store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e))
+        })
+        .await?;
         Ok((version, file))
     }
 
     /// Make version `id` the current content of `path` again. The content it replaces becomes
     /// a version itself, so nothing is lost; both moves are renames.
-    pub async fn restore_version(&self, actor: &Actor, user: &User, path: &VPath, id: VersionId) -> Result<Node> {
+    pub async fn restore_version(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        id: VersionId,
+    ) -> Result<Node> {
         let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
         detached(async move {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
-                let node = node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
+                let node =
+                    node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
                 if node.is_dir {
                     return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
                 }
                 let row = tx
                     .query_opt(
-                        &format!("SELECT {VERSION_COLS} FROM versions WHERE id = $1 AND node_id = $2 FOR UPDATE"),
+                        &format!(
+                            "SELECT {VERSION_COLS} FROM versions WHERE id = $1 AND node_id = $2 FOR UPDATE"
+                        ),
                         &[&id.0, &node.id.0],
                     )
                     .await?
@@ -93,7 +111,13 @@ impl Store {
                             "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5
                              WHERE id = $1 RETURNING {NODE_COLS}"
                         ),
-                        &[&node.id.0, &(version.size as i64), &version.mtime.0, &&version.content_hash.0[..], &new_etag().0],
+                        &[
+                            &node.id.0,
+                            &(version.size as i64),
+                            &version.mtime.0,
+                            &&version.content_hash.0[..],
+                            &new_etag().0,
+                        ],
                     )
                     .await?;
                 let restored = node_from_row(&row)?;

@@ -14,5 +14,9 @@ fn migrate_is_idempotent_and_refuses_edited_migrations() {
     admin_sql(&env.db, "UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1");
     let out = env.ctl(&["migrate"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("was edited after it was applied"), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("was edited after it was applied"),
+        "{}",
+        describe(&out)
+    );
 }

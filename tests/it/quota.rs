@@ -21,7 +21,10 @@ fn pruning_order_then_refusal() {
     env.put_ok("alice", "/a", &pattern(30 * K, 2));
     env.put_ok("alice", "/a", &pattern(30 * K, 3));
     let u = usage(&env);
-    assert_eq!((u["files"].as_u64(), u["versions"].as_u64(), u["trash"].as_u64()), (Some(30 * 1024), Some(30 * 1024), Some(20 * 1024)));
+    assert_eq!(
+        (u["files"].as_u64(), u["versions"].as_u64(), u["trash"].as_u64()),
+        (Some(30 * 1024), Some(30 * 1024), Some(20 * 1024))
+    );
 
     // 80K used; 40K more needs 20K freed: the trash item goes (it is older), the version stays.
     env.put_ok("alice", "/c", &pattern(40 * K, 4));

@@ -21,8 +21,12 @@ fn scan_adopts_outside_changes() {
     let out = env.ctl(&["--json", "fsck"]);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let kinds: Vec<&str> = report["problems"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"untracked") && kinds.contains(&"missing") && kinds.contains(&"size"), "{kinds:?}");
+    let kinds: Vec<&str> =
+        report["problems"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert!(
+        kinds.contains(&"untracked") && kinds.contains(&"missing") && kinds.contains(&"size"),
+        "{kinds:?}"
+    );
 
     let report = env.ctl_json(&["scan", "alice"]);
     let r = &report[0];
@@ -39,5 +43,8 @@ fn scan_adopts_outside_changes() {
     // ...and is clean after it; a second scan finds nothing.
     env.assert_fsck_clean();
     let again = env.ctl_json(&["scan", "alice"]);
-    assert_eq!(again[0]["added"].as_array().unwrap().len() + again[0]["modified"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        again[0]["added"].as_array().unwrap().len() + again[0]["modified"].as_array().unwrap().len(),
+        0
+    );
 }

@@ -1,7 +1,9 @@
 //! `store` called in-process against real PostgreSQL: time-driven retention (a fixed clock, no
 //! sleeps), concurrent writers, and the change journal.
 
-use store::{Actor, Clock, DbTarget, Origin, Store, StoreConfig, Timestamp, User, UserName, VPath, WriteOptions};
+use store::{
+    Actor, Clock, DbTarget, Origin, Store, StoreConfig, Timestamp, User, UserName, VPath, WriteOptions,
+};
 use tests::{Env, pattern};
 
 const MIN: i64 = 60 * 1_000_000_000;
@@ -15,7 +17,10 @@ async fn open(env: &Env, clock: Clock) -> (Store, User, Actor) {
     let store = Store::open(cfg, &DbTarget::Url(env.conninfo.clone())).await.unwrap();
     store.migrate().await.unwrap();
     let name = UserName::parse("alice").unwrap();
-    let user = store.create_user(&Actor::system(), &name, "correct horse battery", Default::default()).await.unwrap();
+    let user = store
+        .create_user(&Actor::system(), &name, "correct horse battery", Default::default())
+        .await
+        .unwrap();
     let actor = Actor::user(Origin::Ctl, &user, None);
     (store, user, actor)
 }
@@ -40,7 +45,8 @@ async fn retention_thins_versions_as_time_passes() {
     let now = clock.now();
     let versions = store.versions(&user, &VPath::parse("/log.txt").unwrap()).await.unwrap();
     let recent = versions.iter().filter(|v| now.0 - v.created_at.0 < DAY).count();
-    let older: Vec<i64> = versions.iter().filter(|v| now.0 - v.created_at.0 >= DAY).map(|v| v.created_at.0 / HOUR).collect();
+    let older: Vec<i64> =
+        versions.iter().filter(|v| now.0 - v.created_at.0 >= DAY).map(|v| v.created_at.0 / HOUR).collect();
     // Everything from the last day stays (3 per hour); before that, one per hour.
     assert_eq!(recent, 3 * 24);
     let mut buckets = older.clone();
@@ -110,13 +116,16 @@ async fn journal_records_every_kind_of_change() {
         .iter()
         .map(|c| (c.kind.as_str(), c.path.to_string(), c.old_path.as_ref().map(|p| p.to_string())))
         .collect();
-    assert_eq!(kinds, [
-        ("create", "/a".to_owned(), None),
-        ("create", "/a/f".to_owned(), None),
-        ("modify", "/a/f".to_owned(), None),
-        ("move", "/a/g".to_owned(), Some("/a/f".to_owned())),
-        ("delete", "/a/g".to_owned(), None),
-    ]);
+    assert_eq!(
+        kinds,
+        [
+            ("create", "/a".to_owned(), None),
+            ("create", "/a/f".to_owned(), None),
+            ("modify", "/a/f".to_owned(), None),
+            ("move", "/a/g".to_owned(), Some("/a/f".to_owned())),
+            ("delete", "/a/g".to_owned(), None),
+        ]
+    );
     assert!(changes[1..].iter().all(|c| c.file_id == w.node.id), "one id through modify, move, delete");
     assert_eq!(changes[2].size, Some(2));
     // Reading from the middle resumes exactly.

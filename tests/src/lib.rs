@@ -49,10 +49,13 @@ fn server_conninfo(db: &str) -> String {
         // thread alive for the life of the test process.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let res = store::ManagedCluster::start(&scratch().join("pg"), store::ClusterOptions { durable: false });
+            let res =
+                store::ManagedCluster::start(&scratch().join("pg"), store::ClusterOptions { durable: false });
             match res {
                 Ok(cluster) => {
-                    let store::DbTarget::Socket { dir, port, user, .. } = cluster.target() else { unreachable!() };
+                    let store::DbTarget::Socket { dir, port, user, .. } = cluster.target() else {
+                        unreachable!()
+                    };
                     tx.send(Ok(format!("host={} port={port} user={user}", dir.display()))).unwrap();
                     loop {
                         std::thread::park();
@@ -83,7 +86,8 @@ pub fn admin_sql(db: &str, sql: &str) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.expect("connect");
+            let (client, conn) =
+                tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.expect("connect");
             tokio::spawn(conn);
             client.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
         });
@@ -152,7 +156,8 @@ impl Env {
         std::fs::create_dir_all(&dir).unwrap();
         let data_dir = dir.join("data");
         let port = free_port();
-        let mut toml = format!("data_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n", data_dir.display());
+        let mut toml =
+            format!("data_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n", data_dir.display());
         if let Some(c) = &conninfo {
             toml.push_str(&format!("[database]\nurl = \"{c}\"\npool_size = 8\n"));
         }
@@ -243,8 +248,10 @@ impl Env {
 
     /// Start cairnd and wait for /healthz.
     pub fn start_daemon(&self) -> Daemon {
-        let log = std::fs::File::create(self.dir.join(format!("cairnd-{}.log", COUNTER.fetch_add(1, Ordering::SeqCst))))
-            .unwrap();
+        let log = std::fs::File::create(
+            self.dir.join(format!("cairnd-{}.log", COUNTER.fetch_add(1, Ordering::SeqCst))),
+        )
+        .unwrap();
         let child = Command::new(bin("cairnd"))
             .arg("--config")
             .arg(&self.config)
@@ -353,6 +360,7 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 pub fn record_figure(line: &str) {
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap().to_owned();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(target.join("test-figures.txt")).unwrap();
+    let mut f =
+        std::fs::OpenOptions::new().create(true).append(true).open(target.join("test-figures.txt")).unwrap();
     writeln!(f, "{line}").unwrap();
 }

@@ -1,0 +1,39 @@
+# Shared by run.sh and test.sh: install missing Debian packages when root, or name them.
+
+# need_pkgs PKG... : install the Debian packages that are missing (as root), or stop with a
+# message naming them.
+need_pkgs() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "==> installing ${missing[*]} (apt-get)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    else
+        echo "error: missing Debian packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+}
+
+# have_pg_server: the PostgreSQL server binaries are somewhere cairnd looks.
+have_pg_server() {
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null
+}
+
+# wait_healthy PORT SECONDS : poll GET /healthz with bash's /dev/tcp (no curl needed).
+wait_healthy() {
+    local port=$1 limit=$2 start=$SECONDS
+    while (( SECONDS - start < limit )); do
+        if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+            printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+            if head -n1 <&3 | grep -q " 200 "; then exec 3<&-; return 0; fi
+            exec 3<&-
+        fi
+        sleep 0.1
+    done
+    return 1
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build and run Cairn with a managed local PostgreSQL.
+#
+#   scripts/run.sh [DATA_DIR]
+#
+# DATA_DIR defaults to /var/lib/cairn as root (the managed PostgreSQL runs as the `postgres`
+# user and must reach it) and ./cairn-data otherwise. CAIRN_LISTEN sets the HTTP address
+# (default 127.0.0.1:8080). The first start creates the user `admin` and prints its password.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+have_pg_server || need_pkgs postgresql
+echo "==> building (cargo build --release)" >&2
+cargo build --release --bins
+
+if [ "$(id -u)" = 0 ]; then default_dir=/var/lib/cairn; else default_dir=$PWD/cairn-data; fi
+data_dir=${1:-${CAIRN_DATA_DIR:-$default_dir}}
+mkdir -p "$data_dir"
+data_dir=$(cd "$data_dir" && pwd)
+listen=${CAIRN_LISTEN:-127.0.0.1:8080}
+config=$data_dir/cairnd.toml
+if [ ! -f "$config" ]; then
+    cat > "$config" <<TOML
+# Cairn server configuration; every key is described in README.md.
+data_dir = "$data_dir"
+
+[http]
+listen = "$listen"
+TOML
+    echo "==> wrote $config" >&2
+fi
+port=$(sed -n 's/^listen = ".*:\([0-9]*\)"/\1/p' "$config" | head -n1)
+
+target/release/cairnd --config "$config" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit' INT TERM
+if ! wait_healthy "$port" 120; then
+    echo "error: cairnd did not become healthy; see the messages above" >&2
+    kill -TERM $pid 2>/dev/null || true
+    exit 1
+fi
+pw_file=$data_dir/.cairn/initial-admin-password
+echo
+echo "Cairn is running at http://127.0.0.1:$port/  (data in $data_dir)"
+if [ -f "$pw_file" ]; then
+    echo "First admin: user 'admin', password '$(cat "$pw_file")' (also in $pw_file)"
+fi
+echo "Admin CLI:   target/release/cairnctl --config $config status"
+echo "Stop with Ctrl-C."
+wait $pid

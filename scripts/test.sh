@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Run Cairn's whole test suite: lints, unit tests, and the integration tests against a real
+# PostgreSQL with the real binaries. As root, installs missing Debian packages with apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+have_pg_server || need_pkgs postgresql
+start=$SECONDS
+
+echo "==> architecture: store must not depend on hyper or fuser" >&2
+for forbidden in hyper fuser; do
+    if cargo tree -p store -e normal -i "$forbidden" 2>/dev/null | grep -q .; then
+        echo "error: store depends on $forbidden (see ARCHITECTURE.md, invariants)" >&2
+        exit 1
+    fi
+done
+
+if cargo fmt --version >/dev/null 2>&1; then
+    echo "==> cargo fmt --check" >&2
+    cargo fmt --all -- --check
+else
+    echo "==> rustfmt not installed (rustup component add rustfmt): formatting not checked" >&2
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+    echo "==> cargo clippy (warnings are errors)" >&2
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+else
+    echo "==> clippy not installed (rustup component add clippy): lints not checked" >&2
+fi
+
+echo "==> building the binaries the integration tests drive" >&2
+cargo build --workspace --bins
+rm -f target/test-figures.txt
+echo "==> cargo test" >&2
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+status=${PIPESTATUS[0]}
+
+echo
+if [ -f target/test-figures.txt ]; then
+    echo "Figures measured by the suite:"
+    sed 's/^/  /' target/test-figures.txt
+fi
+passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo "Suite time: $(( SECONDS - start )) s"
+echo "$passed passed, $failed failed"
+exit "$status"
