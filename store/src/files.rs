@@ -495,10 +495,10 @@ impl Store {
                     )
                     .await?;
                 let node = node_from_row(&row)?;
+                // Locks belong to the source's URLs and do not travel with a move (RFC 4918 §7.5).
                 tx.execute(
-                    "UPDATE locks SET path = $3 || substr(path, char_length($2) + 1)
-                     WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
-                    &[&user.id.0, &from.as_str(), &to.as_str()],
+                    "DELETE FROM locks WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
+                    &[&user.id.0, &from.as_str()],
                 )
                 .await?;
                 touch_ancestors(&tx, user.id, &from).await?;
@@ -827,6 +827,12 @@ async fn insert_copies(
             )
             .await?;
         let copy = node_from_row(&row)?;
+        tx.execute(
+            "INSERT INTO properties (node_id, namespace, name, value) SELECT $2, namespace, name, value
+             FROM properties WHERE node_id = $1",
+            &[&n.id.0, &copy.id.0],
+        )
+        .await?;
         ids.insert(n.id, copy.id);
         by_path.insert(&n.path, n.id);
         if !n.is_dir {
