@@ -24,6 +24,14 @@ struct RawConfig {
     versions: RawVersions,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    webdav: RawWebdav,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebdav {
+    propfind_infinity: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +91,8 @@ pub struct Config {
     pub retention: store::RetentionPolicy,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
     pub log_level: String,
+    /// Answer `PROPFIND Depth: infinity`.
+    pub propfind_infinity: bool,
 }
 
 impl Config {
@@ -130,6 +140,7 @@ impl Config {
             fuse_mountpoint: raw.fuse.mountpoint,
             retention,
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
+            propfind_infinity: raw.webdav.propfind_infinity.unwrap_or(false),
         })
     }
 
@@ -139,6 +150,11 @@ impl Config {
         cfg.retention = self.retention;
         cfg.pool_size = self.pool_size;
         cfg
+    }
+
+    /// What the HTTP front end needs from this.
+    pub fn bridge_options(&self) -> davbridge::BridgeOptions {
+        davbridge::BridgeOptions { propfind_infinity: self.propfind_infinity }
     }
 
     /// Where the managed cluster lives.

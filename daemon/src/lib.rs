@@ -128,9 +128,10 @@ fn store_random(buf: &mut [u8]) {
 /// Serve until `shutdown` resolves.
 pub async fn run(
     store: Store,
+    opts: davbridge::BridgeOptions,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    davbridge::serve(davbridge::Bridge::new(store), listener, shutdown).await?;
+    davbridge::serve(davbridge::Bridge::new(store, opts), listener, shutdown).await?;
     Ok(())
 }

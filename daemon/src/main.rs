@@ -58,7 +58,7 @@ fn real_main(cfg: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding HTTP to {}", cfg.listen))?;
         tracing::info!("listening on http://{}", listener.local_addr()?);
-        daemon::run(store, listener, shutdown_signal()).await
+        daemon::run(store, cfg.bridge_options(), listener, shutdown_signal()).await
     });
     // Close every database connection before stopping the managed cluster.
     drop(rt);

@@ -140,6 +140,21 @@ impl Store {
         rows.iter().map(node_from_row).collect()
     }
 
+    /// The folder at `path` and everything below it, by path (for `PROPFIND Depth: infinity`).
+    pub async fn list_tree(&self, user: &User, path: &VPath) -> Result<Vec<Node>> {
+        let client = self.inner.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL
+                       AND ($2 = '' OR path > $2 || '/' AND path < $2 || '0') AND path <> $2 ORDER BY path"
+                ),
+                &[&user.id.0, &path.as_str()],
+            )
+            .await?;
+        rows.iter().map(node_from_row).collect()
+    }
+
     /// Open the file at `path` for reading (seek for ranges).
     pub async fn open_file(&self, user: &User, path: &VPath) -> Result<(Node, File)> {
         let node = self.stat(user, path).await?;

@@ -16,6 +16,7 @@ mod files;
 mod fsck;
 mod intent;
 mod journal;
+mod notify;
 mod locks;
 pub mod path;
 mod pgcluster;
@@ -119,6 +120,7 @@ struct Inner {
     disk: Disk,
     pool: deadpool_postgres::Pool,
     cfg: StoreConfig,
+    target: DbTarget,
 }
 
 /// What start-up recovery did.
@@ -142,7 +144,7 @@ impl Store {
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(|e| Error::io(format!("opening data directory {}", cfg.data_dir.display()), e))?;
         let pool = db::pool(db, cfg.pool_size)?;
-        Ok(Store { inner: Arc::new(Inner { disk, pool, cfg }) })
+        Ok(Store { inner: Arc::new(Inner { disk, pool, cfg, target: db.clone() }) })
     }
 
     /// Apply the embedded migrations that are missing (under an advisory lock), refusing an

@@ -269,6 +269,7 @@ impl Store {
             .ok_or_else(|| Error::not_found(format!("user {name}")))?
             .get(0);
         f(&tx, UserId(id)).await?;
+        crate::notify::credentials_changed(&tx, UserId(id)).await?;
         audit(&tx, Some(UserId(id)), actor, action, None, detail.as_deref(), self.clock().now()).await?;
         tx.commit().await?;
         Ok(())
@@ -282,6 +283,7 @@ impl Store {
         let res = async {
             let tx = locked.client_mut().transaction().await?;
             tx.execute("DELETE FROM users WHERE id = $1", &[&user.id.0]).await?;
+            crate::notify::credentials_changed(&tx, user.id).await?;
             audit(&tx, None, actor, "user.delete", None, Some(&format!("user {name} (id {})", user.id)), now)
                 .await?;
             let ops = vec![
@@ -406,6 +408,7 @@ impl Store {
             return Err(Error::not_found(format!("app password {id}")));
         }
         client.execute("UPDATE users SET cred_epoch = cred_epoch + 1 WHERE id = $1", &[&user.id.0]).await?;
+        crate::notify::credentials_changed(&client, user.id).await?;
         audit(
             &client,
             Some(user.id),

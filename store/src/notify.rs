@@ -1,0 +1,71 @@
+//! Telling running processes what another one changed, through PostgreSQL LISTEN/NOTIFY: a
+//! `cairnctl user passwd` reaches the daemon's credential cache this way.
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::AsyncMessage;
+
+use crate::types::UserId;
+use crate::{Result, Store};
+
+const CHANNEL: &str = "cairn_credentials";
+
+/// Announce (at commit) that `user`'s credentials changed.
+pub(crate) async fn credentials_changed(client: &impl deadpool_postgres::GenericClient, user: UserId) -> Result<()> {
+    client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &user.0.to_string()]).await?;
+    Ok(())
+}
+
+impl Store {
+    /// A stream of credential changes: `Some(user)` when that user's password, app passwords or
+    /// status changed; `None` when notifications may have been missed (after a reconnect), so
+    /// the receiver should forget everything it cached.
+    pub fn watch_credentials(&self) -> mpsc::UnboundedReceiver<Option<UserId>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = listen(&store, &tx).await {
+                    tracing::warn!(error = %e, "credential notifications interrupted; reconnecting");
+                }
+                if tx.send(None).is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+        rx
+    }
+}
+
+async fn listen(store: &Store, tx: &mpsc::UnboundedSender<Option<UserId>>) -> Result<()> {
+    let cfg = store.inner.target.pg_config()?;
+    let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
+    let (msg_tx, mut msg_rx) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(msg) = messages.next().await {
+            match msg {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if msg_tx.send(n.payload().parse::<i64>().ok()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // Everything before LISTEN may have been missed.
+    if tx.send(None).is_err() {
+        return Ok(());
+    }
+    while let Some(id) = msg_rx.recv().await {
+        if tx.send(id.map(UserId)).is_err() {
+            break;
+        }
+    }
+    driver.abort();
+    Ok(())
+}
