@@ -83,12 +83,13 @@ impl Auth {
         let user_key = format!("user:{name}");
         let delay = {
             let failures = self.failures.lock().expect("failure table poisoned");
-            let count = |k: &str| failures.get(k).filter(|(_, at)| at.elapsed() < FAILURE_WINDOW).map_or(0, |f| f.0);
+            let count =
+                |k: &str| failures.get(k).filter(|(_, at)| at.elapsed() < FAILURE_WINDOW).map_or(0, |f| f.0);
             let n = count(&ip_key).max(count(&user_key));
             if n >= LOCKOUT_FAILURES {
                 return AuthOutcome::Throttled;
             }
-            (n > FREE_FAILURES).then(|| Duration::from_millis(100 << (n - FREE_FAILURES).min(6)))
+            (n > FREE_FAILURES).then(|| Duration::from_millis(100 << (n - FREE_FAILURES).min(4)))
         };
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
@@ -131,7 +132,11 @@ impl Auth {
                         failures.retain(|_, (_, at)| at.elapsed() < FAILURE_WINDOW);
                     }
                 }
-                let actor = store::Actor { origin: store::Origin::Dav, name: name.clone(), remote: Some(remote.to_string()) };
+                let actor = store::Actor {
+                    origin: store::Origin::Dav,
+                    name: name.clone(),
+                    remote: Some(remote.to_string()),
+                };
                 if let Err(e) = self.store.audit_auth_failure(&actor, &name).await {
                     tracing::warn!(error = %e, "could not audit a failed sign-in");
                 }

@@ -97,6 +97,7 @@ pub fn file_parts(file: std::fs::File, parts: Vec<(Bytes, u64, u64)>, trailer: B
             let _ = tx.send(Ok(trailer)).await;
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     StreamBody::new(stream.map(|r| r.map(Frame::data))).boxed_unsync()
 }

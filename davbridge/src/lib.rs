@@ -80,7 +80,11 @@ impl Route {
     }
 }
 
-async fn handle(bridge: Arc<Bridge>, remote: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    bridge: Arc<Bridge>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let uri_path = req.uri().path().to_owned();
@@ -102,7 +106,11 @@ async fn handle(bridge: Arc<Bridge>, remote: SocketAddr, req: Request<Incoming>)
 
 /// Serve HTTP on `listener` until `shutdown` resolves, then stop accepting, let in-flight
 /// requests finish (up to 30 s) and return.
-pub async fn serve(bridge: Bridge, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    bridge: Bridge,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let bridge = Arc::new(bridge);
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -158,5 +166,4 @@ mod tests {
         assert_eq!(Route::parse(&req(Method::GET, "/elsewhere")).unwrap(), Route::NotFound);
         assert_eq!(Route::parse(&req(Method::GET, "/dav/%2e%2e/x")).unwrap_err().status, 400);
     }
-
 }

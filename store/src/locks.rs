@@ -76,7 +76,10 @@ impl Store {
         let client = self.inner.pool.get().await?;
         let now = self.clock().now();
         Ok(client
-            .query_opt("SELECT 1 FROM locks WHERE user_id = $1 AND expires_at > $2 LIMIT 1", &[&user.id.0, &now.0])
+            .query_opt(
+                "SELECT 1 FROM locks WHERE user_id = $1 AND expires_at > $2 LIMIT 1",
+                &[&user.id.0, &now.0],
+            )
             .await?
             .is_some())
     }
@@ -89,23 +92,36 @@ impl Store {
         let tx = client.transaction().await?;
         // Serialize lock changes per user.
         tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user.id.0]).await?;
-        tx.execute("DELETE FROM locks WHERE user_id = $1 AND expires_at <= $2", &[&user.id.0, &now.0]).await?;
+        tx.execute("DELETE FROM locks WHERE user_id = $1 AND expires_at <= $2", &[&user.id.0, &now.0])
+            .await?;
         let cond = if req.depth_infinite { format!("({COVERS} OR {BELOW})") } else { COVERS.to_owned() };
         let conflicts = tx
-            .query(&format!("SELECT exclusive FROM locks WHERE user_id = $1 AND {cond}"), &[&user.id.0, &path.as_str()])
+            .query(
+                &format!("SELECT exclusive FROM locks WHERE user_id = $1 AND {cond}"),
+                &[&user.id.0, &path.as_str()],
+            )
             .await?;
         if conflicts.iter().any(|r| req.exclusive || r.get::<_, bool>(0)) {
             return Err(Error::new(ErrorKind::Locked, format!("{path} is locked")));
         }
         let token = format!("urn:uuid:{}", uuid_v4());
-        let expires = Timestamp(now.0.saturating_add((req.timeout_secs as i64).saturating_mul(1_000_000_000)));
+        let expires =
+            Timestamp(now.0.saturating_add((req.timeout_secs as i64).saturating_mul(1_000_000_000)));
         let row = tx
             .query_one(
                 &format!(
                     "INSERT INTO locks (token, user_id, path, depth_inf, exclusive, owner_xml, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {LOCK_COLS}"
                 ),
-                &[&token, &user.id.0, &path.as_str(), &req.depth_infinite, &req.exclusive, &req.owner, &expires.0],
+                &[
+                    &token,
+                    &user.id.0,
+                    &path.as_str(),
+                    &req.depth_infinite,
+                    &req.exclusive,
+                    &req.owner,
+                    &expires.0,
+                ],
             )
             .await?;
         audit(&tx, Some(user.id), actor, "lock", Some(&path.to_string()), None, now).await?;
@@ -114,7 +130,13 @@ impl Store {
     }
 
     /// Extend the lock `token`, which must cover `path`.
-    pub async fn refresh_lock(&self, user: &User, path: &VPath, token: &str, timeout_secs: u64) -> Result<Lock> {
+    pub async fn refresh_lock(
+        &self,
+        user: &User,
+        path: &VPath,
+        token: &str,
+        timeout_secs: u64,
+    ) -> Result<Lock> {
         let now = self.clock().now();
         let expires = Timestamp(now.0.saturating_add((timeout_secs as i64).saturating_mul(1_000_000_000)));
         let client = self.inner.pool.get().await?;
@@ -136,11 +158,10 @@ impl Store {
         let now = self.clock().now();
         let client = self.inner.pool.get().await?;
         let n = client
-            .execute(&format!("DELETE FROM locks WHERE user_id = $1 AND token = $3 AND {COVERS}"), &[
-                &user.id.0,
-                &path.as_str(),
-                &token,
-            ])
+            .execute(
+                &format!("DELETE FROM locks WHERE user_id = $1 AND token = $3 AND {COVERS}"),
+                &[&user.id.0, &path.as_str(), &token],
+            )
             .await?;
         if n == 0 {
             return Err(Error::new(ErrorKind::Conflict, "no such lock on this resource"));

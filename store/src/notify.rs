@@ -11,7 +11,10 @@ use crate::{Result, Store};
 const CHANNEL: &str = "cairn_credentials";
 
 /// Announce (at commit) that `user`'s credentials changed.
-pub(crate) async fn credentials_changed(client: &impl deadpool_postgres::GenericClient, user: UserId) -> Result<()> {
+pub(crate) async fn credentials_changed(
+    client: &impl deadpool_postgres::GenericClient,
+    user: UserId,
+) -> Result<()> {
     client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &user.0.to_string()]).await?;
     Ok(())
 }

@@ -63,10 +63,19 @@ impl Store {
     }
 
     /// Apply property changes to the node at `path`, all or nothing.
-    pub async fn patch_props(&self, actor: &Actor, user: &User, path: &VPath, changes: &[PropChange]) -> Result<()> {
+    pub async fn patch_props(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        changes: &[PropChange],
+    ) -> Result<()> {
         for c in changes {
             if let PropChange::Set(p) = c
-                && (p.value.len() > MAX_PROP_VALUE || p.name.is_empty() || p.name.len() > 1024 || p.namespace.len() > 1024)
+                && (p.value.len() > MAX_PROP_VALUE
+                    || p.name.is_empty()
+                    || p.name.len() > 1024
+                    || p.namespace.len() > 1024)
             {
                 return Err(Error::new(ErrorKind::InvalidInput, "property too large"));
             }
@@ -92,18 +101,21 @@ impl Store {
                     .await?;
                 }
                 PropChange::Remove { namespace, name } => {
-                    tx.execute("DELETE FROM properties WHERE node_id = $1 AND namespace = $2 AND name = $3", &[
-                        &node, namespace, name,
-                    ])
+                    tx.execute(
+                        "DELETE FROM properties WHERE node_id = $1 AND namespace = $2 AND name = $3",
+                        &[&node, namespace, name],
+                    )
                     .await?;
                 }
             }
         }
-        let count: i64 = tx.query_one("SELECT count(*) FROM properties WHERE node_id = $1", &[&node]).await?.get(0);
+        let count: i64 =
+            tx.query_one("SELECT count(*) FROM properties WHERE node_id = $1", &[&node]).await?.get(0);
         if count > MAX_PROPS_PER_NODE {
             return Err(Error::new(ErrorKind::InvalidInput, "too many properties on one resource"));
         }
-        audit(&tx, Some(user.id), actor, "props.patch", Some(&path.to_string()), None, self.clock().now()).await?;
+        audit(&tx, Some(user.id), actor, "props.patch", Some(&path.to_string()), None, self.clock().now())
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -3,6 +3,9 @@
 
 mod crash;
 mod daemon;
+mod dav_litmus;
+mod dav_locks;
+mod dav_security;
 mod migrations;
 mod paths;
 mod quota;

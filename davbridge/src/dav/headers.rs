@@ -101,7 +101,8 @@ pub fn parse_destination(raw: &str, host: Option<&str>) -> Result<DavUrl, HttpEr
         return Err(bad("Destination must be an absolute URI or path"));
     };
     let path = path.split(['?', '#']).next().unwrap_or(path);
-    parse_dav_url(path)?.ok_or_else(|| HttpError::new(StatusCode::BAD_GATEWAY, "Destination is outside WebDAV"))
+    parse_dav_url(path)?
+        .ok_or_else(|| HttpError::new(StatusCode::BAD_GATEWAY, "Destination is outside WebDAV"))
 }
 
 /// `Depth`.
@@ -189,7 +190,11 @@ pub fn parse_range(raw: Option<&str>, len: u64) -> Result<Option<Vec<(u64, u64)>
             }
             (start, end) => {
                 let start: u64 = start.parse().map_err(|_| bad("malformed Range"))?;
-                let end: u64 = if end.is_empty() { u64::MAX } else { end.parse().map_err(|_| bad("malformed Range"))? };
+                let end: u64 = if end.is_empty() {
+                    u64::MAX
+                } else {
+                    end.parse().map_err(|_| bad("malformed Range"))?
+                };
                 if end < start {
                     return Err(bad("malformed Range"));
                 }
@@ -339,8 +344,14 @@ mod tests {
         let d = parse_destination("http://localhost:8080/dav/b%20c", Some("localhost:8080")).unwrap();
         assert_eq!(d.path.to_string(), "/b c");
         assert_eq!(parse_destination("/dav/x", None).unwrap().path.to_string(), "/x");
-        assert_eq!(parse_destination("http://evil.example/dav/x", Some("localhost")).unwrap_err().status, 502);
-        assert_eq!(parse_destination("http://localhost/etc/passwd", Some("localhost")).unwrap_err().status, 502);
+        assert_eq!(
+            parse_destination("http://evil.example/dav/x", Some("localhost")).unwrap_err().status,
+            502
+        );
+        assert_eq!(
+            parse_destination("http://localhost/etc/passwd", Some("localhost")).unwrap_err().status,
+            502
+        );
         assert_eq!(parse_destination("x", None).unwrap_err().status, 400);
         assert_eq!(parse_destination("/dav/../../x", None).unwrap_err().status, 400);
     }
@@ -377,7 +388,10 @@ mod tests {
     #[test]
     fn if_headers() {
         let t = |s: &str| Condition::Token(s.to_owned());
-        assert_eq!(parse_if("(<urn:uuid:a>)").unwrap(), vec![IfList { resource: None, conditions: vec![(false, t("urn:uuid:a"))] }]);
+        assert_eq!(
+            parse_if("(<urn:uuid:a>)").unwrap(),
+            vec![IfList { resource: None, conditions: vec![(false, t("urn:uuid:a"))] }]
+        );
         let l = parse_if("(<urn:uuid:a> [\"e1\"]) (Not <DAV:no-lock> [W/\"e2\"])").unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[1].conditions[0], (true, t("DAV:no-lock")));
@@ -389,6 +403,10 @@ mod tests {
         for bad in ["", "()", "(<a>", "<x>", "(<a>) <x> (<b>)", "garbage", "(Not)"] {
             assert!(parse_if(bad).is_err(), "{bad:?}");
         }
-        assert!(etag_matches("W/\"abc\"", "abc") && etag_matches("\"abc\"", "abc") && !etag_matches("\"x\"", "abc"));
+        assert!(
+            etag_matches("W/\"abc\"", "abc")
+                && etag_matches("\"abc\"", "abc")
+                && !etag_matches("\"x\"", "abc")
+        );
     }
 }

@@ -46,7 +46,10 @@ impl DavEndpoint {
         let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
         let host = get("host");
         let dest = || -> Result<DavUrl> {
-            headers::parse_destination(get("destination").ok_or_else(|| bad("Destination header missing"))?, host)
+            headers::parse_destination(
+                get("destination").ok_or_else(|| bad("Destination header missing"))?,
+                host,
+            )
         };
         Ok(match method.as_str() {
             "OPTIONS" => DavEndpoint::Options,
@@ -65,7 +68,9 @@ impl DavEndpoint {
                 depth: headers::parse_depth(get("depth"), Depth::Infinity)?,
                 overwrite: headers::parse_overwrite(get("overwrite"))?,
             },
-            "PROPFIND" => DavEndpoint::Propfind { depth: headers::parse_depth(get("depth"), Depth::Infinity)? },
+            "PROPFIND" => {
+                DavEndpoint::Propfind { depth: headers::parse_depth(get("depth"), Depth::Infinity)? }
+            }
             "PROPPATCH" => DavEndpoint::Proppatch,
             "LOCK" => DavEndpoint::Lock {
                 depth: headers::parse_depth(get("depth"), Depth::Infinity)?,
@@ -93,19 +98,28 @@ struct Ctx<'a> {
 }
 
 /// Authenticate, parse, handle.
-pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, url: DavUrl, req: Request<Incoming>) -> Response<Body> {
+pub async fn serve(
+    bridge: &Arc<Bridge>,
+    remote: SocketAddr,
+    url: DavUrl,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let auth_header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let user = match bridge.auth.check(auth_header, remote.ip()).await {
         AuthOutcome::User(u) => u,
         AuthOutcome::Denied => {
             let mut res = body::error_response(&HttpError::new(StatusCode::UNAUTHORIZED, "sign in required"));
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Cairn\", charset=\"UTF-8\""));
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Cairn\", charset=\"UTF-8\""),
+            );
             return res;
         }
         AuthOutcome::Throttled => {
-            let mut res =
-                body::error_response(&HttpError::new(StatusCode::TOO_MANY_REQUESTS, "too many failed sign-ins"));
+            let mut res = body::error_response(&HttpError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed sign-ins",
+            ));
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             return res;
         }
@@ -116,7 +130,13 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, url: DavUrl, req: R
     }
 }
 
-async fn handle(bridge: &Bridge, remote: SocketAddr, user: User, url: DavUrl, req: Request<Incoming>) -> Result<Response<Body>> {
+async fn handle(
+    bridge: &Bridge,
+    remote: SocketAddr,
+    user: User,
+    url: DavUrl,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
     // `/remote.php/dav/files/USER/` must name the signed-in user; another user's tree does not
     // exist as far as this user can tell.
     if url.user.as_deref().is_some_and(|u| u != user.name.as_str()) {
@@ -168,7 +188,9 @@ fn options() -> Response<Body> {
     h.insert("ms-author-via", HeaderValue::from_static("DAV"));
     h.insert(
         header::ALLOW,
-        HeaderValue::from_static("OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"),
+        HeaderValue::from_static(
+            "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK",
+        ),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
@@ -292,7 +314,8 @@ async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
             let trailer = format!("\r\n--{boundary}--\r\n");
             total += trailer.len() as u64;
             *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-            res.headers_mut().insert(header::CONTENT_TYPE, hv(&format!("multipart/byteranges; boundary={boundary}")));
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, hv(&format!("multipart/byteranges; boundary={boundary}")));
             res.headers_mut().insert(header::CONTENT_LENGTH, hv(&total.to_string()));
             if !head {
                 *res.body_mut() = body::file_parts(file, parts, Bytes::from(trailer));
@@ -377,7 +400,12 @@ async fn check_if(ctx: &Ctx<'_>) -> Result<HashSet<String>> {
 
 /// Refuse (423) unless every lock covering `paths` (and, with `below`, locked below the first
 /// one) has its token submitted; for shared locks, one of them suffices.
-async fn require_unlocked(ctx: &Ctx<'_>, submitted: &HashSet<String>, paths: &[&VPath], below: bool) -> Result<()> {
+async fn require_unlocked(
+    ctx: &Ctx<'_>,
+    submitted: &HashSet<String>,
+    paths: &[&VPath],
+    below: bool,
+) -> Result<()> {
     if !ctx.store.has_locks(&ctx.user).await? {
         return Ok(());
     }
@@ -387,7 +415,11 @@ async fn require_unlocked(ctx: &Ctx<'_>, submitted: &HashSet<String>, paths: &[&
         let shared: Vec<&Lock> = locks.iter().filter(|l| !l.exclusive).collect();
         let shared_missing = !shared.is_empty() && !shared.iter().any(|l| submitted.contains(&l.token));
         if exclusive_missing || shared_missing {
-            return Err(HttpError::precondition(StatusCode::LOCKED, "lock-token-submitted", "the resource is locked"));
+            return Err(HttpError::precondition(
+                StatusCode::LOCKED,
+                "lock-token-submitted",
+                "the resource is locked",
+            ));
         }
     }
     Ok(())
@@ -419,7 +451,10 @@ async fn put(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
         opts.mtime = Some(store::Timestamp(mtime.saturating_mul(1_000_000_000)));
     }
     if stat_opt(ctx, path).await?.is_some_and(|n| n.is_dir) {
-        return Err(HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "a folder cannot be overwritten with PUT"));
+        return Err(HttpError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a folder cannot be overwritten with PUT",
+        ));
     }
     let stream = BodyDataStream::new(body).map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
@@ -449,12 +484,16 @@ async fn delete(ctx: &Ctx<'_>, depth: Depth) -> Result<Response<Body>> {
 
 async fn mkcol(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     let path = &ctx.url.path;
-    let has_body = ctx.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|l| l != "0")
-        || ctx.headers.contains_key(header::TRANSFER_ENCODING);
+    let has_body =
+        ctx.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|l| l != "0")
+            || ctx.headers.contains_key(header::TRANSFER_ENCODING);
     if has_body {
         let bytes = read_xml_body(body).await?;
         if !bytes.is_empty() {
-            return Err(HttpError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "MKCOL with a body is not supported"));
+            return Err(HttpError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "MKCOL with a body is not supported",
+            ));
         }
     }
     if stat_opt(ctx, path).await?.is_some() {
@@ -467,7 +506,13 @@ async fn mkcol(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     Ok(body::status(StatusCode::CREATED))
 }
 
-async fn copy_move(ctx: &Ctx<'_>, to: DavUrl, depth: Depth, overwrite: bool, is_move: bool) -> Result<Response<Body>> {
+async fn copy_move(
+    ctx: &Ctx<'_>,
+    to: DavUrl,
+    depth: Depth,
+    overwrite: bool,
+    is_move: bool,
+) -> Result<Response<Body>> {
     let from = &ctx.url.path;
     let dest = &to.path;
     if from == dest {
@@ -598,10 +643,13 @@ fn propstat(props: &str, code: StatusCode) -> String {
 }
 
 fn multistatus(responses: &str) -> Response<Body> {
-    let xml = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">{responses}</D:multistatus>\n");
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">{responses}</D:multistatus>\n"
+    );
     let mut res = Response::new(body::full(xml));
     *res.status_mut() = StatusCode::MULTI_STATUS;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
     res
 }
 
@@ -626,7 +674,10 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
     }
     let wants = |local: &str| match &request {
         PropfindBody::Props(names) => names.iter().any(|q| q.ns == DAV && q.local == local),
-        PropfindBody::AllProp(inc) => LIVE.iter().any(|(n, all)| *n == local && *all) || inc.iter().any(|q| q.ns == DAV && q.local == local),
+        PropfindBody::AllProp(inc) => {
+            LIVE.iter().any(|(n, all)| *n == local && *all)
+                || inc.iter().any(|q| q.ns == DAV && q.local == local)
+        }
         PropfindBody::PropName => false,
     };
     let usage = if wants("quota-available-bytes") || wants("quota-used-bytes") {
@@ -646,7 +697,10 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
     let pc = PropCtx { usage, locks, dead, prefix: ctx.url.prefix.clone() };
     let mut out = String::new();
     for n in &nodes {
-        out.push_str(&format!("<D:response><D:href>{}</D:href>", escape(&href(&ctx.url.prefix, &n.path, n.is_dir))));
+        out.push_str(&format!(
+            "<D:response><D:href>{}</D:href>",
+            escape(&href(&ctx.url.prefix, &n.path, n.is_dir))
+        ));
         let dead = pc.dead.get(&n.id).map(Vec::as_slice).unwrap_or(&[]);
         match &request {
             PropfindBody::PropName => {
@@ -656,7 +710,10 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
                     .map(|(name, _)| format!("<D:{name}/>"))
                     .collect();
                 for d in dead {
-                    names.push_str(&empty_prop_element(&QName { ns: d.namespace.clone(), local: d.name.clone() }));
+                    names.push_str(&empty_prop_element(&QName {
+                        ns: d.namespace.clone(),
+                        local: d.name.clone(),
+                    }));
                 }
                 out.push_str(&propstat(&names, StatusCode::OK));
             }
@@ -670,7 +727,10 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
                     }
                 }
                 for d in dead {
-                    found.push_str(&xml::render_dead(&QName { ns: d.namespace.clone(), local: d.name.clone() }, &d.value));
+                    found.push_str(&xml::render_dead(
+                        &QName { ns: d.namespace.clone(), local: d.name.clone() },
+                        &d.value,
+                    ));
                 }
                 out.push_str(&propstat(&found, StatusCode::OK));
             }
@@ -707,12 +767,18 @@ async fn proppatch(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     let raw = read_xml_body(body).await?;
     let items = xml::parse_proppatch(&raw)?;
     let protected = |q: &QName| q.ns == DAV && LIVE.iter().any(|(n, _)| *n == q.local);
-    let resp = |inner: String| format!("<D:response><D:href>{}</D:href>{inner}</D:response>", escape(&href(&ctx.url.prefix, path, node.is_dir)));
+    let resp = |inner: String| {
+        format!(
+            "<D:response><D:href>{}</D:href>{inner}</D:response>",
+            escape(&href(&ctx.url.prefix, path, node.is_dir))
+        )
+    };
     if items.iter().any(|i| protected(&i.name)) {
         // All or nothing: the protected ones fail, the others fail by dependency.
         let (mut forbidden, mut failed) = (String::new(), String::new());
         for i in &items {
-            if protected(&i.name) { &mut forbidden } else { &mut failed }.push_str(&empty_prop_element(&i.name));
+            if protected(&i.name) { &mut forbidden } else { &mut failed }
+                .push_str(&empty_prop_element(&i.name));
         }
         let mut inner = propstat(&forbidden, StatusCode::FORBIDDEN);
         if !failed.is_empty() {
@@ -724,7 +790,11 @@ async fn proppatch(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
         .iter()
         .map(|i| {
             if i.set {
-                PropChange::Set(store::DeadProp { namespace: i.name.ns.clone(), name: i.name.local.clone(), value: i.value.clone() })
+                PropChange::Set(store::DeadProp {
+                    namespace: i.name.ns.clone(),
+                    name: i.name.local.clone(),
+                    value: i.value.clone(),
+                })
             } else {
                 PropChange::Remove { namespace: i.name.ns.clone(), name: i.name.local.clone() }
             }
@@ -742,7 +812,8 @@ fn lock_response(lock: &Lock, prefix: &str, status: StatusCode) -> Response<Body
     );
     let mut res = Response::new(body::full(xml));
     *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
     res.headers_mut().insert("lock-token", hv(&format!("<{}>", lock.token)));
     res
 }
@@ -762,7 +833,10 @@ async fn lock(ctx: &Ctx<'_>, depth: Depth, timeout: u64, body: Incoming) -> Resu
                 return Ok(lock_response(&l, &ctx.url.prefix, StatusCode::OK));
             }
         }
-        return Err(HttpError::new(StatusCode::PRECONDITION_FAILED, "no lock to refresh: name it in an If header"));
+        return Err(HttpError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "no lock to refresh: name it in an If header",
+        ));
     };
     let existing = stat_opt(ctx, path).await?;
     if existing.is_none() {

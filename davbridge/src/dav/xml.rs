@@ -84,8 +84,10 @@ pub fn parse(body: &[u8]) -> Result<Element, HttpError> {
                 let mut decls = Vec::new();
                 for attr in e.attributes() {
                     let attr = attr.map_err(|e| bad(format!("malformed attribute: {e}")))?;
-                    let key = std::str::from_utf8(attr.key.as_ref()).map_err(|_| bad("bad attribute name"))?;
-                    let value = unescape(std::str::from_utf8(&attr.value).map_err(|_| bad("bad attribute"))?)?;
+                    let key =
+                        std::str::from_utf8(attr.key.as_ref()).map_err(|_| bad("bad attribute name"))?;
+                    let value =
+                        unescape(std::str::from_utf8(&attr.value).map_err(|_| bad("bad attribute"))?)?;
                     if key == "xmlns" {
                         decls.push((String::new(), value));
                     } else if let Some(prefix) = key.strip_prefix("xmlns:") {
@@ -96,10 +98,12 @@ pub fn parse(body: &[u8]) -> Result<Element, HttpError> {
                     }
                 }
                 scopes.push(decls);
-                let qname = std::str::from_utf8(e.name().as_ref()).map_err(|_| bad("bad element name"))?.to_owned();
+                let qname =
+                    std::str::from_utf8(e.name().as_ref()).map_err(|_| bad("bad element name"))?.to_owned();
                 let name = resolve(&scopes, &qname)?;
                 let scope = flatten(&scopes);
-                let el = Element { name, children: Vec::new(), text: String::new(), inner: String::new(), scope };
+                let el =
+                    Element { name, children: Vec::new(), text: String::new(), inner: String::new(), scope };
                 if matches!(event, Event::Empty(_)) {
                     scopes.pop();
                     attach(&mut stack, &mut root, el);
@@ -158,7 +162,8 @@ fn resolve(scopes: &[Vec<(String, String)>], qname: &str) -> Result<QName, HttpE
         Some((p, l)) => (p, l),
         None => ("", qname),
     };
-    let uri = scopes.iter().rev().flat_map(|s| s.iter().rev()).find(|(p, _)| p == prefix).map(|(_, u)| u.clone());
+    let uri =
+        scopes.iter().rev().flat_map(|s| s.iter().rev()).find(|(p, _)| p == prefix).map(|(_, u)| u.clone());
     match (prefix, uri) {
         (_, Some(uri)) => Ok(QName { ns: uri, local: local.to_owned() }),
         ("", None) => Ok(QName { ns: String::new(), local: local.to_owned() }),
@@ -213,7 +218,9 @@ pub fn parse_propfind(body: &[u8]) -> Result<PropfindBody, HttpError> {
         match (child.name.ns.as_str(), child.name.local.as_str()) {
             (DAV, "allprop") => result = Some(PropfindBody::AllProp(Vec::new())),
             (DAV, "propname") => result = Some(PropfindBody::PropName),
-            (DAV, "prop") => result = Some(PropfindBody::Props(child.children.iter().map(|c| c.name.clone()).collect())),
+            (DAV, "prop") => {
+                result = Some(PropfindBody::Props(child.children.iter().map(|c| c.name.clone()).collect()))
+            }
             (DAV, "include") => include.extend(child.children.iter().map(|c| c.name.clone())),
             _ => {}
         }
@@ -251,7 +258,11 @@ pub fn parse_proppatch(body: &[u8]) -> Result<Vec<PatchItem>, HttpError> {
         };
         for prop in op.children.iter().filter(|c| c.name == QName::dav("prop")) {
             for p in &prop.children {
-                out.push(PatchItem { set, name: p.name.clone(), value: if set { dead_value(p) } else { String::new() } });
+                out.push(PatchItem {
+                    set,
+                    name: p.name.clone(),
+                    value: if set { dead_value(p) } else { String::new() },
+                });
             }
         }
     }
@@ -302,7 +313,11 @@ pub fn render_dead(name: &QName, stored: &str) -> String {
         prefix = format!("P{n}");
     }
     let decls: String = items.concat();
-    format!("<{prefix}:{0} xmlns:{prefix}=\"{1}\"{decls}>{inner}</{prefix}:{0}>", name.local, escape(&name.ns))
+    format!(
+        "<{prefix}:{0} xmlns:{prefix}=\"{1}\"{decls}>{inner}</{prefix}:{0}>",
+        name.local,
+        escape(&name.ns)
+    )
 }
 
 /// A LOCK request body.
@@ -353,16 +368,21 @@ mod tests {
         let body = br#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/><x:foo xmlns:x="urn:x"/></D:prop></D:propfind>"#;
         assert_eq!(
             parse_propfind(body).unwrap(),
-            PropfindBody::Props(vec![QName::dav("getetag"), QName { ns: "urn:x".into(), local: "foo".into() }])
+            PropfindBody::Props(vec![
+                QName::dav("getetag"),
+                QName { ns: "urn:x".into(), local: "foo".into() }
+            ])
         );
         let body = br#"<propfind xmlns="DAV:"><propname/></propfind>"#;
         assert_eq!(parse_propfind(body).unwrap(), PropfindBody::PropName);
         assert_eq!(parse_propfind(b"<D:propfind xmlns:D=\"DAV:\"><D:prop>").unwrap_err().status, 400);
         assert_eq!(parse_propfind(b"<x:propfind/>").unwrap_err().status, 400);
         assert_eq!(
-            parse_propfind(br#"<D:propfind xmlns:D="DAV:"><D:prop><bar:foo xmlns:bar=""/></D:prop></D:propfind>"#)
-                .unwrap_err()
-                .status,
+            parse_propfind(
+                br#"<D:propfind xmlns:D="DAV:"><D:prop><bar:foo xmlns:bar=""/></D:prop></D:propfind>"#
+            )
+            .unwrap_err()
+            .status,
             400
         );
     }
