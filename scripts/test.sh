@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 have_pg_server || need_pkgs postgresql
+# Real WebDAV clients the integration tests drive.
+need_pkgs litmus rclone cadaver davfs2
 start=$SECONDS
 
 echo "==> architecture: store must not depend on hyper or fuser" >&2

@@ -3,6 +3,8 @@
 
 mod crash;
 mod daemon;
+mod dav_big;
+mod dav_clients;
 mod dav_litmus;
 mod dav_locks;
 mod dav_security;
