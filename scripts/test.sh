@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 have_pg_server || need_pkgs postgresql
 # Real WebDAV clients the integration tests drive.
-need_pkgs litmus rclone cadaver davfs2
+need_pkgs litmus rclone cadaver davfs2 curl
 start=$SECONDS
 
 echo "==> architecture: store must not depend on hyper or fuser" >&2

@@ -38,6 +38,9 @@ struct RawWebdav {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<String>,
+    tls: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Default, Deserialize)]
@@ -93,6 +96,8 @@ pub struct Config {
     pub log_level: String,
     /// Answer `PROPFIND Depth: infinity`.
     pub propfind_infinity: bool,
+    /// TLS on the HTTP listener.
+    pub tls: Option<crate::tls::TlsSource>,
 }
 
 impl Config {
@@ -132,7 +137,20 @@ impl Config {
         {
             anyhow::bail!("[versions] needs keep_all <= hourly_until <= daily_until");
         }
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let tls = match (raw.http.tls.as_deref(), raw.http.tls_cert, raw.http.tls_key) {
+            (None | Some("off"), None, None) => None,
+            (Some("self-signed"), None, None) => Some(crate::tls::TlsSource::SelfSigned),
+            (None | Some("files"), Some(cert), Some(key)) => {
+                Some(crate::tls::TlsSource::Files { cert: rel(cert), key: rel(key) })
+            }
+            (Some(other), None, None) => {
+                anyhow::bail!("[http] tls = {other:?}: use \"self-signed\" or set tls_cert and tls_key")
+            }
+            _ => anyhow::bail!("[http] needs both tls_cert and tls_key (or tls = \"self-signed\")"),
+        };
         Ok(Config {
+            tls,
             data_dir,
             listen,
             database: raw.database.url.map(store::DbTarget::Url),

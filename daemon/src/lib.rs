@@ -2,6 +2,7 @@
 //! It decides nothing: `store` owns the data, `davbridge` the HTTP front end.
 
 pub mod config;
+pub mod tls;
 
 use std::future::Future;
 
@@ -94,7 +95,8 @@ pub async fn bootstrap_admin(cfg: &Config, store: &Store) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// Write a file only its owner can read, durably.
+pub(crate) fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)?;
@@ -130,8 +132,9 @@ pub async fn run(
     store: Store,
     opts: davbridge::BridgeOptions,
     listener: TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    davbridge::serve(davbridge::Bridge::new(store, opts), listener, shutdown).await?;
+    davbridge::serve(davbridge::Bridge::new(store, opts), listener, tls, shutdown).await?;
     Ok(())
 }

@@ -57,8 +57,10 @@ fn real_main(cfg: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("binding HTTP to {}", cfg.listen))?;
-        tracing::info!("listening on http://{}", listener.local_addr()?);
-        daemon::run(store, cfg.bridge_options(), listener, shutdown_signal()).await
+        let tls = cfg.tls.as_ref().map(|src| daemon::tls::server_config(src, &cfg.data_dir)).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
+        daemon::run(store, cfg.bridge_options(), listener, tls, shutdown_signal()).await
     });
     // Close every database connection before stopping the managed cluster.
     drop(rt);

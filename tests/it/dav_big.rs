@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use tests::{Env, basic, peak_rss, pattern, record_figure};
+use tests::{Env, basic, pattern, peak_rss, record_figure};
 
 const SIZE: u64 = 4 << 30;
 
@@ -39,7 +39,8 @@ fn four_gib_round_trip_in_flat_memory() {
     // GET, hashed as it streams in.
     let t = std::time::Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", env.port)).unwrap();
-    write!(s, "GET /dav/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "GET /dav/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut buf = vec![0u8; 1 << 20];
     let mut head = Vec::new();
     let mut hasher = blake3::Hasher::new();

@@ -60,7 +60,8 @@ fn rclone_round_trip_with_awkward_names() {
     assert!(out.status.success(), "rclone copy back: {}", describe(&out));
     for name in NAMES {
         // What comes back is NFC; the bytes are the same.
-        let nfc: String = if name.starts_with("nfd/") { "nfd/caf\u{e9}.txt".to_owned() } else { name.to_string() };
+        let nfc: String =
+            if name.starts_with("nfd/") { "nfd/caf\u{e9}.txt".to_owned() } else { name.to_string() };
         let original = std::fs::read(src.join(name)).unwrap();
         let returned = std::fs::read(back.join(&nfc)).unwrap_or_else(|e| panic!("{nfc}: {e}"));
         assert_eq!(b3(&original), b3(&returned), "{name}");
@@ -79,7 +80,8 @@ fn cadaver_scripted_session() {
     // .netrc has no quoting: give cadaver a password without spaces.
     let out = env.ctl_with_input(&["user", "passwd", "alice", "--password-stdin"], b"horse-battery-staple\n");
     assert!(out.status.success(), "{}", describe(&out));
-    std::fs::write(env.dir.join(".netrc"), "machine 127.0.0.1 login alice password horse-battery-staple\n").unwrap();
+    std::fs::write(env.dir.join(".netrc"), "machine 127.0.0.1 login alice password horse-battery-staple\n")
+        .unwrap();
     let local = env.dir.join("local.txt");
     std::fs::write(&local, b"from cadaver\n").unwrap();
     let script = format!(
@@ -129,7 +131,11 @@ fn davfs2_mount_create_edit_rename_delete() {
     let conf = env.dir.join("davfs2.conf");
     std::fs::write(
         &conf,
-        format!("secrets {}\ncache_dir {}\ndelay_upload 0\nuse_locks 1\nask_auth 0\n", secrets.display(), cache.display()),
+        format!(
+            "secrets {}\ncache_dir {}\ndelay_upload 0\nuse_locks 1\nask_auth 0\n",
+            secrets.display(),
+            cache.display()
+        ),
     )
     .unwrap();
     let out = Command::new("mount")

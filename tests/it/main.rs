@@ -8,6 +8,7 @@ mod dav_clients;
 mod dav_litmus;
 mod dav_locks;
 mod dav_security;
+mod dav_tls;
 mod migrations;
 mod paths;
 mod quota;

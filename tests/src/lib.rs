@@ -128,6 +128,8 @@ pub struct Env {
     pub conninfo: String,
     /// The database's name (empty for a managed cluster).
     pub db: String,
+    /// The daemon speaks HTTPS.
+    pub tls: bool,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -163,7 +165,15 @@ impl Env {
         }
         let config = dir.join("cairnd.toml");
         std::fs::write(&config, toml).unwrap();
-        Env { dir, data_dir, config, port, conninfo: conninfo.unwrap_or_default(), db: String::new() }
+        Env {
+            dir,
+            data_dir,
+            config,
+            port,
+            conninfo: conninfo.unwrap_or_default(),
+            db: String::new(),
+            tls: false,
+        }
     }
 
     /// A `cairnctl` command with this config.
@@ -246,6 +256,13 @@ impl Env {
         self.data_dir.join("files").join(user)
     }
 
+    /// Turn on TLS with a self-signed certificate.
+    pub fn enable_tls(&mut self) {
+        let cfg = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(&self.config, cfg.replacen("[http]\n", "[http]\ntls = \"self-signed\"\n", 1)).unwrap();
+        self.tls = true;
+    }
+
     /// Start cairnd and wait for /healthz.
     pub fn start_daemon(&self) -> Daemon {
         let log = std::fs::File::create(
@@ -260,7 +277,7 @@ impl Env {
             .stderr(log)
             .spawn()
             .expect("spawn cairnd");
-        let mut daemon = Daemon { child, port: self.port };
+        let mut daemon = Daemon { child, port: self.port, tls: self.tls };
         daemon.wait_healthy(Duration::from_secs(60));
         daemon
     }
@@ -287,6 +304,7 @@ pub struct Daemon {
     /// The process.
     pub child: Child,
     port: u16,
+    tls: bool,
 }
 
 impl Daemon {
@@ -297,7 +315,15 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("cairnd exited before becoming healthy: {status}");
             }
-            if http_get(self.port, "/healthz").is_some_and(|(code, _)| code == 200) {
+            let healthy = if self.tls {
+                Command::new("curl")
+                    .args(["-skf", "-o", "/dev/null", &format!("https://127.0.0.1:{}/healthz", self.port)])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            } else {
+                http_get(self.port, "/healthz").is_some_and(|(code, _)| code == 200)
+            };
+            if healthy {
                 return;
             }
             assert!(Instant::now() < deadline, "cairnd not healthy after {limit:?}");
