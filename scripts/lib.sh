@@ -24,14 +24,15 @@ have_pg_server() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null
 }
 
-# wait_healthy PORT SECONDS : poll GET /healthz with bash's /dev/tcp (no curl needed).
+# wait_healthy PORT SECONDS : poll GET /healthz with bash's /dev/tcp (no curl needed). The probe
+# runs in a subshell so its redirections never touch the caller's stdout and stderr.
 wait_healthy() {
     local port=$1 limit=$2 start=$SECONDS
     while (( SECONDS - start < limit )); do
-        if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
-            printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
-            if head -n1 <&3 | grep -q " 200 "; then exec 3<&-; return 0; fi
-            exec 3<&-
+        if ( exec 3<>"/dev/tcp/127.0.0.1/$port" \
+             && printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3 \
+             && head -n1 <&3 | grep -q " 200 " ) 2>/dev/null; then
+            return 0
         fi
         sleep 0.1
     done

@@ -203,3 +203,63 @@ mod tests {
         }
     }
 }
+
+/// Queries through the connection's prepared-statement cache: one round trip per query instead
+/// of a parse round trip plus an execute round trip.
+pub(crate) trait Cached {
+    async fn cquery(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>>;
+    async fn cquery_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>>;
+    async fn cquery_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<tokio_postgres::Row>;
+    async fn cexecute(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)])
+    -> Result<u64>;
+}
+
+impl<C: deadpool_postgres::GenericClient + Sync> Cached for C {
+    async fn cquery(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let stmt = self.prepare_cached(sql).await?;
+        Ok(self.query(&stmt, params).await?)
+    }
+
+    async fn cquery_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>> {
+        let stmt = self.prepare_cached(sql).await?;
+        Ok(self.query_opt(&stmt, params).await?)
+    }
+
+    async fn cquery_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<tokio_postgres::Row> {
+        let stmt = self.prepare_cached(sql).await?;
+        Ok(self.query_one(&stmt, params).await?)
+    }
+
+    async fn cexecute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64> {
+        let stmt = self.prepare_cached(sql).await?;
+        Ok(self.execute(&stmt, params).await?)
+    }
+}

@@ -3,6 +3,7 @@
 //! [`Store::write`] is the one routine that turns a stream into a committed file; copies and
 //! restores reuse its commit step. Every mutation follows the order in ARCHITECTURE.md.
 
+use crate::db::Cached;
 use std::fs::File;
 
 use deadpool_postgres::Transaction;
@@ -66,11 +67,11 @@ macro_rules! in_txn {
         .await;
         match res {
             Ok((out, intent)) => {
-                locked.finish($store, intent).await?;
+                locked.finish($store, true, intent).await?;
                 Ok(out)
             }
             Err(e) => {
-                let _ = locked.finish($store, None).await;
+                let _ = locked.finish($store, false, None).await;
                 Err(e)
             }
         }
@@ -98,7 +99,7 @@ impl Store {
     pub async fn stat(&self, user: &User, path: &VPath) -> Result<Node> {
         let client = self.inner.pool.get().await?;
         let row = client
-            .query_opt(
+            .cquery_opt(
                 &format!(
                     "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL"
                 ),
@@ -113,7 +114,7 @@ impl Store {
     pub async fn stat_id(&self, user: &User, id: FileId) -> Result<Node> {
         let client = self.inner.pool.get().await?;
         let row = client
-            .query_opt(
+            .cquery_opt(
                 &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND id = $2 AND trash_id IS NULL"),
                 &[&user.id.0, &id.0],
             )
@@ -130,7 +131,7 @@ impl Store {
         }
         let client = self.inner.pool.get().await?;
         let rows = client
-            .query(
+            .cquery(
                 &format!(
                     "SELECT {NODE_COLS} FROM nodes WHERE parent_id = $1 AND trash_id IS NULL ORDER BY name"
                 ),
@@ -144,7 +145,7 @@ impl Store {
     pub async fn list_tree(&self, user: &User, path: &VPath) -> Result<Vec<Node>> {
         let client = self.inner.pool.get().await?;
         let rows = client
-            .query(
+            .cquery(
                 &format!(
                     "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL
                        AND ($2 = '' OR path > $2 || '/' AND path < $2 || '0') AND path <> $2 ORDER BY path"
@@ -175,7 +176,7 @@ impl Store {
     async fn write_limit(&self, user: &User, replaced: u64) -> Result<Option<u64>> {
         let client = self.inner.pool.get().await?;
         let row = client
-            .query_one(
+            .cquery_one(
                 "SELECT quota_bytes, used_bytes,
                         (SELECT coalesce(sum(size), 0)::BIGINT FROM versions WHERE user_id = $1)
                       + (SELECT coalesce(sum(size), 0)::BIGINT FROM trash WHERE user_id = $1)
@@ -209,7 +210,12 @@ impl Store {
             Err(e) => return Err(e),
         };
         check_write_preconditions(path, current.as_ref(), &opts)?;
-        let limit = self.write_limit(user, current.as_ref().map_or(0, |n| n.size)).await?;
+        // Without a quota there is no limit to compute (the commit re-checks the quota from the
+        // database anyway, so a quota set a moment ago still holds).
+        let limit = match user.quota {
+            Some(_) => self.write_limit(user, current.as_ref().map_or(0, |n| n.size)).await?,
+            None => None,
+        };
         if let (Some(limit), Some(len)) = (limit, opts.expected_len)
             && len > limit
         {
@@ -323,7 +329,7 @@ impl Store {
                 fx.usage_delta += size - old.size as i64;
                 let vid = self.keep_as_version(tx, user, &old, fx, now).await?;
                 let row = tx
-                    .query_one(
+                    .cquery_one(
                         &format!(
                             "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5
                              WHERE id = $1 RETURNING {NODE_COLS}"
@@ -335,7 +341,7 @@ impl Store {
             }
             None => {
                 let row = tx
-                    .query_one(
+                    .cquery_one(
                         &format!(
                             "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
                              VALUES ($1, $2, $3, $4, false, $5, $6, $7, $8) RETURNING {NODE_COLS}"
@@ -373,7 +379,7 @@ impl Store {
     ) -> Result<VersionId> {
         let hash = old.content_hash.ok_or_else(|| Error::internal("file without a content hash"))?;
         let vid = VersionId(
-            tx.query_one(
+            tx.cquery_one(
                 "INSERT INTO versions (user_id, node_id, size, mtime_ns, content_hash, etag, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                 &[&user.id.0, &old.id.0, &(old.size as i64), &old.mtime.0, &&hash.0[..], &old.etag.0, &now.0],
@@ -388,7 +394,7 @@ impl Store {
         ));
         fx.last_resort = Some((vid, old.size));
 
-        let rows = tx.query("SELECT id, created_at FROM versions WHERE node_id = $1", &[&old.id.0]).await?;
+        let rows = tx.cquery("SELECT id, created_at FROM versions WHERE node_id = $1", &[&old.id.0]).await?;
         // A version being restored in this transaction is not up for thinning.
         let all: Vec<(VersionId, Timestamp)> = rows
             .iter()
@@ -401,7 +407,7 @@ impl Store {
             .collect();
         if !expired.is_empty() {
             let gone =
-                tx.query("DELETE FROM versions WHERE id = ANY($1) RETURNING id, size", &[&expired]).await?;
+                tx.cquery("DELETE FROM versions WHERE id = ANY($1) RETURNING id, size", &[&expired]).await?;
             for r in gone {
                 let id = VersionId(r.get(0));
                 fx.usage_delta -= r.get::<_, i64>(1);
@@ -494,7 +500,7 @@ impl Store {
                     }
                     trash_node(&tx, &user, &existing, &mut fx, now).await?;
                 }
-                tx.execute(
+                tx.cexecute(
                     "UPDATE nodes SET path = $3 || substr(path, char_length($2) + 1)
                      WHERE user_id = $1 AND trash_id IS NULL
                        AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
@@ -502,7 +508,7 @@ impl Store {
                 )
                 .await?;
                 let row = tx
-                    .query_one(
+                    .cquery_one(
                         &format!(
                             "UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"
                         ),
@@ -511,7 +517,7 @@ impl Store {
                     .await?;
                 let node = node_from_row(&row)?;
                 // Locks belong to the source's URLs and do not travel with a move (RFC 4918 §7.5).
-                tx.execute(
+                tx.cexecute(
                     "DELETE FROM locks WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
                     &[&user.id.0, &from.as_str()],
                 )
@@ -554,7 +560,7 @@ impl Store {
             let res = async {
                 let rows = locked
                     .client()
-                    .query(
+                    .cquery(
                         &format!(
                             "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL
                                AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0')) ORDER BY path"
@@ -611,11 +617,11 @@ impl Store {
             .await;
             match res {
                 Ok((node, intent)) => {
-                    locked.finish(&store, intent).await?;
+                    locked.finish(&store, true, intent).await?;
                     Ok(node)
                 }
                 Err(e) => {
-                    let _ = locked.finish(&store, None).await;
+                    let _ = locked.finish(&store, false, None).await;
                     Err(e)
                 }
             }
@@ -715,7 +721,7 @@ async fn insert_dir(
     now: Timestamp,
 ) -> Result<Node> {
     let row = tx
-        .query_one(
+        .cquery_one(
             &format!(
                 "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, etag)
                  VALUES ($1, $2, $3, $4, true, 0, $5, $6) RETURNING {NODE_COLS}"
@@ -764,7 +770,7 @@ pub(crate) async fn trash_node(
     now: Timestamp,
 ) -> Result<TrashId> {
     let size: i64 = tx
-        .query_one(
+        .cquery_one(
             "SELECT coalesce(sum(size), 0)::BIGINT FROM nodes WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir
                AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
             &[&user.id.0, &node.path.as_str()],
@@ -772,7 +778,7 @@ pub(crate) async fn trash_node(
         .await?
         .get(0);
     let tid = TrashId(
-        tx.query_one(
+        tx.cquery_one(
             "INSERT INTO trash (user_id, node_id, orig_path, is_dir, size, deleted_at)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             &[&user.id.0, &node.id.0, &node.path.as_str(), &node.is_dir, &size, &now.0],
@@ -780,13 +786,13 @@ pub(crate) async fn trash_node(
         .await?
         .get(0),
     );
-    tx.execute(
+    tx.cexecute(
         "UPDATE nodes SET trash_id = $3 WHERE user_id = $1 AND trash_id IS NULL
            AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
         &[&user.id.0, &node.path.as_str(), &tid.0],
     )
     .await?;
-    tx.execute(
+    tx.cexecute(
         "DELETE FROM locks WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
         &[&user.id.0, &node.path.as_str()],
     )
@@ -823,7 +829,7 @@ async fn insert_copies(
             _ => parent,
         };
         let row = tx
-            .query_one(
+            .cquery_one(
                 &format!(
                     "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {NODE_COLS}"
@@ -842,7 +848,7 @@ async fn insert_copies(
             )
             .await?;
         let copy = node_from_row(&row)?;
-        tx.execute(
+        tx.cexecute(
             "INSERT INTO properties (node_id, namespace, name, value) SELECT $2, namespace, name, value
              FROM properties WHERE node_id = $1",
             &[&n.id.0, &copy.id.0],

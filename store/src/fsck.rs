@@ -2,6 +2,7 @@
 //! It changes nothing; `scan` adopts outside changes, start-up recovery finishes interrupted
 //! commits.
 
+use crate::db::Cached;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::disk::{Kind, layout};
@@ -40,7 +41,7 @@ impl Store {
     pub async fn fsck(&self, only: Option<&UserName>, verify_hashes: bool) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         let client = self.inner.pool.get().await?;
-        let pending: i64 = client.query_one("SELECT count(*) FROM intents", &[]).await?.get(0);
+        let pending: i64 = client.cquery_one("SELECT count(*) FROM intents", &[]).await?.get(0);
         if pending > 0 {
             report.problems.push(FsckProblem {
                 user: String::new(),
@@ -59,7 +60,7 @@ impl Store {
             let u = user.name.to_string();
             let problem = |kind: &'static str, detail: String| FsckProblem { user: u.clone(), kind, detail };
             let rows = client
-                .query(
+                .cquery(
                     &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL"),
                     &[&user.id.0],
                 )
@@ -68,20 +69,20 @@ impl Store {
                 rows.iter().map(|r| node_from_row(r).map(|n| (n.path.clone(), n))).collect::<Result<_>>()?;
             report.nodes += nodes.len();
             let versions: Vec<(i64, i64, Vec<u8>)> = client
-                .query("SELECT id, size, content_hash FROM versions WHERE user_id = $1", &[&user.id.0])
+                .cquery("SELECT id, size, content_hash FROM versions WHERE user_id = $1", &[&user.id.0])
                 .await?
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect();
             report.versions += versions.len();
             let trash: Vec<i64> = client
-                .query("SELECT id FROM trash WHERE user_id = $1", &[&user.id.0])
+                .cquery("SELECT id FROM trash WHERE user_id = $1", &[&user.id.0])
                 .await?
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
             let row = client
-                .query_one(
+                .cquery_one(
                     "SELECT used_bytes,
                        (SELECT coalesce(sum(size), 0)::BIGINT FROM nodes WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir)
                      + (SELECT coalesce(sum(size), 0)::BIGINT FROM versions WHERE user_id = $1)

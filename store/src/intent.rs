@@ -124,6 +124,9 @@ pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
     }
     touched.sort_unstable();
     touched.dedup();
+    // Staging needs no fsync: a rename out of it that a crash undoes leaves a staging file,
+    // which start-up removes (the content is already in place, the intent replays nothing).
+    touched.retain(|d| *d != crate::disk::layout::STAGING && !d.starts_with(".cairn/staging/"));
     for dir in touched {
         match disk.fsync_dir(dir) {
             Ok(()) => {}

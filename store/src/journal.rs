@@ -1,6 +1,7 @@
 //! Reading the per-user change journal. Sequence numbers are handed out under the user's row
 //! lock at commit, so a reader that has seen `seq = n` has seen every change up to `n`.
 
+use crate::db::Cached;
 use crate::path::VPath;
 use crate::types::{ContentHash, ETag, FileId, Timestamp, User};
 use crate::{Result, Store};
@@ -34,14 +35,14 @@ impl Store {
     /// The newest cursor of `user`'s journal (0 before any change).
     pub async fn journal_cursor(&self, user: &User) -> Result<i64> {
         let client = self.inner.pool.get().await?;
-        Ok(client.query_one("SELECT journal_seq FROM users WHERE id = $1", &[&user.id.0]).await?.get(0))
+        Ok(client.cquery_one("SELECT journal_seq FROM users WHERE id = $1", &[&user.id.0]).await?.get(0))
     }
 
     /// Up to `limit` changes after cursor `after`, oldest first.
     pub async fn changes(&self, user: &User, after: i64, limit: i64) -> Result<Vec<Change>> {
         let client = self.inner.pool.get().await?;
         let rows = client
-            .query(
+            .cquery(
                 "SELECT seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash FROM journal
                  WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 &[&user.id.0, &after, &limit],

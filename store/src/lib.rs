@@ -29,6 +29,7 @@ mod types;
 mod users;
 mod versions;
 
+use crate::db::Cached;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -175,7 +176,7 @@ impl Store {
     /// progress).
     pub async fn recover(&self, _lock: &DataDirLock) -> Result<RecoveryReport> {
         let client = self.inner.pool.get().await?;
-        let rows = client.query("SELECT id, ops FROM intents ORDER BY id", &[]).await?;
+        let rows = client.cquery("SELECT id, ops FROM intents ORDER BY id", &[]).await?;
         let mut report = RecoveryReport::default();
         for row in rows {
             let id: i64 = row.get(0);
@@ -183,7 +184,7 @@ impl Store {
             let store = self.clone();
             match blocking(move || intent::apply(&store.inner.disk, &ops)).await {
                 Ok(()) => {
-                    client.execute("DELETE FROM intents WHERE id = $1", &[&id]).await?;
+                    client.cexecute("DELETE FROM intents WHERE id = $1", &[&id]).await?;
                     report.intents_replayed += 1;
                 }
                 // The disk was changed so that the promise cannot be kept. Keep the record

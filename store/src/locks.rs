@@ -2,6 +2,7 @@
 //! keeps the table and its conflict rules; which request must present which token is the
 //! front end's protocol business.
 
+use crate::db::Cached;
 use crate::path::VPath;
 use crate::txn::audit;
 use crate::types::{Actor, Timestamp, User};
@@ -63,7 +64,7 @@ impl Store {
         let now = self.clock().now();
         let cond = if and_below { format!("({COVERS} OR {BELOW})") } else { COVERS.to_owned() };
         let rows = client
-            .query(
+            .cquery(
                 &format!("SELECT {LOCK_COLS} FROM locks WHERE user_id = $1 AND {cond} AND expires_at > $3 ORDER BY path"),
                 &[&user.id.0, &path.as_str(), &now.0],
             )
@@ -76,7 +77,7 @@ impl Store {
         let client = self.inner.pool.get().await?;
         let now = self.clock().now();
         Ok(client
-            .query_opt(
+            .cquery_opt(
                 "SELECT 1 FROM locks WHERE user_id = $1 AND expires_at > $2 LIMIT 1",
                 &[&user.id.0, &now.0],
             )
@@ -91,12 +92,12 @@ impl Store {
         let mut client = self.inner.pool.get().await?;
         let tx = client.transaction().await?;
         // Serialize lock changes per user.
-        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user.id.0]).await?;
-        tx.execute("DELETE FROM locks WHERE user_id = $1 AND expires_at <= $2", &[&user.id.0, &now.0])
+        tx.cexecute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user.id.0]).await?;
+        tx.cexecute("DELETE FROM locks WHERE user_id = $1 AND expires_at <= $2", &[&user.id.0, &now.0])
             .await?;
         let cond = if req.depth_infinite { format!("({COVERS} OR {BELOW})") } else { COVERS.to_owned() };
         let conflicts = tx
-            .query(
+            .cquery(
                 &format!("SELECT exclusive FROM locks WHERE user_id = $1 AND {cond}"),
                 &[&user.id.0, &path.as_str()],
             )
@@ -108,7 +109,7 @@ impl Store {
         let expires =
             Timestamp(now.0.saturating_add((req.timeout_secs as i64).saturating_mul(1_000_000_000)));
         let row = tx
-            .query_one(
+            .cquery_one(
                 &format!(
                     "INSERT INTO locks (token, user_id, path, depth_inf, exclusive, owner_xml, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {LOCK_COLS}"
@@ -141,7 +142,7 @@ impl Store {
         let expires = Timestamp(now.0.saturating_add((timeout_secs as i64).saturating_mul(1_000_000_000)));
         let client = self.inner.pool.get().await?;
         let row = client
-            .query_opt(
+            .cquery_opt(
                 &format!(
                     "UPDATE locks SET expires_at = $4 WHERE user_id = $1 AND token = $3 AND {COVERS} AND expires_at > $5
                      RETURNING {LOCK_COLS}"
@@ -158,7 +159,7 @@ impl Store {
         let now = self.clock().now();
         let client = self.inner.pool.get().await?;
         let n = client
-            .execute(
+            .cexecute(
                 &format!("DELETE FROM locks WHERE user_id = $1 AND token = $3 AND {COVERS}"),
                 &[&user.id.0, &path.as_str(), &token],
             )

@@ -2,6 +2,7 @@
 //! are opaque to `store` (the WebDAV front end stores the property's inner XML). They follow
 //! the node through moves, are copied with it, and go with it to the trash.
 
+use crate::db::Cached;
 use std::collections::HashMap;
 
 use crate::path::VPath;
@@ -45,7 +46,7 @@ impl Store {
         let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
         let client = self.inner.pool.get().await?;
         let rows = client
-            .query(
+            .cquery(
                 "SELECT p.node_id, p.namespace, p.name, p.value FROM properties p JOIN nodes n ON n.id = p.node_id
                  WHERE n.user_id = $1 AND p.node_id = ANY($2) ORDER BY p.namespace, p.name",
                 &[&user.id.0, &ids],
@@ -83,7 +84,7 @@ impl Store {
         let mut client = self.inner.pool.get().await?;
         let tx = client.transaction().await?;
         let node: i64 = tx
-            .query_opt(
+            .cquery_opt(
                 "SELECT id FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL FOR UPDATE",
                 &[&user.id.0, &path.as_str()],
             )
@@ -93,7 +94,7 @@ impl Store {
         for c in changes {
             match c {
                 PropChange::Set(p) => {
-                    tx.execute(
+                    tx.cexecute(
                         "INSERT INTO properties (node_id, namespace, name, value) VALUES ($1, $2, $3, $4)
                          ON CONFLICT (node_id, namespace, name) DO UPDATE SET value = EXCLUDED.value",
                         &[&node, &p.namespace, &p.name, &p.value],
@@ -101,7 +102,7 @@ impl Store {
                     .await?;
                 }
                 PropChange::Remove { namespace, name } => {
-                    tx.execute(
+                    tx.cexecute(
                         "DELETE FROM properties WHERE node_id = $1 AND namespace = $2 AND name = $3",
                         &[&node, namespace, name],
                     )
@@ -110,7 +111,7 @@ impl Store {
             }
         }
         let count: i64 =
-            tx.query_one("SELECT count(*) FROM properties WHERE node_id = $1", &[&node]).await?.get(0);
+            tx.cquery_one("SELECT count(*) FROM properties WHERE node_id = $1", &[&node]).await?.get(0);
         if count > MAX_PROPS_PER_NODE {
             return Err(Error::new(ErrorKind::InvalidInput, "too many properties on one resource"));
         }

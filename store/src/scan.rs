@@ -1,6 +1,7 @@
 //! `scan`: adopt changes made directly in the backing directory (new files get ids, changed
 //! content gets a new hash and etag, removed files leave the database).
 
+use crate::db::Cached;
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -43,7 +44,7 @@ impl Store {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
                 let rows = tx
-                    .query(&format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL"), &[
+                    .cquery(&format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL"), &[
                         &user.id.0,
                     ])
                     .await?;
@@ -64,14 +65,14 @@ impl Store {
                         continue;
                     }
                     let versions = tx
-                        .query("DELETE FROM versions WHERE node_id = $1 RETURNING id, size", &[&node.id.0])
+                        .cquery("DELETE FROM versions WHERE node_id = $1 RETURNING id, size", &[&node.id.0])
                         .await?;
                     for v in versions {
                         fx.usage_delta -= v.get::<_, i64>(1);
                         fx.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, VersionId(v.get(0))) });
                     }
-                    tx.execute("DELETE FROM properties WHERE node_id = $1", &[&node.id.0]).await?;
-                    tx.execute("DELETE FROM nodes WHERE id = $1", &[&node.id.0]).await?;
+                    tx.cexecute("DELETE FROM properties WHERE node_id = $1", &[&node.id.0]).await?;
+                    tx.cexecute("DELETE FROM nodes WHERE id = $1", &[&node.id.0]).await?;
                     fx.usage_delta -= node.size as i64;
                     touch_ancestors(&tx, user.id, path).await?;
                     fx.journal.push(JournalEntry::for_node("delete", node));
@@ -86,7 +87,7 @@ impl Store {
                             let changed = Some(hash) != node.content_hash;
                             let etag = if changed { new_etag() } else { node.etag.clone() };
                             let row = tx
-                                .query_one(
+                                .cquery_one(
                                     &format!(
                                         "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5
                                          WHERE id = $1 RETURNING {NODE_COLS}"
@@ -106,7 +107,7 @@ impl Store {
                             let parent = ensure_dirs(&tx, &user, &path.parent().unwrap_or_else(VPath::root), &mut fx, now).await?;
                             let is_dir = s.meta.kind == Kind::Dir;
                             let row = tx
-                                .query_one(
+                                .cquery_one(
                                     &format!(
                                         "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
                                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {NODE_COLS}"
@@ -138,7 +139,7 @@ impl Store {
                 fx.ops.retain(|op| !matches!(op, DiskOp::Mkdir { .. }));
                 // Interrupted commits recovery could not finish are moot now that the database
                 // follows the disk.
-                tx.execute("DELETE FROM intents WHERE user_id = $1", &[&user.id.0]).await?;
+                tx.cexecute("DELETE FROM intents WHERE user_id = $1", &[&user.id.0]).await?;
                 let detail = format!(
                     "{} added, {} modified, {} removed, {} skipped",
                     report.added.len(),

@@ -1,5 +1,6 @@
 //! The trash: list, restore, purge.
 
+use crate::db::Cached;
 use crate::disk::layout;
 use crate::files::{ensure_dirs, in_txn};
 use crate::intent::{DiskOp, Done};
@@ -16,7 +17,7 @@ impl Store {
     pub async fn trash_list(&self, user: &User) -> Result<Vec<TrashItem>> {
         let client = self.inner.pool.get().await?;
         let rows = client
-            .query(
+            .cquery(
                 "SELECT id, node_id, orig_path, is_dir, size, deleted_at FROM trash WHERE user_id = $1
                  ORDER BY deleted_at DESC, id DESC",
                 &[&user.id.0],
@@ -51,7 +52,7 @@ impl Store {
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
                 let row = tx
-                    .query_opt("SELECT orig_path, node_id FROM trash WHERE id = $1 AND user_id = $2 FOR UPDATE", &[
+                    .cquery_opt("SELECT orig_path, node_id FROM trash WHERE id = $1 AND user_id = $2 FOR UPDATE", &[
                         &id.0,
                         &user.id.0,
                     ])
@@ -67,19 +68,19 @@ impl Store {
                     return Err(Error::new(ErrorKind::AlreadyExists, format!("{target} already exists")));
                 }
                 let parent = ensure_dirs(&tx, &user, &target.parent().unwrap_or_else(VPath::root), &mut fx, now).await?;
-                tx.execute(
+                tx.cexecute(
                     "UPDATE nodes SET trash_id = NULL, path = $3 || substr(path, char_length($2) + 1) WHERE trash_id = $1",
                     &[&id.0, &orig.as_str(), &target.as_str()],
                 )
                 .await?;
                 let row = tx
-                    .query_one(
+                    .cquery_one(
                         &format!("UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"),
                         &[&node_id, &parent.0, &target.name()],
                     )
                     .await?;
                 let node = node_from_row(&row)?;
-                tx.execute("DELETE FROM trash WHERE id = $1", &[&id.0]).await?;
+                tx.cexecute("DELETE FROM trash WHERE id = $1", &[&id.0]).await?;
                 touch_ancestors(&tx, user.id, &target).await?;
                 fx.journal.push(JournalEntry::for_node("create", &node));
                 fx.ops.push(DiskOp::rename(
@@ -104,7 +105,7 @@ impl Store {
                 let ids: Vec<i64> = match id {
                     Some(id) => {
                         let found = tx
-                            .query_opt(
+                            .cquery_opt(
                                 "SELECT id FROM trash WHERE id = $1 AND user_id = $2",
                                 &[&id.0, &user.id.0],
                             )
@@ -112,7 +113,7 @@ impl Store {
                         vec![found.ok_or_else(|| Error::not_found(format!("trash item {id}")))?.get(0)]
                     }
                     None => tx
-                        .query("SELECT id FROM trash WHERE user_id = $1", &[&user.id.0])
+                        .cquery("SELECT id FROM trash WHERE user_id = $1", &[&user.id.0])
                         .await?
                         .iter()
                         .map(|r| r.get(0))

@@ -1,5 +1,6 @@
 //! Accounts: creation, credentials (argon2id PHC strings; hashed app passwords), quota, usage.
 
+use crate::db::Cached;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
@@ -97,11 +98,11 @@ impl Store {
         let now = self.clock().now();
         let mut client = self.inner.pool.get().await?;
         let tx = client.transaction().await?;
-        if tx.query_opt("SELECT 1 FROM users WHERE name = $1", &[&name.as_str()]).await?.is_some() {
+        if tx.cquery_opt("SELECT 1 FROM users WHERE name = $1", &[&name.as_str()]).await?.is_some() {
             return Err(Error::new(ErrorKind::AlreadyExists, format!("user {name} already exists")));
         }
         let row = tx
-            .query_one(
+            .cquery_one(
                 &format!(
                     "INSERT INTO users (name, password_hash, is_admin, quota_bytes) VALUES ($1, $2, $3, $4)
                      RETURNING {USER_COLS}"
@@ -110,7 +111,7 @@ impl Store {
             )
             .await?;
         let user = user_from_row(&row)?;
-        tx.execute(
+        tx.cexecute(
             "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, etag)
              VALUES ($1, NULL, '', '', true, 0, $2, $3)",
             &[&user.id.0, &now.0, &new_etag().0],
@@ -136,7 +137,7 @@ impl Store {
     pub async fn user(&self, name: &UserName) -> Result<User> {
         let client = self.inner.pool.get().await?;
         let row = client
-            .query_opt(&format!("SELECT {USER_COLS} FROM users WHERE name = $1"), &[&name.as_str()])
+            .cquery_opt(&format!("SELECT {USER_COLS} FROM users WHERE name = $1"), &[&name.as_str()])
             .await?
             .ok_or_else(|| Error::not_found(format!("user {name}")))?;
         user_from_row(&row)
@@ -145,7 +146,7 @@ impl Store {
     /// Every account with its usage, by name.
     pub async fn list_users(&self) -> Result<Vec<UserInfo>> {
         let client = self.inner.pool.get().await?;
-        let rows = client.query(&format!("SELECT {USER_COLS} FROM users ORDER BY name"), &[]).await?;
+        let rows = client.cquery(&format!("SELECT {USER_COLS} FROM users ORDER BY name"), &[]).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let user = user_from_row(row)?;
@@ -158,7 +159,7 @@ impl Store {
     /// How many accounts exist.
     pub async fn user_count(&self) -> Result<i64> {
         let client = self.inner.pool.get().await?;
-        Ok(client.query_one("SELECT count(*) FROM users", &[]).await?.get(0))
+        Ok(client.cquery_one("SELECT count(*) FROM users", &[]).await?.get(0))
     }
 
     /// Check a user's password (argon2id; about 40 ms, off the async workers). A wrong name, a
@@ -169,7 +170,7 @@ impl Store {
         let row = match UserName::parse(name) {
             Ok(n) => {
                 client
-                    .query_opt(
+                    .cquery_opt(
                         &format!("SELECT {USER_COLS}, password_hash FROM users WHERE name = $1"),
                         &[&n.as_str()],
                     )
@@ -206,7 +207,7 @@ impl Store {
         let phc = blocking(move || hash_password(&pw)).await?;
         self.update_user(actor, name, "user.passwd", None, |tx, id| {
             Box::pin(async move {
-                tx.execute(
+                tx.cexecute(
                     "UPDATE users SET password_hash = $2, cred_epoch = cred_epoch + 1 WHERE id = $1",
                     &[&id.0, &phc],
                 )
@@ -222,7 +223,7 @@ impl Store {
         let action = if disabled { "user.disable" } else { "user.enable" };
         self.update_user(actor, name, action, None, |tx, id| {
             Box::pin(async move {
-                tx.execute(
+                tx.cexecute(
                     "UPDATE users SET disabled = $2, cred_epoch = cred_epoch + 1 WHERE id = $1",
                     &[&id.0, &disabled],
                 )
@@ -238,7 +239,7 @@ impl Store {
         let detail = format!("quota={quota:?}");
         self.update_user(actor, name, "quota.set", Some(detail), |tx, id| {
             Box::pin(async move {
-                tx.execute(
+                tx.cexecute(
                     "UPDATE users SET quota_bytes = $2 WHERE id = $1",
                     &[&id.0, &quota.map(|q| q as i64)],
                 )
@@ -264,7 +265,7 @@ impl Store {
         let mut client = self.inner.pool.get().await?;
         let tx = client.transaction().await?;
         let id: i64 = tx
-            .query_opt("SELECT id FROM users WHERE name = $1 FOR UPDATE", &[&name.as_str()])
+            .cquery_opt("SELECT id FROM users WHERE name = $1 FOR UPDATE", &[&name.as_str()])
             .await?
             .ok_or_else(|| Error::not_found(format!("user {name}")))?
             .get(0);
@@ -282,7 +283,7 @@ impl Store {
         let mut locked = crate::txn::Locked::acquire(self, crate::txn::LockSet::Tree(user.id)).await?;
         let res = async {
             let tx = locked.client_mut().transaction().await?;
-            tx.execute("DELETE FROM users WHERE id = $1", &[&user.id.0]).await?;
+            tx.cexecute("DELETE FROM users WHERE id = $1", &[&user.id.0]).await?;
             crate::notify::credentials_changed(&tx, user.id).await?;
             audit(&tx, None, actor, "user.delete", None, Some(&format!("user {name} (id {})", user.id)), now)
                 .await?;
@@ -292,7 +293,7 @@ impl Store {
                 DiskOp::Remove { path: layout::trash_dir(name) },
             ];
             let id: i64 = tx
-                .query_one(
+                .cquery_one(
                     "INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id",
                     &[&user.id.0, &crate::intent::encode(&ops)],
                 )
@@ -303,9 +304,9 @@ impl Store {
         }
         .await;
         match res {
-            Ok(intent) => locked.finish(self, Some(intent)).await,
+            Ok(intent) => locked.finish(self, true, Some(intent)).await,
             Err(e) => {
-                let _ = locked.finish(self, None).await;
+                let _ = locked.finish(self, false, None).await;
                 Err(e)
             }
         }
@@ -315,7 +316,7 @@ impl Store {
     pub async fn usage(&self, user: &User) -> Result<Usage> {
         let client = self.inner.pool.get().await?;
         let row = client
-            .query_one(
+            .cquery_one(
                 "SELECT quota_bytes, used_bytes,
                    (SELECT coalesce(sum(size), 0)::BIGINT FROM nodes WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir),
                    (SELECT coalesce(sum(size), 0)::BIGINT FROM versions WHERE user_id = $1),
@@ -344,7 +345,7 @@ impl Store {
         let now = self.clock().now();
         let client = self.inner.pool.get().await?;
         let row = client
-            .query_one(
+            .cquery_one(
                 "INSERT INTO app_passwords (user_id, label, token_hash) VALUES ($1, $2, $3) RETURNING id",
                 &[&user.id.0, &label, &token_hash(&token)],
             )
@@ -361,7 +362,7 @@ impl Store {
         let denied = || Error::new(ErrorKind::Unauthenticated, "wrong user name or password");
         let client = self.inner.pool.get().await?;
         let row = client
-            .query_opt(
+            .cquery_opt(
                 "UPDATE app_passwords a SET last_used_at = now() FROM users u
                  WHERE a.token_hash = $2 AND u.id = a.user_id AND u.name = $1
                  RETURNING u.id, u.name, u.is_admin, u.disabled, u.quota_bytes, u.cred_epoch",
@@ -380,7 +381,7 @@ impl Store {
     pub async fn list_app_passwords(&self, user: &User) -> Result<Vec<AppPassword>> {
         let client = self.inner.pool.get().await?;
         let rows = client
-            .query(
+            .cquery(
                 "SELECT id, label, (extract(epoch from created_at) * 1e9)::BIGINT,
                         (extract(epoch from last_used_at) * 1e9)::BIGINT
                  FROM app_passwords WHERE user_id = $1 ORDER BY id",
@@ -402,12 +403,12 @@ impl Store {
     pub async fn revoke_app_password(&self, actor: &Actor, user: &User, id: i64) -> Result<()> {
         let client = self.inner.pool.get().await?;
         let n = client
-            .execute("DELETE FROM app_passwords WHERE id = $1 AND user_id = $2", &[&id, &user.id.0])
+            .cexecute("DELETE FROM app_passwords WHERE id = $1 AND user_id = $2", &[&id, &user.id.0])
             .await?;
         if n == 0 {
             return Err(Error::not_found(format!("app password {id}")));
         }
-        client.execute("UPDATE users SET cred_epoch = cred_epoch + 1 WHERE id = $1", &[&user.id.0]).await?;
+        client.cexecute("UPDATE users SET cred_epoch = cred_epoch + 1 WHERE id = $1", &[&user.id.0]).await?;
         crate::notify::credentials_changed(&client, user.id).await?;
         audit(
             &client,
@@ -426,7 +427,7 @@ impl Store {
     pub async fn audit_auth_failure(&self, actor: &Actor, name: &str) -> Result<()> {
         let client = self.inner.pool.get().await?;
         let user: Option<i64> =
-            client.query_opt("SELECT id FROM users WHERE name = $1", &[&name]).await?.map(|r| r.get(0));
+            client.cquery_opt("SELECT id FROM users WHERE name = $1", &[&name]).await?.map(|r| r.get(0));
         audit(
             &client,
             user.map(UserId),
@@ -443,7 +444,7 @@ impl Store {
     pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditRecord>> {
         let client = self.inner.pool.get().await?;
         let rows = client
-            .query(
+            .cquery(
                 "SELECT at, actor, origin, action, path, detail FROM audit_log ORDER BY id DESC LIMIT $1",
                 &[&limit],
             )

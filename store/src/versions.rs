@@ -1,5 +1,6 @@
 //! Earlier contents of files: list, read, restore.
 
+use crate::db::Cached;
 use std::fs::File;
 
 use crate::disk::layout;
@@ -36,7 +37,7 @@ impl Store {
         }
         let client = self.inner.pool.get().await?;
         let rows = client
-            .query(
+            .cquery(
                 &format!(
                     "SELECT {VERSION_COLS} FROM versions WHERE node_id = $1 ORDER BY created_at DESC, id DESC"
                 ),
@@ -51,7 +52,7 @@ impl Store {
         let node = self.stat(user, path).await?;
         let client = self.inner.pool.get().await?;
         let row = client
-            .query_opt(
+            .cquery_opt(
                 &format!(
                     "SELECT {VERSION_COLS} FROM versions WHERE id = $1 AND node_id = $2 AND user_id = $3"
                 ),
@@ -89,7 +90,7 @@ impl Store {
                     return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
                 }
                 let row = tx
-                    .query_opt(
+                    .cquery_opt(
                         &format!(
                             "SELECT {VERSION_COLS} FROM versions WHERE id = $1 AND node_id = $2 FOR UPDATE"
                         ),
@@ -102,11 +103,11 @@ impl Store {
                 store.keep_as_version(&tx, &user, &node, &mut fx, now).await?;
                 // The restored content stops being a version: its bytes move from the
                 // version count to the file count.
-                tx.execute("DELETE FROM versions WHERE id = $1", &[&id.0]).await?;
+                tx.cexecute("DELETE FROM versions WHERE id = $1", &[&id.0]).await?;
                 fx.usage_delta -= version.size as i64;
                 fx.usage_delta += version.size as i64 - node.size as i64;
                 let row = tx
-                    .query_one(
+                    .cquery_one(
                         &format!(
                             "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5
                              WHERE id = $1 RETURNING {NODE_COLS}"

@@ -245,10 +245,15 @@ fn get_preconditions(h: &HeaderMap, node: &Node) -> Option<StatusCode> {
 
 async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
     let path = &ctx.url.path;
-    let node = ctx.store.stat(&ctx.user, path).await?;
-    if node.is_dir {
-        return listing(ctx, &node, head).await;
-    }
+    // One query for the common case: open the file; a folder answers IsADirectory.
+    let (node, file) = match ctx.store.open_file(&ctx.user, path).await {
+        Ok(found) => found,
+        Err(e) if e.kind() == ErrorKind::IsADirectory => {
+            let dir = ctx.store.stat(&ctx.user, path).await?;
+            return listing(ctx, &dir, head).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut res = body::status(StatusCode::OK);
     {
         let h = res.headers_mut();
@@ -280,7 +285,6 @@ async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
             return Err(e);
         }
     };
-    let (_, file) = ctx.store.open_file(&ctx.user, path).await?;
     match ranges {
         None => {
             res.headers_mut().insert(header::CONTENT_TYPE, hv(&ctype));
