@@ -14,7 +14,7 @@ use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::txn::{
     Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_for_update, node_from_row,
-    parent_dir, touch_ancestors,
+    parent_dir,
 };
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, TrashId, User, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
@@ -363,7 +363,7 @@ impl Store {
             }
         };
         fx.journal.push(JournalEntry::for_node(if created { "create" } else { "modify" }, &node));
-        touch_ancestors(tx, user.id, path).await?;
+        fx.touch(path);
         Ok(WriteOutcome { node, created, version })
     }
 
@@ -522,8 +522,8 @@ impl Store {
                     &[&user.id.0, &from.as_str()],
                 )
                 .await?;
-                touch_ancestors(&tx, user.id, &from).await?;
-                touch_ancestors(&tx, user.id, &to).await?;
+                fx.touch(&from);
+                fx.touch(&to);
                 let mut j = JournalEntry::for_node("move", &node);
                 j.old_path = Some(from.clone());
                 fx.journal.push(j);
@@ -607,7 +607,7 @@ impl Store {
                 if staged.cleanup != staged.content {
                     fx.ops.push(DiskOp::Remove { path: staged.cleanup.clone() });
                 }
-                touch_ancestors(&tx, user.id, &to).await?;
+                fx.touch(&to);
                 fx.audit.push(("copy", Some(from.to_string()), Some(format!("to {to}"))));
                 let intent = close(&store, &tx, &user, &actor, fx, now).await?;
                 tx.commit().await?;
@@ -732,7 +732,7 @@ async fn insert_dir(
     let node = node_from_row(&row)?;
     fx.ops.push(DiskOp::Mkdir { path: layout::user_path(&user.name, path) });
     fx.journal.push(JournalEntry::for_node("create", &node));
-    touch_ancestors(tx, user.id, path).await?;
+    fx.touch(path);
     Ok(node)
 }
 
@@ -749,7 +749,7 @@ pub(crate) async fn ensure_dirs(
     chain.push(dir.clone());
     let mut parent: Option<FileId> = None;
     for p in chain {
-        parent = Some(match node_for_update(tx, user.id, &p).await? {
+        parent = Some(match crate::txn::node_for_share(tx, user.id, &p).await? {
             Some(n) if n.is_dir => n.id,
             Some(_) => return Err(Error::new(ErrorKind::Conflict, format!("{p} is not a folder"))),
             None => {
@@ -797,7 +797,7 @@ pub(crate) async fn trash_node(
         &[&user.id.0, &node.path.as_str()],
     )
     .await?;
-    touch_ancestors(tx, user.id, &node.path).await?;
+    fx.touch(&node.path);
     fx.journal.push(JournalEntry::for_node("delete", node));
     fx.ops.push(DiskOp::rename(
         layout::user_path(&user.name, &node.path),

@@ -9,9 +9,7 @@ use crate::disk::{Kind, Meta, layout};
 use crate::files::{ensure_dirs, in_txn};
 use crate::intent::DiskOp;
 use crate::path::VPath;
-use crate::txn::{
-    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_from_row, touch_ancestors,
-};
+use crate::txn::{Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_from_row};
 use crate::types::{Actor, ContentHash, Node, User, VersionId};
 use crate::{Error, Result, Store, blocking, detached};
 
@@ -74,7 +72,7 @@ impl Store {
                     tx.cexecute("DELETE FROM properties WHERE node_id = $1", &[&node.id.0]).await?;
                     tx.cexecute("DELETE FROM nodes WHERE id = $1", &[&node.id.0]).await?;
                     fx.usage_delta -= node.size as i64;
-                    touch_ancestors(&tx, user.id, path).await?;
+                    fx.touch(path);
                     fx.journal.push(JournalEntry::for_node("delete", node));
                     report.removed.push(path.clone());
                 }
@@ -98,7 +96,7 @@ impl Store {
                             fx.usage_delta += s.meta.size as i64 - node.size as i64;
                             if changed {
                                 let updated = node_from_row(&row)?;
-                                touch_ancestors(&tx, user.id, path).await?;
+                                fx.touch(path);
                                 fx.journal.push(JournalEntry::for_node("modify", &updated));
                                 report.modified.push(path.clone());
                             }
@@ -129,7 +127,7 @@ impl Store {
                             if !is_dir {
                                 fx.usage_delta += s.meta.size as i64;
                             }
-                            touch_ancestors(&tx, user.id, path).await?;
+                            fx.touch(path);
                             fx.journal.push(JournalEntry::for_node("create", &node));
                             report.added.push(path.clone());
                         }

@@ -7,7 +7,7 @@ use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::txn::{
     Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, node_for_update, node_from_row,
-    purge_trash_item, touch_ancestors,
+    purge_trash_item,
 };
 use crate::types::{Actor, FileId, Node, Timestamp, TrashId, TrashItem, User};
 use crate::{Error, ErrorKind, Result, Store, detached};
@@ -81,7 +81,7 @@ impl Store {
                     .await?;
                 let node = node_from_row(&row)?;
                 tx.cexecute("DELETE FROM trash WHERE id = $1", &[&id.0]).await?;
-                touch_ancestors(&tx, user.id, &target).await?;
+                fx.touch(&target);
                 fx.journal.push(JournalEntry::for_node("create", &node));
                 fx.ops.push(DiskOp::rename(
                     format!("{}/{}", layout::trash_dir(&user.name), id),

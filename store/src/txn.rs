@@ -167,6 +167,8 @@ pub(crate) struct Effects {
     pub(crate) last_resort: Option<(VersionId, u64)>,
     /// Ids of versions never to prune in this transaction (e.g. the one being restored).
     pub(crate) keep_versions: Vec<VersionId>,
+    /// Paths whose ancestors get new etags, at the very end of the transaction.
+    touched: Vec<VPath>,
 }
 
 impl Effects {
@@ -179,7 +181,13 @@ impl Effects {
             may_prune: true,
             last_resort: None,
             keep_versions: Vec::new(),
+            touched: Vec::new(),
         }
+    }
+
+    /// Give every ancestor of `path` a new etag when the transaction closes.
+    pub(crate) fn touch(&mut self, path: &VPath) {
+        self.touched.push(path.clone());
     }
 }
 
@@ -195,77 +203,137 @@ pub(crate) async fn close(
 ) -> Result<Option<(i64, Vec<DiskOp>)>> {
     // Durability comes from the barrier in `Locked::finish`, after the row lock is released.
     tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+    // Check the disk before taking the contended row locks (the user row, the ancestors).
+    if !fx.ops.is_empty() {
+        let (s, ops) = (store.clone(), fx.ops.clone());
+        blocking(move || intent::preflight(&s.inner.disk, &ops)).await?;
+    }
     let n_journal = fx.journal.len() as i64;
+    let mut ancestors: Vec<&str> = fx.touched.iter().flat_map(path_ancestors).collect();
+    ancestors.sort_unstable();
+    ancestors.dedup();
+    let j_kind: Vec<&str> = fx.journal.iter().map(|j| j.kind).collect();
+    let j_node: Vec<i64> = fx.journal.iter().map(|j| j.node_id.0).collect();
+    let j_dir: Vec<bool> = fx.journal.iter().map(|j| j.is_dir).collect();
+    let j_path: Vec<&str> = fx.journal.iter().map(|j| j.path.as_str()).collect();
+    let j_old: Vec<Option<&str>> =
+        fx.journal.iter().map(|j| j.old_path.as_ref().map(|p| p.as_str())).collect();
+    let j_size: Vec<Option<i64>> = fx.journal.iter().map(|j| j.size.map(|s| s as i64)).collect();
+    let j_etag: Vec<Option<&str>> =
+        fx.journal.iter().map(|j| j.etag.as_ref().map(|e| e.0.as_str())).collect();
+    let j_hash: Vec<Option<&[u8]>> = fx.journal.iter().map(|j| j.hash.as_ref().map(|h| &h.0[..])).collect();
+    let a_action: Vec<&str> = fx.audit.iter().map(|a| a.0).collect();
+    let a_path: Vec<Option<&str>> = fx.audit.iter().map(|a| a.1.as_deref()).collect();
+    let a_detail: Vec<Option<String>> =
+        fx.audit.iter().map(|a| audit_detail(actor, a.2.as_deref())).collect();
+    let ops: Option<String> = (!fx.ops.is_empty()).then(|| intent::encode(&fx.ops));
+    // One statement for everything that needs the user's row lock (usage, journal sequence)
+    // and the ancestors' row locks: the lock is then held for this statement and the commit
+    // only, not for a round trip per row.
     let row = tx
         .cquery_one(
-            "UPDATE users SET used_bytes = used_bytes + $2, journal_seq = journal_seq + $3
-             WHERE id = $1 RETURNING used_bytes, quota_bytes, journal_seq",
-            &[&user.id.0, &fx.usage_delta, &n_journal],
+            "WITH u AS (
+                 UPDATE users SET used_bytes = used_bytes + $2, journal_seq = journal_seq + $3
+                 WHERE id = $1 RETURNING used_bytes, quota_bytes, journal_seq),
+             j AS (
+                 INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash)
+                 SELECT $1, (SELECT journal_seq FROM u) - $3 + t.ord, $4, t.kind, t.node, t.dir, t.path, t.old, t.size, t.etag, t.hash
+                 FROM unnest($5::text[], $6::bigint[], $7::bool[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bytea[])
+                      WITH ORDINALITY AS t(kind, node, dir, path, old, size, etag, hash, ord)
+                 RETURNING 1),
+             a AS (
+                 INSERT INTO audit_log (at, user_id, actor, origin, action, path, detail)
+                 SELECT $4, $1, $13, $14, t.action, t.path, t.detail
+                 FROM unnest($15::text[], $16::text[], $17::text[]) AS t(action, path, detail)
+                 RETURNING 1),
+             e AS (
+                 UPDATE nodes SET etag = $18 WHERE user_id = $1 AND trash_id IS NULL AND path = ANY($19)
+                 RETURNING 1),
+             i AS (
+                 INSERT INTO intents (user_id, ops) SELECT $1, $20::text WHERE $20::text IS NOT NULL RETURNING id)
+             SELECT used_bytes, quota_bytes, journal_seq, (SELECT id FROM i),
+                    (SELECT count(*) FROM j), (SELECT count(*) FROM a), (SELECT count(*) FROM e)
+             FROM u",
+            &[
+                &user.id.0,
+                &fx.usage_delta,
+                &n_journal,
+                &now.0,
+                &j_kind,
+                &j_node,
+                &j_dir,
+                &j_path,
+                &j_old,
+                &j_size,
+                &j_etag,
+                &j_hash,
+                &actor.name,
+                &actor.origin.as_str(),
+                &a_action,
+                &a_path,
+                &a_detail,
+                &new_etag().0,
+                &ancestors,
+                &ops,
+            ],
         )
         .await?;
     let mut used: i64 = row.get(0);
     let quota: Option<i64> = row.get(1);
-    let seq_end: i64 = row.get(2);
+    let intent_id: Option<i64> = row.get(3);
     if let Some(quota) = quota
         && used > quota
         && fx.usage_delta > 0
     {
+        // The slow path: make room, or refuse (the transaction then rolls back entirely).
+        let mut extra = Effects::new();
+        extra.keep_versions = fx.keep_versions.clone();
+        extra.last_resort = fx.last_resort.take();
         if fx.may_prune {
-            used -= prune(tx, user, used - quota, &mut fx).await?;
+            used -= prune(tx, user, used - quota, &mut extra).await?;
         }
         if used > quota
-            && let Some((vid, size)) = fx.last_resort.take()
+            && let Some((vid, size)) = extra.last_resort.take()
         {
             // Keeping the replaced content as a version does not fit: drop it instead.
             tx.cexecute("DELETE FROM versions WHERE id = $1", &[&vid.0]).await?;
-            fx.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, vid) });
+            extra.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, vid) });
             used -= size as i64;
-            fx.audit.push(("version.prune", None, Some(format!("version {vid} dropped to fit quota"))));
+            extra.audit.push(("version.prune", None, Some(format!("version {vid} dropped to fit quota"))));
         }
         if used > quota {
             return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
         }
         tx.cexecute("UPDATE users SET used_bytes = $2 WHERE id = $1", &[&user.id.0, &used]).await?;
+        for (action, path, detail) in &extra.audit {
+            audit(tx, Some(user.id), actor, action, path.as_deref(), detail.as_deref(), now).await?;
+        }
+        fx.ops.extend(extra.ops);
+        let encoded = intent::encode(&fx.ops);
+        let id = match intent_id {
+            Some(id) => {
+                tx.cexecute("UPDATE intents SET ops = $2 WHERE id = $1", &[&id, &encoded]).await?;
+                id
+            }
+            None => tx
+                .cquery_one(
+                    "INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id",
+                    &[&user.id.0, &encoded],
+                )
+                .await?
+                .get(0),
+        };
+        return Ok(Some((id, fx.ops)));
     }
+    Ok(intent_id.map(|id| (id, fx.ops)))
+}
 
-    let mut seq = seq_end - n_journal;
-    for j in &fx.journal {
-        seq += 1;
-        tx.cexecute(
-            "INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &user.id.0,
-                &seq,
-                &now.0,
-                &j.kind,
-                &j.node_id.0,
-                &j.is_dir,
-                &j.path.as_str(),
-                &j.old_path.as_ref().map(|p| p.as_str()),
-                &j.size.map(|s| s as i64),
-                &j.etag.as_ref().map(|e| e.0.as_str()),
-                &j.hash.as_ref().map(|h| &h.0[..]),
-            ],
-        )
-        .await?;
+fn audit_detail(actor: &Actor, detail: Option<&str>) -> Option<String> {
+    match (&actor.remote, detail) {
+        (Some(remote), Some(d)) => Some(format!("{d} (from {remote})")),
+        (Some(remote), None) => Some(format!("from {remote}")),
+        (None, d) => d.map(str::to_owned),
     }
-    for (action, path, detail) in &fx.audit {
-        audit(tx, Some(user.id), actor, action, path.as_deref(), detail.as_deref(), now).await?;
-    }
-    if fx.ops.is_empty() {
-        return Ok(None);
-    }
-    let (s, ops) = (store.clone(), fx.ops.clone());
-    blocking(move || intent::preflight(&s.inner.disk, &ops)).await?;
-    let id: i64 = tx
-        .cquery_one(
-            "INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id",
-            &[&user.id.0, &intent::encode(&fx.ops)],
-        )
-        .await?
-        .get(0);
-    Ok(Some((id, fx.ops)))
 }
 
 /// Write one audit record.
@@ -278,11 +346,7 @@ pub(crate) async fn audit(
     detail: Option<&str>,
     now: Timestamp,
 ) -> Result<()> {
-    let detail = match (&actor.remote, detail) {
-        (Some(remote), Some(d)) => Some(format!("{d} (from {remote})")),
-        (Some(remote), None) => Some(format!("from {remote}")),
-        (None, d) => d.map(str::to_owned),
-    };
+    let detail = audit_detail(actor, detail);
     tx.cexecute(
         "INSERT INTO audit_log (at, user_id, actor, origin, action, path, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[&now.0, &user.map(|u| u.0), &actor.name, &actor.origin.as_str(), &action, &path, &detail],
@@ -383,18 +447,8 @@ pub(crate) fn new_etag() -> ETag {
     ETag(crate::disk::random_hex(8))
 }
 
-/// Give every ancestor of `path` (and the root) a new etag: sync clients find changes by
-/// walking down from the root while etags differ.
-pub(crate) async fn touch_ancestors(tx: &Transaction<'_>, user: UserId, path: &VPath) -> Result<()> {
-    let ancestors: Vec<&str> = path_ancestors(path);
-    tx.cexecute(
-        "UPDATE nodes SET etag = $3 WHERE user_id = $1 AND trash_id IS NULL AND path = ANY($2)",
-        &[&user.0, &ancestors, &new_etag().0],
-    )
-    .await?;
-    Ok(())
-}
-
+/// The ancestors of `path` as stored paths, the root (`""`) included: sync clients find
+/// changes by walking down from the root while etags differ.
 fn path_ancestors(path: &VPath) -> Vec<&str> {
     let s = path.as_str();
     let mut out = vec![""];
@@ -423,10 +477,22 @@ pub(crate) async fn node_for_update(
     .transpose()
 }
 
+/// The live node at `path`, locked against deletion and moves but not against concurrent
+/// writes inside it (`FOR KEY SHARE`): for parents of what a transaction changes.
+pub(crate) async fn node_for_share(tx: &Transaction<'_>, user: UserId, path: &VPath) -> Result<Option<Node>> {
+    tx.cquery_opt(
+        &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL FOR KEY SHARE"),
+        &[&user.0, &path.as_str()],
+    )
+    .await?
+    .map(|r| node_from_row(&r))
+    .transpose()
+}
+
 /// The live directory that is `path`'s parent, or a Conflict error.
 pub(crate) async fn parent_dir(tx: &Transaction<'_>, user: UserId, path: &VPath) -> Result<FileId> {
     let parent = path.parent().ok_or_else(|| Error::new(ErrorKind::InvalidPath, "the root has no parent"))?;
-    match node_for_update(tx, user, &parent).await? {
+    match node_for_share(tx, user, &parent).await? {
         Some(n) if n.is_dir => Ok(n.id),
         Some(_) => Err(Error::new(ErrorKind::Conflict, format!("{parent} is not a folder"))),
         None => Err(Error::new(ErrorKind::Conflict, format!("folder {parent} does not exist"))),

@@ -9,7 +9,6 @@ use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::txn::{
     Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_for_update, node_from_row,
-    touch_ancestors,
 };
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, Version, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
@@ -127,7 +126,7 @@ impl Store {
                     layout::user_path(&user.name, &path),
                     Done::FromMissing,
                 ));
-                touch_ancestors(&tx, user.id, &path).await?;
+                fx.touch(&path);
                 fx.journal.push(JournalEntry::for_node("modify", &restored));
                 fx.audit.push(("version.restore", Some(path.to_string()), Some(format!("version {id}"))));
                 (restored, fx)
