@@ -182,28 +182,6 @@ fn checksum_of(sql: &str) -> String {
     blake3::hash(sql.as_bytes()).to_hex().to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_schema_file_is_embedded_in_order() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".sql"))
-            .collect();
-        files.sort();
-        let embedded: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
-        assert_eq!(files, embedded);
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version as usize, i + 1);
-            assert!(m.name.starts_with(&format!("{:04}_", m.version)));
-        }
-    }
-}
-
 /// Queries through the connection's prepared-statement cache: one round trip per query instead
 /// of a parse round trip plus an execute round trip.
 pub(crate) trait Cached {
@@ -261,5 +239,27 @@ impl<C: deadpool_postgres::GenericClient + Sync> Cached for C {
     ) -> Result<u64> {
         let stmt = self.prepare_cached(sql).await?;
         Ok(self.execute(&stmt, params).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_file_is_embedded_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let embedded: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
+        assert_eq!(files, embedded);
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+            assert!(m.name.starts_with(&format!("{:04}_", m.version)));
+        }
     }
 }
