@@ -168,4 +168,3 @@ fn davfs2_mount_create_edit_rename_delete() {
     assert_eq!(folder.as_array().unwrap().len(), 1);
     env.assert_fsck_clean();
 }
-
