@@ -156,19 +156,20 @@ impl Store {
         rows.iter().map(node_from_row).collect()
     }
 
-    /// Open the file at `path` for reading (seek for ranges).
+    /// Open the file at `path` for reading (seek for ranges). The metadata query and the open
+    /// run at the same time; the database decides what exists.
     pub async fn open_file(&self, user: &User, path: &VPath) -> Result<(Node, File)> {
-        let node = self.stat(user, path).await?;
+        let rel = layout::user_path(&user.name, path);
+        let store = self.clone();
+        let open = blocking(move || {
+            store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e))
+        });
+        let (node, file) = tokio::join!(self.stat(user, path), open);
+        let node = node?;
         if node.is_dir {
             return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
         }
-        let rel = layout::user_path(&user.name, path);
-        let store = self.clone();
-        let file = blocking(move || {
-            store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e))
-        })
-        .await?;
-        Ok((node, file))
+        Ok((node, file?))
     }
 
     /// Most bytes a write may bring: quota minus usage, plus everything that could be pruned,

@@ -290,7 +290,7 @@ async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
             res.headers_mut().insert(header::CONTENT_TYPE, hv(&ctype));
             res.headers_mut().insert(header::CONTENT_LENGTH, hv(&node.size.to_string()));
             if !head {
-                *res.body_mut() = body::file_range(file, 0, node.size);
+                *res.body_mut() = body::file_range(file, 0, node.size).await.map_err(read_error)?;
             }
         }
         Some(r) if r.len() == 1 => {
@@ -300,7 +300,7 @@ async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
             res.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{}", node.size)));
             res.headers_mut().insert(header::CONTENT_LENGTH, hv(&(e - s + 1).to_string()));
             if !head {
-                *res.body_mut() = body::file_range(file, s, e - s + 1);
+                *res.body_mut() = body::file_range(file, s, e - s + 1).await.map_err(read_error)?;
             }
         }
         Some(r) => {
@@ -327,6 +327,11 @@ async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
         }
     }
     Ok(res)
+}
+
+fn read_error(e: std::io::Error) -> HttpError {
+    tracing::error!(error = %e, "reading a file failed");
+    HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
 }
 
 /// GET on a folder: a plain listing with links (the web UI is its own front end).
