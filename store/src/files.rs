@@ -13,8 +13,8 @@ use crate::disk::layout;
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::txn::{
-    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_for_update, node_from_row,
-    parent_dir,
+    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, insert_node, new_etag, node_for_update,
+    node_from_row, parent_dir,
 };
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, TrashId, User, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
@@ -341,26 +341,19 @@ impl Store {
                 (node_from_row(&row)?, false, Some(vid))
             }
             None => {
-                let row = tx
-                    .cquery_one(
-                        &format!(
-                            "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
-                             VALUES ($1, $2, $3, $4, false, $5, $6, $7, $8) RETURNING {NODE_COLS}"
-                        ),
-                        &[
-                            &user.id.0,
-                            &parent.0,
-                            &path.name(),
-                            &path.as_str(),
-                            &size,
-                            &content.mtime.0,
-                            &&content.hash.0[..],
-                            &etag.0,
-                        ],
-                    )
-                    .await?;
+                let node = insert_node(
+                    tx,
+                    user.id,
+                    parent,
+                    path,
+                    false,
+                    content.size,
+                    content.mtime,
+                    Some(content.hash),
+                )
+                .await?;
                 fx.usage_delta += size;
-                (node_from_row(&row)?, true, None)
+                (node, true, None)
             }
         };
         fx.journal.push(JournalEntry::for_node(if created { "create" } else { "modify" }, &node));
@@ -721,16 +714,7 @@ async fn insert_dir(
     fx: &mut Effects,
     now: Timestamp,
 ) -> Result<Node> {
-    let row = tx
-        .cquery_one(
-            &format!(
-                "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, etag)
-                 VALUES ($1, $2, $3, $4, true, 0, $5, $6) RETURNING {NODE_COLS}"
-            ),
-            &[&user.id.0, &parent.0, &path.name(), &path.as_str(), &now.0, &new_etag().0],
-        )
-        .await?;
-    let node = node_from_row(&row)?;
+    let node = insert_node(tx, user.id, parent, path, true, 0, now, None).await?;
     fx.ops.push(DiskOp::Mkdir { path: layout::user_path(&user.name, path) });
     fx.journal.push(JournalEntry::for_node("create", &node));
     fx.touch(path);
@@ -829,26 +813,8 @@ async fn insert_copies(
             }
             _ => parent,
         };
-        let row = tx
-            .cquery_one(
-                &format!(
-                    "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {NODE_COLS}"
-                ),
-                &[
-                    &user.id.0,
-                    &new_parent.0,
-                    &new_path.name(),
-                    &new_path.as_str(),
-                    &n.is_dir,
-                    &(n.size as i64),
-                    &n.mtime.0,
-                    &n.content_hash.as_ref().map(|h| &h.0[..]),
-                    &new_etag().0,
-                ],
-            )
+        let copy = insert_node(tx, user.id, new_parent, &new_path, n.is_dir, n.size, n.mtime, n.content_hash)
             .await?;
-        let copy = node_from_row(&row)?;
         tx.cexecute(
             "INSERT INTO properties (node_id, namespace, name, value) SELECT $2, namespace, name, value
              FROM properties WHERE node_id = $1",

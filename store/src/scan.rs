@@ -9,7 +9,9 @@ use crate::disk::{Kind, Meta, layout};
 use crate::files::{ensure_dirs, in_txn};
 use crate::intent::DiskOp;
 use crate::path::VPath;
-use crate::txn::{Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_from_row};
+use crate::txn::{
+    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, insert_node, new_etag, node_from_row,
+};
 use crate::types::{Actor, ContentHash, Node, User, VersionId};
 use crate::{Error, Result, Store, blocking, detached};
 
@@ -104,26 +106,9 @@ impl Store {
                         None => {
                             let parent = ensure_dirs(&tx, &user, &path.parent().unwrap_or_else(VPath::root), &mut fx, now).await?;
                             let is_dir = s.meta.kind == Kind::Dir;
-                            let row = tx
-                                .cquery_one(
-                                    &format!(
-                                        "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
-                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {NODE_COLS}"
-                                    ),
-                                    &[
-                                        &user.id.0,
-                                        &parent.0,
-                                        &path.name(),
-                                        &path.as_str(),
-                                        &is_dir,
-                                        &(if is_dir { 0 } else { s.meta.size as i64 }),
-                                        &s.meta.mtime_ns,
-                                        &s.hash.as_ref().map(|h| &h.0[..]),
-                                        &new_etag().0,
-                                    ],
-                                )
-                                .await?;
-                            let node = node_from_row(&row)?;
+                            let size = if is_dir { 0 } else { s.meta.size };
+                            let mtime = crate::types::Timestamp(s.meta.mtime_ns);
+                            let node = insert_node(&tx, user.id, parent, path, is_dir, size, mtime, s.hash).await?;
                             if !is_dir {
                                 fx.usage_delta += s.meta.size as i64;
                             }

@@ -442,6 +442,40 @@ pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
     })
 }
 
+/// Insert a live node with a fresh etag.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn insert_node(
+    tx: &Transaction<'_>,
+    user: UserId,
+    parent: FileId,
+    path: &VPath,
+    is_dir: bool,
+    size: u64,
+    mtime: Timestamp,
+    hash: Option<ContentHash>,
+) -> Result<Node> {
+    let row = tx
+        .cquery_one(
+            &format!(
+                "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {NODE_COLS}"
+            ),
+            &[
+                &user.0,
+                &parent.0,
+                &path.name(),
+                &path.as_str(),
+                &is_dir,
+                &(size as i64),
+                &mtime.0,
+                &hash.as_ref().map(|h| &h.0[..]),
+                &new_etag().0,
+            ],
+        )
+        .await?;
+    node_from_row(&row)
+}
+
 /// A fresh entity tag.
 pub(crate) fn new_etag() -> ETag {
     ETag(crate::disk::random_hex(8))
