@@ -201,8 +201,6 @@ pub(crate) async fn close(
     mut fx: Effects,
     now: Timestamp,
 ) -> Result<Option<(i64, Vec<DiskOp>)>> {
-    // Durability comes from the barrier in `Locked::finish`, after the row lock is released.
-    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
     // Check the disk before taking the contended row locks (the user row, the ancestors).
     if !fx.ops.is_empty() {
         let (s, ops) = (store.clone(), fx.ops.clone());
@@ -251,7 +249,10 @@ pub(crate) async fn close(
                  RETURNING 1),
              i AS (
                  INSERT INTO intents (user_id, ops) SELECT $1, $20::text WHERE $20::text IS NOT NULL RETURNING id)
+             -- Commit asynchronously: durability comes from the barrier in `Locked::finish`,
+             -- after the row lock is released.
              SELECT used_bytes, quota_bytes, journal_seq, (SELECT id FROM i),
+                    set_config('synchronous_commit', 'off', true),
                     (SELECT count(*) FROM j), (SELECT count(*) FROM a), (SELECT count(*) FROM e)
              FROM u",
             &[

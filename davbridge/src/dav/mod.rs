@@ -459,12 +459,7 @@ async fn put(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     if let Some(mtime) = get("x-oc-mtime").and_then(|v| v.parse::<i64>().ok()) {
         opts.mtime = Some(store::Timestamp(mtime.saturating_mul(1_000_000_000)));
     }
-    if stat_opt(ctx, path).await?.is_some_and(|n| n.is_dir) {
-        return Err(HttpError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "a folder cannot be overwritten with PUT",
-        ));
-    }
+    // A folder at `path` is refused by `store` (IsADirectory → 405) before the body is read.
     let stream = BodyDataStream::new(body).map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
     let out = ctx.store.write(&ctx.actor, &ctx.user, path, reader, opts.clone()).await?;
