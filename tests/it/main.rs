@@ -10,6 +10,7 @@ mod dav_locks;
 mod dav_security;
 mod dav_tls;
 mod migrations;
+mod model;
 mod paths;
 mod quota;
 mod scan;
