@@ -272,7 +272,6 @@ async fn run(seed: u64, steps: usize) {
     }
     let report = store.fsck(None, true).await.unwrap();
     assert!(report.problems.is_empty(), "seed {seed}: fsck {:?}", report.problems);
-    drop(count);
     // Every operation succeeded several times, and the ones that can be refused were refused
     // sometimes too: the model's predictions were tested both ways.
     for op in
