@@ -51,6 +51,7 @@ fn real_main(cfg: Config) -> anyhow::Result<()> {
             tracing::info!(?recovered, "finished what the last run left");
         }
         daemon::bootstrap_admin(&cfg, &store).await?;
+        store.enable_cache();
         if let Some(mp) = &cfg.fuse_mountpoint {
             tracing::warn!(mountpoint = %mp.display(), "[fuse] mountpoint is set, but this build has no FUSE front end yet");
         }

@@ -97,6 +97,10 @@ impl Drop for Staging {
 impl Store {
     /// The live file or folder at `path`.
     pub async fn stat(&self, user: &User, path: &VPath) -> Result<Node> {
+        let ticket = match self.inner.cache.get(user.id, path.as_str()) {
+            Ok(node) => return Ok(node),
+            Err(ticket) => ticket,
+        };
         let client = self.inner.pool.get().await?;
         let row = client
             .cquery_opt(
@@ -107,7 +111,11 @@ impl Store {
             )
             .await?
             .ok_or_else(|| Error::not_found(path))?;
-        node_from_row(&row)
+        let node = node_from_row(&row)?;
+        if let Some(ticket) = ticket {
+            self.inner.cache.put(user.id, ticket, &node);
+        }
+        Ok(node)
     }
 
     /// The live file or folder with id `id` (only the user's own).

@@ -8,6 +8,7 @@
 //! This crate knows nothing of HTTP, WebDAV XML or FUSE. See ARCHITECTURE.md for the
 //! durable-write order every mutation follows.
 
+mod cache;
 mod datadir;
 mod db;
 mod disk;
@@ -122,6 +123,7 @@ struct Inner {
     pool: deadpool_postgres::Pool,
     cfg: StoreConfig,
     target: DbTarget,
+    cache: cache::NodeCache,
 }
 
 /// What start-up recovery did.
@@ -145,7 +147,9 @@ impl Store {
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(|e| Error::io(format!("opening data directory {}", cfg.data_dir.display()), e))?;
         let pool = db::pool(db, cfg.pool_size)?;
-        Ok(Store { inner: Arc::new(Inner { disk, pool, cfg, target: db.clone() }) })
+        Ok(Store {
+            inner: Arc::new(Inner { disk, pool, cfg, target: db.clone(), cache: Default::default() }),
+        })
     }
 
     /// Apply the embedded migrations that are missing (under an advisory lock), refusing an

@@ -9,6 +9,8 @@ use crate::types::UserId;
 use crate::{Result, Store};
 
 const CHANNEL: &str = "cairn_credentials";
+/// Sent by every committed change to a user's tree (see `txn::close`).
+const CHANGES: &str = "cairn_changes";
 
 /// Announce (at commit) that `user`'s credentials changed.
 pub(crate) async fn credentials_changed(
@@ -24,12 +26,32 @@ impl Store {
     /// status changed; `None` when notifications may have been missed (after a reconnect), so
     /// the receiver should forget everything it cached.
     pub fn watch_credentials(&self) -> mpsc::UnboundedReceiver<Option<UserId>> {
+        self.watch(CHANNEL)
+    }
+
+    /// Serve `stat` from a cache kept coherent with every process's changes (see `cache`).
+    /// For the daemon; must be called inside a tokio runtime.
+    pub fn enable_cache(&self) {
+        let mut changes = self.watch(CHANGES);
+        let store = self.clone();
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                match change {
+                    Some(user) => store.inner.cache.bump(user),
+                    None => store.inner.cache.clear(),
+                }
+            }
+        });
+        self.inner.cache.enable();
+    }
+
+    fn watch(&self, channel: &'static str) -> mpsc::UnboundedReceiver<Option<UserId>> {
         let (tx, rx) = mpsc::unbounded_channel();
         let store = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = listen(&store, &tx).await {
-                    tracing::warn!(error = %e, "credential notifications interrupted; reconnecting");
+                if let Err(e) = listen(&store, channel, &tx).await {
+                    tracing::warn!(error = %e, channel, "notifications interrupted; reconnecting");
                 }
                 if tx.send(None).is_err() {
                     return;
@@ -41,7 +63,7 @@ impl Store {
     }
 }
 
-async fn listen(store: &Store, tx: &mpsc::UnboundedSender<Option<UserId>>) -> Result<()> {
+async fn listen(store: &Store, channel: &str, tx: &mpsc::UnboundedSender<Option<UserId>>) -> Result<()> {
     let cfg = store.inner.target.pg_config()?;
     let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel();
@@ -59,7 +81,7 @@ async fn listen(store: &Store, tx: &mpsc::UnboundedSender<Option<UserId>>) -> Re
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    client.batch_execute(&format!("LISTEN {channel}")).await?;
     // Everything before LISTEN may have been missed.
     if tx.send(None).is_err() {
         return Ok(());

@@ -48,12 +48,17 @@ fn path_key(user: UserId, path: &VPath) -> i64 {
 /// can never leak into the pool.
 pub(crate) struct Locked {
     client: Option<Object>,
+    /// Whose tree the locks are on.
+    user: Option<UserId>,
 }
 
 impl Locked {
     pub(crate) async fn acquire(store: &Store, set: LockSet<'_>) -> Result<Locked> {
         let client = store.inner.pool.get().await?;
-        let locked = Locked { client: Some(client) };
+        let user = match set {
+            LockSet::Path(u, _) | LockSet::Tree(u) => u,
+        };
+        let locked = Locked { client: Some(client), user: Some(user) };
         match set {
             LockSet::Path(user, path) => {
                 locked
@@ -95,6 +100,10 @@ impl Locked {
         intent: Option<(i64, Vec<DiskOp>)>,
     ) -> Result<()> {
         if committed {
+            // Cached nodes of this user are stale from the commit on.
+            if let Some(user) = self.user {
+                store.inner.cache.bump(user);
+            }
             self.client()
                 .batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;")
                 .await?;
@@ -253,6 +262,8 @@ pub(crate) async fn close(
              -- after the row lock is released.
              SELECT used_bytes, quota_bytes, journal_seq, (SELECT id FROM i),
                     set_config('synchronous_commit', 'off', true),
+                    -- Delivered at commit: other processes drop their cached nodes of this user.
+                    pg_notify('cairn_changes', $1::text),
                     (SELECT count(*) FROM j), (SELECT count(*) FROM a), (SELECT count(*) FROM e)
              FROM u",
             &[

@@ -5,6 +5,7 @@ mod crash;
 mod daemon;
 mod dav_big;
 mod dav_clients;
+mod dav_coherence;
 mod dav_litmus;
 mod dav_locks;
 mod dav_security;
