@@ -58,7 +58,19 @@ fn rebase(sub: Tree, from: &str, to: &str) -> Tree {
 }
 
 async fn open(env: &Env) -> (Store, DataDirLock) {
-    let lock = DataDirLock::acquire(&env.data_dir, "model test").unwrap();
+    // Other test threads fork children; until a child execs it shares our lock file's
+    // descriptor (close-on-exec notwithstanding), so a just-released lock can look held for a
+    // moment. A real restart has no such siblings.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lock = loop {
+        match DataDirLock::try_acquire(&env.data_dir, "model test").unwrap() {
+            Ok(lock) => break lock,
+            Err(holder) => {
+                assert!(std::time::Instant::now() < deadline, "data directory still held by {holder}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
     let store =
         Store::open(StoreConfig::new(&env.data_dir), &DbTarget::Url(env.conninfo.clone())).await.unwrap();
     store.migrate().await.unwrap();
