@@ -114,17 +114,23 @@ head -c 4096 /dev/urandom > "$B/4k.bin"
 printf 'small file\n' > "$B/small.txt"
 
 declare -A R
-put_gib() { # NAME -> MB/s
-    curl -s -o /dev/null -H "$(hdr "$1")" -T "$B/1g.bin" -w '%{speed_upload}' "${URL[$1]}/gib-$RANDOM.bin" | awk '{printf "%.0f", $1/1e6}'
+put_gib() { # NAME -> MB/s (uploads over the same name, so each run replaces the last)
+    curl -s -o /dev/null -H "$(hdr "$1")" -T "$B/1g.bin" -w '%{speed_upload}' "${URL[$1]}/gib.bin" | awk '{printf "%.0f", $1/1e6}'
 }
 get_gib() {
     curl -s -H "$(hdr "$1")" -T "$B/1g.bin" -o /dev/null "${URL[$1]}/get.bin"
     curl -s -o /dev/null -H "$(hdr "$1")" -w '%{speed_download}' "${URL[$1]}/get.bin" | awk '{printf "%.0f", $1/1e6}'
 }
+median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 for s in cairn nginx apache; do
-    echo "==> $s: 1 GiB PUT and GET" >&2
-    sync; R[$s,put]=$(put_gib $s)
-    sync; R[$s,get]=$(get_gib $s)
+    echo "==> $s: 1 GiB PUT and GET, median of 3 (single runs swing with the page cache)" >&2
+    p=(); g=()
+    for _ in 1 2 3; do
+        sync; p+=("$(put_gib $s)")
+        sync; g+=("$(get_gib $s)")
+    done
+    R[$s,put]=$(median3 "${p[@]}")
+    R[$s,get]=$(median3 "${g[@]}")
 done
 
 for s in cairn nginx apache; do
