@@ -143,33 +143,20 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let res = match acceptor {
-                None => {
-                    watcher
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
-                }
+            let io = match acceptor {
+                None => tokio_util::either::Either::Left(stream),
                 Some(acceptor) => {
                     // The handshake runs in the connection's task, never in the accept loop.
-                    let stream =
-                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake failed"),
-                            Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
-                        };
-                    watcher
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => tokio_util::either::Either::Right(s),
+                        Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
                 }
             };
+            let res = watcher
+                .watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned())
+                .await;
             if let Err(e) = res {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
