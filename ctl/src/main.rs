@@ -33,6 +33,9 @@ enum Cmd {
     /// Accounts.
     #[command(subcommand)]
     User(UserCmd),
+    /// App passwords / device tokens (for WebDAV and other clients; the secret is shown once).
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Storage limits.
     #[command(subcommand)]
     Quota(QuotaCmd),
@@ -97,6 +100,20 @@ enum UserCmd {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Make an app password for USER; prints the secret once.
+    Add {
+        user: String,
+        #[arg(long, default_value = "cairnctl")]
+        label: String,
+    },
+    /// List USER's app passwords (never the secrets).
+    List { user: String },
+    /// Revoke one of USER's app passwords; clients using it are signed out at once.
+    Revoke { user: String, id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -406,6 +423,46 @@ async fn run(
             }
             store.delete_user(&actor, &name).await?;
             out(j, json!({"deleted": name.as_str()}), || format!("deleted user {name}"))
+        }
+        Cmd::Token(TokenCmd::Add { user: u, label }) => {
+            let u = user(store, u).await?;
+            let (tok, secret) = store.create_app_password(&actor, &u, label).await?;
+            out(
+                j,
+                json!({"id": tok.id, "label": tok.label, "user": u.name.as_str(), "secret": secret}),
+                || format!("app password {} for {} ({}): {secret}", tok.id, u.name, tok.label),
+            )
+        }
+        Cmd::Token(TokenCmd::List { user: u }) => {
+            let u = user(store, u).await?;
+            let toks = store.list_app_passwords(&u).await?;
+            let value = toks
+                .iter()
+                .map(|t| {
+                    json!({"id": t.id, "label": t.label, "created_at": t.created_at.to_rfc3339(),
+                    "last_used_at": t.last_used_at.map(|l| l.to_rfc3339())})
+                })
+                .collect();
+            out(j, Value::Array(value), || {
+                table(
+                    &["ID", "LABEL", "CREATED", "LAST USED"],
+                    toks.iter()
+                        .map(|t| {
+                            vec![
+                                t.id.to_string(),
+                                t.label.clone(),
+                                t.created_at.to_rfc3339(),
+                                t.last_used_at.map_or_else(|| "never".to_owned(), |l| l.to_rfc3339()),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+        }
+        Cmd::Token(TokenCmd::Revoke { user: u, id }) => {
+            let u = user(store, u).await?;
+            store.revoke_app_password(&actor, &u, *id).await?;
+            out(j, json!({"revoked": id}), || format!("revoked app password {id} of {}", u.name))
         }
         Cmd::Quota(QuotaCmd::Set { name, size }) => {
             let name = user_name(name)?;

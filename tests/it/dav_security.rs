@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use tests::{Env, basic, http};
+use tests::{Env, basic, basic_auth, http};
 
 #[test]
 fn path_escapes_are_refused() {
@@ -203,4 +203,32 @@ fn failed_sign_ins_are_throttled_and_audited() {
     let ok = basic("alice");
     let r = http(env.port, "PROPFIND", "/dav/", &[("Authorization", &ok), ("Depth", "0")], b"");
     assert_eq!(r.status, 429);
+}
+
+#[test]
+fn app_passwords_sign_in_and_revocation_takes_effect_at_once() {
+    let env = Env::new();
+    let _d = env.start_daemon();
+    env.add_user("alice", None);
+    let made = env.ctl_json(&["token", "add", "alice", "--label", "phone"]);
+    let secret = made["secret"].as_str().unwrap().to_owned();
+    let id = made["id"].as_i64().unwrap().to_string();
+    let auth = basic_auth("alice", &secret);
+    let r = http(env.port, "PROPFIND", "/dav/", &[("Authorization", &auth), ("Depth", "0")], b"");
+    assert_eq!(r.status, 207, "{}", r.text());
+    let listed = env.ctl_json(&["token", "list", "alice"]);
+    assert_eq!(listed[0]["label"], "phone");
+    assert!(listed[0]["last_used_at"].is_string(), "{listed}");
+    assert!(!listed.to_string().contains(&secret), "secrets are never listed");
+    // Revoked: refused at once, even though the daemon had it cached.
+    env.ctl_ok(&["token", "revoke", "alice", &id]);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let r = http(env.port, "PROPFIND", "/dav/", &[("Authorization", &auth), ("Depth", "0")], b"");
+        if r.status == 401 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "revoked token still accepted: {}", r.status);
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -416,7 +416,12 @@ impl HttpResponse {
 
 /// Basic credentials of the test users made by [`Env::add_user`].
 pub fn basic(user: &str) -> String {
-    let raw = format!("{user}:correct horse battery");
+    basic_auth(user, "correct horse battery")
+}
+
+/// An `Authorization: Basic` value for `user` and `secret`.
+pub fn basic_auth(user: &str, secret: &str) -> String {
+    let raw = format!("{user}:{secret}");
     let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in raw.as_bytes().chunks(3) {
