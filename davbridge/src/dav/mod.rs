@@ -213,8 +213,8 @@ fn http_date(t: store::Timestamp) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.secs().max(0) as u64))
 }
 
-fn content_type(path: &VPath) -> String {
-    mime_guess::from_path(path.name()).first_or_octet_stream().essence_str().to_owned()
+fn content_type(path: &VPath) -> &'static str {
+    mime_guess::from_path(path.name()).first_raw().unwrap_or("application/octet-stream")
 }
 
 /// `If-Match`/`If-None-Match`/`If-(Un)Modified-Since` for GET and HEAD (RFC 9110 §13.2.2).
@@ -287,7 +287,7 @@ async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
     };
     match ranges {
         None => {
-            res.headers_mut().insert(header::CONTENT_TYPE, hv(&ctype));
+            res.headers_mut().insert(header::CONTENT_TYPE, hv(ctype));
             res.headers_mut().insert(header::CONTENT_LENGTH, hv(&node.size.to_string()));
             if !head {
                 *res.body_mut() = body::file_range(file, 0, node.size).await.map_err(read_error)?;
@@ -296,7 +296,7 @@ async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
         Some(r) if r.len() == 1 => {
             let (s, e) = r[0];
             *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-            res.headers_mut().insert(header::CONTENT_TYPE, hv(&ctype));
+            res.headers_mut().insert(header::CONTENT_TYPE, hv(ctype));
             res.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{}", node.size)));
             res.headers_mut().insert(header::CONTENT_LENGTH, hv(&(e - s + 1).to_string()));
             if !head {
@@ -587,30 +587,70 @@ struct PropCtx {
     prefix: String,
 }
 
-/// The inner XML of a live property of `node`, or `None` if it does not apply.
-fn live_prop(name: &str, node: &Node, pc: &PropCtx) -> Option<String> {
-    Some(match name {
-        "creationdate" => node.mtime.to_rfc3339(),
-        "displayname" => escape(node.path.name()),
-        "getcontentlength" if !node.is_dir => node.size.to_string(),
-        "getcontenttype" if !node.is_dir => escape(&content_type(&node.path)),
-        "getetag" => escape(&quoted(node)),
-        "getlastmodified" => http_date(node.mtime),
-        "resourcetype" => if node.is_dir { "<D:collection/>".to_owned() } else { String::new() },
-        "supportedlock" => "<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
-             <D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>"
-            .to_owned(),
-        "lockdiscovery" => pc.locks.get(&node.path).map(|ls| ls.iter().map(|l| activelock(l, &pc.prefix)).collect()).unwrap_or_default(),
-        "quota-available-bytes" if node.is_dir => {
-            let u = pc.usage?;
-            match u.quota {
-                Some(q) => q.saturating_sub(u.used).to_string(),
-                None => "-3".to_owned(), // Nextcloud's "unlimited"
+/// Whether the live property `name` exists on `node` (without computing its value).
+fn live_applies(name: &str, node: &Node, pc: &PropCtx) -> bool {
+    match name {
+        "getcontentlength" | "getcontenttype" => !node.is_dir,
+        "quota-available-bytes" | "quota-used-bytes" => node.is_dir && pc.usage.is_some(),
+        _ => LIVE.iter().any(|(n, _)| *n == name),
+    }
+}
+
+/// Append `<D:name>value</D:name>` for a live property of `node`; false if it does not apply.
+/// Written straight into the response buffer: a 1,000-entry PROPFIND renders ~10,000 of these.
+fn write_live(out: &mut String, name: &str, node: &Node, pc: &PropCtx) -> bool {
+    use std::fmt::Write;
+    if !live_applies(name, node, pc) {
+        return false;
+    }
+    let _ = write!(out, "<D:{name}>");
+    match name {
+        "creationdate" => out.push_str(&node.mtime.to_rfc3339()),
+        "displayname" => escape_into(out, node.path.name()),
+        "getcontentlength" => {
+            let _ = write!(out, "{}", node.size);
+        }
+        "getcontenttype" => escape_into(out, content_type(&node.path)),
+        "getetag" => {
+            out.push_str("&quot;");
+            escape_into(out, &node.etag.0);
+            out.push_str("&quot;");
+        }
+        "getlastmodified" => out.push_str(&http_date(node.mtime)),
+        "resourcetype" if node.is_dir => out.push_str("<D:collection/>"),
+        "supportedlock" => out.push_str(
+            "<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
+             <D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>",
+        ),
+        "lockdiscovery" => {
+            for l in pc.locks.get(&node.path).map(Vec::as_slice).unwrap_or(&[]) {
+                out.push_str(&activelock(l, &pc.prefix));
             }
         }
-        "quota-used-bytes" if node.is_dir => pc.usage?.used.to_string(),
-        _ => return None,
-    })
+        "quota-available-bytes" => {
+            let u = pc.usage.expect("checked by live_applies");
+            match u.quota {
+                Some(q) => {
+                    let _ = write!(out, "{}", q.saturating_sub(u.used));
+                }
+                None => out.push_str("-3"), // Nextcloud's "unlimited"
+            }
+        }
+        "quota-used-bytes" => {
+            let _ = write!(out, "{}", pc.usage.expect("checked by live_applies").used);
+        }
+        _ => {}
+    }
+    let _ = write!(out, "</D:{name}>");
+    true
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    if s.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')) {
+        out.push_str(&escape(s));
+    } else {
+        out.push_str(s);
+    }
 }
 
 fn activelock(l: &Lock, prefix: &str) -> String {
@@ -710,7 +750,7 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
             PropfindBody::PropName => {
                 let mut names: String = LIVE
                     .iter()
-                    .filter(|(name, _)| live_prop(name, n, &pc).is_some() || matches!(*name, "lockdiscovery"))
+                    .filter(|(name, _)| live_applies(name, n, &pc))
                     .map(|(name, _)| format!("<D:{name}/>"))
                     .collect();
                 for d in dead {
@@ -724,10 +764,8 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
             PropfindBody::AllProp(include) => {
                 let mut found = String::new();
                 for (name, in_all) in LIVE {
-                    if (*in_all || include.iter().any(|q| q.ns == DAV && q.local == *name))
-                        && let Some(v) = live_prop(name, n, &pc)
-                    {
-                        found.push_str(&format!("<D:{name}>{v}</D:{name}>"));
+                    if *in_all || include.iter().any(|q| q.ns == DAV && q.local == *name) {
+                        write_live(&mut found, name, n, &pc);
                     }
                 }
                 for d in dead {
@@ -741,9 +779,8 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
             PropfindBody::Props(names) => {
                 let (mut found, mut missing) = (String::new(), String::new());
                 for q in names {
-                    let live = if q.ns == DAV { live_prop(&q.local, n, &pc) } else { None };
-                    if let Some(v) = live {
-                        found.push_str(&format!("<D:{0}>{v}</D:{0}>", q.local));
+                    if q.ns == DAV && write_live(&mut found, &q.local, n, &pc) {
+                        continue;
                     } else if let Some(d) = dead.iter().find(|d| d.namespace == q.ns && d.name == q.local) {
                         found.push_str(&xml::render_dead(q, &d.value));
                     } else {
