@@ -110,7 +110,7 @@ pub fn random_password() -> String {
     let mut out = String::with_capacity(20);
     while out.len() < 20 {
         let mut buf = [0u8; 32];
-        store_random(&mut buf);
+        getrandom::fill(&mut buf).expect("the OS random source failed");
         // Rejection sampling keeps the distribution uniform.
         for b in buf {
             let limit = 256 - 256 % ALPHABET.len();
@@ -120,11 +120,6 @@ pub fn random_password() -> String {
         }
     }
     out
-}
-
-fn store_random(buf: &mut [u8]) {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).expect("reading /dev/urandom");
 }
 
 /// Serve until `shutdown` resolves.

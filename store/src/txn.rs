@@ -49,7 +49,7 @@ fn path_key(user: UserId, path: &VPath) -> i64 {
 pub(crate) struct Locked {
     client: Option<Object>,
     /// Whose tree the locks are on.
-    user: Option<UserId>,
+    user: UserId,
 }
 
 impl Locked {
@@ -58,7 +58,7 @@ impl Locked {
         let user = match set {
             LockSet::Path(u, _) | LockSet::Tree(u) => u,
         };
-        let locked = Locked { client: Some(client), user: Some(user) };
+        let locked = Locked { client: Some(client), user };
         match set {
             LockSet::Path(user, path) => {
                 locked
@@ -101,9 +101,7 @@ impl Locked {
     ) -> Result<()> {
         if committed {
             // Cached nodes of this user are stale from the commit on.
-            if let Some(user) = self.user {
-                store.inner.cache.bump(user);
-            }
+            store.inner.cache.bump(self.user);
             self.client()
                 .batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;")
                 .await?;

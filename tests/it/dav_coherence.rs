@@ -1,18 +1,7 @@
 //! The daemon caches metadata for reads; changes made by another process (`cairnctl`) reach it
 //! through PostgreSQL notifications, so WebDAV shows them promptly.
 
-use std::time::{Duration, Instant};
-
-use tests::{Env, basic, http};
-
-/// Poll until `check` holds (a notification takes a moment to travel), at most two seconds.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !check() {
-        assert!(Instant::now() < deadline, "{what} not visible after 2 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use tests::{Env, basic, eventually, http};
 
 #[test]
 fn changes_from_another_process_show_through_webdav() {

@@ -354,14 +354,16 @@ impl Drop for Daemon {
 
 /// A minimal HTTP/1.1 GET on loopback: (status, body), or None if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let code = resp.split(' ').nth(1)?.parse().ok()?;
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Some((code, body))
+    try_http(port, "GET", path, &[], b"").map(|r| (r.status, r.text()))
+}
+
+/// Poll until `check` holds (a notification takes a moment to travel), at most two seconds.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} not seen after 2 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// blake3 hex of bytes.
@@ -441,8 +443,19 @@ pub fn basic_auth(user: &str, secret: &str) -> String {
 /// One raw HTTP/1.1 request on loopback (`Connection: close`). `target` is sent exactly as
 /// given, so tests can send what a hostile client would.
 pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    try_http(port, method, target, headers, body).unwrap_or_else(|| panic!("no answer to {method} {target}"))
+}
+
+/// [`http`], or None when nothing answers (for polling a server that is starting).
+pub fn try_http(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<HttpResponse> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -451,18 +464,18 @@ pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)], bod
         req.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    s.write_all(req.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> HttpResponse {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no header end in response");
+fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -481,7 +494,7 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
         }
         body = out;
     }
-    HttpResponse { status, headers, body }
+    Some(HttpResponse { status, headers, body })
 }
 
 /// Fail with the package to install when a client program is missing.
