@@ -60,6 +60,11 @@ impl std::fmt::Debug for RawDatabase {
 #[serde(deny_unknown_fields)]
 struct RawFuse {
     mountpoint: Option<PathBuf>,
+    owner: Option<String>,
+    #[serde(default)]
+    owners: std::collections::BTreeMap<String, String>,
+    threads: Option<usize>,
+    passthrough: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,8 +93,8 @@ pub struct Config {
     pub database: Option<store::DbTarget>,
     /// Most database connections.
     pub pool_size: usize,
-    /// Where to mount the FUSE view (the FUSE issue wires it).
-    pub fuse_mountpoint: Option<PathBuf>,
+    /// The FUSE mount, if `[fuse] mountpoint` is set.
+    pub fuse: Option<fusefs::MountConfig>,
     /// Version thinning.
     pub retention: store::RetentionPolicy,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
@@ -155,7 +160,32 @@ impl Config {
             listen,
             database: raw.database.url.map(store::DbTarget::Url),
             pool_size: raw.database.pool_size.unwrap_or(32).clamp(2, 512),
-            fuse_mountpoint: raw.fuse.mountpoint,
+            fuse: match raw.fuse.mountpoint {
+                None => None,
+                Some(mp) => {
+                    let owner = match &raw.fuse.owner {
+                        Some(o) => parse_owner(o).context("[fuse] owner")?,
+                        None => fusefs::Owner {
+                            uid: rustix::process::getuid().as_raw(),
+                            gid: rustix::process::getgid().as_raw(),
+                        },
+                    };
+                    let mut owners = std::collections::HashMap::new();
+                    for (user, o) in &raw.fuse.owners {
+                        owners.insert(
+                            user.clone(),
+                            parse_owner(o).with_context(|| format!("[fuse.owners] {user}"))?,
+                        );
+                    }
+                    Some(fusefs::MountConfig {
+                        mountpoint: rel(mp),
+                        owner,
+                        owners,
+                        threads: raw.fuse.threads.unwrap_or(4).clamp(1, 64),
+                        passthrough: raw.fuse.passthrough.unwrap_or(true),
+                    })
+                }
+            },
             retention,
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
             propfind_infinity: raw.webdav.propfind_infinity.unwrap_or(false),
@@ -196,6 +226,15 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         _ => anyhow::bail!("{s:?} is not a duration like 30m, 12h, 7d"),
     };
     Ok(Duration::from_secs(n * secs))
+}
+
+/// `"UID:GID"` (numbers).
+fn parse_owner(s: &str) -> anyhow::Result<fusefs::Owner> {
+    let (u, g) = s.split_once(':').context("expected \"UID:GID\"")?;
+    Ok(fusefs::Owner {
+        uid: u.trim().parse().context("the uid is not a number")?,
+        gid: g.trim().parse().context("the gid is not a number")?,
+    })
 }
 
 #[cfg(test)]
@@ -248,7 +287,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let cfg = Config::parse(&all, Path::new("/")).unwrap();
-        assert!(cfg.database.is_some() && cfg.fuse_mountpoint.is_some() && cfg.retention.max_age.is_some());
+        assert!(cfg.database.is_some() && cfg.fuse.is_some() && cfg.retention.max_age.is_some());
     }
 
     #[test]

@@ -52,16 +52,34 @@ fn real_main(cfg: Config) -> anyhow::Result<()> {
         }
         daemon::bootstrap_admin(&cfg, &store).await?;
         store.enable_cache();
-        if let Some(mp) = &cfg.fuse_mountpoint {
-            tracing::warn!(mountpoint = %mp.display(), "[fuse] mountpoint is set, but this build has no FUSE front end yet");
-        }
+        let mount = match &cfg.fuse {
+            Some(fc) => {
+                std::fs::create_dir_all(&fc.mountpoint)
+                    .with_context(|| format!("creating the mount point {}", fc.mountpoint.display()))?;
+                let m = fusefs::Mount::start(store.clone(), fc.clone()).with_context(|| {
+                    format!(
+                        "mounting FUSE at {} (needs /dev/fuse and root, package fuse3)",
+                        fc.mountpoint.display()
+                    )
+                })?;
+                Some(m)
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("binding HTTP to {}", cfg.listen))?;
         let tls = cfg.tls.as_ref().map(|src| daemon::tls::server_config(src, &cfg.data_dir)).transpose()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
-        daemon::run(store, cfg.bridge_options(), listener, tls, shutdown_signal()).await
+        let res = daemon::run(store, cfg.bridge_options(), listener, tls, shutdown_signal()).await;
+        if let Some(m) = mount {
+            // Unmount before the runtime goes: in-flight requests wait on it.
+            if let Err(e) = tokio::task::block_in_place(|| m.unmount()) {
+                tracing::warn!(error = %e, "unmounting FUSE");
+            }
+        }
+        res
     });
     // Close every database connection before stopping the managed cluster.
     drop(rt);

@@ -85,8 +85,10 @@ struct Migration {
 }
 
 /// Every file in `schema/`, in order. A test checks that this list and the folder agree.
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "0001_init.sql", sql: include_str!("../../schema/0001_init.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "0001_init.sql", sql: include_str!("../../schema/0001_init.sql") },
+    Migration { version: 2, name: "0002_fuse.sql", sql: include_str!("../../schema/0002_fuse.sql") },
+];
 
 /// The oldest PostgreSQL we run on.
 const MIN_SERVER_VERSION: i32 = 130_000;

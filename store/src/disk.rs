@@ -163,7 +163,7 @@ impl Disk {
             match rustix::fs::openat(
                 &dir,
                 name.as_str(),
-                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::from_raw_mode(0o600),
             ) {
                 Ok(fd) => return Ok((layout::staging(&name), File::from(fd))),
@@ -171,6 +171,41 @@ impl Disk {
                 Err(e) => return Err(err(e)),
             }
         }
+    }
+
+    /// A new staging file holding a copy of the file `from`: a reflink (FICLONE) where the
+    /// filesystem shares blocks, a kernel-side copy otherwise. Not fsynced (drafts sync at commit).
+    pub(crate) fn clone_to_staging(&self, from: &str) -> io::Result<(String, File)> {
+        let mut src = self.open_read(from)?;
+        let (staging, mut dst) = self.create_staging()?;
+        let res = match rustix::fs::ioctl_ficlone(&dst, &src) {
+            Ok(()) => Ok(()),
+            // std::io::copy uses copy_file_range between files.
+            Err(_) => io::copy(&mut src, &mut dst).map(|_| ()),
+        };
+        if let Err(e) = res {
+            let _ = self.remove(&staging);
+            return Err(e);
+        }
+        Ok((staging, dst))
+    }
+
+    /// (total, available) bytes of the filesystem holding the data directory.
+    pub(crate) fn space(&self) -> io::Result<(u64, u64)> {
+        let st = rustix::fs::fstatvfs(&self.root_fd).map_err(err)?;
+        Ok((st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize))
+    }
+
+    /// Set a file's or folder's modification time (the native file mirrors the metadata).
+    pub(crate) fn set_mtime(&self, rel: &str, mtime_ns: i64) -> io::Result<()> {
+        let (dir, name) = self.parent_of(rel)?;
+        let name = if name.is_empty() { "." } else { name };
+        let t = rustix::fs::Timespec {
+            tv_sec: mtime_ns.div_euclid(1_000_000_000),
+            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+        };
+        let times = rustix::fs::Timestamps { last_access: t, last_modification: t };
+        rustix::fs::utimensat(&dir, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(err)
     }
 
     /// Create a fresh, empty staging directory (for copying a tree).

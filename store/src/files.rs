@@ -33,6 +33,11 @@ pub struct WriteOptions {
     pub mtime: Option<Timestamp>,
     /// Create missing parent folders instead of failing with Conflict.
     pub create_parents: bool,
+    /// Replace the content without keeping the old one as a version (for a file system that
+    /// commits an open file more than once: only the first commit per open keeps a version).
+    pub no_version: bool,
+    /// Permission bits for a newly created file (the FUSE mount's `create`).
+    pub mode: Option<u32>,
 }
 
 /// What a write did.
@@ -82,8 +87,8 @@ pub(crate) use in_txn;
 /// Removes a staging file unless disarmed: once a transaction that names it commits, it belongs
 /// to that transaction's intent and must stay for the replay.
 pub(crate) struct Staging {
-    store: Store,
-    rel: Option<String>,
+    pub(crate) store: Store,
+    pub(crate) rel: Option<String>,
 }
 
 impl Drop for Staging {
@@ -182,7 +187,7 @@ impl Store {
 
     /// Most bytes a write may bring: quota minus usage, plus everything that could be pruned,
     /// plus the replaced content (which may be dropped as a last resort). `None`: no limit.
-    async fn write_limit(&self, user: &User, replaced: u64) -> Result<Option<u64>> {
+    pub(crate) async fn write_limit(&self, user: &User, replaced: u64) -> Result<Option<u64>> {
         let client = self.inner.pool.get().await?;
         let row = client
             .cquery_one(
@@ -306,7 +311,17 @@ impl Store {
             } else {
                 parent_dir(&tx, user.id, path).await?
             };
-            let out = self.put_content(&tx, user, path, parent, old, &content, &mut fx, now).await?;
+            let keep = !opts.no_version;
+            let mut out = self.put_content(&tx, user, path, parent, old, &content, keep, &mut fx, now).await?;
+            if let (Some(mode), true) = (opts.mode, out.created) {
+                let row = tx
+                    .cquery_one(
+                        &format!("UPDATE nodes SET mode = $2 WHERE id = $1 RETURNING {NODE_COLS}"),
+                        &[&out.node.id.0, &((mode & 0o7777) as i32)],
+                    )
+                    .await?;
+                out.node = node_from_row(&row)?;
+            }
             fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
             fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
             (out, fx)
@@ -315,8 +330,9 @@ impl Store {
         })
     }
 
-    /// Record `content` as the file at `path` (replacing `old`, which becomes a version). The
-    /// caller queues the rename of the content into place after the ops queued here.
+    /// Record `content` as the file at `path` (replacing `old`, which becomes a version if
+    /// `keep_version`). The caller queues the rename of the content into place after the ops
+    /// queued here.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn put_content(
         &self,
@@ -326,6 +342,7 @@ impl Store {
         parent: FileId,
         old: Option<Node>,
         content: &Content,
+        keep_version: bool,
         fx: &mut Effects,
         now: Timestamp,
     ) -> Result<WriteOutcome> {
@@ -336,7 +353,11 @@ impl Store {
                 // The old bytes move from the file count to the version count (counted by
                 // keep_as_version); the file count changes by the difference.
                 fx.usage_delta += size - old.size as i64;
-                let vid = self.keep_as_version(tx, user, &old, fx, now).await?;
+                // Without a version, the rename of the new content replaces the old bytes.
+                let vid = match keep_version {
+                    true => Some(self.keep_as_version(tx, user, &old, fx, now).await?),
+                    false => None,
+                };
                 let row = tx
                     .cquery_one(
                         &format!(
@@ -346,7 +367,7 @@ impl Store {
                         &[&old.id.0, &size, &content.mtime.0, &&content.hash.0[..], &etag.0],
                     )
                     .await?;
-                (node_from_row(&row)?, false, Some(vid))
+                (node_from_row(&row)?, false, vid)
             }
             None => {
                 let node = insert_node(
@@ -425,6 +446,17 @@ impl Store {
 
     /// Create the folder at `path`; its parent must exist.
     pub async fn mkdir(&self, actor: &Actor, user: &User, path: &VPath) -> Result<Node> {
+        self.mkdir_mode(actor, user, path, None).await
+    }
+
+    /// [`Store::mkdir`] with permission bits (the FUSE mount's `mkdir`).
+    pub async fn mkdir_mode(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        mode: Option<u32>,
+    ) -> Result<Node> {
         if path.is_root() {
             return Err(Error::new(ErrorKind::AlreadyExists, "the root exists"));
         }
@@ -437,7 +469,16 @@ impl Store {
                     return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")));
                 }
                 let parent = parent_dir(&tx, user.id, &path).await?;
-                let node = insert_dir(&tx, &user, parent, &path, &mut fx, now).await?;
+                let mut node = insert_dir(&tx, &user, parent, &path, &mut fx, now).await?;
+                if let Some(mode) = mode {
+                    let row = tx
+                        .cquery_one(
+                            &format!("UPDATE nodes SET mode = $2 WHERE id = $1 RETURNING {NODE_COLS}"),
+                            &[&node.id.0, &((mode & 0o7777) as i32)],
+                        )
+                        .await?;
+                    node = node_from_row(&row)?;
+                }
                 fx.audit.push(("dir.create", Some(path.to_string()), None));
                 (node, fx)
             })
@@ -590,7 +631,7 @@ impl Store {
                             hash: root.content_hash.ok_or_else(|| Error::internal("file without hash"))?,
                         };
                         store
-                            .put_content(&tx, &user, &to, parent, Some(target), &content, &mut fx, now)
+                            .put_content(&tx, &user, &to, parent, Some(target), &content, true, &mut fx, now)
                             .await?
                             .node
                     }

@@ -12,6 +12,7 @@ mod cache;
 mod datadir;
 mod db;
 mod disk;
+mod draft;
 mod error;
 mod files;
 mod fsck;
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 pub use datadir::DataDirLock;
 pub use db::{DbTarget, MigrationReport};
+pub use draft::{Draft, SetAttrs};
 pub use error::{Error, ErrorKind, Result};
 pub use files::{WriteOptions, WriteOutcome};
 pub use fsck::{FsckProblem, FsckReport};
@@ -168,6 +170,11 @@ impl Store {
     /// The backing directory.
     pub fn data_dir(&self) -> &Path {
         self.inner.disk.root()
+    }
+
+    /// (total, available) bytes of the filesystem holding the backing directory.
+    pub fn disk_space(&self) -> Result<(u64, u64)> {
+        self.inner.disk.space().map_err(|e| Error::io("statvfs", e))
     }
 
     /// The clock this store reads.

@@ -29,6 +29,13 @@ impl Store {
         self.watch(CHANNEL)
     }
 
+    /// A stream of tree changes: `Some(user)` after each committed change to that user's files
+    /// (read what changed with [`Store::changes`]); `None` when notifications may have been
+    /// missed. Must be called inside a tokio runtime.
+    pub fn watch_changes(&self) -> mpsc::UnboundedReceiver<Option<UserId>> {
+        self.watch(CHANGES)
+    }
+
     /// Serve `stat` from a cache kept coherent with every process's changes (see `cache`).
     /// For the daemon; must be called inside a tokio runtime.
     pub fn enable_cache(&self) {

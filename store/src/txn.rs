@@ -438,7 +438,7 @@ pub(crate) async fn purge_trash_item(
 }
 
 /// Columns for [`node_from_row`].
-pub(crate) const NODE_COLS: &str = "id, path, is_dir, size, mtime_ns, content_hash, etag";
+pub(crate) const NODE_COLS: &str = "id, path, is_dir, size, mtime_ns, content_hash, etag, mode";
 
 pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
     Ok(Node {
@@ -449,6 +449,7 @@ pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
         mtime: Timestamp(row.get(4)),
         content_hash: row.get::<_, Option<&[u8]>>(5).map(ContentHash::from_db).transpose()?,
         etag: ETag(row.get(6)),
+        mode: row.get::<_, Option<i32>>(7).map(|m| m as u32),
     })
 }
 

@@ -130,6 +130,8 @@ pub struct Node {
     pub content_hash: Option<ContentHash>,
     /// Changes with every change of content, or of anything below a directory.
     pub etag: ETag,
+    /// POSIX permission bits set through the FUSE mount (`None`: the default).
+    pub mode: Option<u32>,
 }
 
 /// An earlier content of a file.

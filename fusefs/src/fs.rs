@@ -1,0 +1,1269 @@
+//! The `fuser::Filesystem` implementation and the mount's lifetime.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, MountOption, Notifier, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+};
+use store::{
+    Actor, Draft, ErrorKind, FileId, Node, Origin, SetAttrs, Store, Timestamp, User, UserName, VPath,
+};
+use tokio::runtime::Handle as Runtime;
+
+use crate::{MountConfig, Owner, errno, xattr};
+
+/// How long the kernel may trust attributes and names without asking (changes made elsewhere
+/// are pushed to it at once through the notifier).
+const TTL: Duration = Duration::from_secs(1);
+const ROOT: u64 = 1;
+/// st_blksize: tools size their reads and writes by it; matches max_write.
+const BLKSIZE: u32 = 1 << 20;
+
+/// A mounted file system; dropping it unmounts.
+pub struct Mount {
+    session: Option<fuser::BackgroundSession>,
+    mountpoint: std::path::PathBuf,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Mount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mount").field("mountpoint", &self.mountpoint).finish()
+    }
+}
+
+impl Mount {
+    /// Mount `store` at `cfg.mountpoint`. Must be called from a tokio runtime (multi-threaded):
+    /// the kernel's requests run on their own threads and wait on the runtime for `store`.
+    pub fn start(store: Store, cfg: MountConfig) -> io::Result<Mount> {
+        let rt = Runtime::current();
+        let mountpoint = cfg.mountpoint.clone();
+        crate::recover_stale(&mountpoint)?;
+        let (inval_tx, inval_rx) = mpsc::channel::<Inval>();
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            rt: rt.clone(),
+            cfg: cfg.clone(),
+            users: Mutex::new(HashMap::new()),
+            inodes: Mutex::new(HashMap::new()),
+            open: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            stale: Mutex::new(Default::default()),
+            next_fh: AtomicU64::new(1),
+            inval: Mutex::new(inval_tx),
+        });
+        let mut config = fuser::Config::default();
+        config.mount_options = vec![
+            MountOption::FSName("cairn".into()),
+            MountOption::Subtype("cairn".into()),
+            MountOption::DefaultPermissions,
+            MountOption::NoDev,
+            MountOption::NoSuid,
+            MountOption::CUSTOM("allow_other".into()),
+        ];
+        config.n_threads = Some(cfg.threads.max(1));
+        config.clone_fd = cfg.threads > 1;
+        let session = fuser::Session::new(Cairn { sh: shared.clone() }, &mountpoint, &config)?;
+        let notifier = session.notifier();
+        std::thread::Builder::new()
+            .name("fuse-inval".into())
+            .spawn(move || invalidator(notifier, inval_rx))?;
+        let session = session.spawn()?;
+        let watcher = rt.spawn(watch(shared));
+        tracing::info!(mountpoint = %mountpoint.display(), "FUSE mount ready");
+        Ok(Mount { session: Some(session), mountpoint, watcher })
+    }
+
+    /// Unmount and wait for the request loops to end.
+    pub fn unmount(mut self) -> io::Result<()> {
+        self.watcher.abort();
+        match self.session.take() {
+            Some(s) => s.umount_and_join(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        self.watcher.abort();
+        if let Some(s) = self.session.take() {
+            let _ = s.umount_and_join();
+        }
+    }
+}
+
+enum Inval {
+    Inode(u64),
+    Entry(u64, String),
+}
+
+/// Sends kernel cache invalidations from a thread of its own: a notification can wait on a
+/// kernel lock held by a request that is itself waiting for the runtime.
+fn invalidator(notifier: Notifier, rx: mpsc::Receiver<Inval>) {
+    while let Ok(job) = rx.recv() {
+        let _ = match job {
+            Inval::Inode(ino) => notifier.inval_inode(INodeNo(ino), 0, 0),
+            Inval::Entry(parent, name) => notifier.inval_entry(INodeNo(parent), OsStr::new(&name)),
+        };
+    }
+}
+
+/// Follow every user's change journal and drop what the kernel caches about changed paths.
+async fn watch(sh: Arc<Shared>) {
+    let mut rx = sh.store.watch_changes();
+    while let Some(msg) = rx.recv().await {
+        let users: Vec<Arc<UserCtx>> = {
+            let users = lock(&sh.users);
+            match msg {
+                Some(id) => users.values().filter(|u| u.id == id).cloned().collect(),
+                None => users.values().cloned().collect(),
+            }
+        };
+        for u in users {
+            if let Err(e) = catch_up(&sh, &u).await {
+                tracing::warn!(error = %e, "fuse: reading the change journal failed");
+            }
+        }
+    }
+}
+
+async fn catch_up(sh: &Shared, u: &UserCtx) -> store::Result<()> {
+    let user = u.user();
+    loop {
+        let after = *lock(&u.cursor);
+        let changes = sh.store.changes(&user, after, 500).await?;
+        let Some(last) = changes.last().map(|c| c.seq) else { return Ok(()) };
+        let tx = lock(&sh.inval).clone();
+        for c in &changes {
+            let ino = c.file_id.0 as u64 + 1;
+            let _ = tx.send(Inval::Inode(ino));
+            // Never wait for an open file's lock here: its holder may be waiting on this runtime.
+            if lock(&sh.open).contains_key(&ino) {
+                lock(&sh.stale).insert(ino);
+            }
+            for path in std::iter::once(&c.path).chain(c.old_path.as_ref()) {
+                let Some(parent) = path.parent() else { continue };
+                if let Ok(p) = sh.store.stat(&user, &parent).await {
+                    let _ = tx.send(Inval::Entry(p.id.0 as u64 + 1, path.name().to_owned()));
+                }
+            }
+        }
+        *lock(&u.cursor) = last;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Shared {
+    store: Store,
+    rt: Runtime,
+    cfg: MountConfig,
+    /// Users seen at the mount root, by name.
+    users: Mutex<HashMap<String, Arc<UserCtx>>>,
+    /// Inodes the kernel knows: inode → (its user, lookup count).
+    inodes: Mutex<HashMap<u64, (Arc<UserCtx>, u64)>>,
+    /// Files with open handles.
+    open: Mutex<HashMap<u64, Arc<Mutex<OpenFile>>>>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    /// Open files whose live content changed elsewhere: reopen before the next read.
+    stale: Mutex<std::collections::HashSet<u64>>,
+    next_fh: AtomicU64,
+    inval: Mutex<mpsc::Sender<Inval>>,
+}
+
+struct UserCtx {
+    id: store::UserId,
+    user: Mutex<User>,
+    root: u64,
+    owner: Owner,
+    /// The change journal position the kernel caches are current with.
+    cursor: Mutex<i64>,
+}
+
+impl UserCtx {
+    fn user(&self) -> User {
+        lock(&self.user).clone()
+    }
+}
+
+/// The open state of one file, shared by its handles.
+#[derive(Default)]
+struct OpenFile {
+    /// Handles served through this process (reads and writes).
+    cached: u32,
+    /// Read-only handles the kernel serves from the backing file directly.
+    passthrough: u32,
+    writers: u32,
+    /// The live content, for reads while nothing is written (opened on first read).
+    live: Option<Arc<File>>,
+    /// Uncommitted writes.
+    draft: Option<Draft>,
+    /// A version of the pre-open content has been kept already.
+    versioned: bool,
+    backing: Weak<BackingId>,
+}
+
+enum Handle {
+    File { write: bool, backing: Option<Arc<BackingId>> },
+    Dir { entries: Vec<DirEnt> },
+}
+
+struct DirEnt {
+    ino: u64,
+    name: String,
+    attr: FileAttr,
+}
+
+struct Cairn {
+    sh: Arc<Shared>,
+}
+
+type Res<T> = Result<T, Errno>;
+
+fn ts(t: Timestamp) -> SystemTime {
+    if t.0 >= 0 { UNIX_EPOCH + Duration::from_nanos(t.0 as u64) } else { UNIX_EPOCH }
+}
+
+fn ino_of(id: FileId) -> u64 {
+    id.0 as u64 + 1
+}
+
+fn id_of(ino: u64) -> FileId {
+    FileId(ino as i64 - 1)
+}
+
+fn actor(req: &Request) -> Actor {
+    Actor { origin: Origin::Fuse, name: format!("uid {}", req.uid()), remote: None }
+}
+
+fn name_str(name: &OsStr) -> Res<&str> {
+    name.to_str().ok_or(Errno::EINVAL)
+}
+
+impl Shared {
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    fn user_ctx(&self, name: &str) -> Res<Arc<UserCtx>> {
+        if let Some(u) = lock(&self.users).get(name) {
+            return Ok(u.clone());
+        }
+        let uname = UserName::parse(name).map_err(|_| Errno::ENOENT)?;
+        let (user, root, cursor) = self
+            .run(async {
+                let user = self.store.user(&uname).await?;
+                let root = self.store.stat(&user, &VPath::root()).await?;
+                let cursor = self.store.journal_cursor(&user).await?;
+                Ok::<_, store::Error>((user, root, cursor))
+            })
+            .map_err(|e| errno::of(&e))?;
+        let owner = self.cfg.owners.get(name).copied().unwrap_or(self.cfg.owner);
+        let ctx = Arc::new(UserCtx {
+            id: user.id,
+            user: Mutex::new(user),
+            root: ino_of(root.id),
+            owner,
+            cursor: Mutex::new(cursor),
+        });
+        Ok(lock(&self.users).entry(name.to_owned()).or_insert(ctx).clone())
+    }
+
+    /// The user an inode belongs to.
+    fn ctx(&self, ino: u64) -> Res<Arc<UserCtx>> {
+        lock(&self.inodes).get(&ino).map(|(u, _)| u.clone()).ok_or(Errno::ESTALE)
+    }
+
+    /// Record that the kernel learned of `ino` once more.
+    fn remember(&self, ino: u64, ctx: &Arc<UserCtx>) {
+        lock(&self.inodes).entry(ino).or_insert_with(|| (ctx.clone(), 0)).1 += 1;
+    }
+
+    fn node(&self, ctx: &UserCtx, ino: u64) -> Res<Node> {
+        let user = ctx.user();
+        self.run(self.store.stat_id(&user, id_of(ino))).map_err(|e| errno::of(&e))
+    }
+
+    fn attr(&self, ctx: &UserCtx, node: &Node) -> FileAttr {
+        let ino = ino_of(node.id);
+        let (mut size, mut mtime) = (node.size, node.mtime);
+        if !node.is_dir
+            && let Some(of) = lock(&self.open).get(&ino).cloned()
+            && let Some(d) = &lock(&of).draft
+        {
+            size = d.len();
+            mtime = d.mtime().unwrap_or(mtime);
+        }
+        let t = ts(mtime);
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            kind: if node.is_dir { FileType::Directory } else { FileType::RegularFile },
+            perm: node.mode.unwrap_or(if node.is_dir { 0o755 } else { 0o644 }) as u16,
+            nlink: if node.is_dir { 2 } else { 1 },
+            uid: ctx.owner.uid,
+            gid: ctx.owner.gid,
+            rdev: 0,
+            blksize: BLKSIZE,
+            flags: 0,
+        }
+    }
+
+    fn root_attr(&self) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(ROOT),
+            size: 0,
+            blocks: 0,
+            atime: UNIX_EPOCH,
+            mtime: UNIX_EPOCH,
+            ctime: UNIX_EPOCH,
+            crtime: UNIX_EPOCH,
+            kind: FileType::Directory,
+            perm: 0o755,
+            nlink: 2,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: BLKSIZE,
+            flags: 0,
+        }
+    }
+
+    /// The user and path of `name` in the folder `parent` (not the mount root).
+    fn child(&self, parent: u64, name: &OsStr) -> Res<(Arc<UserCtx>, VPath)> {
+        if parent == ROOT {
+            return Err(Errno::EPERM);
+        }
+        let ctx = self.ctx(parent)?;
+        let dir = self.node(&ctx, parent)?;
+        if !dir.is_dir {
+            return Err(Errno::ENOTDIR);
+        }
+        let name = name_str(name)?;
+        if name.len() > 255 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let path = dir.path.join(name).map_err(|_| Errno::EINVAL)?;
+        Ok((ctx, path))
+    }
+
+    fn stat_path(&self, ctx: &UserCtx, path: &VPath) -> Res<Option<Node>> {
+        let user = ctx.user();
+        match self.run(self.store.stat(&user, path)) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(errno::of(&e)),
+        }
+    }
+
+    fn open_file(&self, ino: u64) -> Arc<Mutex<OpenFile>> {
+        lock(&self.open).entry(ino).or_default().clone()
+    }
+
+    /// Drop the open state of `ino` if no handle uses it any more.
+    fn forget_open(&self, ino: u64) {
+        let mut open = lock(&self.open);
+        if let Some(of) = open.get(&ino) {
+            let of = lock(of);
+            if of.cached == 0 && of.passthrough == 0 && of.draft.is_none() {
+                drop(of);
+                open.remove(&ino);
+                lock(&self.stale).remove(&ino);
+            }
+        }
+    }
+
+    /// Start a draft of `ino` if there is none (a copy of the content unless `empty`).
+    fn ensure_draft(&self, ctx: &UserCtx, ino: u64, of: &mut OpenFile, empty: bool) -> Res<()> {
+        if of.draft.is_some() {
+            return Ok(());
+        }
+        let draft = self
+            .run(async {
+                // The quota may have changed since we last looked.
+                let name = ctx.user().name;
+                if let Ok(fresh) = self.store.user(&name).await {
+                    *lock(&ctx.user) = fresh;
+                }
+                let user = ctx.user();
+                let node = self.store.stat_id(&user, id_of(ino)).await?;
+                self.store.begin_draft(&user, &node, !empty).await
+            })
+            .map_err(|e| errno::of(&e))?;
+        of.draft = Some(draft);
+        Ok(())
+    }
+
+    /// Commit `of`'s draft, if any. A file deleted meanwhile loses the draft (as POSIX loses the
+    /// writes to an unlinked file); a failed commit keeps it for the next attempt.
+    fn commit(&self, actor: &Actor, ctx: &UserCtx, ino: u64, of: &mut OpenFile) -> Res<()> {
+        let Some(mut draft) = of.draft.take() else { return Ok(()) };
+        let user = ctx.user();
+        let keep = !of.versioned;
+        match self.run(self.store.commit_draft(actor, &user, id_of(ino), &mut draft, keep)) {
+            Ok(_) => {
+                of.versioned = true;
+                of.live = Some(Arc::new(draft.into_file()));
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => {
+                of.draft = Some(draft);
+                Err(errno::of(&e))
+            }
+        }
+    }
+
+    fn new_fh(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.handles).insert(fh, h);
+        fh
+    }
+
+    fn list(&self, ino: u64) -> Res<Vec<DirEnt>> {
+        if ino == ROOT {
+            let infos = self.run(self.store.list_users()).map_err(|e| errno::of(&e))?;
+            let mut out = Vec::new();
+            for info in infos {
+                let name = info.user.name.as_str().to_owned();
+                let ctx = self.user_ctx(&name)?;
+                let root = self.node(&ctx, ctx.root)?;
+                out.push(DirEnt { ino: ctx.root, attr: self.attr(&ctx, &root), name });
+            }
+            return Ok(out);
+        }
+        let ctx = self.ctx(ino)?;
+        let dir = self.node(&ctx, ino)?;
+        let user = ctx.user();
+        let nodes = self.run(self.store.list(&user, &dir.path)).map_err(|e| errno::of(&e))?;
+        Ok(nodes
+            .iter()
+            .map(|n| DirEnt { ino: ino_of(n.id), name: n.path.name().to_owned(), attr: self.attr(&ctx, n) })
+            .collect())
+    }
+
+    fn entry(&self, ctx: &Arc<UserCtx>, node: &Node, reply: ReplyEntry) {
+        let attr = self.attr(ctx, node);
+        self.remember(attr.ino.0, ctx);
+        reply.entry(&TTL, &attr, Generation(0));
+    }
+}
+
+fn time_of(t: TimeOrNow) -> Timestamp {
+    match t {
+        TimeOrNow::SpecificTime(st) => Timestamp::from_system(st),
+        TimeOrNow::Now => Timestamp::from_system(SystemTime::now()),
+    }
+}
+
+macro_rules! tryr {
+    ($reply:ident, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(errno) => return $reply.error(errno),
+        }
+    };
+}
+
+impl Filesystem for Cairn {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        let wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
+            | InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_MAX_PAGES;
+        let _ = config.add_capabilities(wanted & config.capabilities());
+        if self.sh.cfg.passthrough
+            && config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+        {
+            let _ = config.set_max_stack_depth(2);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let sh = &self.sh;
+        if parent.0 == ROOT {
+            let ctx = tryr!(reply, name_str(name).and_then(|n| sh.user_ctx(n)));
+            let root = tryr!(reply, sh.node(&ctx, ctx.root));
+            return sh.entry(&ctx, &root, reply);
+        }
+        let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        match tryr!(reply, sh.stat_path(&ctx, &path)) {
+            Some(node) => sh.entry(&ctx, &node, reply),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let mut inodes = lock(&self.sh.inodes);
+        if let Some(entry) = inodes.get_mut(&ino.0) {
+            entry.1 = entry.1.saturating_sub(nlookup);
+            if entry.1 == 0 {
+                inodes.remove(&ino.0);
+            }
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let sh = &self.sh;
+        if ino.0 == ROOT {
+            return reply.attr(&TTL, &sh.root_attr());
+        }
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        let node = tryr!(reply, sh.node(&ctx, ino.0));
+        reply.attr(&TTL, &sh.attr(&ctx, &node));
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let sh = &self.sh;
+        if ino.0 == ROOT {
+            return reply.error(Errno::EPERM);
+        }
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        // Ownership is the mount's policy: "changing" it to what it is succeeds, nothing else.
+        if uid.is_some_and(|u| u != ctx.owner.uid) || gid.is_some_and(|g| g != ctx.owner.gid) {
+            return reply.error(Errno::EPERM);
+        }
+        let node = tryr!(reply, sh.node(&ctx, ino.0));
+        let actor = actor(req);
+        let mut mtime = mtime.map(time_of);
+        if let Some(size) = size {
+            if node.is_dir {
+                return reply.error(Errno::EISDIR);
+            }
+            let of = sh.open_file(ino.0);
+            let res = {
+                let mut of = lock(&of);
+                let res = sh.ensure_draft(&ctx, ino.0, &mut of, size == 0).and_then(|()| {
+                    let d = of.draft.as_ref().expect("draft");
+                    d.set_len(size).map_err(|e| errno::of(&e))?;
+                    if let Some(t) = mtime.take() {
+                        d.set_mtime(t).map_err(|e| errno::of(&e))?;
+                    } else {
+                        let _ = d.set_mtime(Timestamp::from_system(SystemTime::now()));
+                    }
+                    Ok(())
+                });
+                // truncate(2) on a file nobody has open: commit at once.
+                match res {
+                    Ok(()) if of.cached == 0 && of.passthrough == 0 => {
+                        sh.commit(&actor, &ctx, ino.0, &mut of)
+                    }
+                    other => other,
+                }
+            };
+            sh.forget_open(ino.0);
+            tryr!(reply, res);
+        }
+        if let Some(t) = mtime
+            && let Some(of) = lock(&sh.open).get(&ino.0).cloned()
+            && let Some(d) = &lock(&of).draft
+        {
+            tryr!(reply, d.set_mtime(t).map_err(|e| errno::of(&e)));
+            mtime = None;
+        }
+        let node = if mode.is_some() || mtime.is_some() {
+            let user = ctx.user();
+            let attrs = SetAttrs { mode: mode.map(|m| m & 0o7777), mtime };
+            tryr!(
+                reply,
+                sh.run(sh.store.set_attrs(&actor, &user, id_of(ino.0), attrs)).map_err(|e| errno::of(&e))
+            )
+        } else {
+            tryr!(reply, sh.node(&ctx, ino.0))
+        };
+        reply.attr(&TTL, &sh.attr(&ctx, &node));
+    }
+
+    fn readlink(&self, _req: &Request, _ino: INodeNo, reply: ReplyData) {
+        reply.error(Errno::EINVAL);
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        // Only regular files: devices, FIFOs and sockets have no place in a file store.
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return reply.error(Errno::EPERM);
+        }
+        let sh = &self.sh;
+        let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        let node = tryr!(reply, create_empty(sh, &actor(req), &ctx, &path, mode & !umask));
+        sh.entry(&ctx, &node, reply);
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let sh = &self.sh;
+        let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        let user = ctx.user();
+        let node = tryr!(
+            reply,
+            sh.run(sh.store.mkdir_mode(&actor(req), &user, &path, Some(mode & !umask & 0o7777)))
+                .map_err(|e| errno::of(&e))
+        );
+        sh.entry(&ctx, &node, reply);
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let sh = &self.sh;
+        let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        let node = tryr!(reply, sh.stat_path(&ctx, &path).and_then(|n| n.ok_or(Errno::ENOENT)));
+        if node.is_dir {
+            return reply.error(Errno::EISDIR);
+        }
+        let user = ctx.user();
+        tryr!(reply, sh.run(sh.store.delete(&actor(req), &user, &path, None)).map_err(|e| errno::of(&e)));
+        reply.ok();
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let sh = &self.sh;
+        let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        let node = tryr!(reply, sh.stat_path(&ctx, &path).and_then(|n| n.ok_or(Errno::ENOENT)));
+        if !node.is_dir {
+            return reply.error(Errno::ENOTDIR);
+        }
+        let user = ctx.user();
+        let res = sh.run(async {
+            if !sh.store.list(&user, &path).await?.is_empty() {
+                return Ok(false);
+            }
+            sh.store.delete(&actor(req), &user, &path, None).await.map(|_| true)
+        });
+        match res {
+            Ok(true) => reply.ok(),
+            Ok(false) => reply.error(Errno::ENOTEMPTY),
+            Err(e) => reply.error(errno::of(&e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        // Symlinks would point outside what Cairn versions and syncs; refused like on FAT.
+        reply.error(Errno::EPERM);
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let sh = &self.sh;
+        if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
+            return reply.error(Errno::EINVAL);
+        }
+        let (ctx, from) = tryr!(reply, sh.child(parent.0, name));
+        let (to_ctx, to) = tryr!(reply, sh.child(newparent.0, newname));
+        if ctx.id != to_ctx.id {
+            return reply.error(Errno::EXDEV);
+        }
+        let src = tryr!(reply, sh.stat_path(&ctx, &from).and_then(|n| n.ok_or(Errno::ENOENT)));
+        if from == to {
+            return reply.ok();
+        }
+        let user = ctx.user();
+        if let Some(dst) = tryr!(reply, sh.stat_path(&ctx, &to)) {
+            if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+                return reply.error(Errno::EEXIST);
+            }
+            match (src.is_dir, dst.is_dir) {
+                (true, false) => return reply.error(Errno::ENOTDIR),
+                (false, true) => return reply.error(Errno::EISDIR),
+                (true, true) => {
+                    let empty = tryr!(reply, sh.run(sh.store.list(&user, &to)).map_err(|e| errno::of(&e)));
+                    if !empty.is_empty() {
+                        return reply.error(Errno::ENOTEMPTY);
+                    }
+                }
+                (false, false) => {}
+            }
+        }
+        if to.starts_with(&from) {
+            return reply.error(Errno::EINVAL);
+        }
+        tryr!(
+            reply,
+            sh.run(sh.store.rename(&actor(req), &user, &from, &to, true)).map_err(|e| errno::of(&e))
+        );
+        reply.ok();
+    }
+
+    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        // One file id has one path: versions, the journal and sync all name files by path.
+        reply.error(Errno::EPERM);
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let sh = &self.sh;
+        if ino.0 == ROOT {
+            return reply.error(Errno::EISDIR);
+        }
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        let node = tryr!(reply, sh.node(&ctx, ino.0));
+        if node.is_dir {
+            return reply.error(Errno::EISDIR);
+        }
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let trunc = write && flags.0 & libc::O_TRUNC != 0;
+        let of_arc = sh.open_file(ino.0);
+        let mut of = lock(&of_arc);
+        if !write && sh.cfg.passthrough && of.cached == 0 && of.draft.is_none() {
+            let backing = match of.backing.upgrade() {
+                Some(b) => Some(b),
+                None => {
+                    let user = ctx.user();
+                    match sh.run(sh.store.open_file(&user, &node.path)) {
+                        Ok((_, file)) => reply.open_backing(&file).ok().map(Arc::new),
+                        Err(e) => return reply.error(errno::of(&e)),
+                    }
+                }
+            };
+            if let Some(b) = backing {
+                of.backing = Arc::downgrade(&b);
+                of.passthrough += 1;
+                let fh = sh.new_fh(Handle::File { write: false, backing: Some(b.clone()) });
+                return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b);
+            }
+        }
+        if trunc {
+            let res = match &of.draft {
+                Some(d) => d.set_len(0).map_err(|e| errno::of(&e)),
+                None => sh.ensure_draft(&ctx, ino.0, &mut of, true),
+            };
+            if let Err(e) = res {
+                drop(of);
+                sh.forget_open(ino.0);
+                return reply.error(e);
+            }
+        }
+        let _ = req;
+        of.cached += 1;
+        if write {
+            of.writers += 1;
+        }
+        // While passthrough readers hold the file, the kernel refuses cached opens of it.
+        let fopen = if of.passthrough > 0 { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::empty() };
+        let fh = sh.new_fh(Handle::File { write, backing: None });
+        reply.opened(FileHandle(fh), fopen);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let sh = &self.sh;
+        let of_arc = sh.open_file(ino.0);
+        let mut buf = vec![0u8; size as usize];
+        let file = {
+            let mut of = lock(&of_arc);
+            if let Some(d) = &of.draft {
+                let n = tryr!(
+                    reply,
+                    read_full(|b, o| d.read_at(b, o).map_err(|e| errno::of(&e)), &mut buf, offset)
+                );
+                return reply.data(&buf[..n]);
+            }
+            if lock(&sh.stale).remove(&ino.0) {
+                of.live = None;
+            }
+            match &of.live {
+                Some(f) => f.clone(),
+                None => {
+                    let ctx = tryr!(reply, sh.ctx(ino.0));
+                    let node = tryr!(reply, sh.node(&ctx, ino.0));
+                    let user = ctx.user();
+                    let (_, f) = tryr!(
+                        reply,
+                        sh.run(sh.store.open_file(&user, &node.path)).map_err(|e| errno::of(&e))
+                    );
+                    let f = Arc::new(f);
+                    of.live = Some(f.clone());
+                    f
+                }
+            }
+        };
+        let n = tryr!(reply, read_full(|b, o| file.read_at(b, o).map_err(Errno::from), &mut buf, offset));
+        reply.data(&buf[..n]);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let sh = &self.sh;
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        let of_arc = sh.open_file(ino.0);
+        let mut of = lock(&of_arc);
+        tryr!(reply, sh.ensure_draft(&ctx, ino.0, &mut of, false));
+        let d = of.draft.as_ref().expect("draft");
+        tryr!(reply, d.write_at(data, offset).map_err(|e| errno::of(&e)));
+        reply.written(data.len() as u32);
+    }
+
+    fn flush(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        let sh = &self.sh;
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        let Some(of_arc) = lock(&sh.open).get(&ino.0).cloned() else { return reply.ok() };
+        let mut of = lock(&of_arc);
+        tryr!(reply, sh.commit(&actor(req), &ctx, ino.0, &mut of));
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let sh = &self.sh;
+        let handle = lock(&sh.handles).remove(&fh.0);
+        let Some(Handle::File { write, backing }) = handle else { return reply.ok() };
+        let mut res = Ok(());
+        if let Some(of_arc) = lock(&sh.open).get(&ino.0).cloned() {
+            let mut of = lock(&of_arc);
+            if backing.is_some() {
+                of.passthrough -= 1;
+            } else {
+                of.cached -= 1;
+            }
+            if write {
+                of.writers -= 1;
+            }
+            if of.writers == 0 && of.draft.is_some() {
+                res = match sh.ctx(ino.0) {
+                    Ok(ctx) => sh.commit(&actor(req), &ctx, ino.0, &mut of),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = res {
+                    // Nobody is left to retry; the old content stays.
+                    tracing::warn!(ino = ino.0, errno = e.code(), "fuse: changes dropped at close");
+                    of.draft = None;
+                }
+            }
+        }
+        sh.forget_open(ino.0);
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fsync(&self, req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        self.flush(req, ino, fh, LockOwner(0), reply);
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let entries = tryr!(reply, self.sh.list(ino.0));
+        let fh = self.sh.new_fh(Handle::Dir { entries });
+        reply.opened(FileHandle(fh), FopenFlags::empty());
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let handles = lock(&self.sh.handles);
+        let Some(Handle::Dir { entries }) = handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
+        let mut i = offset;
+        if i == 0 {
+            if reply.add(ino, 1, FileType::Directory, ".") {
+                return reply.ok();
+            }
+            i = 1;
+        }
+        if i == 1 {
+            if reply.add(ino, 2, FileType::Directory, "..") {
+                return reply.ok();
+            }
+            i = 2;
+        }
+        for (k, e) in entries.iter().enumerate().skip(i as usize - 2) {
+            if reply.add(INodeNo(e.ino), k as u64 + 3, e.attr.kind, &e.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let sh = &self.sh;
+        let ctx = if ino.0 == ROOT { None } else { Some(tryr!(reply, sh.ctx(ino.0))) };
+        let handles = lock(&sh.handles);
+        let Some(Handle::Dir { entries }) = handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
+        let dot = match &ctx {
+            None => sh.root_attr(),
+            Some(c) => match sh.node(c, ino.0) {
+                Ok(n) => sh.attr(c, &n),
+                Err(e) => return reply.error(e),
+            },
+        };
+        let mut i = offset;
+        if i == 0 {
+            if reply.add(ino, 1, ".", &TTL, &dot, Generation(0)) {
+                return reply.ok();
+            }
+            i = 1;
+        }
+        if i == 1 {
+            if reply.add(ino, 2, "..", &TTL, &dot, Generation(0)) {
+                return reply.ok();
+            }
+            i = 2;
+        }
+        for (k, e) in entries.iter().enumerate().skip(i as usize - 2) {
+            if reply.add(INodeNo(e.ino), k as u64 + 3, &e.name, &TTL, &e.attr, Generation(0)) {
+                break;
+            }
+            // A readdirplus entry counts as a lookup.
+            let owner = match &ctx {
+                Some(c) => Some(c.clone()),
+                None => sh.user_ctx(&e.name).ok(),
+            };
+            if let Some(c) = owner {
+                sh.remember(e.ino, &c);
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        lock(&self.sh.handles).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        // Every metadata change is durable when its call returns.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let sh = &self.sh;
+        const BS: u64 = 4096;
+        let quota = match sh.ctx(ino.0) {
+            Ok(ctx) if ino.0 != ROOT => {
+                let user = ctx.user();
+                tryr!(reply, sh.run(sh.store.usage(&user)).map_err(|e| errno::of(&e)))
+                    .quota
+                    .map(|q| (q, sh.run(sh.store.usage(&user)).map(|u| u.used).unwrap_or(0)))
+            }
+            _ => None,
+        };
+        let (total, free) = match quota {
+            Some((q, used)) => (q, q.saturating_sub(used)),
+            None => tryr!(reply, sh.store.disk_space().map_err(|e| errno::of(&e))),
+        };
+        reply.statfs(
+            total / BS,
+            free / BS,
+            free / BS,
+            u64::MAX >> 1,
+            u64::MAX >> 1,
+            BS as u32,
+            255,
+            BS as u32,
+        );
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let sh = &self.sh;
+        let name = tryr!(reply, name_str(name));
+        let Some(prop) = name.strip_prefix(xattr::PREFIX).filter(|p| !p.is_empty()) else {
+            return reply.error(Errno::ENOTSUP);
+        };
+        if ino.0 == ROOT {
+            return reply.error(Errno::EPERM);
+        }
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        let node = tryr!(reply, sh.node(&ctx, ino.0));
+        let user = ctx.user();
+        let res = sh.run(async {
+            if flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE) != 0 {
+                let props = sh.store.dead_props(&user, &[node.id]).await?;
+                let exists = props
+                    .get(&node.id)
+                    .is_some_and(|ps| ps.iter().any(|p| p.namespace == xattr::NAMESPACE && p.name == prop));
+                if flags & libc::XATTR_CREATE != 0 && exists {
+                    return Ok(Err(Errno::EEXIST));
+                }
+                if flags & libc::XATTR_REPLACE != 0 && !exists {
+                    return Ok(Err(Errno::ENODATA));
+                }
+            }
+            let change = store::PropChange::Set(store::DeadProp {
+                namespace: xattr::NAMESPACE.into(),
+                name: prop.into(),
+                value: xattr::encode(value),
+            });
+            sh.store.patch_props(&actor(req), &user, &node.path, &[change]).await.map(Ok)
+        });
+        match res {
+            Ok(Ok(())) => reply.ok(),
+            Ok(Err(e)) => reply.error(e),
+            Err(e) if e.kind() == ErrorKind::InvalidInput => reply.error(Errno::E2BIG),
+            Err(e) => reply.error(errno::of(&e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let sh = &self.sh;
+        let name = tryr!(reply, name_str(name));
+        // security.capability is asked on every write: answer without a query.
+        let Some(prop) = name.strip_prefix(xattr::PREFIX) else { return reply.error(Errno::ENODATA) };
+        if ino.0 == ROOT {
+            return reply.error(Errno::ENODATA);
+        }
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        let user = ctx.user();
+        let id = id_of(ino.0);
+        let props = tryr!(reply, sh.run(sh.store.dead_props(&user, &[id])).map_err(|e| errno::of(&e)));
+        let Some(p) = props
+            .get(&id)
+            .and_then(|ps| ps.iter().find(|p| p.namespace == xattr::NAMESPACE && p.name == prop))
+        else {
+            return reply.error(Errno::ENODATA);
+        };
+        let value = xattr::decode(&p.value);
+        sized(reply, size, &value);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let sh = &self.sh;
+        if ino.0 == ROOT {
+            return sized(reply, size, &[]);
+        }
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        let user = ctx.user();
+        let id = id_of(ino.0);
+        let props = tryr!(reply, sh.run(sh.store.dead_props(&user, &[id])).map_err(|e| errno::of(&e)));
+        let mut out = Vec::new();
+        for p in props.get(&id).into_iter().flatten().filter(|p| p.namespace == xattr::NAMESPACE) {
+            out.extend_from_slice(xattr::PREFIX.as_bytes());
+            out.extend_from_slice(p.name.as_bytes());
+            out.push(0);
+        }
+        sized(reply, size, &out);
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let sh = &self.sh;
+        let name = tryr!(reply, name_str(name));
+        let Some(prop) = name.strip_prefix(xattr::PREFIX) else { return reply.error(Errno::ENOTSUP) };
+        if ino.0 == ROOT {
+            return reply.error(Errno::ENODATA);
+        }
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        let node = tryr!(reply, sh.node(&ctx, ino.0));
+        let user = ctx.user();
+        let res = sh.run(async {
+            let props = sh.store.dead_props(&user, &[node.id]).await?;
+            let exists = props
+                .get(&node.id)
+                .is_some_and(|ps| ps.iter().any(|p| p.namespace == xattr::NAMESPACE && p.name == prop));
+            if !exists {
+                return Ok(false);
+            }
+            let change = store::PropChange::Remove { namespace: xattr::NAMESPACE.into(), name: prop.into() };
+            sh.store.patch_props(&actor(req), &user, &node.path, &[change]).await.map(|()| true)
+        });
+        match res {
+            Ok(true) => reply.ok(),
+            Ok(false) => reply.error(Errno::ENODATA),
+            Err(e) => reply.error(errno::of(&e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let sh = &self.sh;
+        let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        let node = tryr!(reply, create_empty(sh, &actor(req), &ctx, &path, mode & !umask));
+        let ino = ino_of(node.id);
+        let write = OpenFlags(flags).acc_mode() != OpenAccMode::O_RDONLY;
+        {
+            let of_arc = sh.open_file(ino);
+            let mut of = lock(&of_arc);
+            of.cached += 1;
+            if write {
+                of.writers += 1;
+            }
+            // The empty file just created needs no version.
+            of.versioned = true;
+        }
+        let attr = sh.attr(&ctx, &node);
+        sh.remember(ino, &ctx);
+        let fh = sh.new_fh(Handle::File { write, backing: None });
+        reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty());
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let sh = &self.sh;
+        // Plain allocation (mode 0) and KEEP_SIZE; punching holes and collapsing ranges are not
+        // offered (they would need the backing filesystem's support and change no semantics).
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+            return reply.error(Errno::EOPNOTSUPP);
+        }
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        let of_arc = sh.open_file(ino.0);
+        let mut of = lock(&of_arc);
+        let end = offset.saturating_add(length);
+        let res = if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
+            Ok(())
+        } else {
+            sh.ensure_draft(&ctx, ino.0, &mut of, false).and_then(|()| {
+                let d = of.draft.as_ref().expect("draft");
+                if end > d.len() { d.set_len(end).map_err(|e| errno::of(&e)) } else { Ok(()) }
+            })
+        };
+        drop(of);
+        tryr!(reply, res);
+        reply.ok();
+    }
+}
+
+/// Create an empty file (committed at once: the kernel needs its inode now).
+fn create_empty(sh: &Shared, actor: &Actor, ctx: &UserCtx, path: &VPath, mode: u32) -> Res<Node> {
+    let user = ctx.user();
+    let opts = store::WriteOptions { create_only: true, mode: Some(mode & 0o7777), ..Default::default() };
+    let out =
+        sh.run(sh.store.write(actor, &user, path, tokio::io::empty(), opts)).map_err(|e| errno::of(&e))?;
+    Ok(out.node)
+}
+
+fn read_full(
+    mut read_at: impl FnMut(&mut [u8], u64) -> Res<usize>,
+    buf: &mut [u8],
+    offset: u64,
+) -> Res<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let k = read_at(&mut buf[n..], offset + n as u64)?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(n)
+}
+
+fn sized(reply: ReplyXattr, size: u32, value: &[u8]) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
+    }
+}

@@ -1,0 +1,313 @@
+//! Drafts: a file's content being edited in place, the way a file system edits it (random
+//! writes, truncation, reads of what was just written), for the FUSE mount.
+//!
+//! A draft is a staging file: empty, or a copy of the current content (a reflink where the
+//! backing filesystem shares blocks). Writes go to the draft, never to the live file, so a crash
+//! at any instant leaves the old content. Committing a draft is an ordinary write commit: the
+//! draft is fsynced and renamed into place in one transaction with its metadata, and the content
+//! it replaces becomes a version (copy-on-write versioning). A write past the user's quota (after
+//! everything prunable) fails before a byte of it lands.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Mutex;
+
+use crate::db::Cached;
+use crate::disk::layout;
+use crate::files::{Content, Staging, in_txn};
+use crate::intent::{DiskOp, Done};
+use crate::txn::{Effects, LockSet, Locked, NODE_COLS, close, node_from_row};
+use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User};
+use crate::{Error, ErrorKind, Result, Store, blocking, detached};
+
+/// An uncommitted new content for an existing file. Dropping it discards it.
+pub struct Draft {
+    file: File,
+    staging: Staging,
+    /// The etag of the content the draft started from.
+    base: ETag,
+    /// Largest size the draft may reach (quota); `None`: no limit.
+    limit: Option<u64>,
+    state: Mutex<DraftState>,
+}
+
+struct DraftState {
+    len: u64,
+    /// blake3 of the first `.0` bytes, while every write so far has been an append.
+    hash: Option<(u64, blake3::Hasher)>,
+    /// Set once committed: the file is now the live content and must not be written.
+    spent: bool,
+}
+
+impl std::fmt::Debug for Draft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Draft").field("base", &self.base).field("limit", &self.limit).finish()
+    }
+}
+
+/// Attribute changes (`chmod`, `utimensat`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetAttrs {
+    /// New permission bits (0..=0o7777).
+    pub mode: Option<u32>,
+    /// New modification time.
+    pub mtime: Option<Timestamp>,
+}
+
+impl Draft {
+    /// Read from the draft (what readers of an open, modified file see).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        self.file.read_at(buf, offset).map_err(|e| Error::io("draft read", e))
+    }
+
+    /// Write `buf` at `offset`; fails with `QuotaExceeded` if the draft would outgrow the quota.
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.spent {
+            return Err(Error::internal("write to a committed draft"));
+        }
+        let end = offset + buf.len() as u64;
+        if end > st.len && self.limit.is_some_and(|l| end > l) {
+            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+        }
+        self.file.write_all_at(buf, offset).map_err(|e| Error::io("draft write", e))?;
+        st.hash = match st.hash.take() {
+            Some((n, mut h)) if n == offset => {
+                h.update(buf);
+                Some((n + buf.len() as u64, h))
+            }
+            // An overwrite or a hole: hash the whole draft at commit.
+            _ => None,
+        };
+        st.len = st.len.max(end);
+        Ok(())
+    }
+
+    /// Truncate or extend (with zeros) to `len`.
+    pub fn set_len(&self, len: u64) -> Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.spent {
+            return Err(Error::internal("truncate of a committed draft"));
+        }
+        if len > st.len && self.limit.is_some_and(|l| len > l) {
+            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+        }
+        self.file.set_len(len).map_err(|e| Error::io("draft truncate", e))?;
+        st.hash = match st.hash.take() {
+            _ if len == 0 => Some((0, blake3::Hasher::new())),
+            Some((n, h)) if n == len => Some((n, h)),
+            _ => None,
+        };
+        st.len = len;
+        Ok(())
+    }
+
+    /// Current length.
+    pub fn len(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).len
+    }
+
+    /// True when the draft is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The draft's modification time (what `stat` shows while the file is being written).
+    pub fn mtime(&self) -> Result<Timestamp> {
+        let meta = self.file.metadata().map_err(|e| Error::io("draft stat", e))?;
+        Ok(Timestamp(meta.mtime() * 1_000_000_000 + meta.mtime_nsec()))
+    }
+
+    /// Set the draft's modification time (kept by the commit).
+    pub fn set_mtime(&self, t: Timestamp) -> Result<()> {
+        let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.0.max(0) as u64);
+        self.file.set_modified(st).map_err(|e| Error::io("draft mtime", e))
+    }
+
+    /// The draft's file, for reading on: after a commit it is the live content; an uncommitted
+    /// draft's staging name is removed (the open file stays readable).
+    pub fn into_file(self) -> File {
+        self.file
+    }
+
+    /// Make the bytes durable and compute the content hash (hashing the file again only if the
+    /// writes were not plain appends).
+    fn seal(&self) -> Result<(u64, ContentHash, Timestamp)> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.file.sync_all().map_err(|e| Error::io("draft fsync", e))?;
+        let hash = match st.hash.take() {
+            Some((n, h)) if n == st.len => h.finalize(),
+            _ => {
+                let mut h = blake3::Hasher::new();
+                let mut buf = vec![0u8; 1 << 20];
+                let mut off = 0u64;
+                while off < st.len {
+                    let n = self.file.read_at(&mut buf, off).map_err(|e| Error::io("draft hash", e))?;
+                    if n == 0 {
+                        return Err(Error::internal("draft shorter than its length"));
+                    }
+                    h.update(&buf[..n]);
+                    off += n as u64;
+                }
+                h.finalize()
+            }
+        };
+        let meta = self.file.metadata().map_err(|e| Error::io("draft stat", e))?;
+        let mtime = Timestamp(meta.mtime() * 1_000_000_000 + meta.mtime_nsec());
+        Ok((st.len, ContentHash(*hash.as_bytes()), mtime))
+    }
+}
+
+impl Store {
+    /// Start a draft of the file `node`: a copy of its content, or empty (`O_TRUNC`).
+    pub async fn begin_draft(&self, user: &User, node: &Node, copy: bool) -> Result<Draft> {
+        if node.is_dir {
+            return Err(Error::new(ErrorKind::IsADirectory, format!("{} is a folder", node.path)));
+        }
+        let limit = match user.quota {
+            Some(_) => self.write_limit(user, node.size).await?,
+            None => None,
+        };
+        if copy && limit.is_some_and(|l| node.size > l) {
+            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+        }
+        let store = self.clone();
+        let live = layout::user_path(&user.name, &node.path);
+        let mtime = node.mtime;
+        let (rel, file) = blocking(move || {
+            let (rel, file) = match copy {
+                true => store.inner.disk.clone_to_staging(&live),
+                false => store.inner.disk.create_staging(),
+            }
+            .map_err(|e| Error::io("draft", e))?;
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime.0.max(0) as u64);
+            if let Err(e) = file.set_modified(t) {
+                let _ = store.inner.disk.remove(&rel);
+                return Err(Error::io("draft mtime", e));
+            }
+            Ok((rel, file))
+        })
+        .await?;
+        let len = if copy { node.size } else { 0 };
+        Ok(Draft {
+            file,
+            staging: Staging { store: self.clone(), rel: Some(rel) },
+            base: node.etag.clone(),
+            limit,
+            state: Mutex::new(DraftState {
+                len,
+                hash: (len == 0).then(|| (0, blake3::Hasher::new())),
+                spent: false,
+            }),
+        })
+    }
+
+    /// Make `draft` the content of file `id` (wherever it is now). The replaced content becomes a
+    /// version if `keep_version`, and always if someone else changed the file since the draft
+    /// began (unless it is empty). The draft is spent afterwards: its file is the live file. Fails with `NotFound` if
+    /// the file was deleted meanwhile (the draft is then discarded).
+    pub async fn commit_draft(
+        &self,
+        actor: &Actor,
+        user: &User,
+        id: FileId,
+        draft: &mut Draft,
+        keep_version: bool,
+    ) -> Result<Node> {
+        // Seal on the blocking pool (fsync, maybe a hash of the whole file).
+        let (size, hash, mtime) = tokio::task::block_in_place(|| draft.seal())?;
+        let content = Content {
+            staging: draft.staging.rel.clone().ok_or_else(|| Error::internal("draft already spent"))?,
+            size,
+            mtime,
+            hash,
+        };
+        let (store, actor, user, base) = (self.clone(), actor.clone(), user.clone(), draft.base.clone());
+        let committed = detached(async move {
+            let now = store.clock().now();
+            let s = &store;
+            in_txn!(s, LockSet::Tree(user.id), &user, &actor, now, |tx| {
+                let mut fx = Effects::new();
+                let old = tx
+                    .cquery_opt(
+                        &format!(
+                            "SELECT {NODE_COLS}, parent_id FROM nodes
+                             WHERE id = $1 AND user_id = $2 AND trash_id IS NULL FOR UPDATE"
+                        ),
+                        &[&id.0, &user.id.0],
+                    )
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("file id {id}")))?;
+                let parent = FileId(old.get::<_, Option<i64>>(8).unwrap_or_default());
+                let old = node_from_row(&old)?;
+                if old.is_dir {
+                    return Err(Error::new(ErrorKind::IsADirectory, format!("{} is a folder", old.path)));
+                }
+                let path = old.path.clone();
+                // An empty content is not worth a version.
+                let keep = (keep_version || old.etag != base) && old.size > 0;
+                let out =
+                    s.put_content(&tx, &user, &path, parent, Some(old), &content, keep, &mut fx, now).await?;
+                fx.ops.push(DiskOp::rename(
+                    &content.staging,
+                    layout::user_path(&user.name, &path),
+                    Done::FromMissing,
+                ));
+                fx.audit.push((
+                    "file.write",
+                    Some(path.to_string()),
+                    Some(format!("{} bytes", content.size)),
+                ));
+                (out.node, fx)
+            })
+        })
+        .await;
+        match committed {
+            Ok(node) => {
+                draft.staging.rel = None;
+                draft.state.lock().unwrap_or_else(|e| e.into_inner()).spent = true;
+                Ok(node)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Change the permission bits or modification time of the file or folder `id`.
+    pub async fn set_attrs(&self, actor: &Actor, user: &User, id: FileId, attrs: SetAttrs) -> Result<Node> {
+        if attrs.mode.is_some_and(|m| m > 0o7777) {
+            return Err(Error::new(ErrorKind::InvalidInput, "bad mode"));
+        }
+        let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
+        detached(async move {
+            let now = store.clock().now();
+            let node: Node = in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
+                let mut fx = Effects::new();
+                let row = tx
+                    .cquery_opt(
+                        &format!(
+                            "UPDATE nodes SET mode = coalesce($3, mode), mtime_ns = coalesce($4, mtime_ns)
+                             WHERE id = $1 AND user_id = $2 AND trash_id IS NULL RETURNING {NODE_COLS}"
+                        ),
+                        &[&id.0, &user.id.0, &attrs.mode.map(|m| m as i32), &attrs.mtime.map(|t| t.0)],
+                    )
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("file id {id}")))?;
+                let node = node_from_row(&row)?;
+                fx.touch(&node.path);
+                fx.audit.push(("attrs", Some(node.path.to_string()), None));
+                (node, fx)
+            })
+            .map_err(|e: Error| e)?;
+            if let Some(t) = attrs.mtime {
+                // The native file mirrors the metadata; the database is the truth if this fails.
+                let rel = layout::user_path(&user.name, &node.path);
+                let s = store.clone();
+                let _ =
+                    blocking(move || s.inner.disk.set_mtime(&rel, t.0).map_err(|e| Error::io("mtime", e)))
+                        .await;
+            }
+            Ok(node)
+        })
+        .await
+    }
+}
