@@ -54,8 +54,6 @@ fn real_main(cfg: Config) -> anyhow::Result<()> {
         store.enable_cache();
         let mount = match &cfg.fuse {
             Some(fc) => {
-                std::fs::create_dir_all(&fc.mountpoint)
-                    .with_context(|| format!("creating the mount point {}", fc.mountpoint.display()))?;
                 let m = fusefs::Mount::start(store.clone(), fc.clone()).with_context(|| {
                     format!(
                         "mounting FUSE at {} (needs /dev/fuse and root, package fuse3)",

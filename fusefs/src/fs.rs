@@ -49,6 +49,7 @@ impl Mount {
         let rt = Runtime::current();
         let mountpoint = cfg.mountpoint.clone();
         crate::recover_stale(&mountpoint)?;
+        std::fs::create_dir_all(&mountpoint)?;
         let (inval_tx, inval_rx) = mpsc::channel::<Inval>();
         let shared = Arc::new(Shared {
             store: store.clone(),
@@ -213,6 +214,9 @@ struct OpenFile {
     draft: Option<Draft>,
     /// A version of the pre-open content has been kept already.
     versioned: bool,
+    /// A write hit the quota: the open's changes were dropped, and writes fail until every
+    /// handle is closed (so no partial content is ever committed).
+    over_quota: bool,
     backing: Weak<BackingId>,
 }
 
@@ -361,7 +365,10 @@ impl Shared {
         if name.len() > 255 {
             return Err(Errno::ENAMETOOLONG);
         }
-        let path = dir.path.join(name).map_err(|_| Errno::EINVAL)?;
+        let path = dir.path.join(name).map_err(|e| match e {
+            store::InvalidPath::NameTooLong | store::InvalidPath::PathTooLong => Errno::ENAMETOOLONG,
+            _ => Errno::EINVAL,
+        })?;
         Ok((ctx, path))
     }
 
@@ -393,6 +400,9 @@ impl Shared {
 
     /// Start a draft of `ino` if there is none (a copy of the content unless `empty`).
     fn ensure_draft(&self, ctx: &UserCtx, ino: u64, of: &mut OpenFile, empty: bool) -> Res<()> {
+        if of.over_quota {
+            return Err(Errno::EDQUOT);
+        }
         if of.draft.is_some() {
             return Ok(());
         }
@@ -866,9 +876,15 @@ impl Filesystem for Cairn {
         let ctx = tryr!(reply, sh.ctx(ino.0));
         let of_arc = sh.open_file(ino.0);
         let mut of = lock(&of_arc);
-        tryr!(reply, sh.ensure_draft(&ctx, ino.0, &mut of, false));
-        let d = of.draft.as_ref().expect("draft");
-        tryr!(reply, d.write_at(data, offset).map_err(|e| errno::of(&e)));
+        let res = sh.ensure_draft(&ctx, ino.0, &mut of, false).and_then(|()| {
+            let d = of.draft.as_ref().expect("draft");
+            d.write_at(data, offset).map_err(|e| errno::of(&e))
+        });
+        if res == Err(Errno::EDQUOT) {
+            of.draft = None;
+            of.over_quota = true;
+        }
+        tryr!(reply, res);
         reply.written(data.len() as u32);
     }
 

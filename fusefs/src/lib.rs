@@ -50,10 +50,12 @@ pub struct MountConfig {
 /// If `mountpoint` holds a FUSE mount whose server is gone (its process was killed), detach it
 /// so it can be mounted again. Returns whether something was detached.
 pub fn recover_stale(mountpoint: &Path) -> io::Result<bool> {
-    match std::fs::metadata(mountpoint) {
-        Ok(_) => {
-            // A live mount point: is it a FUSE mount left by someone else? Only a dead one
-            // (ENOTCONN) is ours to clear; a live one means another server is running.
+    // The kernel may answer `stat` of a dead mount from its attribute cache, so ask for a
+    // listing, which always goes to the server.
+    let probe = std::fs::metadata(mountpoint).and_then(|_| std::fs::read_dir(mountpoint).map(drop));
+    match probe {
+        Ok(()) => {
+            // Only a dead mount (ENOTCONN) is ours to clear; a live one means another server.
             if is_fuse_mount(mountpoint)? {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
@@ -65,8 +67,10 @@ pub fn recover_stale(mountpoint: &Path) -> io::Result<bool> {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
             rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH)
                 .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))?;
+            tracing::warn!(mountpoint = %mountpoint.display(), "detached a dead FUSE mount left by a crash");
             Ok(true)
         }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
 }

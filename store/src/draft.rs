@@ -173,7 +173,8 @@ impl Store {
         }
         let store = self.clone();
         let live = layout::user_path(&user.name, &node.path);
-        let mtime = node.mtime;
+        // An emptied file (O_TRUNC) changed now; a copy keeps its time until written.
+        let mtime = if copy { node.mtime } else { self.clock().now() };
         let (rel, file) = blocking(move || {
             let (rel, file) = match copy {
                 true => store.inner.disk.clone_to_staging(&live),

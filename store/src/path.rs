@@ -13,8 +13,9 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Longest file name, in bytes after normalization (the Linux `NAME_MAX`).
 pub const MAX_NAME_BYTES: usize = 255;
-/// Longest path inside a user's tree, in bytes.
-pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest path inside a user's tree, in bytes. Below Linux's `PATH_MAX` (4096) because a path
+/// is a key of PostgreSQL's b-tree index on live paths, whose entries are capped at 2704 bytes.
+pub const MAX_PATH_BYTES: usize = 2560;
 
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +53,7 @@ impl fmt::Display for InvalidPath {
             InvalidPath::Backslash => "invalid path: backslash",
             InvalidPath::Slash => "invalid path: slash inside a name",
             InvalidPath::NameTooLong => "invalid path: name longer than 255 bytes",
-            InvalidPath::PathTooLong => "invalid path: longer than 4096 bytes",
+            InvalidPath::PathTooLong => "invalid path: longer than 2560 bytes",
             InvalidPath::Root => "invalid path: the root has no name",
         })
     }

@@ -10,6 +10,7 @@ mod dav_litmus;
 mod dav_locks;
 mod dav_security;
 mod dav_tls;
+mod fuse;
 mod migrations;
 mod model;
 mod paths;

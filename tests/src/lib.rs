@@ -130,6 +130,8 @@ pub struct Env {
     pub db: String,
     /// The daemon speaks HTTPS.
     pub tls: bool,
+    /// Where cairnd mounts its FUSE view, if enabled.
+    pub mountpoint: Option<PathBuf>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -173,6 +175,7 @@ impl Env {
             conninfo: conninfo.unwrap_or_default(),
             db: String::new(),
             tls: false,
+            mountpoint: None,
         }
     }
 
@@ -263,6 +266,17 @@ impl Env {
         self.tls = true;
     }
 
+    /// Have cairnd mount its FUSE view (at `DIR/mnt`); returns the mount point.
+    pub fn enable_fuse(&mut self) -> PathBuf {
+        require_fuse();
+        let mp = self.dir.join("mnt");
+        let mut cfg = std::fs::read_to_string(&self.config).unwrap();
+        cfg.push_str(&format!("[fuse]\nmountpoint = \"{}\"\n", mp.display()));
+        std::fs::write(&self.config, cfg).unwrap();
+        self.mountpoint = Some(mp.clone());
+        mp
+    }
+
     /// Start cairnd and wait for /healthz.
     pub fn start_daemon(&self) -> Daemon {
         let log = std::fs::File::create(
@@ -277,7 +291,8 @@ impl Env {
             .stderr(log)
             .spawn()
             .expect("spawn cairnd");
-        let mut daemon = Daemon { child, port: self.port, tls: self.tls };
+        let mut daemon =
+            Daemon { child, port: self.port, tls: self.tls, mountpoint: self.mountpoint.clone() };
         daemon.wait_healthy(Duration::from_secs(60));
         daemon
     }
@@ -305,6 +320,7 @@ pub struct Daemon {
     pub child: Child,
     port: u16,
     tls: bool,
+    mountpoint: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -343,13 +359,33 @@ impl Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// SIGKILL and wait, leaving a FUSE mount dead in place (as a crash would).
+    pub fn kill_leaving_mount(mut self) {
+        self.mountpoint = None;
+        self.kill();
+    }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A killed server leaves its FUSE mount behind (dead): detach it.
+        if let Some(mp) = &self.mountpoint {
+            let _ = Command::new("umount").arg("-l").arg(mp).stderr(Stdio::null()).status();
+        }
     }
+}
+
+/// FUSE tests need root (to mount with allow_other) and the kernel's /dev/fuse.
+pub fn require_fuse() {
+    assert!(
+        Path::new("/dev/fuse").exists(),
+        "/dev/fuse is missing: FUSE tests need the fuse kernel module (and Debian package fuse3)"
+    );
+    // SAFETY: geteuid has no preconditions.
+    assert!(unsafe { libc::geteuid() } == 0, "FUSE tests must run as root (cairnd mounts with allow_other)");
 }
 
 /// A minimal HTTP/1.1 GET on loopback: (status, body), or None if nothing answers.

@@ -1,0 +1,340 @@
+//! The FUSE mount, driven through the kernel with ordinary file calls: versions, quota,
+//! coherence with WebDAV, xattrs as dead properties, crash recovery, pjdfstest and fsx.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tests::{Env, b3, basic, describe, eventually, http, pattern, record_figure, require_program};
+
+fn mounted(quota: Option<&str>) -> (Env, tests::Daemon, PathBuf) {
+    let mut env = Env::new();
+    let mp = env.enable_fuse();
+    let d = env.start_daemon();
+    env.add_user("alice", quota);
+    let home = mp.join("alice");
+    eventually("the user's folder in the mount", || home.is_dir());
+    (env, d, home)
+}
+
+fn versions(env: &Env, path: &str) -> Vec<serde_json::Value> {
+    env.ctl_json(&["versions", "list", "alice", path]).as_array().unwrap().clone()
+}
+
+#[test]
+fn writes_version_once_per_open_and_restore_is_byte_identical() {
+    let (env, _d, home) = mounted(None);
+    let f = home.join("doc.bin");
+    let v1 = pattern(300_000, 1);
+    fs::write(&f, &v1).unwrap();
+    assert_eq!(env.get("alice", "/doc.bin"), v1, "a mount write is the file on the server");
+    assert!(versions(&env, "/doc.bin").is_empty(), "a new file has no version");
+
+    // Many writes in one open (no O_TRUNC: copy-on-write of the old content): one version.
+    let h = OpenOptions::new().write(true).open(&f).unwrap();
+    for i in 0..50u64 {
+        h.write_all_at(b"XXXX", i * 4096).unwrap();
+    }
+    h.sync_all().unwrap();
+    h.write_all_at(b"after fsync", 100).unwrap();
+    drop(h);
+    let mut v2 = v1.clone();
+    for i in 0..50usize {
+        v2[i * 4096..i * 4096 + 4].copy_from_slice(b"XXXX");
+    }
+    v2[100..111].copy_from_slice(b"after fsync");
+    assert_eq!(fs::read(&f).unwrap(), v2);
+    let vs = versions(&env, "/doc.bin");
+    assert_eq!(vs.len(), 1, "one version per open, however many writes and fsyncs: {vs:?}");
+    assert_eq!(vs[0]["blake3"].as_str(), Some(b3(&v1).as_str()), "{vs:?}");
+
+    // O_TRUNC rewrite: the previous content becomes a version by rename.
+    fs::write(&f, b"third").unwrap();
+    let vs = versions(&env, "/doc.bin");
+    assert_eq!(vs.len(), 2, "{vs:?}");
+    assert_eq!(vs[0]["blake3"].as_str(), Some(b3(&v2).as_str()));
+
+    // Restore the first version with cairnctl: the mount shows it at once, byte-identical.
+    let oldest = vs[1]["id"].as_i64().unwrap().to_string();
+    env.ctl_ok(&["versions", "restore", "alice", "/doc.bin", &oldest]);
+    eventually("the restored content through the mount", || fs::read(&f).ok().as_deref() == Some(&v1[..]));
+    env.assert_fsck_clean();
+}
+
+#[test]
+fn quota_is_edquot_and_leaves_nothing_partial() {
+    let (env, _d, home) = mounted(Some("1M"));
+    let keep = pattern(400_000, 2);
+    fs::write(home.join("keep.bin"), &keep).unwrap();
+    let st = rustix::fs::statvfs(&home).unwrap();
+    assert_eq!(st.f_blocks * st.f_frsize, 1 << 20, "statfs reports the quota as the size");
+
+    // A new file past the quota: EDQUOT, and the file holds nothing of what was written.
+    let mut h = fs::File::create(home.join("big.bin")).unwrap();
+    let chunk = pattern(100_000, 3);
+    let mut err = None;
+    for _ in 0..20 {
+        if let Err(e) = h.write_all(&chunk) {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("a write past the quota fails");
+    assert_eq!(err.raw_os_error(), Some(libc::EDQUOT), "{err}");
+    drop(h);
+    assert_eq!(fs::metadata(home.join("big.bin")).unwrap().len(), 0, "nothing partial committed");
+
+    // Overwriting an existing file past the quota keeps the old content, with no version.
+    let h = OpenOptions::new().write(true).open(home.join("keep.bin")).unwrap();
+    let res = (|| -> std::io::Result<()> {
+        for i in 0..20u64 {
+            h.write_all_at(&chunk, 400_000 + i * 100_000)?;
+        }
+        h.sync_all()
+    })();
+    assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EDQUOT));
+    drop(h);
+    assert_eq!(fs::read(home.join("keep.bin")).unwrap(), keep);
+    assert!(versions(&env, "/keep.bin").is_empty());
+    let usage = env.ctl_json(&["quota", "show", "alice"]);
+    assert_eq!(usage["used"].as_u64(), Some(400_000), "{usage}");
+    env.assert_fsck_clean();
+}
+
+#[test]
+fn webdav_and_mount_see_each_other_at_once() {
+    let (env, _d, home) = mounted(None);
+    let auth = basic("alice");
+    let a = [("Authorization", auth.as_str())];
+    // Read through the mount first, so the kernel has it cached.
+    assert_eq!(http(env.port, "PUT", "/dav/shared.txt", &a, b"one").status, 201);
+    eventually("a WebDAV PUT in the mount", || {
+        fs::read(home.join("shared.txt")).ok().as_deref() == Some(b"one")
+    });
+    assert_eq!(fs::read(home.join("shared.txt")).unwrap(), b"one");
+    let start = Instant::now();
+    assert_eq!(http(env.port, "PUT", "/dav/shared.txt", &a, b"two, longer").status, 204);
+    eventually("a WebDAV overwrite in the mount", || {
+        fs::read(home.join("shared.txt")).ok().as_deref() == Some(b"two, longer")
+    });
+    record_figure(&format!("fuse: WebDAV PUT -> visible through the mount in {:?}", start.elapsed()));
+    assert_eq!(http(env.port, "DELETE", "/dav/shared.txt", &a, b"").status, 204);
+    eventually("a WebDAV delete in the mount", || !home.join("shared.txt").exists());
+
+    // The other way: a mount write is in PROPFIND and the journal as soon as close returns.
+    fs::create_dir(home.join("dir")).unwrap();
+    fs::write(home.join("dir/from-mount.txt"), b"hello").unwrap();
+    let r = http(env.port, "PROPFIND", "/dav/dir/", &[("Authorization", auth.as_str()), ("Depth", "1")], b"");
+    assert_eq!(r.status, 207);
+    assert!(r.text().contains("/dav/dir/from-mount.txt"), "{}", r.text());
+    assert_eq!(http(env.port, "GET", "/dav/dir/from-mount.txt", &a, b"").body, b"hello");
+    fs::rename(home.join("dir/from-mount.txt"), home.join("moved.txt")).unwrap();
+    assert_eq!(http(env.port, "GET", "/dav/moved.txt", &a, b"").body, b"hello");
+    let id_before = env.ctl_json(&["files", "stat", "alice", "/moved.txt"])["id"].clone();
+    fs::write(home.join("moved.txt"), b"edited").unwrap();
+    assert_eq!(env.ctl_json(&["files", "stat", "alice", "/moved.txt"])["id"], id_before, "same file id");
+}
+
+#[test]
+fn xattrs_are_dead_properties() {
+    let (env, _d, home) = mounted(None);
+    let f = home.join("tagged.txt");
+    fs::write(&f, b"x").unwrap();
+    xattr_set(&f, "user.color", b"blue & green");
+    let auth = basic("alice");
+    let body = br#"<?xml version="1.0"?><propfind xmlns="DAV:"><prop><color xmlns="urn:cairn:xattr"/></prop></propfind>"#;
+    let r = http(
+        env.port,
+        "PROPFIND",
+        "/dav/tagged.txt",
+        &[("Authorization", auth.as_str()), ("Depth", "0")],
+        body,
+    );
+    assert!(r.text().contains("blue &amp; green"), "{}", r.text());
+    let patch = br#"<?xml version="1.0"?><propertyupdate xmlns="DAV:"><set><prop><size xmlns="urn:cairn:xattr">10</size></prop></set></propertyupdate>"#;
+    assert_eq!(
+        http(env.port, "PROPPATCH", "/dav/tagged.txt", &[("Authorization", auth.as_str())], patch).status,
+        207
+    );
+    assert_eq!(xattr_get(&f, "user.size").as_deref(), Some(&b"10"[..]));
+    assert_eq!(xattr_get(&f, "user.color").as_deref(), Some(&b"blue & green"[..]));
+    xattr_set(&f, "user.bin", &[0, 159, 255]);
+    assert_eq!(xattr_get(&f, "user.bin").as_deref(), Some(&[0u8, 159, 255][..]));
+    assert_eq!(xattr_get(&f, "user.missing"), None);
+}
+
+fn xattr_set(p: &Path, name: &str, value: &[u8]) {
+    let r = rustix::fs::setxattr(p, name, value, rustix::fs::XattrFlags::empty());
+    r.unwrap_or_else(|e| panic!("setxattr {name}: {e}"));
+}
+
+fn xattr_get(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    match rustix::fs::getxattr(p, name, &mut buf[..]) {
+        Ok(n) => Some(buf[..n].to_vec()),
+        Err(rustix::io::Errno::NODATA) => None,
+        Err(e) => panic!("getxattr {name}: {e}"),
+    }
+}
+
+#[test]
+fn an_open_handle_keeps_reading_what_it_opened() {
+    let (_env, _d, home) = mounted(None);
+    fs::write(home.join("a"), b"old content of a").unwrap();
+    fs::write(home.join("b"), b"new").unwrap();
+    let mut h = fs::File::open(home.join("a")).unwrap();
+    fs::rename(home.join("b"), home.join("a")).unwrap();
+    let mut s = String::new();
+    h.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "old content of a");
+    assert_eq!(fs::read(home.join("a")).unwrap(), b"new");
+    // Timestamps: an explicit mtime is kept; UTIME_OMIT leaves it.
+    let t = rustix::fs::Timespec { tv_sec: 1_000_000_000, tv_nsec: 123_456_789 };
+    let omit = rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT as _ };
+    let times = rustix::fs::Timestamps { last_access: omit, last_modification: t };
+    rustix::fs::utimensat(rustix::fs::CWD, home.join("a"), &times, rustix::fs::AtFlags::empty()).unwrap();
+    let m = fs::metadata(home.join("a")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((m.mtime(), m.mtime_nsec()), (1_000_000_000, 123_456_789));
+    let times = rustix::fs::Timestamps { last_access: omit, last_modification: omit };
+    rustix::fs::utimensat(rustix::fs::CWD, home.join("a"), &times, rustix::fs::AtFlags::empty()).unwrap();
+    assert_eq!(fs::metadata(home.join("a")).unwrap().mtime(), 1_000_000_000);
+    // chmod is kept; chown to someone else is outside the mount's policy.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(home.join("a"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(fs::metadata(home.join("a")).unwrap().permissions().mode() & 0o7777, 0o600);
+    let e = std::os::unix::fs::chown(home.join("a"), Some(4242), None).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+}
+
+#[test]
+fn killed_mid_write_the_mount_comes_back_and_fsck_is_clean() {
+    let mut env = Env::new();
+    let mp = env.enable_fuse();
+    let d = env.start_daemon();
+    env.add_user("alice", None);
+    let home = mp.join("alice");
+    eventually("the user's folder in the mount", || home.is_dir());
+    let old = pattern(1 << 20, 5);
+    fs::write(home.join("f.bin"), &old).unwrap();
+
+    let writer_home = home.clone();
+    let writer = std::thread::spawn(move || {
+        let mut h = OpenOptions::new().write(true).open(writer_home.join("f.bin")).unwrap();
+        let chunk = pattern(1 << 20, 6);
+        let mut written = 0u64;
+        loop {
+            if h.seek(SeekFrom::Start(written % (64 << 20))).is_err() || h.write_all(&chunk).is_err() {
+                return written;
+            }
+            written += chunk.len() as u64;
+        }
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    d.kill_leaving_mount();
+    let written = writer.join().unwrap();
+    assert!(written > 0, "the writer was writing when the server died");
+
+    // The dead mount is recovered by the next start.
+    let _d = env.start_daemon();
+    eventually("the mount after a restart", || home.join("f.bin").is_file());
+    assert_eq!(
+        fs::read(home.join("f.bin")).unwrap(),
+        old,
+        "the uncommitted writes are gone, the old file stays"
+    );
+    fs::write(home.join("after.txt"), b"works").unwrap();
+    assert_eq!(env.get("alice", "/after.txt"), b"works");
+    env.assert_fsck_clean();
+}
+
+/// pjdfstest (the Rust rewrite) against the mount; expected failures are listed with their
+/// reasons in fusefs/README.md and read from fusefs/pjdfstest-expected.txt.
+#[test]
+fn pjdfstest_conformance() {
+    require_program("pjdfstest", "pjdfstest (cargo install --locked pjdfstest; scripts/test.sh does it)");
+    for (user, group) in [("nobody", "nogroup"), ("tests", "tests")] {
+        let ok = Command::new("id").arg(user).output().unwrap().status.success()
+            && Command::new("getent").args(["group", group]).output().unwrap().status.success();
+        assert!(ok, "pjdfstest needs the user {user} and group {group} (scripts/test.sh creates them)");
+    }
+    let (env, _d, home) = mounted(None);
+    let expected = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fusefs/pjdfstest-expected.txt"),
+    )
+    .unwrap();
+    let names: Vec<String> = expected
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l:?}"))
+        .collect();
+    let config = env.dir.join("pjdfstest.toml");
+    fs::write(
+        &config,
+        format!(
+            "[features]\nposix_fallocate = {{}}\nutimensat = {{}}\nutime_now = {{}}\n\n[settings]\nnaptime = 0.05\n\
+             allow_remount = false\nexpected_failures = [{}]\n\n[dummy_auth]\n\
+             entries = [[\"nobody\", \"nogroup\"], [\"tests\", \"tests\"]]\n",
+            names.join(", ")
+        ),
+    )
+    .unwrap();
+    let dir = home.join("pjd");
+    fs::create_dir(&dir).unwrap();
+    // The test users must reach the folder.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new("pjdfstest").arg("-c").arg(&config).arg("-p").arg(&dir).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text.lines().find(|l| l.starts_with("Summary:")).unwrap_or("no summary").to_owned();
+    record_figure(&format!("fuse: pjdfstest {summary}"));
+    let unexpected: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_end().ends_with("FAILED"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert!(
+        out.status.success() && unexpected.is_empty(),
+        "unexpected failures {unexpected:?}\n{summary}\n{}",
+        describe(&out)
+    );
+}
+
+/// fsx (the Rust port): random reads, writes, mmap, truncate, fallocate, copy_file_range and
+/// close/reopen on one file, checked against a model of its content.
+#[test]
+fn fsx_three_seeds() {
+    require_program("fsx", "fsx (cargo install --locked fsx; scripts/test.sh does it)");
+    let (env, _d, home) = mounted(None);
+    let config = env.dir.join("fsx.toml");
+    fs::write(
+        &config,
+        "flen = 262144\n[weights]\nclose_open = 1\nread = 10\nwrite = 10\nmapread = 10\nmapwrite = 10\n\
+         invalidate = 1\ntruncate = 2\nfsync = 1\nfdatasync = 1\nposix_fallocate = 1\nsendfile = 1\n\
+         copy_file_range = 1\n",
+    )
+    .unwrap();
+    for seed in ["11", "22", "33"] {
+        let start = Instant::now();
+        let out = Command::new("fsx")
+            .args([
+                "-f",
+                config.to_str().unwrap(),
+                "-N",
+                "10000",
+                "-S",
+                seed,
+                "-P",
+                env.dir.to_str().unwrap(),
+            ])
+            .arg(home.join(format!("fsx{seed}")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "fsx seed {seed}: {}", describe(&out));
+        record_figure(&format!("fuse: fsx seed {seed}, 10000 ops: {:?}", start.elapsed()));
+    }
+}
