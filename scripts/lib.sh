@@ -19,6 +19,19 @@ need_pkgs() {
     fi
 }
 
+# need_cargo_tools TOOL... : command-line tools published on crates.io (installed with
+# `cargo install --locked` into ~/.cargo/bin when missing).
+need_cargo_tools() {
+    local missing=()
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || missing+=("$tool")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "==> installing ${missing[*]} (cargo install --locked)" >&2
+    cargo install --locked --quiet "${missing[@]}" >&2
+    export PATH="$HOME/.cargo/bin:$PATH"
+}
+
 # have_pg_server: the PostgreSQL server binaries are somewhere cairnd looks.
 have_pg_server() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null

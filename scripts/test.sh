@@ -8,6 +8,14 @@ cd "$(dirname "$0")/.."
 have_pg_server || need_pkgs postgresql
 # Real WebDAV clients the integration tests drive.
 need_pkgs litmus rclone cadaver davfs2 curl
+# The FUSE mount's tests: fuse3 (mount tools), and the conformance tools from crates.io.
+need_pkgs fuse3
+need_cargo_tools pjdfstest fsx
+# pjdfstest switches to these accounts (nobody/nogroup exist on Debian).
+if [ "$(id -u)" = 0 ] && ! id tests >/dev/null 2>&1; then
+    getent group tests >/dev/null || groupadd tests
+    useradd -g tests -M -s /usr/sbin/nologin tests
+fi
 start=$SECONDS
 
 echo "==> architecture: store must not depend on hyper or fuser" >&2

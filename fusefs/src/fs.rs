@@ -522,7 +522,13 @@ impl Filesystem for Cairn {
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
         match tryr!(reply, sh.stat_path(&ctx, &path)) {
             Some(node) => sh.entry(&ctx, &node, reply),
-            None => reply.error(Errno::ENOENT),
+            // A negative entry (inode 0): the kernel remembers the absence for the TTL, so a
+            // create does not ask twice; a create elsewhere invalidates it through the journal.
+            None => {
+                let mut absent = sh.root_attr();
+                absent.ino = INodeNo(0);
+                reply.entry(&TTL, &absent, Generation(0));
+            }
         }
     }
 

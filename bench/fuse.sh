@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The FUSE mount: Cairn vs bindfs (Debian bindfs, a FUSE mirror of a plain directory) vs the
+# native directory, in one run on the same filesystem. Prints each figure and its ratio to
+# native (> 1 means faster than native, for rates and for times alike).
+#
+#   bench/fuse.sh                      (as root: installs bindfs fuse3 if missing)
+#   SIZE_MB=1024 FILES=2000 bench/fuse.sh   (a quicker run)
+#
+# Large writes end with fsync (conv=fsync) everywhere: Cairn commits a file durably at close,
+# so comparing against page-cache-only writes would measure something else. Cold reads drop
+# the page cache first. Cairn runs the release build with a managed PostgreSQL; unlinks on
+# Cairn go to the trash (that is the product).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+[ "$(id -u)" = 0 ] || { echo "bench/fuse.sh must run as root (mounts, drop_caches)" >&2; exit 1; }
+have_pg_server || need_pkgs postgresql
+need_pkgs bindfs fuse3 python3
+cargo build --release --bins --quiet
+SIZE_MB=${SIZE_MB:-4096}
+FILES=${FILES:-10000}
+
+B=$(mktemp -d "${BENCH_DIR:-/var/tmp}/cairn-fuse-bench.XXXXXX")
+chmod 755 "$B"
+CAIRN_PID=
+cleanup() {
+    umount -l "$B/bindfs" 2>/dev/null || true
+    [ -n "$CAIRN_PID" ] && { kill -TERM "$CAIRN_PID" 2>/dev/null || true; wait "$CAIRN_PID" 2>/dev/null || true; }
+    rm -rf "$B"
+}
+trap cleanup EXIT
+
+mkdir -p "$B/native" "$B/bind-src" "$B/bindfs" "$B/cairn"
+bindfs "$B/bind-src" "$B/bindfs"
+cat > "$B/cairn/cairnd.toml" <<EOF
+data_dir = "$B/cairn/data"
+[http]
+listen = "127.0.0.1:18191"
+[fuse]
+mountpoint = "$B/mnt"
+[log]
+level = "warn"
+EOF
+target/release/cairnd --config "$B/cairn/cairnd.toml" 2>>"$B/cairn/log" &
+CAIRN_PID=$!
+wait_healthy 18191 60 || { cat "$B/cairn/log"; exit 1; }
+echo "bench-password-1" | target/release/cairnctl --config "$B/cairn/cairnd.toml" user add bench --password-stdin >/dev/null
+for _ in $(seq 100); do [ -d "$B/mnt/bench" ] && break; sleep 0.1; done
+
+now() { date +%s.%N; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# measure DIR: prints "write_MBps cold_MBps warm_MBps create_s stat_s unlink_s list_s"
+measure() {
+    local d=$1 t0 t1 w c h
+    rm -f "$d/big"
+    drop_caches
+    t0=$(now); dd if=/dev/zero of="$d/big" bs=1M count="$SIZE_MB" conv=fsync status=none; t1=$(now)
+    w=$(echo "$SIZE_MB / ($t1 - $t0)" | bc -l)
+    drop_caches
+    t0=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; t1=$(now)
+    c=$(echo "$SIZE_MB / ($t1 - $t0)" | bc -l)
+    t0=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; t1=$(now)
+    h=$(echo "$SIZE_MB / ($t1 - $t0)" | bc -l)
+    rm -f "$d/big"
+    mkdir -p "$d/small"
+    python3 - "$d/small" "$FILES" "$w" "$c" "$h" <<'PY'
+import os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+w, c, h = (float(x) for x in sys.argv[3:6])
+names = [os.path.join(d, f"f{i:05}") for i in range(n)]
+t = time.perf_counter()
+for p in names:
+    with open(p, "wb") as f:
+        f.write(b"x")
+create = time.perf_counter() - t
+t = time.perf_counter()
+for p in names:
+    os.stat(p)
+stat = time.perf_counter() - t
+t = time.perf_counter()
+with os.scandir(d) as it:
+    count = sum(1 for e in it if e.stat().st_size >= 0)
+assert count == n, count
+listing = time.perf_counter() - t
+t = time.perf_counter()
+for p in names:
+    os.unlink(p)
+unlink = time.perf_counter() - t
+print(f"{w:.1f} {c:.1f} {h:.1f} {create:.3f} {stat:.3f} {unlink:.3f} {listing:.3f}")
+PY
+    rmdir "$d/small"
+}
+
+echo "measuring native ($SIZE_MB MiB, $FILES files)..." >&2
+read -r nw nc nh ncr nst nun nls < <(measure "$B/native")
+echo "measuring bindfs..." >&2
+read -r bw bc_ bh bcr bst bun bls < <(measure "$B/bindfs")
+echo "measuring Cairn..." >&2
+read -r cw cc ch ccr cst cun cls < <(measure "$B/mnt/bench")
+
+ratio() { echo "$1 / $2" | bc -l | xargs printf "%.2fx"; }      # rate: higher is better
+tratio() { echo "$2 / $1" | bc -l | xargs printf "%.2fx"; }     # time: lower is better
+printf "\n%-40s %10s %10s %10s %9s %9s\n" "" "native" "bindfs" "Cairn" "bindfs" "Cairn"
+printf "%-40s %10s %10s %10s %9s %9s\n" "" "" "" "" "/native" "/native"
+row() { printf "%-40s %10s %10s %10s %9s %9s\n" "$1" "$2" "$3" "$4" "$5" "$6"; }
+row "sequential write ${SIZE_MB} MiB, MB/s (fsync)" "$(printf %.0f "$nw")" "$(printf %.0f "$bw")" "$(printf %.0f "$cw")" "$(ratio "$bw" "$nw")" "$(ratio "$cw" "$nw")"
+row "sequential read cold, MB/s" "$(printf %.0f "$nc")" "$(printf %.0f "$bc_")" "$(printf %.0f "$cc")" "$(ratio "$bc_" "$nc")" "$(ratio "$cc" "$nc")"
+row "sequential read warm, MB/s" "$(printf %.0f "$nh")" "$(printf %.0f "$bh")" "$(printf %.0f "$ch")" "$(ratio "$bh" "$nh")" "$(ratio "$ch" "$nh")"
+row "create $FILES small files, s" "$ncr" "$bcr" "$ccr" "$(tratio "$bcr" "$ncr")" "$(tratio "$ccr" "$ncr")"
+row "stat $FILES files, s" "$nst" "$bst" "$cst" "$(tratio "$bst" "$nst")" "$(tratio "$cst" "$nst")"
+row "unlink $FILES files, s" "$nun" "$bun" "$cun" "$(tratio "$bun" "$nun")" "$(tratio "$cun" "$nun")"
+row "list a $FILES-entry folder (+stat), s" "$nls" "$bls" "$cls" "$(tratio "$bls" "$nls")" "$(tratio "$cls" "$nls")"
