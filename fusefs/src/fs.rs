@@ -123,12 +123,20 @@ fn invalidator(notifier: Notifier, rx: mpsc::Receiver<Inval>) {
 /// Follow every user's change journal and drop what the kernel caches about changed paths.
 async fn watch(sh: Arc<Shared>) {
     let mut rx = sh.store.watch_changes();
-    while let Some(msg) = rx.recv().await {
+    while let Some(first) = rx.recv().await {
+        // Gather what arrives within a few milliseconds, so a burst of changes (a file copy
+        // into the mount) costs one journal read, not one per change.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let mut msgs = vec![first];
+        while let Ok(m) = rx.try_recv() {
+            msgs.push(m);
+        }
         let users: Vec<Arc<UserCtx>> = {
             let users = lock(&sh.users);
-            match msg {
-                Some(id) => users.values().filter(|u| u.id == id).cloned().collect(),
-                None => users.values().cloned().collect(),
+            if msgs.contains(&None) {
+                users.values().cloned().collect()
+            } else {
+                users.values().filter(|u| msgs.contains(&Some(u.id))).cloned().collect()
             }
         };
         for u in users {
@@ -146,7 +154,10 @@ async fn catch_up(sh: &Shared, u: &UserCtx) -> store::Result<()> {
         let changes = sh.store.changes(&user, after, 500).await?;
         let Some(last) = changes.last().map(|c| c.seq) else { return Ok(()) };
         let tx = lock(&sh.inval).clone();
-        for c in &changes {
+        let mut parents: HashMap<VPath, Option<u64>> = HashMap::new();
+        // The kernel already knows what came through the mount; invalidating it anyway would
+        // detach whatever is mounted on a folder we just created.
+        for c in changes.iter().filter(|c| c.origin != Some(Origin::Fuse)) {
             let ino = c.file_id.0 as u64 + 1;
             let _ = tx.send(Inval::Inode(ino));
             // Never wait for an open file's lock here: its holder may be waiting on this runtime.
@@ -155,8 +166,16 @@ async fn catch_up(sh: &Shared, u: &UserCtx) -> store::Result<()> {
             }
             for path in std::iter::once(&c.path).chain(c.old_path.as_ref()) {
                 let Some(parent) = path.parent() else { continue };
-                if let Ok(p) = sh.store.stat(&user, &parent).await {
-                    let _ = tx.send(Inval::Entry(p.id.0 as u64 + 1, path.name().to_owned()));
+                let ino = match parents.get(&parent) {
+                    Some(ino) => *ino,
+                    None => {
+                        let ino = sh.store.stat(&user, &parent).await.ok().map(|p| ino_of(p.id));
+                        parents.insert(parent, ino);
+                        ino
+                    }
+                };
+                if let Some(ino) = ino {
+                    let _ = tx.send(Inval::Entry(ino, path.name().to_owned()));
                 }
             }
         }
@@ -192,6 +211,8 @@ struct UserCtx {
     owner: Owner,
     /// The change journal position the kernel caches are current with.
     cursor: Mutex<i64>,
+    /// When `user` was last read from the database.
+    refreshed: Mutex<std::time::Instant>,
 }
 
 impl UserCtx {
@@ -212,6 +233,8 @@ struct OpenFile {
     live: Option<Arc<File>>,
     /// Uncommitted writes.
     draft: Option<Draft>,
+    /// The file as open or the last commit saw it (saves a query when a draft starts).
+    node: Option<Node>,
     /// A version of the pre-open content has been kept already.
     versioned: bool,
     /// A write hit the quota: the open's changes were dropped, and writes fail until every
@@ -282,6 +305,7 @@ impl Shared {
             root: ino_of(root.id),
             owner,
             cursor: Mutex::new(cursor),
+            refreshed: Mutex::new(std::time::Instant::now()),
         });
         Ok(lock(&self.users).entry(name.to_owned()).or_insert(ctx).clone())
     }
@@ -406,15 +430,24 @@ impl Shared {
         if of.draft.is_some() {
             return Ok(());
         }
+        // Changed elsewhere since we saw it: look again.
+        let known = of.node.take().filter(|_| !lock(&self.stale).contains(&ino));
+        let refresh = lock(&ctx.refreshed).elapsed() > Duration::from_secs(1);
         let draft = self
             .run(async {
-                // The quota may have changed since we last looked.
-                let name = ctx.user().name;
-                if let Ok(fresh) = self.store.user(&name).await {
-                    *lock(&ctx.user) = fresh;
+                // The quota may have changed since we last looked (at most once a second).
+                if refresh {
+                    let name = ctx.user().name;
+                    if let Ok(fresh) = self.store.user(&name).await {
+                        *lock(&ctx.user) = fresh;
+                        *lock(&ctx.refreshed) = std::time::Instant::now();
+                    }
                 }
                 let user = ctx.user();
-                let node = self.store.stat_id(&user, id_of(ino)).await?;
+                let node = match known {
+                    Some(n) => n,
+                    None => self.store.stat_id(&user, id_of(ino)).await?,
+                };
                 self.store.begin_draft(&user, &node, !empty).await
             })
             .map_err(|e| errno::of(&e))?;
@@ -429,8 +462,9 @@ impl Shared {
         let user = ctx.user();
         let keep = !of.versioned;
         match self.run(self.store.commit_draft(actor, &user, id_of(ino), &mut draft, keep)) {
-            Ok(_) => {
+            Ok(node) => {
                 of.versioned = true;
+                of.node = Some(node);
                 of.live = Some(Arc::new(draft.into_file()));
                 Ok(())
             }
@@ -780,6 +814,9 @@ impl Filesystem for Cairn {
         let trunc = write && flags.0 & libc::O_TRUNC != 0;
         let of_arc = sh.open_file(ino.0);
         let mut of = lock(&of_arc);
+        if of.draft.is_none() {
+            of.node = Some(node.clone());
+        }
         if !write && sh.cfg.passthrough && of.cached == 0 && of.draft.is_none() {
             let backing = match of.backing.upgrade() {
                 Some(b) => Some(b),
@@ -1214,6 +1251,7 @@ impl Filesystem for Cairn {
             }
             // The empty file just created needs no version.
             of.versioned = true;
+            of.node = Some(node.clone());
         }
         let attr = sh.attr(&ctx, &node);
         sh.remember(ino, &ctx);

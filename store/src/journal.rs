@@ -3,7 +3,7 @@
 
 use crate::db::Cached;
 use crate::path::VPath;
-use crate::types::{ContentHash, ETag, FileId, Timestamp, User};
+use crate::types::{ContentHash, ETag, FileId, Origin, Timestamp, User};
 use crate::{Result, Store};
 
 /// One change to a user's tree.
@@ -29,6 +29,8 @@ pub struct Change {
     pub etag: Option<ETag>,
     /// New content hash (files).
     pub content_hash: Option<ContentHash>,
+    /// The front end that made the change (`None` for changes recorded before it was kept).
+    pub origin: Option<Origin>,
 }
 
 impl Store {
@@ -43,7 +45,7 @@ impl Store {
         let client = self.inner.pool.get().await?;
         let rows = client
             .cquery(
-                "SELECT seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash FROM journal
+                "SELECT seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash, origin FROM journal
                  WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 &[&user.id.0, &after, &limit],
             )
@@ -61,6 +63,7 @@ impl Store {
                     size: r.get::<_, Option<i64>>(7).map(|s| s as u64),
                     etag: r.get::<_, Option<String>>(8).map(ETag),
                     content_hash: r.get::<_, Option<&[u8]>>(9).map(ContentHash::from_db).transpose()?,
+                    origin: r.get::<_, Option<&str>>(10).and_then(Origin::parse),
                 })
             })
             .collect()

@@ -241,8 +241,8 @@ pub(crate) async fn close(
                  UPDATE users SET used_bytes = used_bytes + $2, journal_seq = journal_seq + $3
                  WHERE id = $1 RETURNING used_bytes, quota_bytes, journal_seq),
              j AS (
-                 INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash)
-                 SELECT $1, (SELECT journal_seq FROM u) - $3 + t.ord, $4, t.kind, t.node, t.dir, t.path, t.old, t.size, t.etag, t.hash
+                 INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash, origin)
+                 SELECT $1, (SELECT journal_seq FROM u) - $3 + t.ord, $4, t.kind, t.node, t.dir, t.path, t.old, t.size, t.etag, t.hash, $14
                  FROM unnest($5::text[], $6::bigint[], $7::bool[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bytea[])
                       WITH ORDINALITY AS t(kind, node, dir, path, old, size, etag, hash, ord)
                  RETURNING 1),

@@ -228,6 +228,13 @@ impl Origin {
             Origin::Daemon => "daemon",
         }
     }
+
+    /// The front end a stored label names.
+    pub fn parse(label: &str) -> Option<Origin> {
+        [Origin::Dav, Origin::Rest, Origin::Fuse, Origin::Ctl, Origin::Daemon]
+            .into_iter()
+            .find(|o| o.as_str() == label)
+    }
 }
 
 /// Who is acting, for the audit log.
