@@ -34,7 +34,7 @@ pub struct Draft {
 struct DraftState {
     len: u64,
     /// blake3 of the first `.0` bytes, while every write so far has been an append.
-    hash: Option<(u64, blake3::Hasher)>,
+    hash: Option<(u64, SeqHasher)>,
     /// Set once committed: the file is now the live content and must not be written.
     spent: bool,
 }
@@ -73,7 +73,7 @@ impl Draft {
         self.file.write_all_at(buf, offset).map_err(|e| Error::io("draft write", e))?;
         st.hash = match st.hash.take() {
             Some((n, mut h)) if n == offset => {
-                h.update(buf);
+                h.update(buf, n);
                 Some((n + buf.len() as u64, h))
             }
             // An overwrite or a hole: hash the whole draft at commit.
@@ -94,7 +94,7 @@ impl Draft {
         }
         self.file.set_len(len).map_err(|e| Error::io("draft truncate", e))?;
         st.hash = match st.hash.take() {
-            _ if len == 0 => Some((0, blake3::Hasher::new())),
+            _ if len == 0 => Some((0, SeqHasher::default())),
             Some((n, h)) if n == len => Some((n, h)),
             _ => None,
         };
@@ -135,8 +135,8 @@ impl Draft {
     fn seal(&self) -> Result<(u64, ContentHash, Timestamp)> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         self.file.sync_all().map_err(|e| Error::io("draft fsync", e))?;
-        let hash = match st.hash.take() {
-            Some((n, h)) if n == st.len => h.finalize(),
+        let hash = match st.hash.take().map(|(n, h)| (n, h.finish())) {
+            Some((n, Some(h))) if n == st.len => h.finalize(),
             _ => {
                 let mut h = blake3::Hasher::new();
                 let mut buf = vec![0u8; 1 << 20];
@@ -197,7 +197,7 @@ impl Store {
             limit,
             state: Mutex::new(DraftState {
                 len,
-                hash: (len == 0).then(|| (0, blake3::Hasher::new())),
+                hash: (len == 0).then(|| (0, SeqHasher::default())),
                 spent: false,
             }),
         })
@@ -310,5 +310,63 @@ impl Store {
             Ok(node)
         })
         .await
+    }
+}
+
+/// blake3 of a stream of appends: inline while small, then on a thread of its own so that
+/// hashing a large file overlaps with receiving it (a bounded queue keeps memory flat).
+#[derive(Default)]
+struct SeqHasher {
+    /// The hasher was lost (no thread could be started): the commit hashes the file again.
+    lost: bool,
+    inline: Option<blake3::Hasher>,
+    thread: Option<(std::sync::mpsc::SyncSender<Vec<u8>>, std::thread::JoinHandle<blake3::Hasher>)>,
+}
+
+/// Appends beyond this many bytes are hashed on the hashing thread.
+const INLINE_HASH_LIMIT: u64 = 8 << 20;
+
+impl SeqHasher {
+    /// Add `buf`, which starts at byte `at` of the stream.
+    fn update(&mut self, buf: &[u8], at: u64) {
+        if self.lost {
+            return;
+        }
+        if let Some((tx, _)) = &self.thread {
+            if tx.send(buf.to_vec()).is_err() {
+                self.lost = true;
+            }
+            return;
+        }
+        let h = self.inline.get_or_insert_with(blake3::Hasher::new);
+        h.update(buf);
+        if at + buf.len() as u64 > INLINE_HASH_LIMIT {
+            let mut h = self.inline.take().expect("inline hasher");
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+            let spawned = std::thread::Builder::new().name("draft-hash".into()).spawn(move || {
+                while let Ok(chunk) = rx.recv() {
+                    h.update(&chunk);
+                }
+                h
+            });
+            match spawned {
+                Ok(handle) => self.thread = Some((tx, handle)),
+                Err(_) => self.lost = true,
+            }
+        }
+    }
+
+    /// The hasher with everything added, or `None` if it was lost (the caller rehashes).
+    fn finish(self) -> Option<blake3::Hasher> {
+        if self.lost {
+            return None;
+        }
+        match self.thread {
+            Some((tx, handle)) => {
+                drop(tx);
+                handle.join().ok()
+            }
+            None => Some(self.inline.unwrap_or_default()),
+        }
     }
 }

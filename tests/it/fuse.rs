@@ -61,6 +61,12 @@ fn writes_version_once_per_open_and_restore_is_byte_identical() {
     let oldest = vs[1]["id"].as_i64().unwrap().to_string();
     env.ctl_ok(&["versions", "restore", "alice", "/doc.bin", &oldest]);
     eventually("the restored content through the mount", || fs::read(&f).ok().as_deref() == Some(&v1[..]));
+
+    // A large sequential write is hashed on the side while it arrives: the stored hash is right.
+    let big = pattern(24 << 20, 9);
+    fs::write(home.join("big.bin"), &big).unwrap();
+    let st = env.ctl_json(&["files", "stat", "alice", "/big.bin"]);
+    assert_eq!(st["blake3"].as_str(), Some(b3(&big).as_str()), "{st}");
     env.assert_fsck_clean();
 }
 
