@@ -60,6 +60,7 @@ impl Mount {
             open: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             stale: Mutex::new(Default::default()),
+            dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             inval: Mutex::new(inval_tx),
         });
@@ -159,6 +160,9 @@ async fn catch_up(sh: &Shared, u: &UserCtx) -> store::Result<()> {
         // detach whatever is mounted on a folder we just created.
         for c in changes.iter().filter(|c| c.origin != Some(Origin::Fuse)) {
             let ino = c.file_id.0 as u64 + 1;
+            if c.is_dir && c.kind != "create" {
+                lock(&sh.dirs).clear();
+            }
             let _ = tx.send(Inval::Inode(ino));
             // Never wait for an open file's lock here: its holder may be waiting on this runtime.
             if lock(&sh.open).contains_key(&ino) {
@@ -198,6 +202,9 @@ struct Shared {
     /// Files with open handles.
     open: Mutex<HashMap<u64, Arc<Mutex<OpenFile>>>>,
     handles: Mutex<HashMap<u64, Handle>>,
+    /// Paths of folders the kernel asked about: a hint, confirmed through the store's node
+    /// cache before use, so a lookup in an unchanged folder costs one query, not two.
+    dirs: Mutex<HashMap<u64, VPath>>,
     /// Open files whose live content changed elsewhere: reopen before the next read.
     stale: Mutex<std::collections::HashSet<u64>>,
     next_fh: AtomicU64,
@@ -381,15 +388,33 @@ impl Shared {
             return Err(Errno::EPERM);
         }
         let ctx = self.ctx(parent)?;
-        let dir = self.node(&ctx, parent)?;
-        if !dir.is_dir {
-            return Err(Errno::ENOTDIR);
-        }
+        // The folder's last known path, confirmed through the store's node cache (exact for
+        // changes made in this process, free while the user's tree is unchanged).
+        let cached = lock(&self.dirs).get(&parent).cloned();
+        let confirmed = cached.filter(|p| {
+            let user = ctx.user();
+            self.run(self.store.stat(&user, p)).is_ok_and(|n| n.is_dir && ino_of(n.id) == parent)
+        });
+        let dir_path = match confirmed {
+            Some(p) => p,
+            None => {
+                let dir = self.node(&ctx, parent)?;
+                if !dir.is_dir {
+                    return Err(Errno::ENOTDIR);
+                }
+                let mut dirs = lock(&self.dirs);
+                if dirs.len() >= 100_000 {
+                    dirs.clear();
+                }
+                dirs.insert(parent, dir.path.clone());
+                dir.path
+            }
+        };
         let name = name_str(name)?;
         if name.len() > 255 {
             return Err(Errno::ENAMETOOLONG);
         }
-        let path = dir.path.join(name).map_err(|e| match e {
+        let path = dir_path.join(name).map_err(|e| match e {
             store::InvalidPath::NameTooLong | store::InvalidPath::PathTooLong => Errno::ENAMETOOLONG,
             _ => Errno::EINVAL,
         })?;
@@ -726,6 +751,7 @@ impl Filesystem for Cairn {
             }
             sh.store.delete(&actor(req), &user, &path, None).await.map(|_| true)
         });
+        lock(&sh.dirs).clear();
         match res {
             Ok(true) => reply.ok(),
             Ok(false) => reply.error(Errno::ENOTEMPTY),
@@ -788,10 +814,12 @@ impl Filesystem for Cairn {
         if to.starts_with(&from) {
             return reply.error(Errno::EINVAL);
         }
-        tryr!(
-            reply,
-            sh.run(sh.store.rename(&actor(req), &user, &from, &to, true)).map_err(|e| errno::of(&e))
-        );
+        let res = sh.run(sh.store.rename(&actor(req), &user, &from, &to, true)).map_err(|e| errno::of(&e));
+        // A moved folder takes every cached path below it along (and a replaced one is gone).
+        if src.is_dir || res.is_err() {
+            lock(&sh.dirs).clear();
+        }
+        tryr!(reply, res);
         reply.ok();
     }
 

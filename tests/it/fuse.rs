@@ -142,6 +142,19 @@ fn webdav_and_mount_see_each_other_at_once() {
     let id_before = env.ctl_json(&["files", "stat", "alice", "/moved.txt"])["id"].clone();
     fs::write(home.join("moved.txt"), b"edited").unwrap();
     assert_eq!(env.ctl_json(&["files", "stat", "alice", "/moved.txt"])["id"], id_before, "same file id");
+
+    // A folder the mount knows, moved over WebDAV: its contents follow it in the mount.
+    fs::write(home.join("dir/inner.txt"), b"inside").unwrap();
+    let dest = format!("http://127.0.0.1:{}/dav/renamed/", env.port);
+    let r =
+        http(env.port, "MOVE", "/dav/dir/", &[("Authorization", auth.as_str()), ("Destination", &dest)], b"");
+    assert_eq!(r.status, 201);
+    eventually("a WebDAV folder move in the mount", || {
+        fs::read(home.join("renamed/inner.txt")).ok().as_deref() == Some(b"inside")
+            && !home.join("dir").exists()
+    });
+    fs::write(home.join("renamed/new.txt"), b"made after the move").unwrap();
+    assert_eq!(http(env.port, "GET", "/dav/renamed/new.txt", &a, b"").body, b"made after the move");
 }
 
 #[test]
