@@ -828,7 +828,7 @@ impl Filesystem for Cairn {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let sh = &self.sh;
         if ino.0 == ROOT {
             return reply.error(Errno::EISDIR);
@@ -874,7 +874,6 @@ impl Filesystem for Cairn {
                 return reply.error(e);
             }
         }
-        let _ = req;
         of.cached += 1;
         if write {
             of.writers += 1;
@@ -1116,9 +1115,8 @@ impl Filesystem for Cairn {
         let quota = match sh.ctx(ino.0) {
             Ok(ctx) if ino.0 != ROOT => {
                 let user = ctx.user();
-                tryr!(reply, sh.run(sh.store.usage(&user)).map_err(|e| errno::of(&e)))
-                    .quota
-                    .map(|q| (q, sh.run(sh.store.usage(&user)).map(|u| u.used).unwrap_or(0)))
+                let usage = tryr!(reply, sh.run(sh.store.usage(&user)).map_err(|e| errno::of(&e)));
+                usage.quota.map(|q| (q, usage.used))
             }
             _ => None,
         };
