@@ -1322,10 +1322,7 @@ impl Filesystem for Cairn {
 /// Create an empty file (committed at once: the kernel needs its inode now).
 fn create_empty(sh: &Shared, actor: &Actor, ctx: &UserCtx, path: &VPath, mode: u32) -> Res<Node> {
     let user = ctx.user();
-    let opts = store::WriteOptions { create_only: true, mode: Some(mode & 0o7777), ..Default::default() };
-    let out =
-        sh.run(sh.store.write(actor, &user, path, tokio::io::empty(), opts)).map_err(|e| errno::of(&e))?;
-    Ok(out.node)
+    sh.run(sh.store.create_file(actor, &user, path, Some(mode & 0o7777))).map_err(|e| errno::of(&e))
 }
 
 fn read_full(

@@ -190,6 +190,28 @@ impl Disk {
         Ok((staging, dst))
     }
 
+    /// Create an empty file (0600, like staged files) with modification time `mtime_ns`; an
+    /// existing entry is left alone.
+    pub(crate) fn create_empty(&self, rel: &str, mtime_ns: i64) -> io::Result<()> {
+        let (dir, name) = self.parent_of(rel)?;
+        let fd = match rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::EXIST) => return Ok(()),
+            Err(e) => return Err(err(e)),
+        };
+        let t = rustix::fs::Timespec {
+            tv_sec: mtime_ns.div_euclid(1_000_000_000),
+            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+        };
+        rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })
+            .map_err(err)
+    }
+
     /// (total, available) bytes of the filesystem holding the data directory.
     pub(crate) fn space(&self) -> io::Result<(u64, u64)> {
         let st = rustix::fs::fstatvfs(&self.root_fd).map_err(err)?;

@@ -21,6 +21,9 @@ pub(crate) enum DiskOp {
     Mkdir { path: String },
     /// Remove a file or tree (done if it is gone).
     Remove { path: String },
+    /// Create an empty file with this modification time (done if something exists there: only
+    /// a replay of this very op can have put it there). Durable through its folder's fsync.
+    CreateFile { path: String, mtime_ns: i64 },
 }
 
 /// How to tell that a rename already happened.
@@ -89,6 +92,7 @@ pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
                 created.push(path);
             }
             DiskOp::Remove { .. } => {}
+            DiskOp::CreateFile { path, .. } => dir_ok(parent(path), &created)?,
         }
     }
     Ok(())
@@ -118,6 +122,11 @@ pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
             }
             DiskOp::Remove { path } => {
                 disk.remove(path).map_err(|e| crate::Error::io(format!("remove {path}"), e))?;
+                touched.push(parent(path));
+            }
+            DiskOp::CreateFile { path, mtime_ns } => {
+                disk.create_empty(path, *mtime_ns)
+                    .map_err(|e| crate::Error::io(format!("create {path}"), e))?;
                 touched.push(parent(path));
             }
         }
@@ -183,11 +192,33 @@ mod tests {
     }
 
     #[test]
+    fn create_file_replays_without_harm() {
+        let tmp = std::env::temp_dir().join(format!("cairn-intent-create-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let disk = Disk::open(&tmp).unwrap();
+        disk.mkdir_all("files/u").unwrap();
+        let ops = vec![DiskOp::CreateFile { path: "files/u/e".into(), mtime_ns: 1_700_000_000_123_456_789 }];
+        preflight(&disk, &ops).unwrap();
+        apply(&disk, &ops).unwrap();
+        std::fs::write(disk.abs("files/u/e"), "").unwrap();
+        apply(&disk, &ops).unwrap();
+        let meta = disk.stat("files/u/e").unwrap().unwrap();
+        assert_eq!((meta.kind, meta.size), (crate::disk::Kind::File, 0));
+        std::fs::remove_dir_all(&tmp).unwrap();
+        // Its folder must exist.
+        let missing = vec![DiskOp::CreateFile { path: "files/nobody/e".into(), mtime_ns: 0 }];
+        let disk = Disk::open(&tmp).unwrap();
+        assert!(preflight(&disk, &missing).is_err());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
     fn ops_round_trip_as_json() {
         let ops = vec![
             DiskOp::Mkdir { path: "files/u/d".into() },
             DiskOp::Remove { path: ".cairn/trash/u/3".into() },
             DiskOp::rename("a", "b", Done::FromMissing),
+            DiskOp::CreateFile { path: "files/u/e".into(), mtime_ns: 1_700_000_000_123_456_789 },
         ];
         assert_eq!(decode(&encode(&ops)).unwrap(), ops);
     }
