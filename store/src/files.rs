@@ -836,34 +836,30 @@ pub(crate) async fn trash_node(
     fx: &mut Effects,
     now: Timestamp,
 ) -> Result<TrashId> {
-    let size: i64 = tx
-        .cquery_one(
-            "SELECT coalesce(sum(size), 0)::BIGINT FROM nodes WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir
-               AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
-            &[&user.id.0, &node.path.as_str()],
-        )
-        .await?
-        .get(0);
+    // One statement: the subtree's size, the trash item, the nodes moved into it, the locks
+    // dropped (all under one snapshot: the sum and the update see the same subtree).
     let tid = TrashId(
         tx.cquery_one(
-            "INSERT INTO trash (user_id, node_id, orig_path, is_dir, size, deleted_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            &[&user.id.0, &node.id.0, &node.path.as_str(), &node.is_dir, &size, &now.0],
+            "WITH s AS (
+                 SELECT coalesce(sum(size), 0)::BIGINT AS size FROM nodes
+                 WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir
+                   AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))),
+             t AS (
+                 INSERT INTO trash (user_id, node_id, orig_path, is_dir, size, deleted_at)
+                 SELECT $1, $3, $2, $4, s.size, $5 FROM s RETURNING id),
+             n AS (
+                 UPDATE nodes SET trash_id = (SELECT id FROM t) WHERE user_id = $1 AND trash_id IS NULL
+                   AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))
+                 RETURNING 1),
+             l AS (
+                 DELETE FROM locks WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))
+                 RETURNING 1)
+             SELECT (SELECT id FROM t), (SELECT count(*) FROM n), (SELECT count(*) FROM l)",
+            &[&user.id.0, &node.path.as_str(), &node.id.0, &node.is_dir, &now.0],
         )
         .await?
         .get(0),
     );
-    tx.cexecute(
-        "UPDATE nodes SET trash_id = $3 WHERE user_id = $1 AND trash_id IS NULL
-           AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
-        &[&user.id.0, &node.path.as_str(), &tid.0],
-    )
-    .await?;
-    tx.cexecute(
-        "DELETE FROM locks WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
-        &[&user.id.0, &node.path.as_str()],
-    )
-    .await?;
     fx.touch(&node.path);
     fx.journal.push(JournalEntry::for_node("delete", node));
     fx.ops.push(DiskOp::rename(
