@@ -31,6 +31,10 @@ struct Inner {
     gens: HashMap<UserId, u64>,
     epoch: u64,
     entries: HashMap<(UserId, String), (Node, u64, u64, Instant)>,
+    /// Users known to hold no WebDAV lock, with the lock generation it was learned under
+    /// (locks are only taken in this process: `Store::lock` bumps the generation).
+    lock_free: HashMap<UserId, u64>,
+    lock_gens: HashMap<UserId, u64>,
 }
 
 /// A token saying which generation a database read belongs to.
@@ -82,6 +86,35 @@ impl NodeCache {
         let mut inner = self.inner.lock().expect("node cache poisoned");
         *inner.gens.entry(user).or_insert(0) += 1;
         inner.entries.retain(|(u, _), _| *u != user);
+    }
+
+    /// `Ok` if `user` is known to hold no lock; otherwise a generation to pass to
+    /// [`NodeCache::set_lock_free`] with a database answer (`None`: the cache is off).
+    pub(crate) fn lock_free(&self, user: UserId) -> Result<(), Option<u64>> {
+        let inner = self.inner.lock().expect("node cache poisoned");
+        if !inner.enabled {
+            return Err(None);
+        }
+        let generation = inner.lock_gens.get(&user).copied().unwrap_or(0);
+        match inner.lock_free.get(&user) {
+            Some(g) if *g == generation => Ok(()),
+            _ => Err(Some(generation)),
+        }
+    }
+
+    /// Remember that `user` held no lock, unless a lock was taken since `generation`.
+    pub(crate) fn set_lock_free(&self, user: UserId, generation: u64) {
+        let mut inner = self.inner.lock().expect("node cache poisoned");
+        if inner.lock_gens.get(&user).copied().unwrap_or(0) == generation {
+            inner.lock_free.insert(user, generation);
+        }
+    }
+
+    /// `user` took a lock: forget that it held none.
+    pub(crate) fn lock_taken(&self, user: UserId) {
+        let mut inner = self.inner.lock().expect("node cache poisoned");
+        *inner.lock_gens.entry(user).or_insert(0) += 1;
+        inner.lock_free.remove(&user);
     }
 
     /// Changes may have been missed: forget everything.

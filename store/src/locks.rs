@@ -74,15 +74,25 @@ impl Store {
 
     /// Whether the user holds any live lock at all (lets front ends skip lock checks).
     pub async fn has_locks(&self, user: &User) -> Result<bool> {
+        // In the daemon, "no locks" is remembered until this process takes one (no other
+        // process takes locks), saving a query on every WebDAV write.
+        let generation = match self.inner.cache.lock_free(user.id) {
+            Ok(()) => return Ok(false),
+            Err(g) => g,
+        };
         let client = self.inner.pool.get().await?;
         let now = self.clock().now();
-        Ok(client
+        let has = client
             .cquery_opt(
                 "SELECT 1 FROM locks WHERE user_id = $1 AND expires_at > $2 LIMIT 1",
                 &[&user.id.0, &now.0],
             )
             .await?
-            .is_some())
+            .is_some();
+        if let (false, Some(g)) = (has, generation) {
+            self.inner.cache.set_lock_free(user.id, g);
+        }
+        Ok(has)
     }
 
     /// Take a lock on `path`. Fails with `Locked` when it conflicts with a live lock (an
@@ -127,6 +137,8 @@ impl Store {
             .await?;
         audit(&tx, Some(user.id), actor, "lock", Some(&path.to_string()), None, now).await?;
         tx.commit().await?;
+        // Before the lock is acknowledged: from here on, writes check it.
+        self.inner.cache.lock_taken(user.id);
         lock_from_row(&row)
     }
 
