@@ -5,7 +5,9 @@
 #
 # DATA_DIR defaults to /var/lib/cairn as root (the managed PostgreSQL runs as the `postgres`
 # user and must reach it) and ./cairn-data otherwise. CAIRN_LISTEN sets the HTTP address
-# (default 127.0.0.1:8080). The first start creates the user `admin` and prints its password.
+# (default 127.0.0.1:8080). CAIRN_MOUNT=/srv/cairn (as root, with /dev/fuse) also mounts the
+# FUSE view of every user's files there. The first start creates the user `admin` and prints
+# its password.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -28,6 +30,10 @@ data_dir = "$data_dir"
 [http]
 listen = "$listen"
 TOML
+    if [ -n "${CAIRN_MOUNT:-}" ]; then
+        need_pkgs fuse3
+        printf '\n[fuse]\nmountpoint = "%s"\n' "$CAIRN_MOUNT" >> "$config"
+    fi
     echo "==> wrote $config" >&2
 fi
 port=$(sed -n 's/^listen = ".*:\([0-9]*\)"/\1/p' "$config" | head -n1)
@@ -45,6 +51,10 @@ echo
 echo "Cairn is running at http://127.0.0.1:$port/  (data in $data_dir)"
 if [ -f "$pw_file" ]; then
     echo "First admin: user 'admin', password '$(cat "$pw_file")' (also in $pw_file)"
+fi
+mount_point=$(sed -n 's/^mountpoint = "\(.*\)"/\1/p' "$config" | head -n1)
+if [ -n "$mount_point" ]; then
+    echo "FUSE mount:  $mount_point/USER/ (every user's files, versioned and under quota)"
 fi
 echo "Admin CLI:   target/release/cairnctl --config $config status"
 echo "Stop with Ctrl-C."
