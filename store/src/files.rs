@@ -302,12 +302,16 @@ impl Store {
         let now = self.clock().now();
         in_txn!(self, LockSet::Path(user.id, path), user, actor, now, |tx| {
             let mut fx = Effects::new();
-            let old = node_for_update(&tx, user.id, path).await?;
-            check_write_preconditions(path, old.as_ref(), &opts)?;
-            let parent = if opts.create_parents {
-                ensure_dirs(&tx, user, &path.parent().unwrap_or_else(VPath::root), &mut fx, now).await?
+            let (old, parent) = if opts.create_parents {
+                let old = node_for_update(&tx, user.id, path).await?;
+                check_write_preconditions(path, old.as_ref(), &opts)?;
+                (old, ensure_dirs(&tx, user, &path.parent().unwrap_or_else(VPath::root), &mut fx, now).await?)
             } else {
-                parent_dir(&tx, user.id, path).await?
+                // Both reads in one round trip (pipelined on the connection).
+                let (old, parent) = tokio::join!(node_for_update(&tx, user.id, path), parent_dir(&tx, user.id, path));
+                let old = old?;
+                check_write_preconditions(path, old.as_ref(), &opts)?;
+                (old, parent?)
             };
             let keep = !opts.no_version;
             let out = self.put_content(&tx, user, path, parent, old, &content, keep, &mut fx, now).await?;
@@ -451,10 +455,13 @@ impl Store {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
-                if node_for_update(&tx, user.id, &path).await?.is_some() {
+                // Both reads in one round trip (pipelined on the connection).
+                let (existing, parent) =
+                    tokio::join!(node_for_update(&tx, user.id, &path), parent_dir(&tx, user.id, &path));
+                if existing?.is_some() {
                     return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")));
                 }
-                let parent = parent_dir(&tx, user.id, &path).await?;
+                let parent = parent?;
                 let empty = ContentHash(*blake3::hash(b"").as_bytes());
                 let mut node = insert_node(&tx, user.id, parent, &path, false, 0, now, Some(empty)).await?;
                 if let Some(mode) = mode {
@@ -498,10 +505,13 @@ impl Store {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
-                if node_for_update(&tx, user.id, &path).await?.is_some() {
+                // Both reads in one round trip (pipelined on the connection).
+                let (existing, parent) =
+                    tokio::join!(node_for_update(&tx, user.id, &path), parent_dir(&tx, user.id, &path));
+                if existing?.is_some() {
                     return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")));
                 }
-                let parent = parent_dir(&tx, user.id, &path).await?;
+                let parent = parent?;
                 let mut node = insert_dir(&tx, &user, parent, &path, &mut fx, now).await?;
                 if let Some(mode) = mode {
                     let row = tx
