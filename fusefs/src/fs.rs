@@ -529,6 +529,19 @@ impl Shared {
             .collect())
     }
 
+    /// The extended attributes of file `id`: (name without `user.`, stored value).
+    fn xattrs(&self, ctx: &UserCtx, id: FileId) -> Res<Vec<(String, String)>> {
+        let user = ctx.user();
+        let mut props = self.run(self.store.dead_props(&user, &[id])).map_err(|e| errno::of(&e))?;
+        Ok(props
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.namespace == xattr::NAMESPACE)
+            .map(|p| (p.name, p.value))
+            .collect())
+    }
+
     fn entry(&self, ctx: &Arc<UserCtx>, node: &Node, reply: ReplyEntry) {
         let attr = self.attr(ctx, node);
         self.remember(attr.ino.0, ctx);
@@ -1156,30 +1169,23 @@ impl Filesystem for Cairn {
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
         let node = tryr!(reply, sh.node(&ctx, ino.0));
-        let user = ctx.user();
-        let res = sh.run(async {
-            if flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE) != 0 {
-                let props = sh.store.dead_props(&user, &[node.id]).await?;
-                let exists = props
-                    .get(&node.id)
-                    .is_some_and(|ps| ps.iter().any(|p| p.namespace == xattr::NAMESPACE && p.name == prop));
-                if flags & libc::XATTR_CREATE != 0 && exists {
-                    return Ok(Err(Errno::EEXIST));
-                }
-                if flags & libc::XATTR_REPLACE != 0 && !exists {
-                    return Ok(Err(Errno::ENODATA));
-                }
+        if flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE) != 0 {
+            let exists = tryr!(reply, sh.xattrs(&ctx, node.id)).iter().any(|(n, _)| n == prop);
+            if flags & libc::XATTR_CREATE != 0 && exists {
+                return reply.error(Errno::EEXIST);
             }
-            let change = store::PropChange::Set(store::DeadProp {
-                namespace: xattr::NAMESPACE.into(),
-                name: prop.into(),
-                value: xattr::encode(value),
-            });
-            sh.store.patch_props(&actor(req), &user, &node.path, &[change]).await.map(Ok)
+            if flags & libc::XATTR_REPLACE != 0 && !exists {
+                return reply.error(Errno::ENODATA);
+            }
+        }
+        let change = store::PropChange::Set(store::DeadProp {
+            namespace: xattr::NAMESPACE.into(),
+            name: prop.into(),
+            value: xattr::encode(value),
         });
-        match res {
-            Ok(Ok(())) => reply.ok(),
-            Ok(Err(e)) => reply.error(e),
+        let user = ctx.user();
+        match sh.run(sh.store.patch_props(&actor(req), &user, &node.path, &[change])) {
+            Ok(()) => reply.ok(),
             Err(e) if e.kind() == ErrorKind::InvalidInput => reply.error(Errno::E2BIG),
             Err(e) => reply.error(errno::of(&e)),
         }
@@ -1194,17 +1200,11 @@ impl Filesystem for Cairn {
             return reply.error(Errno::ENODATA);
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
-        let user = ctx.user();
-        let id = id_of(ino.0);
-        let props = tryr!(reply, sh.run(sh.store.dead_props(&user, &[id])).map_err(|e| errno::of(&e)));
-        let Some(p) = props
-            .get(&id)
-            .and_then(|ps| ps.iter().find(|p| p.namespace == xattr::NAMESPACE && p.name == prop))
-        else {
+        let attrs = tryr!(reply, sh.xattrs(&ctx, id_of(ino.0)));
+        let Some((_, value)) = attrs.iter().find(|(n, _)| n == prop) else {
             return reply.error(Errno::ENODATA);
         };
-        let value = xattr::decode(&p.value);
-        sized(reply, size, &value);
+        sized(reply, size, &xattr::decode(value));
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -1213,13 +1213,10 @@ impl Filesystem for Cairn {
             return sized(reply, size, &[]);
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
-        let user = ctx.user();
-        let id = id_of(ino.0);
-        let props = tryr!(reply, sh.run(sh.store.dead_props(&user, &[id])).map_err(|e| errno::of(&e)));
         let mut out = Vec::new();
-        for p in props.get(&id).into_iter().flatten().filter(|p| p.namespace == xattr::NAMESPACE) {
+        for (name, _) in tryr!(reply, sh.xattrs(&ctx, id_of(ino.0))) {
             out.extend_from_slice(xattr::PREFIX.as_bytes());
-            out.extend_from_slice(p.name.as_bytes());
+            out.extend_from_slice(name.as_bytes());
             out.push(0);
         }
         sized(reply, size, &out);
@@ -1234,21 +1231,13 @@ impl Filesystem for Cairn {
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
         let node = tryr!(reply, sh.node(&ctx, ino.0));
+        if !tryr!(reply, sh.xattrs(&ctx, node.id)).iter().any(|(n, _)| n == prop) {
+            return reply.error(Errno::ENODATA);
+        }
+        let change = store::PropChange::Remove { namespace: xattr::NAMESPACE.into(), name: prop.into() };
         let user = ctx.user();
-        let res = sh.run(async {
-            let props = sh.store.dead_props(&user, &[node.id]).await?;
-            let exists = props
-                .get(&node.id)
-                .is_some_and(|ps| ps.iter().any(|p| p.namespace == xattr::NAMESPACE && p.name == prop));
-            if !exists {
-                return Ok(false);
-            }
-            let change = store::PropChange::Remove { namespace: xattr::NAMESPACE.into(), name: prop.into() };
-            sh.store.patch_props(&actor(req), &user, &node.path, &[change]).await.map(|()| true)
-        });
-        match res {
-            Ok(true) => reply.ok(),
-            Ok(false) => reply.error(Errno::ENODATA),
+        match sh.run(sh.store.patch_props(&actor(req), &user, &node.path, &[change])) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(errno::of(&e)),
         }
     }

@@ -455,23 +455,11 @@ impl Store {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
-                // Both reads in one round trip (pipelined on the connection).
-                let (existing, parent) =
-                    tokio::join!(node_for_update(&tx, user.id, &path), parent_dir(&tx, user.id, &path));
-                if existing?.is_some() {
-                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")));
-                }
-                let parent = parent?;
+                let parent = free_slot(&tx, user.id, &path).await?;
                 let empty = ContentHash(*blake3::hash(b"").as_bytes());
                 let mut node = insert_node(&tx, user.id, parent, &path, false, 0, now, Some(empty)).await?;
                 if let Some(mode) = mode {
-                    let row = tx
-                        .cquery_one(
-                            &format!("UPDATE nodes SET mode = $2 WHERE id = $1 RETURNING {NODE_COLS}"),
-                            &[&node.id.0, &((mode & 0o7777) as i32)],
-                        )
-                        .await?;
-                    node = node_from_row(&row)?;
+                    node = set_mode(&tx, node.id, mode).await?;
                 }
                 fx.journal.push(JournalEntry::for_node("create", &node));
                 fx.touch(&path);
@@ -505,22 +493,10 @@ impl Store {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
-                // Both reads in one round trip (pipelined on the connection).
-                let (existing, parent) =
-                    tokio::join!(node_for_update(&tx, user.id, &path), parent_dir(&tx, user.id, &path));
-                if existing?.is_some() {
-                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")));
-                }
-                let parent = parent?;
+                let parent = free_slot(&tx, user.id, &path).await?;
                 let mut node = insert_dir(&tx, &user, parent, &path, &mut fx, now).await?;
                 if let Some(mode) = mode {
-                    let row = tx
-                        .cquery_one(
-                            &format!("UPDATE nodes SET mode = $2 WHERE id = $1 RETURNING {NODE_COLS}"),
-                            &[&node.id.0, &((mode & 0o7777) as i32)],
-                        )
-                        .await?;
-                    node = node_from_row(&row)?;
+                    node = set_mode(&tx, node.id, mode).await?;
                 }
                 fx.audit.push(("dir.create", Some(path.to_string()), None));
                 (node, fx)
@@ -811,6 +787,27 @@ async fn insert_dir(
     fx.journal.push(JournalEntry::for_node("create", &node));
     fx.touch(path);
     Ok(node)
+}
+
+/// For a new entry at `path`: its parent folder's id, or `AlreadyExists` if something is there.
+/// Both reads go in one round trip (pipelined on the connection).
+async fn free_slot(tx: &Transaction<'_>, user: crate::types::UserId, path: &VPath) -> Result<FileId> {
+    let (existing, parent) = tokio::join!(node_for_update(tx, user, path), parent_dir(tx, user, path));
+    if existing?.is_some() {
+        return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")));
+    }
+    parent
+}
+
+/// Set a node's permission bits (the FUSE mount's create and mkdir).
+async fn set_mode(tx: &Transaction<'_>, id: FileId, mode: u32) -> Result<Node> {
+    let row = tx
+        .cquery_one(
+            &format!("UPDATE nodes SET mode = $2 WHERE id = $1 RETURNING {NODE_COLS}"),
+            &[&id.0, &((mode & 0o7777) as i32)],
+        )
+        .await?;
+    node_from_row(&row)
 }
 
 /// Make sure the folder `dir` and its ancestors exist, creating what is missing.
