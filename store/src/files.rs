@@ -33,9 +33,6 @@ pub struct WriteOptions {
     pub mtime: Option<Timestamp>,
     /// Create missing parent folders instead of failing with Conflict.
     pub create_parents: bool,
-    /// Replace the content without keeping the old one as a version (for a file system that
-    /// commits an open file more than once: only the first commit per open keeps a version).
-    pub no_version: bool,
 }
 
 /// What a write did.
@@ -313,8 +310,7 @@ impl Store {
                 check_write_preconditions(path, old.as_ref(), &opts)?;
                 (old, parent?)
             };
-            let keep = !opts.no_version;
-            let out = self.put_content(&tx, user, path, parent, old, &content, keep, &mut fx, now).await?;
+            let out = self.put_content(&tx, user, path, parent, old, &content, true, &mut fx, now).await?;
             fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
             fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
             (out, fx)
