@@ -443,34 +443,12 @@ impl Store {
         path: &VPath,
         mode: Option<u32>,
     ) -> Result<Node> {
-        if path.is_root() {
-            return Err(Error::new(ErrorKind::AlreadyExists, "the root exists"));
-        }
-        let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
-        detached(async move {
-            let now = store.clock().now();
-            in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
-                let parent = free_slot(&tx, user.id, &path).await?;
-                let empty = ContentHash(*blake3::hash(b"").as_bytes());
-                let mut node = insert_node(&tx, user.id, parent, &path, false, 0, now, Some(empty)).await?;
-                if let Some(mode) = mode {
-                    node = set_mode(&tx, node.id, mode).await?;
-                }
-                fx.journal.push(JournalEntry::for_node("create", &node));
-                fx.touch(&path);
-                fx.ops
-                    .push(DiskOp::CreateFile { path: layout::user_path(&user.name, &path), mtime_ns: now.0 });
-                fx.audit.push(("file.write", Some(path.to_string()), Some("0 bytes".to_owned())));
-                (node, fx)
-            })
-        })
-        .await
+        self.create_entry(actor, user, path, false, mode).await
     }
 
     /// Create the folder at `path`; its parent must exist.
     pub async fn mkdir(&self, actor: &Actor, user: &User, path: &VPath) -> Result<Node> {
-        self.mkdir_mode(actor, user, path, None).await
+        self.create_entry(actor, user, path, true, None).await
     }
 
     /// [`Store::mkdir`] with permission bits (the FUSE mount's `mkdir`).
@@ -479,6 +457,18 @@ impl Store {
         actor: &Actor,
         user: &User,
         path: &VPath,
+        mode: Option<u32>,
+    ) -> Result<Node> {
+        self.create_entry(actor, user, path, true, mode).await
+    }
+
+    /// A new empty file or folder at `path`, with optional permission bits.
+    async fn create_entry(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        is_dir: bool,
         mode: Option<u32>,
     ) -> Result<Node> {
         if path.is_root() {
@@ -490,11 +480,17 @@ impl Store {
             in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
                 let parent = free_slot(&tx, user.id, &path).await?;
-                let mut node = insert_dir(&tx, &user, parent, &path, &mut fx, now).await?;
+                let mut node = match is_dir {
+                    true => insert_dir(&tx, &user, parent, &path, &mut fx, now).await?,
+                    false => insert_empty_file(&tx, &user, parent, &path, &mut fx, now).await?,
+                };
                 if let Some(mode) = mode {
                     node = set_mode(&tx, node.id, mode).await?;
                 }
-                fx.audit.push(("dir.create", Some(path.to_string()), None));
+                fx.audit.push(match is_dir {
+                    true => ("dir.create", Some(path.to_string()), None),
+                    false => ("file.write", Some(path.to_string()), Some("0 bytes".to_owned())),
+                });
                 (node, fx)
             })
         })
@@ -804,6 +800,23 @@ async fn set_mode(tx: &Transaction<'_>, id: FileId, mode: u32) -> Result<Node> {
         )
         .await?;
     node_from_row(&row)
+}
+
+/// Insert an empty file, created on disk by the intent (no staging: there are no bytes).
+async fn insert_empty_file(
+    tx: &Transaction<'_>,
+    user: &User,
+    parent: FileId,
+    path: &VPath,
+    fx: &mut Effects,
+    now: Timestamp,
+) -> Result<Node> {
+    let empty = ContentHash(*blake3::hash(b"").as_bytes());
+    let node = insert_node(tx, user.id, parent, path, false, 0, now, Some(empty)).await?;
+    fx.ops.push(DiskOp::CreateFile { path: layout::user_path(&user.name, path), mtime_ns: now.0 });
+    fx.journal.push(JournalEntry::for_node("create", &node));
+    fx.touch(path);
+    Ok(node)
 }
 
 /// Make sure the folder `dir` and its ancestors exist, creating what is missing.
