@@ -126,6 +126,8 @@ struct Inner {
     cfg: StoreConfig,
     target: DbTarget,
     cache: cache::NodeCache,
+    /// The one `LISTEN cairn_changes` connection, shared by every watcher in this process.
+    changes: std::sync::OnceLock<tokio::sync::broadcast::Sender<Option<types::UserId>>>,
 }
 
 /// What start-up recovery did.
@@ -150,7 +152,14 @@ impl Store {
             .map_err(|e| Error::io(format!("opening data directory {}", cfg.data_dir.display()), e))?;
         let pool = db::pool(db, cfg.pool_size)?;
         Ok(Store {
-            inner: Arc::new(Inner { disk, pool, cfg, target: db.clone(), cache: Default::default() }),
+            inner: Arc::new(Inner {
+                disk,
+                pool,
+                cfg,
+                target: db.clone(),
+                cache: Default::default(),
+                changes: Default::default(),
+            }),
         })
     }
 

@@ -2,7 +2,7 @@
 //! `cairnctl user passwd` reaches the daemon's credential cache this way.
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::AsyncMessage;
 
 use crate::types::UserId;
@@ -33,13 +33,43 @@ impl Store {
     /// (read what changed with [`Store::changes`]); `None` when notifications may have been
     /// missed. Must be called inside a tokio runtime.
     pub fn watch_changes(&self) -> mpsc::UnboundedReceiver<Option<UserId>> {
-        self.watch(CHANGES)
+        // One listening connection per process, fanned out; a watcher that falls behind is
+        // told it may have missed changes.
+        let mut feed = self
+            .inner
+            .changes
+            .get_or_init(|| {
+                let (tx, _) = broadcast::channel(1024);
+                let mut source = self.watch(CHANGES);
+                let fan = tx.clone();
+                tokio::spawn(async move {
+                    while let Some(change) = source.recv().await {
+                        let _ = fan.send(change);
+                    }
+                });
+                tx
+            })
+            .subscribe();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let change = match feed.recv().await {
+                    Ok(change) => change,
+                    Err(broadcast::error::RecvError::Lagged(_)) => None,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(change).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
     }
 
     /// Serve `stat` from a cache kept coherent with every process's changes (see `cache`).
     /// For the daemon; must be called inside a tokio runtime.
     pub fn enable_cache(&self) {
-        let mut changes = self.watch(CHANGES);
+        let mut changes = self.watch_changes();
         let store = self.clone();
         tokio::spawn(async move {
             while let Some(change) = changes.recv().await {
