@@ -42,6 +42,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
         ErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
         ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::ChecksumMismatch => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
         ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,

@@ -17,6 +17,7 @@ pub(crate) fn of(e: &Error) -> Errno {
         ErrorKind::QuotaExceeded => Errno::EDQUOT,
         ErrorKind::InvalidPath => Errno::EINVAL,
         ErrorKind::InvalidInput => Errno::EINVAL,
+        ErrorKind::ChecksumMismatch => Errno::EIO,
         ErrorKind::Unauthenticated => Errno::EACCES,
         ErrorKind::PermissionDenied => Errno::EPERM,
         ErrorKind::Busy => Errno::EBUSY,

@@ -35,6 +35,7 @@ pub(crate) mod layout {
     pub(crate) const STAGING: &str = ".cairn/staging";
     pub(crate) const VERSIONS: &str = ".cairn/versions";
     pub(crate) const TRASH: &str = ".cairn/trash";
+    pub(crate) const UPLOADS: &str = ".cairn/uploads";
 
     /// `files/USER/<path>` (`files/USER` for the root).
     pub(crate) fn user_path(user: &UserName, path: &VPath) -> String {
@@ -55,6 +56,11 @@ pub(crate) mod layout {
 
     pub(crate) fn trash_dir(user: &UserName) -> String {
         format!("{TRASH}/{user}")
+    }
+
+    /// The bytes of a resumable upload received so far.
+    pub(crate) fn upload(id: &str) -> String {
+        format!("{UPLOADS}/{id}")
     }
 
     pub(crate) fn staging(name: &str) -> String {
@@ -109,6 +115,7 @@ impl Disk {
             (layout::STAGING, 0o700),
             (layout::VERSIONS, 0o700),
             (layout::TRASH, 0o700),
+            (layout::UPLOADS, 0o700),
         ] {
             disk.mkdir(dir)?;
             let fd = disk.open_dir(dir)?;
@@ -149,6 +156,18 @@ impl Disk {
     pub(crate) fn open_read(&self, rel: &str) -> io::Result<File> {
         let fd = self.open_at(rel, OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty())?;
         let file = File::from(fd);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        Ok(file)
+    }
+
+    /// Open (creating it with `create`) a regular file for reading and writing, readable only by us.
+    pub(crate) fn open_rw(&self, rel: &str, create: bool) -> io::Result<File> {
+        let flags = OFlags::RDWR
+            | OFlags::NOFOLLOW
+            | if create { OFlags::CREATE | OFlags::EXCL } else { OFlags::empty() };
+        let file = File::from(self.open_at(rel, flags, Mode::from_raw_mode(0o600))?);
         if !file.metadata()?.is_file() {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }

@@ -33,6 +33,8 @@ pub enum ErrorKind {
     InvalidPath,
     /// Some other argument is malformed (bad size, short body, bad user name).
     InvalidInput,
+    /// The data does not match the checksum the client sent with it.
+    ChecksumMismatch,
     /// Wrong credentials, or a disabled account.
     Unauthenticated,
     /// Authenticated, but not allowed.

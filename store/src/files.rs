@@ -149,6 +149,29 @@ impl Store {
         rows.iter().map(node_from_row).collect()
     }
 
+    /// Live files and folders whose name contains `needle` (case-insensitive), by path, at most
+    /// `limit` of them.
+    pub async fn search(&self, user: &User, needle: &str, limit: i64) -> Result<Vec<Node>> {
+        if needle.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pattern = format!(
+            "%{}%",
+            needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        );
+        let client = self.inner.pool.get().await?;
+        let rows = client
+            .cquery(
+                &format!(
+                    "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL AND path <> ''
+                       AND lower(name) LIKE $2 ORDER BY path LIMIT $3"
+                ),
+                &[&user.id.0, &pattern, &limit],
+            )
+            .await?;
+        rows.iter().map(node_from_row).collect()
+    }
+
     /// The folder at `path` and everything below it, by path (for `PROPFIND Depth: infinity`).
     pub async fn list_tree(&self, user: &User, path: &VPath) -> Result<Vec<Node>> {
         let client = self.inner.pool.get().await?;
@@ -188,15 +211,18 @@ impl Store {
             .cquery_one(
                 "SELECT quota_bytes, used_bytes,
                         (SELECT coalesce(sum(size), 0)::BIGINT FROM versions WHERE user_id = $1)
-                      + (SELECT coalesce(sum(size), 0)::BIGINT FROM trash WHERE user_id = $1)
+                      + (SELECT coalesce(sum(size), 0)::BIGINT FROM trash WHERE user_id = $1),
+                        (SELECT coalesce(sum(length), 0)::BIGINT FROM uploads WHERE user_id = $1 AND expires_at > $2)
                  FROM users WHERE id = $1",
-                &[&user.id.0],
+                &[&user.id.0, &self.clock().now().0],
             )
             .await?;
         let Some(quota) = row.get::<_, Option<i64>>(0) else { return Ok(None) };
         let used: i64 = row.get(1);
         let prunable: i64 = row.get(2);
-        Ok(Some((quota - used + prunable + replaced as i64).max(0) as u64))
+        // Resumable uploads in progress have their length reserved.
+        let reserved: i64 = row.get(3);
+        Ok(Some((quota - used - reserved + prunable + replaced as i64).max(0) as u64))
     }
 
     /// Write a file from a stream: staged, fsynced, then committed atomically. The previous

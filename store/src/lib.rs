@@ -25,9 +25,11 @@ mod pgcluster;
 mod props;
 pub mod retention;
 mod scan;
+mod sessions;
 mod trash;
 mod txn;
 mod types;
+mod uploads;
 mod users;
 mod versions;
 
@@ -49,10 +51,12 @@ pub use pgcluster::{ClusterOptions, ManagedCluster};
 pub use props::{DeadProp, PropChange};
 pub use retention::RetentionPolicy;
 pub use scan::ScanReport;
+pub use sessions::{NewSession, Session};
 pub use types::{
     Actor, ContentHash, ETag, FileId, Node, Origin, Timestamp, TrashId, TrashItem, Usage, User, UserId,
     Version, VersionId, civil, format_size, parse_size,
 };
+pub use uploads::{Appended, Checksum, UPLOAD_TTL, Upload};
 pub use users::{AppPassword, AuditRecord, NewUser, UserInfo};
 
 use disk::Disk;
@@ -128,6 +132,8 @@ struct Inner {
     cache: cache::NodeCache,
     /// The one `LISTEN cairn_changes` connection, shared by every watcher in this process.
     changes: std::sync::OnceLock<tokio::sync::broadcast::Sender<Option<types::UserId>>>,
+    /// Resumable uploads being appended to in this process.
+    uploads: uploads::UploadSlots,
 }
 
 /// What start-up recovery did.
@@ -139,6 +145,8 @@ pub struct RecoveryReport {
     pub intents_failed: usize,
     /// Leftover staging files and folders removed.
     pub staging_removed: usize,
+    /// Expired or orphaned resumable uploads dropped.
+    pub uploads_removed: usize,
 }
 
 impl Store {
@@ -159,6 +167,7 @@ impl Store {
                 target: db.clone(),
                 cache: Default::default(),
                 changes: Default::default(),
+                uploads: Default::default(),
             }),
         })
     }
@@ -228,6 +237,7 @@ impl Store {
             Ok(entries.len())
         })
         .await?;
+        report.uploads_removed = self.expire_uploads().await?;
         Ok(report)
     }
 }

@@ -200,6 +200,8 @@ pub struct Usage {
     pub versions: u64,
     /// Trash only.
     pub trash: u64,
+    /// Bytes reserved by resumable uploads in progress (not in `used` until they complete).
+    pub uploads: u64,
 }
 
 /// Which front end a change came through; recorded in the audit log.

@@ -42,9 +42,9 @@ pub struct AppPassword {
     pub last_used_at: Option<Timestamp>,
 }
 
-const USER_COLS: &str = "id, name, is_admin, disabled, quota_bytes, cred_epoch";
+pub(crate) const USER_COLS: &str = "id, name, is_admin, disabled, quota_bytes, cred_epoch";
 
-fn user_from_row(row: &tokio_postgres::Row) -> Result<User> {
+pub(crate) fn user_from_row(row: &tokio_postgres::Row) -> Result<User> {
     Ok(User {
         id: UserId(row.get(0)),
         name: UserName::parse(row.get(1))?,
@@ -79,7 +79,7 @@ fn check_password_strength(password: &str) -> Result<()> {
     Ok(())
 }
 
-fn token_hash(token: &str) -> Vec<u8> {
+pub(crate) fn token_hash(token: &str) -> Vec<u8> {
     blake3::hash(token.as_bytes()).as_bytes().to_vec()
 }
 
@@ -212,6 +212,8 @@ impl Store {
                     &[&id.0, &phc],
                 )
                 .await?;
+                // A new password signs every browser out.
+                tx.cexecute("DELETE FROM sessions WHERE user_id = $1", &[&id.0]).await?;
                 Ok(())
             })
         })
@@ -320,9 +322,10 @@ impl Store {
                 "SELECT quota_bytes, used_bytes,
                    (SELECT coalesce(sum(size), 0)::BIGINT FROM nodes WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir),
                    (SELECT coalesce(sum(size), 0)::BIGINT FROM versions WHERE user_id = $1),
-                   (SELECT coalesce(sum(size), 0)::BIGINT FROM trash WHERE user_id = $1)
+                   (SELECT coalesce(sum(size), 0)::BIGINT FROM trash WHERE user_id = $1),
+                   (SELECT coalesce(sum(length), 0)::BIGINT FROM uploads WHERE user_id = $1 AND expires_at > $2)
                  FROM users WHERE id = $1",
-                &[&user.id.0],
+                &[&user.id.0, &self.clock().now().0],
             )
             .await?;
         Ok(Usage {
@@ -331,6 +334,7 @@ impl Store {
             files: row.get::<_, i64>(2) as u64,
             versions: row.get::<_, i64>(3) as u64,
             trash: row.get::<_, i64>(4) as u64,
+            uploads: row.get::<_, i64>(5) as u64,
         })
     }
 
