@@ -24,3 +24,8 @@ CREATE TABLE uploads (
     expires_at    BIGINT NOT NULL
 );
 CREATE INDEX uploads_user ON uploads (user_id);
+
+-- Who wrote each content (the actor's name), shown in version history. NULL: not recorded
+-- (content from before this column, or found by a scan).
+ALTER TABLE nodes ADD COLUMN modified_by TEXT;
+ALTER TABLE versions ADD COLUMN modified_by TEXT;

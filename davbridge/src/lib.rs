@@ -9,6 +9,7 @@
 mod auth;
 mod body;
 mod dav;
+mod download;
 mod error;
 
 use std::convert::Infallible;

@@ -247,8 +247,20 @@ impl Store {
                 let path = old.path.clone();
                 // An empty content is not worth a version.
                 let keep = (keep_version || old.etag != base) && old.size > 0;
-                let out =
-                    s.put_content(&tx, &user, &path, parent, Some(old), &content, keep, &mut fx, now).await?;
+                let out = s
+                    .put_content(
+                        &tx,
+                        &user,
+                        &actor.name,
+                        &path,
+                        parent,
+                        Some(old),
+                        &content,
+                        keep,
+                        &mut fx,
+                        now,
+                    )
+                    .await?;
                 fx.ops.push(DiskOp::rename(
                     &content.staging,
                     layout::user_path(&user.name, &path),

@@ -336,7 +336,7 @@ impl Store {
                 check_write_preconditions(path, old.as_ref(), &opts)?;
                 (old, parent?)
             };
-            let out = self.put_content(&tx, user, path, parent, old, &content, true, &mut fx, now).await?;
+            let out = self.put_content(&tx, user, &actor.name, path, parent, old, &content, true, &mut fx, now).await?;
             fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
             fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
             (out, fx)
@@ -353,6 +353,7 @@ impl Store {
         &self,
         tx: &Transaction<'_>,
         user: &User,
+        author: &str,
         path: &VPath,
         parent: FileId,
         old: Option<Node>,
@@ -376,10 +377,10 @@ impl Store {
                 let row = tx
                     .cquery_one(
                         &format!(
-                            "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5
+                            "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5, modified_by = $6
                              WHERE id = $1 RETURNING {NODE_COLS}"
                         ),
-                        &[&old.id.0, &size, &content.mtime.0, &&content.hash.0[..], &etag.0],
+                        &[&old.id.0, &size, &content.mtime.0, &&content.hash.0[..], &etag.0, &author],
                     )
                     .await?;
                 (node_from_row(&row)?, false, vid)
@@ -394,6 +395,7 @@ impl Store {
                     content.size,
                     content.mtime,
                     Some(content.hash),
+                    Some(author),
                 )
                 .await?;
                 fx.usage_delta += size;
@@ -418,8 +420,8 @@ impl Store {
         let hash = old.content_hash.ok_or_else(|| Error::internal("file without a content hash"))?;
         let vid = VersionId(
             tx.cquery_one(
-                "INSERT INTO versions (user_id, node_id, size, mtime_ns, content_hash, etag, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                "INSERT INTO versions (user_id, node_id, size, mtime_ns, content_hash, etag, created_at, modified_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT modified_by FROM nodes WHERE id = $2)) RETURNING id",
                 &[&user.id.0, &old.id.0, &(old.size as i64), &old.mtime.0, &&hash.0[..], &old.etag.0, &now.0],
             )
             .await?
@@ -668,7 +670,18 @@ impl Store {
                             hash: root.content_hash.ok_or_else(|| Error::internal("file without hash"))?,
                         };
                         store
-                            .put_content(&tx, &user, &to, parent, Some(target), &content, true, &mut fx, now)
+                            .put_content(
+                                &tx,
+                                &user,
+                                &actor.name,
+                                &to,
+                                parent,
+                                Some(target),
+                                &content,
+                                true,
+                                &mut fx,
+                                now,
+                            )
                             .await?
                             .node
                     }
@@ -800,7 +813,7 @@ async fn insert_dir(
     fx: &mut Effects,
     now: Timestamp,
 ) -> Result<Node> {
-    let node = insert_node(tx, user.id, parent, path, true, 0, now, None).await?;
+    let node = insert_node(tx, user.id, parent, path, true, 0, now, None, None).await?;
     fx.ops.push(DiskOp::Mkdir { path: layout::user_path(&user.name, path) });
     fx.journal.push(JournalEntry::for_node("create", &node));
     fx.touch(path);
@@ -838,7 +851,7 @@ async fn insert_empty_file(
     now: Timestamp,
 ) -> Result<Node> {
     let empty = ContentHash(*blake3::hash(b"").as_bytes());
-    let node = insert_node(tx, user.id, parent, path, false, 0, now, Some(empty)).await?;
+    let node = insert_node(tx, user.id, parent, path, false, 0, now, Some(empty), None).await?;
     fx.ops.push(DiskOp::CreateFile { path: layout::user_path(&user.name, path), mtime_ns: now.0 });
     fx.journal.push(JournalEntry::for_node("create", &node));
     fx.touch(path);
@@ -933,8 +946,9 @@ async fn insert_copies(
             }
             _ => parent,
         };
-        let copy = insert_node(tx, user.id, new_parent, &new_path, n.is_dir, n.size, n.mtime, n.content_hash)
-            .await?;
+        let copy =
+            insert_node(tx, user.id, new_parent, &new_path, n.is_dir, n.size, n.mtime, n.content_hash, None)
+                .await?;
         tx.cexecute(
             "INSERT INTO properties (node_id, namespace, name, value) SELECT $2, namespace, name, value
              FROM properties WHERE node_id = $1",

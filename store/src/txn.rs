@@ -464,12 +464,13 @@ pub(crate) async fn insert_node(
     size: u64,
     mtime: Timestamp,
     hash: Option<ContentHash>,
+    author: Option<&str>,
 ) -> Result<Node> {
     let row = tx
         .cquery_one(
             &format!(
-                "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {NODE_COLS}"
+                "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag, modified_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {NODE_COLS}"
             ),
             &[
                 &user.0,
@@ -481,6 +482,7 @@ pub(crate) async fn insert_node(
                 &mtime.0,
                 &hash.as_ref().map(|h| &h.0[..]),
                 &new_etag().0,
+                &author,
             ],
         )
         .await?;

@@ -151,6 +151,8 @@ pub struct Version {
     pub etag: ETag,
     /// When it stopped being current.
     pub created_at: Timestamp,
+    /// Who wrote this content (an account name, `admin` for cairnctl), when recorded.
+    pub author: Option<String>,
 }
 
 /// One item in the trash (a file, or a directory with everything that was in it).

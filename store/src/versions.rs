@@ -13,7 +13,7 @@ use crate::txn::{
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, Version, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
-const VERSION_COLS: &str = "id, node_id, size, mtime_ns, content_hash, etag, created_at";
+const VERSION_COLS: &str = "id, node_id, size, mtime_ns, content_hash, etag, created_at, modified_by";
 
 fn version_from_row(row: &tokio_postgres::Row) -> Result<Version> {
     Ok(Version {
@@ -24,6 +24,7 @@ fn version_from_row(row: &tokio_postgres::Row) -> Result<Version> {
         content_hash: ContentHash::from_db(row.get(4))?,
         etag: ETag(row.get(5)),
         created_at: Timestamp(row.get(6)),
+        author: row.get(7),
     })
 }
 

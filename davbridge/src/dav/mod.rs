@@ -21,6 +21,7 @@ use self::xml::{DAV, PropfindBody, QName, escape};
 use crate::Bridge;
 use crate::auth::AuthOutcome;
 use crate::body::{self, Body};
+use crate::download;
 use crate::error::HttpError;
 
 type Result<T, E = HttpError> = std::result::Result<T, E>;
@@ -209,38 +210,8 @@ fn quoted(node: &Node) -> String {
     format!("\"{}\"", node.etag)
 }
 
-fn http_date(t: store::Timestamp) -> String {
-    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.secs().max(0) as u64))
-}
-
 fn content_type(path: &VPath) -> &'static str {
     mime_guess::from_path(path.name()).first_raw().unwrap_or("application/octet-stream")
-}
-
-/// `If-Match`/`If-None-Match`/`If-(Un)Modified-Since` for GET and HEAD (RFC 9110 §13.2.2).
-fn get_preconditions(h: &HeaderMap, node: &Node) -> Option<StatusCode> {
-    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
-    if let Some(im) = get("if-match")
-        && im.trim() != "*"
-        && !im.split(',').any(|t| headers::etag_matches(t, &node.etag.0))
-    {
-        return Some(StatusCode::PRECONDITION_FAILED);
-    }
-    if let Some(ius) = get("if-unmodified-since").and_then(|d| httpdate::parse_http_date(d).ok())
-        && store::Timestamp::from_system(ius).secs() < node.mtime.secs()
-    {
-        return Some(StatusCode::PRECONDITION_FAILED);
-    }
-    if let Some(inm) = get("if-none-match") {
-        if inm.trim() == "*" || inm.split(',').any(|t| headers::etag_matches(t, &node.etag.0)) {
-            return Some(StatusCode::NOT_MODIFIED);
-        }
-    } else if let Some(ims) = get("if-modified-since").and_then(|d| httpdate::parse_http_date(d).ok())
-        && node.mtime.secs() <= store::Timestamp::from_system(ims).secs()
-    {
-        return Some(StatusCode::NOT_MODIFIED);
-    }
-    None
 }
 
 async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
@@ -254,84 +225,8 @@ async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut res = body::status(StatusCode::OK);
-    {
-        let h = res.headers_mut();
-        h.insert(header::ETAG, hv(&quoted(&node)));
-        h.insert(header::LAST_MODIFIED, hv(&http_date(node.mtime)));
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    }
-    if let Some(code) = get_preconditions(&ctx.headers, &node) {
-        *res.status_mut() = code;
-        return Ok(res);
-    }
-    let ctype = content_type(path);
-    // If-Range: serve ranges only while the client's copy is current.
-    let if_range_ok = ctx
-        .headers
-        .get("if-range")
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|ir| headers::etag_matches(ir, &node.etag.0) || ir.trim() == http_date(node.mtime));
-    let range_header = ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| if_range_ok);
-    let ranges = match headers::parse_range(range_header, node.size) {
-        Ok(r) => r,
-        Err(mut e) => {
-            if e.status == StatusCode::RANGE_NOT_SATISFIABLE {
-                let mut r = body::error_response(&e);
-                r.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes */{}", node.size)));
-                return Ok(r);
-            }
-            e.message = format!("bad Range: {}", e.message);
-            return Err(e);
-        }
-    };
-    match ranges {
-        None => {
-            res.headers_mut().insert(header::CONTENT_TYPE, hv(ctype));
-            res.headers_mut().insert(header::CONTENT_LENGTH, hv(&node.size.to_string()));
-            if !head {
-                *res.body_mut() = body::file_range(file, 0, node.size).await.map_err(read_error)?;
-            }
-        }
-        Some(r) if r.len() == 1 => {
-            let (s, e) = r[0];
-            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-            res.headers_mut().insert(header::CONTENT_TYPE, hv(ctype));
-            res.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{}", node.size)));
-            res.headers_mut().insert(header::CONTENT_LENGTH, hv(&(e - s + 1).to_string()));
-            if !head {
-                *res.body_mut() = body::file_range(file, s, e - s + 1).await.map_err(read_error)?;
-            }
-        }
-        Some(r) => {
-            let boundary = format!("cairn{}", &node.etag.0);
-            let mut parts = Vec::with_capacity(r.len());
-            let mut total = 0u64;
-            for (s, e) in &r {
-                let head = format!(
-                    "\r\n--{boundary}\r\nContent-Type: {ctype}\r\nContent-Range: bytes {s}-{e}/{}\r\n\r\n",
-                    node.size
-                );
-                total += head.len() as u64 + (e - s + 1);
-                parts.push((Bytes::from(head), *s, e - s + 1));
-            }
-            let trailer = format!("\r\n--{boundary}--\r\n");
-            total += trailer.len() as u64;
-            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-            res.headers_mut()
-                .insert(header::CONTENT_TYPE, hv(&format!("multipart/byteranges; boundary={boundary}")));
-            res.headers_mut().insert(header::CONTENT_LENGTH, hv(&total.to_string()));
-            if !head {
-                *res.body_mut() = body::file_parts(file, parts, Bytes::from(trailer));
-            }
-        }
-    }
-    Ok(res)
-}
-
-fn read_error(e: std::io::Error) -> HttpError {
-    tracing::error!(error = %e, "reading a file failed");
-    HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
+    let meta = download::Meta { etag: &node.etag, mtime: node.mtime, size: node.size };
+    download::respond(&ctx.headers, meta, file, content_type(path), head).await
 }
 
 /// GET on a folder: a plain listing with links (the web UI is its own front end).
@@ -616,7 +511,7 @@ fn write_live(out: &mut String, name: &str, node: &Node, pc: &PropCtx) -> bool {
             escape_into(out, &node.etag.0);
             out.push_str("&quot;");
         }
-        "getlastmodified" => out.push_str(&http_date(node.mtime)),
+        "getlastmodified" => out.push_str(&download::http_date(node.mtime)),
         "resourcetype" if node.is_dir => out.push_str("<D:collection/>"),
         "supportedlock" => out.push_str(
             "<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
