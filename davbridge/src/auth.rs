@@ -35,7 +35,9 @@ pub enum AuthOutcome {
 pub struct Auth {
     store: Store,
     key: [u8; 32],
-    cache: Mutex<HashMap<[u8; 32], (User, Instant)>>,
+    /// Verified credentials: Basic pairs, bearer tokens and session cookies (each keyed by a
+    /// keyed hash with its own prefix), with the session's CSRF token.
+    cache: Mutex<HashMap<[u8; 32], (User, Option<String>, Instant)>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
@@ -65,34 +67,147 @@ impl Auth {
     pub fn forget(&self, user: Option<UserId>) {
         let mut cache = self.cache.lock().expect("auth cache poisoned");
         match user {
-            Some(id) => cache.retain(|_, (u, _)| u.id != id),
+            Some(id) => cache.retain(|_, (u, _, _)| u.id != id),
             None => cache.clear(),
         }
     }
 
-    /// Check an `Authorization` header value.
+    /// Check an `Authorization: Basic` header value.
     pub async fn check(&self, header: Option<&str>, remote: IpAddr) -> AuthOutcome {
         let Some((name, secret)) = header.and_then(parse_basic) else { return AuthOutcome::Denied };
-        let key = *blake3::keyed_hash(&self.key, format!("{name}\0{secret}").as_bytes()).as_bytes();
-        if let Some((user, at)) = self.cache.lock().expect("auth cache poisoned").get(&key)
-            && at.elapsed() < CACHE_TTL
-        {
-            return AuthOutcome::User(user.clone());
-        }
-        let ip_key = format!("ip:{remote}");
-        let user_key = format!("user:{name}");
+        self.password(&name, &secret, remote, store::Origin::Dav).await
+    }
+
+    fn cache_key(&self, kind: &str, secret: &str) -> [u8; 32] {
+        *blake3::keyed_hash(&self.key, format!("{kind}\0{secret}").as_bytes()).as_bytes()
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<(User, Option<String>)> {
+        let cache = self.cache.lock().expect("auth cache poisoned");
+        cache.get(key).filter(|(_, _, at)| at.elapsed() < CACHE_TTL).map(|(u, c, _)| (u.clone(), c.clone()))
+    }
+
+    /// Sleep as the failure history of `keys` asks; `false` when they are locked out.
+    async fn throttle(&self, keys: &[&str]) -> bool {
         let delay = {
             let failures = self.failures.lock().expect("failure table poisoned");
             let count =
                 |k: &str| failures.get(k).filter(|(_, at)| at.elapsed() < FAILURE_WINDOW).map_or(0, |f| f.0);
-            let n = count(&ip_key).max(count(&user_key));
+            let n = keys.iter().map(|k| count(k)).max().unwrap_or(0);
             if n >= LOCKOUT_FAILURES {
-                return AuthOutcome::Throttled;
+                return false;
             }
             (n > FREE_FAILURES).then(|| Duration::from_millis(100 << (n - FREE_FAILURES).min(4)))
         };
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
+        }
+        true
+    }
+
+    fn note_failure(&self, keys: Vec<String>) {
+        let mut failures = self.failures.lock().expect("failure table poisoned");
+        for k in keys {
+            let entry = failures.entry(k).or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= FAILURE_WINDOW {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+            entry.1 = Instant::now();
+        }
+        // Keep the table bounded under a spray of names.
+        if failures.len() > 100_000 {
+            failures.retain(|_, (_, at)| at.elapsed() < FAILURE_WINDOW);
+        }
+    }
+
+    /// Check a bearer token (an app password on its own).
+    pub async fn bearer(&self, token: &str, remote: IpAddr) -> AuthOutcome {
+        let key = self.cache_key("bearer", token);
+        if let Some((user, _)) = self.cached(&key) {
+            return AuthOutcome::User(user);
+        }
+        let ip_key = format!("ip:{remote}");
+        if !self.throttle(&[&ip_key]).await {
+            return AuthOutcome::Throttled;
+        }
+        match self.store.authenticate_bearer(token).await {
+            Ok(user) => {
+                self.cache
+                    .lock()
+                    .expect("auth cache poisoned")
+                    .insert(key, (user.clone(), None, Instant::now()));
+                AuthOutcome::User(user)
+            }
+            Err(e) => {
+                if e.kind() != store::ErrorKind::Unauthenticated {
+                    tracing::error!(error = %e, "authentication failed for an internal reason");
+                }
+                self.note_failure(vec![ip_key]);
+                let actor = store::Actor {
+                    origin: store::Origin::Rest,
+                    name: "(bearer)".into(),
+                    remote: Some(remote.to_string()),
+                };
+                if let Err(e) = self.store.audit_auth_failure(&actor, "(bearer token)").await {
+                    tracing::warn!(error = %e, "could not audit a failed sign-in");
+                }
+                AuthOutcome::Denied
+            }
+        }
+    }
+
+    /// Check a session cookie: the user and the session's CSRF token.
+    pub async fn session(&self, token: &str, remote: IpAddr) -> Option<(User, String)> {
+        let key = self.cache_key("session", token);
+        if let Some((user, Some(csrf))) = self.cached(&key) {
+            return Some((user, csrf));
+        }
+        let ip_key = format!("ip:{remote}");
+        if !self.throttle(&[&ip_key]).await {
+            return None;
+        }
+        match self.store.session(token).await {
+            Ok(s) => {
+                self.cache
+                    .lock()
+                    .expect("auth cache poisoned")
+                    .insert(key, (s.user.clone(), Some(s.csrf.clone()), Instant::now()));
+                Some((s.user, s.csrf))
+            }
+            Err(e) => {
+                if e.kind() != store::ErrorKind::Unauthenticated {
+                    tracing::error!(error = %e, "session lookup failed for an internal reason");
+                }
+                self.note_failure(vec![ip_key]);
+                None
+            }
+        }
+    }
+
+    /// Forget a session at sign-out.
+    pub fn forget_session(&self, token: &str) {
+        let key = self.cache_key("session", token);
+        self.cache.lock().expect("auth cache poisoned").remove(&key);
+    }
+
+    /// Check a user name and password (account or app password), throttled and audited.
+    pub async fn password(
+        &self,
+        name: &str,
+        secret: &str,
+        remote: IpAddr,
+        origin: store::Origin,
+    ) -> AuthOutcome {
+        let (name, secret) = (name.to_owned(), secret.to_owned());
+        let key = self.cache_key(&name, &secret);
+        if let Some((user, _)) = self.cached(&key) {
+            return AuthOutcome::User(user);
+        }
+        let ip_key = format!("ip:{remote}");
+        let user_key = format!("user:{name}");
+        if !self.throttle(&[&ip_key, &user_key]).await {
+            return AuthOutcome::Throttled;
         }
         // App passwords are 64 hex digits; anything else is an account password.
         let looks_like_token = secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit());
@@ -110,33 +225,18 @@ impl Auth {
                 failures.remove(&ip_key);
                 failures.remove(&user_key);
                 drop(failures);
-                self.cache.lock().expect("auth cache poisoned").insert(key, (user.clone(), Instant::now()));
+                self.cache
+                    .lock()
+                    .expect("auth cache poisoned")
+                    .insert(key, (user.clone(), None, Instant::now()));
                 AuthOutcome::User(user)
             }
             Err(e) => {
                 if e.kind() != store::ErrorKind::Unauthenticated {
                     tracing::error!(error = %e, "authentication failed for an internal reason");
                 }
-                {
-                    let mut failures = self.failures.lock().expect("failure table poisoned");
-                    for k in [ip_key, user_key] {
-                        let entry = failures.entry(k).or_insert((0, Instant::now()));
-                        if entry.1.elapsed() >= FAILURE_WINDOW {
-                            *entry = (0, Instant::now());
-                        }
-                        entry.0 += 1;
-                        entry.1 = Instant::now();
-                    }
-                    // Keep the table bounded under a spray of names.
-                    if failures.len() > 100_000 {
-                        failures.retain(|_, (_, at)| at.elapsed() < FAILURE_WINDOW);
-                    }
-                }
-                let actor = store::Actor {
-                    origin: store::Origin::Dav,
-                    name: name.clone(),
-                    remote: Some(remote.to_string()),
-                };
+                self.note_failure(vec![ip_key, user_key]);
+                let actor = store::Actor { origin, name: name.clone(), remote: Some(remote.to_string()) };
                 if let Err(e) = self.store.audit_auth_failure(&actor, &name).await {
                     tracing::warn!(error = %e, "could not audit a failed sign-in");
                 }

@@ -6,11 +6,13 @@
 //! `dav`) before anything else happens; handlers never read raw headers. Authentication is
 //! HTTP Basic against `store`, cached and throttled in `auth`.
 
+mod api;
 mod auth;
 mod body;
 mod dav;
 mod download;
 mod error;
+mod web;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +27,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+pub use api::ApiDoc;
 pub use body::Body;
 pub use error::{HttpError, status_of};
 
@@ -41,6 +44,8 @@ pub struct Bridge {
     store: store::Store,
     auth: Arc<auth::Auth>,
     opts: BridgeOptions,
+    /// Served over TLS (session cookies are then `Secure`).
+    tls: bool,
 }
 
 impl Bridge {
@@ -48,7 +53,7 @@ impl Bridge {
     /// credential changes).
     pub fn new(store: store::Store, opts: BridgeOptions) -> Bridge {
         let auth = auth::Auth::new(store.clone());
-        Bridge { store, auth, opts }
+        Bridge { store, auth, opts, tls: false }
     }
 }
 
@@ -59,6 +64,10 @@ enum Route {
     Health,
     /// A WebDAV URL.
     Dav(dav::headers::DavUrl),
+    /// The REST API (`/api/v1/...`).
+    Api,
+    /// The web UI's files.
+    Web(&'static web::Asset),
     /// Anything else.
     NotFound,
 }
@@ -73,6 +82,14 @@ impl Route {
         let path = req.uri().path();
         if path == "/healthz" && matches!(*req.method(), Method::GET | Method::HEAD) {
             return Ok(Route::Health);
+        }
+        if path == "/api/v1" || path.starts_with("/api/v1/") {
+            return Ok(Route::Api);
+        }
+        if matches!(*req.method(), Method::GET | Method::HEAD)
+            && let Some(asset) = web::asset(path)
+        {
+            return Ok(Route::Web(asset));
         }
         Ok(match dav::headers::parse_dav_url(path)? {
             Some(url) => Route::Dav(url),
@@ -98,6 +115,8 @@ async fn handle(
             }
         },
         Ok(Route::Dav(url)) => dav::serve(&bridge, remote, url, req).await,
+        Ok(Route::Api) => api::serve(&bridge, remote, req).await,
+        Ok(Route::Web(asset)) => web::serve(asset, req.headers()),
         Ok(Route::NotFound) => body::text(StatusCode::NOT_FOUND, "not found\n"),
         Err(e) => body::error_response(&e),
     };
@@ -113,6 +132,8 @@ pub async fn serve(
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let mut bridge = bridge;
+    bridge.tls = tls.is_some();
     let bridge = Arc::new(bridge);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();

@@ -167,7 +167,9 @@ impl Disk {
         let flags = OFlags::RDWR
             | OFlags::NOFOLLOW
             | if create { OFlags::CREATE | OFlags::EXCL } else { OFlags::empty() };
-        let file = File::from(self.open_at(rel, flags, Mode::from_raw_mode(0o600))?);
+        // openat2 refuses a mode without O_CREAT.
+        let mode = if create { Mode::from_raw_mode(0o600) } else { Mode::empty() };
+        let file = File::from(self.open_at(rel, flags, mode)?);
         if !file.metadata()?.is_file() {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }

@@ -1,0 +1,321 @@
+//! The REST API's request and response bodies. The OpenAPI document is generated from these
+//! very types (utoipa), so the spec and the handlers cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Every error: a stable machine-readable code and a message for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiError {
+    pub error: ErrorBody,
+}
+
+/// The error's details.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable code: `not_found`, `already_exists`, `not_a_folder`, `is_a_folder`, `conflict`,
+    /// `precondition_failed`, `locked`, `quota_exceeded`, `invalid_path`, `invalid_input`,
+    /// `checksum_mismatch`, `unauthenticated`, `forbidden`, `csrf`, `throttled`, `busy`,
+    /// `method_not_allowed`, `unsupported_media_type`, `too_large`, `internal`.
+    pub code: String,
+    /// What went wrong, in words.
+    pub message: String,
+}
+
+/// A file or folder.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Entry {
+    /// Stable file id (survives renames and moves).
+    pub id: i64,
+    /// Full path in the user's tree, with a leading slash (`/` for the root).
+    pub path: String,
+    /// Last segment (`""` for the root).
+    pub name: String,
+    pub is_dir: bool,
+    /// Bytes (0 for folders).
+    pub size: u64,
+    /// Modification time, RFC 3339 (UTC).
+    #[schema(format = DateTime)]
+    pub mtime: String,
+    /// Changes whenever the content (or, for a folder, anything below it) changes.
+    pub etag: String,
+    /// blake3 of the content, hex (files only).
+    pub hash: Option<String>,
+    /// Media type guessed from the name (files only).
+    pub content_type: Option<String>,
+}
+
+/// One page of a folder's entries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Listing {
+    pub folder: Entry,
+    pub entries: Vec<Entry>,
+    /// Entries in the folder in all.
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// Sort keys of a listing.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SortKey {
+    #[default]
+    Name,
+    Size,
+    Mtime,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// A path in the user's tree.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PathQuery {
+    /// Path in the user's tree, e.g. `/docs/report.pdf`.
+    pub path: String,
+}
+
+/// Which page of which folder, in what order.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// The folder (default: the root).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Folders always come first; within them, this key.
+    #[serde(default)]
+    #[param(inline)]
+    pub sort: Option<SortKey>,
+    #[serde(default)]
+    #[param(inline)]
+    pub order: Option<SortOrder>,
+    /// Entries to skip.
+    #[serde(default)]
+    #[param(minimum = 0, maximum = 1000000000)]
+    pub offset: Option<u64>,
+    /// Entries to return (1 to 5000, default 1000).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 5000)]
+    pub limit: Option<u64>,
+}
+
+/// How to download.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContentQuery {
+    /// Path of the file.
+    pub path: String,
+    /// Ask the browser to save the file (`Content-Disposition: attachment`) instead of showing it.
+    #[serde(default)]
+    pub download: Option<bool>,
+}
+
+/// Where to upload.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// Destination path; missing parent folders are created.
+    pub path: String,
+    /// Replace an existing file (its old content becomes a version). Default true.
+    #[serde(default)]
+    pub overwrite: Option<bool>,
+}
+
+/// A search.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Text the name contains (case-insensitive).
+    #[param(min_length = 1, max_length = 255)]
+    pub q: String,
+    /// Most results (1 to 1000, default 200).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
+/// A new folder.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFolder {
+    /// Its path; missing parents are created.
+    pub path: String,
+}
+
+/// A move, rename or copy.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    pub from: String,
+    pub to: String,
+    /// Replace what is at `to` (it goes to the trash, or for a copy onto a file, becomes a version).
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// Where a deleted item went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Trashed {
+    /// The trash item to restore it from.
+    pub trash_id: i64,
+}
+
+/// An item in the trash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrashEntry {
+    pub id: i64,
+    /// The file id it had and gets back.
+    pub file_id: i64,
+    /// Where it was.
+    pub path: String,
+    pub name: String,
+    pub is_dir: bool,
+    /// Bytes of content inside.
+    pub size: u64,
+    #[schema(format = DateTime)]
+    pub deleted_at: String,
+}
+
+/// Where to restore a trash item.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTo {
+    /// A new path (default: where it was).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// Bytes freed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Purged {
+    pub bytes: u64,
+}
+
+/// An earlier content of a file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionEntry {
+    pub id: i64,
+    pub file_id: i64,
+    pub size: u64,
+    /// The modification time the content had.
+    #[schema(format = DateTime)]
+    pub mtime: String,
+    /// When it stopped being current.
+    #[schema(format = DateTime)]
+    pub replaced_at: String,
+    pub etag: String,
+    /// blake3, hex.
+    pub hash: String,
+    /// Who wrote this content, when known.
+    pub author: Option<String>,
+}
+
+/// Storage use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageInfo {
+    /// Bytes allowed (`null`: no limit).
+    pub quota: Option<u64>,
+    /// Bytes used in all (files + versions + trash).
+    pub used: u64,
+    pub files: u64,
+    pub versions: u64,
+    pub trash: u64,
+    /// Bytes reserved by resumable uploads in progress.
+    pub uploads: u64,
+}
+
+/// The signed-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub name: String,
+    pub is_admin: bool,
+    pub usage: UsageInfo,
+    /// For cookie sessions: the token to send in `X-CSRF-Token` with every state change.
+    pub csrf: Option<String>,
+}
+
+/// Sign in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    pub user: String,
+    pub password: String,
+}
+
+/// An app password / personal access token (without its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub label: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+}
+
+/// A token to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenRequest {
+    /// What it is for (a device, a script).
+    #[schema(min_length = 1, max_length = 200)]
+    pub label: String,
+}
+
+/// A new token; `token` is shown this once. Use it as `Authorization: Bearer <token>`, or as
+/// the password with Basic (WebDAV).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewToken {
+    pub id: i64,
+    pub label: String,
+    pub token: String,
+}
+
+/// An account, as an admin sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUser {
+    pub name: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub quota: Option<u64>,
+    pub used: u64,
+}
+
+/// An account to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    pub name: String,
+    /// At least 8 characters.
+    pub password: String,
+    #[serde(default)]
+    pub is_admin: bool,
+    /// Bytes (omit for no limit).
+    #[serde(default)]
+    pub quota: Option<u64>,
+}
+
+/// Changes to an account (omitted fields stay).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// New quota in bytes.
+    #[serde(default)]
+    pub quota: Option<u64>,
+    /// Remove the quota.
+    #[serde(default)]
+    pub unlimited: bool,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    /// A new password (signs the user out everywhere).
+    #[serde(default)]
+    pub password: Option<String>,
+}
