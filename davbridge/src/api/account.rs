@@ -48,7 +48,11 @@ pub(crate) async fn sign_in(
     let user = match bridge.auth.password(&req.user, &req.password, remote.ip(), Origin::Rest).await {
         AuthOutcome::User(u) => u,
         AuthOutcome::Denied => {
-            return Err(Fail::new(StatusCode::UNAUTHORIZED, "unauthenticated", "wrong user name or password"));
+            return Err(Fail::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "wrong user name or password",
+            ));
         }
         AuthOutcome::Throttled => {
             return Err(Fail::new(
