@@ -1,6 +1,7 @@
 //! Cairn's integration tests: one binary, one module per feature. Each test gets its own
 //! database and data directory (see the `tests` harness) and drives the real binaries.
 
+mod api;
 mod crash;
 mod daemon;
 mod dav_big;

@@ -170,10 +170,7 @@ pub(crate) async fn mkdir(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>>
         return Err(Fail::new(StatusCode::CONFLICT, "already_exists", "the root exists"));
     }
     // Create the missing ancestors first (each an ordinary mkdir).
-    for anc in path.ancestors() {
-        if anc.is_root() || anc == path {
-            continue;
-        }
+    for anc in path.ancestors().into_iter().rev().skip(1) {
         match cx.store.stat(&cx.user, &anc).await {
             Ok(n) if n.is_dir => {}
             Ok(_) => return Err(Fail::new(StatusCode::CONFLICT, "not_a_folder", format!("{anc} is a file"))),
