@@ -11,6 +11,24 @@ need_pkgs litmus rclone cadaver davfs2 curl
 # The FUSE mount's tests: fuse3 (mount tools), and the conformance tools from crates.io.
 need_pkgs fuse3
 need_cargo_tools pjdfstest fsx
+# The web UI's browser tests: Debian's Chromium driven by playwright-core (npm, locked in
+# tests/web/package-lock.json); the API's conformance run: schemathesis (PyPI, in a virtualenv
+# under target/tools).
+command -v chromium >/dev/null || need_pkgs chromium
+command -v node >/dev/null && command -v npm >/dev/null || need_pkgs nodejs npm
+if [ ! -d tests/web/node_modules/playwright-core ]; then
+    echo "==> installing playwright-core (npm ci in tests/web)" >&2
+    (cd tests/web && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+if ! command -v schemathesis >/dev/null; then
+    if [ ! -x target/tools/venv/bin/schemathesis ]; then
+        need_pkgs python3-venv
+        echo "==> installing schemathesis (pip, in target/tools/venv)" >&2
+        python3 -m venv target/tools/venv
+        target/tools/venv/bin/pip install --quiet schemathesis >&2
+    fi
+    export PATH="$PWD/target/tools/venv/bin:$PATH"
+fi
 # pjdfstest switches to these accounts (nobody/nogroup exist on Debian).
 if [ "$(id -u)" = 0 ] && ! id tests >/dev/null 2>&1; then
     getent group tests >/dev/null || groupadd tests

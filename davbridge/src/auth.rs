@@ -31,13 +31,16 @@ pub enum AuthOutcome {
     Throttled,
 }
 
+/// A verified credential: the user, the session's CSRF token (sessions only), when verified.
+type Verified = (User, Option<String>, Instant);
+
 /// Credential cache and failure throttle, shared by all connections.
 pub struct Auth {
     store: Store,
     key: [u8; 32],
     /// Verified credentials: Basic pairs, bearer tokens and session cookies (each keyed by a
     /// keyed hash with its own prefix), with the session's CSRF token.
-    cache: Mutex<HashMap<[u8; 32], (User, Option<String>, Instant)>>,
+    cache: Mutex<HashMap<[u8; 32], Verified>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 

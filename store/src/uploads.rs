@@ -67,10 +67,13 @@ pub enum Appended {
 /// In-process state of the uploads being appended to: one writer at a time, and the blake3 of
 /// the bytes so far while appends follow each other (else the file is hashed at completion).
 #[derive(Default)]
-pub(crate) struct UploadSlots(Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(u64, blake3::Hasher)>>>>>);
+pub(crate) struct UploadSlots(Mutex<HashMap<String, Slot>>);
+
+/// One upload's writer lock, holding the hash of its first `.0` bytes when known.
+type Slot = Arc<tokio::sync::Mutex<Option<(u64, blake3::Hasher)>>>;
 
 impl UploadSlots {
-    fn slot(&self, id: &str) -> Arc<tokio::sync::Mutex<Option<(u64, blake3::Hasher)>>> {
+    fn slot(&self, id: &str) -> Slot {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(id.to_owned()).or_default().clone()
     }
 

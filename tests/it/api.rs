@@ -300,14 +300,14 @@ fn tus_upload_survives_a_crash_checks_checksums_and_reserves_quota() {
 
     // Over quota: refused at creation, before a byte.
     let res = alice.tus_create("/big.bin", 2_000_000);
-    assert_eq!(res.status, 507, "{}", res.text());
+    assert_eq!(res.status, 413, "{}", res.text());
 
     let data = pattern(600_000, 7);
     let res = alice.tus_create("/in/a folder/file.bin", data.len() as u64);
     assert_eq!(res.status, 201, "{}", res.text());
     let loc = res.header("location").unwrap().to_owned();
     // The reservation counts: a plain upload that would not fit beside it is refused.
-    assert_eq!(alice.req("PUT", "/api/v1/content?path=/other.bin", &[], &pattern(600_000, 8)).status, 507);
+    assert_eq!(alice.req("PUT", "/api/v1/content?path=/other.bin", &[], &pattern(600_000, 8)).status, 413);
 
     assert_eq!(alice.tus_patch(&loc, 0, &data[..200_000], &[]).status, 204);
     // A wrong offset is a conflict; a wrong checksum appends nothing.

@@ -20,3 +20,4 @@ mod scan;
 mod store_api;
 mod tree;
 mod versions;
+mod web;

@@ -129,7 +129,7 @@ pub(crate) async fn download(cx: &Cx<'_>, head: bool) -> Result<Response<Body>> 
               (status = 201, description = "Created", body = Entry),
               (status = 409, description = "A folder is there, or it exists and overwrite is false", body = ApiError),
               (status = 412, description = "If-Match failed", body = ApiError),
-              (status = 507, description = "Over quota", body = ApiError)))]
+              (status = 413, description = "Over quota", body = ApiError)))]
 pub(crate) async fn upload(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>> {
     let q: UploadQuery = cx.query()?;
     let path = vpath(&q.path)?;
@@ -205,7 +205,7 @@ pub(crate) async fn move_(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>>
               (status = 404, description = "No source", body = ApiError),
               (status = 409, description = "The destination exists, has no parent, or is inside the source", body = ApiError),
               (status = 415, description = "Not JSON", body = ApiError),
-              (status = 507, description = "Over quota", body = ApiError)))]
+              (status = 413, description = "Over quota", body = ApiError)))]
 pub(crate) async fn copy(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>> {
     transfer(cx, body, false).await
 }
@@ -291,7 +291,7 @@ pub(crate) async fn trash_empty(cx: &Cx<'_>) -> Result<Response<Body>> {
               (status = 404, description = "No such trash item", body = ApiError),
               (status = 409, description = "Something is in the way, or the parent is gone", body = ApiError),
               (status = 415, description = "Not JSON", body = ApiError),
-              (status = 507, description = "Over quota", body = ApiError)))]
+              (status = 413, description = "Over quota", body = ApiError)))]
 pub(crate) async fn trash_restore(cx: &Cx<'_>, id: i64, body: Incoming) -> Result<Response<Body>> {
     let req: RestoreTo = read_json_opt(&cx.headers, body).await?;
     let to = req.to.as_deref().map(vpath).transpose()?;
@@ -367,7 +367,7 @@ pub(crate) async fn version_content(cx: &Cx<'_>, id: i64) -> Result<Response<Bod
     responses((status = 200, description = "Restored", body = Entry),
               (status = 404, description = "No such version of this file", body = ApiError),
               (status = 409, description = "A folder", body = ApiError),
-              (status = 507, description = "Over quota", body = ApiError)))]
+              (status = 413, description = "Over quota", body = ApiError)))]
 pub(crate) async fn version_restore(cx: &Cx<'_>, id: i64) -> Result<Response<Body>> {
     let q: PathQuery = cx.query()?;
     let node = cx.store.restore_version(&cx.actor, &cx.user, &vpath(&q.path)?, VersionId(id)).await?;

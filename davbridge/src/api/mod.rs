@@ -66,7 +66,8 @@ fn code_of(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
         ErrorKind::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
         ErrorKind::Locked => (StatusCode::LOCKED, "locked"),
-        ErrorKind::QuotaExceeded => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
+        // A client-side condition (their quota), so a 4xx: 413, as tus clients expect for "too large".
+        ErrorKind::QuotaExceeded => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
         ErrorKind::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
         ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid_input"),
         ErrorKind::ChecksumMismatch => (StatusCode::BAD_REQUEST, "checksum_mismatch"),
@@ -594,6 +595,7 @@ impl utoipa::Modify for Security {
                 if !public {
                     add.push(("401", "Not signed in"));
                     add.push(("403", "Not allowed (or missing X-CSRF-Token with a session)"));
+                    add.push(("413", "Request body too large, or over quota"));
                 }
                 for (code, desc) in add {
                     op.responses.responses.entry(code.to_owned()).or_insert_with(|| err(desc));

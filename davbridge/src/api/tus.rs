@@ -146,7 +146,7 @@ fn completed_headers(res: &mut Response<Body>, outcome: &Appended) {
         (status = 409, description = "A folder is at the path", body = ApiError),
         (status = 412, description = "Unsupported tus version", body = ApiError),
         (status = 460, description = "Checksum mismatch (creation-with-upload)", body = ApiError),
-        (status = 507, description = "The quota cannot hold it", body = ApiError)))]
+        (status = 413, description = "The quota cannot hold it", body = ApiError)))]
 pub(crate) async fn create(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>> {
     require_version(cx)?;
     if cx.header("upload-defer-length").is_some() {
@@ -230,7 +230,7 @@ pub(crate) async fn head(cx: &Cx<'_>, id: &str) -> Result<Response<Body>> {
         (status = 415, description = "Not application/offset+octet-stream", body = ApiError),
         (status = 423, description = "Another request is appending", body = ApiError),
         (status = 460, description = "Checksum mismatch; nothing was appended", body = ApiError),
-        (status = 507, description = "Over quota at completion", body = ApiError)))]
+        (status = 413, description = "Over quota at completion", body = ApiError)))]
 pub(crate) async fn patch(cx: &Cx<'_>, id: &str, body: Incoming) -> Result<Response<Body>> {
     require_version(cx)?;
     let ctype = cx.header("content-type").unwrap_or("");
