@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# REST API latency under load: 50 concurrent users (each with its own account, bearer token and
+# keep-alive connection) cycling through list folder, stat, small upload and small download for
+# a bounded time against the release build with a managed PostgreSQL. Prints p50/p99/max per
+# endpoint and the ratio of the goal (p99 < 10 ms on loopback) to the measured p99 (> 1: met).
+#
+#   bench/api.sh [SECONDS] [USERS]        (defaults: 20 s, 50 users)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+have_pg_server || need_pkgs postgresql
+need_pkgs curl
+SECS=${1:-20}
+USERS=${2:-50}
+cargo build --release --bins --quiet
+cargo build --release --quiet -p tests --bin apiload
+
+B=$(mktemp -d /tmp/cairn-apibench.XXXXXX)
+chmod 755 "$B"
+cleanup() { [ -n "${PID:-}" ] && kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$B"; }
+trap cleanup EXIT
+PORT=18191
+cat > "$B/cairnd.toml" <<TOML
+data_dir = "$B/data"
+[http]
+listen = "127.0.0.1:$PORT"
+[log]
+level = "warn"
+TOML
+target/release/cairnd --config "$B/cairnd.toml" 2>>"$B/log" &
+PID=$!
+wait_healthy $PORT 60 || { cat "$B/log"; exit 1; }
+
+echo "==> $USERS users, each with 20 small files" >&2
+: > "$B/tokens"
+for i in $(seq 1 "$USERS"); do
+    echo "password-$i-long" | target/release/cairnctl --config "$B/cairnd.toml" user add "u$i" --password-stdin >/dev/null
+    tok=$(curl -sf -u "u$i:password-$i-long" -H 'Content-Type: application/json' -d '{"label":"bench"}' \
+        "http://127.0.0.1:$PORT/api/v1/tokens" | sed 's/.*"token":"\([0-9a-f]*\)".*/\1/')
+    echo "u$i $tok" >> "$B/tokens"
+    for k in $(seq 0 19); do
+        head -c 4096 /dev/urandom | curl -sf -o /dev/null -X PUT --data-binary @- -H "Authorization: Bearer $tok" \
+            "http://127.0.0.1:$PORT/api/v1/content?path=/bench/f$k"
+    done
+done
+echo "==> load for $SECS s" >&2
+target/release/apiload "$PORT" "$SECS" "$B/tokens"

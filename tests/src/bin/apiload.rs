@@ -1,0 +1,110 @@
+//! Load generator for bench/api.sh: N concurrent users, each on its own keep-alive HTTP/1.1
+//! connection with its own bearer token, cycling through list folder, stat, small upload and
+//! small download for a bounded time. Prints p50/p99/max per endpoint.
+//!
+//!   apiload PORT SECONDS TOKENS_FILE     (one `user token` per line)
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn request(conn: &mut BufReader<TcpStream>, head: &str, body: &[u8]) -> u16 {
+    let s = conn.get_mut();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut line = String::new();
+    conn.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        conn.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut buf = vec![0u8; len];
+    conn.read_exact(&mut buf).unwrap();
+    status
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let port: u16 = args[1].parse().unwrap();
+    let secs: u64 = args[2].parse().unwrap();
+    let users: Vec<(String, String)> = std::fs::read_to_string(&args[3])
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(u, t)| (u.to_owned(), t.to_owned())))
+        .collect();
+    let names = ["list folder", "stat", "small upload (4 KiB)", "small download (4 KiB)"];
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let handles: Vec<_> = users
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_user, token))| {
+            std::thread::spawn(move || {
+                let mut conn = BufReader::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
+                conn.get_ref().set_nodelay(true).unwrap();
+                let mut lat: Vec<Vec<u32>> = vec![Vec::new(); 4];
+                let mut errors = 0u64;
+                let body = vec![b'x'; 4096];
+                let mut n = 0usize;
+                while Instant::now() < deadline {
+                    let op = n % 4;
+                    let k = (n / 4) % 20;
+                    let auth = format!("Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n");
+                    let head = match op {
+                        0 => format!("GET /api/v1/files?path=/bench HTTP/1.1\r\n{auth}\r\n"),
+                        1 => format!("GET /api/v1/stat?path=/bench/f{k} HTTP/1.1\r\n{auth}\r\n"),
+                        2 => format!(
+                            "PUT /api/v1/content?path=/bench/up{i}-{k} HTTP/1.1\r\n{auth}Content-Length: {}\r\n\r\n",
+                            body.len()
+                        ),
+                        _ => format!("GET /api/v1/content?path=/bench/f{k} HTTP/1.1\r\n{auth}\r\n"),
+                    };
+                    let t = Instant::now();
+                    let status = request(&mut conn, &head, if op == 2 { &body } else { &[] });
+                    lat[op].push(t.elapsed().as_micros() as u32);
+                    if !(200..300).contains(&status) {
+                        errors += 1;
+                    }
+                    n += 1;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut all: Vec<Vec<u32>> = vec![Vec::new(); 4];
+    let mut errors = 0;
+    for h in handles {
+        let (lat, e) = h.join().unwrap();
+        for (a, l) in all.iter_mut().zip(lat) {
+            a.extend(l);
+        }
+        errors += e;
+    }
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "endpoint", "requests", "p50 ms", "p99 ms", "max ms", "10ms/p99"
+    );
+    for (name, mut l) in names.iter().zip(all) {
+        l.sort_unstable();
+        let pct = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)] as f64 / 1000.0;
+        let p99 = pct(0.99);
+        println!(
+            "{name:<24} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2}x",
+            l.len(),
+            pct(0.5),
+            p99,
+            *l.last().unwrap() as f64 / 1000.0,
+            10.0 / p99
+        );
+    }
+    println!("non-2xx answers: {errors}");
+}
