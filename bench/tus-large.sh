@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A very large resumable upload in flat memory: a sparse source file (default 15 GB) sent over
+# tus in PATCHes of 1 GiB (curl streams each from the file), against the release build. Prints
+# the throughput, cairnd's peak RSS (VmHWM) and whether the stored blake3 matches the source's.
+#
+#   bench/tus-large.sh [SIZE_GB]          (needs about SIZE_GB of free disk under /tmp)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+have_pg_server || need_pkgs postgresql
+need_pkgs curl
+GB=${1:-15}
+cargo build --release --bins --quiet
+
+B=$(mktemp -d /tmp/cairn-tusbench.XXXXXX)
+chmod 755 "$B"
+cleanup() { [ -n "${PID:-}" ] && kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$B"; }
+trap cleanup EXIT
+PORT=18193
+cat > "$B/cairnd.toml" <<TOML
+data_dir = "$B/data"
+[http]
+listen = "127.0.0.1:$PORT"
+[log]
+level = "warn"
+TOML
+target/release/cairnd --config "$B/cairnd.toml" 2>>"$B/log" &
+PID=$!
+wait_healthy $PORT 60 || { cat "$B/log"; exit 1; }
+echo "bench-password-1" | target/release/cairnctl --config "$B/cairnd.toml" user add bench --password-stdin >/dev/null
+AUTH="bench:bench-password-1"
+
+SIZE=$((GB * 1000 * 1000 * 1000))
+SRC=$B/source.bin
+truncate -s "$SIZE" "$SRC"
+# A little real data at both ends and in the middle, so the hash checks placement too.
+head -c 1048576 /dev/urandom | dd of="$SRC" conv=notrunc status=none
+head -c 1048576 /dev/urandom | dd of="$SRC" bs=1M seek=$((SIZE / 2 / 1048576)) conv=notrunc status=none
+head -c 4096 /dev/urandom | dd of="$SRC" bs=4096 seek=$((SIZE / 4096 - 1)) conv=notrunc status=none
+
+META="path $(printf /large/source.bin | base64 -w0)"
+LOC=$(curl -sf -D - -o /dev/null -u "$AUTH" -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $SIZE" \
+    -H "Upload-Metadata: $META" "http://127.0.0.1:$PORT/api/v1/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+CHUNK=$((1024 * 1024 * 1024))
+start=$(date +%s.%N)
+offset=0
+while [ "$offset" -lt "$SIZE" ]; do
+    len=$(( SIZE - offset < CHUNK ? SIZE - offset : CHUNK ))
+    tail -c +$((offset + 1)) "$SRC" | head -c "$len" | curl -sf -o /dev/null -u "$AUTH" -X PATCH \
+        -H 'Tus-Resumable: 1.0.0' -H "Upload-Offset: $offset" -H 'Content-Type: application/offset+octet-stream' \
+        -H "Content-Length: $len" --data-binary @- "http://127.0.0.1:$PORT$LOC"
+    offset=$((offset + len))
+done
+end=$(date +%s.%N)
+rss=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$PID/status")
+stored=$(curl -sf -u "$AUTH" "http://127.0.0.1:$PORT/api/v1/stat?path=/large/source.bin" | sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/')
+want=$(python3 - "$SRC" <<'PY'
+import sys
+try:
+    import blake3
+except ImportError:
+    sys.exit("python3 module blake3 missing: pip install blake3")
+h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+with open(sys.argv[1], 'rb') as f:
+    while chunk := f.read(16 << 20):
+        h.update(chunk)
+print(h.hexdigest())
+PY
+)
+secs=$(echo "$end - $start" | bc)
+echo "tus upload of $GB GB in 1 GiB PATCHes: $secs s, $(echo "$SIZE / $secs / 1000000" | bc) MB/s; cairnd peak RSS $rss MiB (limit 150)"
+if [ "$stored" = "$want" ]; then echo "blake3 verified: $stored"; else echo "blake3 MISMATCH: stored $stored, source $want"; exit 1; fi
+[ "$rss" -lt 150 ] || { echo "RSS over 150 MiB"; exit 1; }
