@@ -46,9 +46,9 @@ start=$(date +%s.%N)
 offset=0
 while [ "$offset" -lt "$SIZE" ]; do
     len=$(( SIZE - offset < CHUNK ? SIZE - offset : CHUNK ))
-    tail -c +$((offset + 1)) "$SRC" | head -c "$len" | curl -sf -o /dev/null -u "$AUTH" -X PATCH \
+    dd if="$SRC" bs=4M skip="$offset" count="$len" iflag=skip_bytes,count_bytes status=none | curl -sf -o /dev/null -u "$AUTH" -X PATCH \
         -H 'Tus-Resumable: 1.0.0' -H "Upload-Offset: $offset" -H 'Content-Type: application/offset+octet-stream' \
-        -H "Content-Length: $len" --data-binary @- "http://127.0.0.1:$PORT$LOC"
+        -H "Content-Length: $len" -T - "http://127.0.0.1:$PORT$LOC"
     offset=$((offset + len))
 done
 end=$(date +%s.%N)
