@@ -18,6 +18,13 @@ pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 const CHUNK: usize = 256 * 1024;
 
+/// A header value from text (text that is not a valid header value becomes `invalid`; callers
+/// only pass values they built from safe parts).
+pub fn hv(s: &str) -> hyper::header::HeaderValue {
+    hyper::header::HeaderValue::from_str(s)
+        .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("invalid"))
+}
+
 /// A body from bytes.
 pub fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into()).map_err(|never| match never {}).boxed_unsync()

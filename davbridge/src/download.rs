@@ -6,7 +6,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use store::{ETag, Timestamp};
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, hv};
 use crate::dav::headers;
 use crate::error::HttpError;
 
@@ -20,10 +20,6 @@ pub(crate) struct Meta<'a> {
 
 pub(crate) fn http_date(t: Timestamp) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.secs().max(0) as u64))
-}
-
-fn hv(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 fn read_error(e: std::io::Error) -> HttpError {

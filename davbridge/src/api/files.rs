@@ -113,11 +113,22 @@ pub(crate) async fn download(cx: &Cx<'_>, head: bool) -> Result<Response<Body>> 
     let path = vpath(&q.path)?;
     let (node, file) = cx.store.open_file(&cx.user, &path).await?;
     let meta = download::Meta { etag: &node.etag, mtime: node.mtime, size: node.size };
+    serve_content(cx, meta, file, &path, head, q.download.unwrap_or(false)).await
+}
+
+/// Serve user content: the shared GET logic, then a filename and the hardening headers.
+async fn serve_content(
+    cx: &Cx<'_>,
+    meta: download::Meta<'_>,
+    file: std::fs::File,
+    path: &store::VPath,
+    head: bool,
+    attachment: bool,
+) -> Result<Response<Body>> {
     let mut res = download::respond(&cx.headers, meta, file, content_type(path.name()), head)
         .await
         .map_err(|e| Fail::new(e.status, "invalid_input", e.message))?;
-    res.headers_mut()
-        .insert(header::CONTENT_DISPOSITION, disposition(path.name(), q.download.unwrap_or(false)));
+    res.headers_mut().insert(header::CONTENT_DISPOSITION, disposition(path.name(), attachment));
     harden(&mut res);
     Ok(res)
 }
@@ -352,13 +363,7 @@ pub(crate) async fn version_content(cx: &Cx<'_>, id: i64) -> Result<Response<Bod
     let path = vpath(&q.path)?;
     let (v, file) = cx.store.open_version(&cx.user, &path, VersionId(id)).await?;
     let meta = download::Meta { etag: &v.etag, mtime: v.mtime, size: v.size };
-    let mut res = download::respond(&cx.headers, meta, file, content_type(path.name()), false)
-        .await
-        .map_err(|e| Fail::new(e.status, "invalid_input", e.message))?;
-    res.headers_mut()
-        .insert(header::CONTENT_DISPOSITION, disposition(path.name(), q.download.unwrap_or(true)));
-    harden(&mut res);
-    Ok(res)
+    serve_content(cx, meta, file, &path, false, q.download.unwrap_or(true)).await
 }
 
 /// Make an earlier content current again (the current one becomes a version).

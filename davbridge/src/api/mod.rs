@@ -25,6 +25,7 @@ use utoipa::OpenApi;
 use self::model::{ApiError, ErrorBody};
 use crate::Bridge;
 use crate::auth::AuthOutcome;
+pub(crate) use crate::body::hv;
 use crate::body::{self, Body};
 
 /// The session cookie's name.
@@ -107,10 +108,6 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
-}
-
-pub(crate) fn hv(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 /// Every API endpoint.

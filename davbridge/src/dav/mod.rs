@@ -20,7 +20,7 @@ use self::headers::{Condition, DavUrl, Depth, IfList, href};
 use self::xml::{DAV, PropfindBody, QName, escape};
 use crate::Bridge;
 use crate::auth::AuthOutcome;
-use crate::body::{self, Body};
+use crate::body::{self, Body, hv};
 use crate::download;
 use crate::error::HttpError;
 
@@ -251,10 +251,6 @@ async fn listing(ctx: &Ctx<'_>, dir: &Node, head: bool) -> Result<Response<Body>
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     res.headers_mut().insert(header::CONTENT_LENGTH, hv(&len.to_string()));
     Ok(res)
-}
-
-fn hv(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 /// Evaluate the If header (RFC 4918 §10.4): false → 412. Returns the lock tokens submitted.
