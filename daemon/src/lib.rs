@@ -130,6 +130,22 @@ pub async fn run(
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    davbridge::serve(davbridge::Bridge::new(store, opts), listener, tls, shutdown).await?;
+    // Abandoned resumable uploads expire (start-up recovery did the first sweep).
+    let sweeper = store.clone();
+    let sweep = tokio::spawn(async move {
+        let every = std::time::Duration::from_secs(3600);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            match sweeper.expire_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired resumable uploads removed"),
+                Err(e) => tracing::warn!(error = %e, "sweeping expired uploads failed"),
+            }
+        }
+    });
+    let res = davbridge::serve(davbridge::Bridge::new(store, opts), listener, tls, shutdown).await;
+    sweep.abort();
+    res?;
     Ok(())
 }

@@ -11,8 +11,8 @@
 //! replaces becomes a version.
 
 use std::collections::HashMap;
-use std::io::{Read, SeekFrom};
-use std::sync::{Arc, Mutex};
+use std::io::SeekFrom;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use sha2::Digest;
@@ -44,6 +44,8 @@ pub struct Upload {
     pub metadata: String,
     /// When it expires unless appended to.
     pub expires_at: Timestamp,
+    /// The modification time the file gets (the client's), if given.
+    pub mtime: Option<Timestamp>,
 }
 
 /// A checksum of one append (tus checksum extension).
@@ -64,25 +66,56 @@ pub enum Appended {
     Complete(Upload, WriteOutcome),
 }
 
-/// In-process state of the uploads being appended to: one writer at a time, and the blake3 of
-/// the bytes so far while appends follow each other (else the file is hashed at completion).
+/// In-process state of the uploads being appended to: one request at a time per upload, and
+/// the blake3 of the bytes so far while appends follow each other (else the file is hashed at
+/// completion). An upload has an entry only while a request holds it or its hash is known.
 #[derive(Default)]
 pub(crate) struct UploadSlots(Mutex<HashMap<String, Slot>>);
 
-/// One upload's writer lock, holding the hash of its first `.0` bytes when known.
-type Slot = Arc<tokio::sync::Mutex<Option<(u64, blake3::Hasher)>>>;
+/// The blake3 state of an upload's first `.0` bytes.
+type Hashed = (u64, blake3::Hasher);
+
+enum Slot {
+    /// A request holds the upload.
+    Busy,
+    /// Nobody holds it; the hash of its bytes so far is known.
+    Idle(Box<Hashed>),
+}
+
+/// One request's hold on an upload; dropping it lets the next request in and keeps
+/// `hashed` for it.
+struct Claim<'a> {
+    slots: &'a UploadSlots,
+    id: String,
+    hashed: Option<Hashed>,
+}
 
 impl UploadSlots {
-    fn slot(&self, id: &str) -> Slot {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(id.to_owned()).or_default().clone()
-    }
-
-    fn forget(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    /// Hold upload `id`, or `Locked` while another request holds it.
+    fn claim(&self, id: &str) -> Result<Claim<'_>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let hashed = match map.insert(id.to_owned(), Slot::Busy) {
+            None => None,
+            Some(Slot::Idle(h)) => Some(*h),
+            Some(Slot::Busy) => {
+                return Err(Error::new(ErrorKind::Locked, "another request is appending to this upload"));
+            }
+        };
+        Ok(Claim { slots: self, id: id.to_owned(), hashed })
     }
 }
 
-const UPLOAD_COLS: &str = "id, path, length, upload_offset, metadata, expires_at";
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut map = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        match self.hashed.take() {
+            Some(h) => map.insert(std::mem::take(&mut self.id), Slot::Idle(Box::new(h))),
+            None => map.remove(&self.id),
+        };
+    }
+}
+
+const UPLOAD_COLS: &str = "id, path, length, upload_offset, metadata, expires_at, mtime_ns";
 
 fn upload_from_row(row: &tokio_postgres::Row) -> Result<Upload> {
     Ok(Upload {
@@ -92,6 +125,7 @@ fn upload_from_row(row: &tokio_postgres::Row) -> Result<Upload> {
         offset: row.get::<_, i64>(3) as u64,
         metadata: row.get(4),
         expires_at: Timestamp(row.get(5)),
+        mtime: row.get::<_, Option<i64>>(6).map(Timestamp),
     })
 }
 
@@ -133,7 +167,6 @@ impl Store {
         if user.quota.is_some() && self.write_limit(user, replaced).await?.is_some_and(|l| length > l) {
             return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
         }
-        self.expire_uploads().await?;
         let id = random_hex(16);
         let rel = layout::upload(&id);
         let store = self.clone();
@@ -196,13 +229,12 @@ impl Store {
         mut body: R,
         checksum: Option<Checksum>,
     ) -> Result<Appended> {
+        if !valid_id(id) {
+            return Err(not_found(id));
+        }
+        // Read the upload only once held: an append finishing just before must be seen.
+        let mut claim = self.inner.uploads.claim(id)?;
         let up = self.upload(user, id).await?;
-        let slot = self.inner.uploads.slot(id);
-        let Ok(mut state) = slot.try_lock() else {
-            return Err(Error::new(ErrorKind::Locked, "another request is appending to this upload"));
-        };
-        // Read again under the slot: a concurrent append may have just finished.
-        let up = if state.is_some() { self.upload(user, id).await? } else { up };
         if offset != up.offset {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -221,7 +253,7 @@ impl Store {
         .await?;
         let mut file = tokio::fs::File::from_std(file);
         file.seek(SeekFrom::Start(offset)).await.map_err(|e| Error::io("seeking upload", e))?;
-        let mut whole = match state.take() {
+        let mut whole = match claim.hashed.take() {
             Some((n, h)) if n == offset => Some(h),
             _ if offset == 0 => Some(blake3::Hasher::new()),
             _ => None,
@@ -292,7 +324,7 @@ impl Store {
                 )
                 .await?;
         }
-        *state = if keep == pos { whole.map(|h| (pos, h)) } else { None };
+        claim.hashed = if keep == pos { whole.map(|h| (pos, h)) } else { None };
         if let Some(e) = failure {
             return Err(e);
         }
@@ -306,11 +338,9 @@ impl Store {
         if keep < up.length {
             return Ok(Appended::Partial(up));
         }
-        let hash = state.take().map(|(_, h)| h);
-        let res = self.complete_upload(actor, user, &up, hash).await;
-        drop(state);
-        self.inner.uploads.forget(id);
-        res.map(|out| Appended::Complete(up, out))
+        let hash = claim.hashed.take().map(|(_, h)| h);
+        let out = self.complete_upload(actor, user, &up, hash).await?;
+        Ok(Appended::Complete(up, out))
     }
 
     /// Commit a fully received upload at its path; the upload is gone afterwards either way.
@@ -321,38 +351,24 @@ impl Store {
         up: &Upload,
         hash: Option<blake3::Hasher>,
     ) -> Result<WriteOutcome> {
-        let client = self.inner.pool.get().await?;
-        let mtime: Option<i64> =
-            client.cquery_one("SELECT mtime_ns FROM uploads WHERE id = $1", &[&up.id]).await?.get(0);
-        drop(client);
+        let mtime = up.mtime;
         let rel = layout::upload(&up.id);
         let store = self.clone();
         let rel2 = rel.clone();
         let (hash, mtime) = blocking(move || {
-            let mut f = store.inner.disk.open_rw(&rel2, false).map_err(|e| Error::io("opening upload", e))?;
             let hash = match hash {
-                Some(h) => h.finalize(),
-                None => {
-                    let mut h = blake3::Hasher::new();
-                    let mut buf = vec![0u8; 1 << 20];
-                    loop {
-                        let n = f.read(&mut buf).map_err(|e| Error::io("hashing upload", e))?;
-                        if n == 0 {
-                            break;
-                        }
-                        h.update(&buf[..n]);
-                    }
-                    h.finalize()
-                }
+                Some(h) => ContentHash(*h.finalize().as_bytes()),
+                None => crate::scan::hash_file(&store.inner.disk, &rel2)?,
             };
+            let f = store.inner.disk.open_rw(&rel2, false).map_err(|e| Error::io("opening upload", e))?;
             if let Some(t) = mtime {
-                let st = std::time::UNIX_EPOCH + Duration::from_nanos(t.max(0) as u64);
+                let st = std::time::UNIX_EPOCH + Duration::from_nanos(t.0.max(0) as u64);
                 f.set_modified(st).map_err(|e| Error::io("set mtime", e))?;
                 f.sync_all().map_err(|e| Error::io("fsync upload", e))?;
             }
             use std::os::unix::fs::MetadataExt;
             let meta = f.metadata().map_err(|e| Error::io("stat upload", e))?;
-            Ok((ContentHash(*hash.as_bytes()), Timestamp(meta.mtime() * 1_000_000_000 + meta.mtime_nsec())))
+            Ok((hash, Timestamp(meta.mtime() * 1_000_000_000 + meta.mtime_nsec())))
         })
         .await?;
         let content = Content { staging: rel.clone(), size: up.length, mtime, hash };
@@ -372,11 +388,13 @@ impl Store {
 
     /// Terminate the user's upload `id`: its bytes and its reservation go.
     pub async fn delete_upload(&self, actor: &Actor, user: &User, id: &str) -> Result<()> {
+        if !valid_id(id) {
+            return Err(not_found(id));
+        }
+        let mut claim = self.inner.uploads.claim(id)?;
         let up = self.upload(user, id).await?;
-        let slot = self.inner.uploads.slot(id);
-        let Ok(_state) = slot.try_lock() else {
-            return Err(Error::new(ErrorKind::Locked, "another request is appending to this upload"));
-        };
+        // Its hash goes with it.
+        claim.hashed = None;
         let client = self.inner.pool.get().await?;
         client.cexecute("DELETE FROM uploads WHERE id = $1 AND user_id = $2", &[&id, &user.id.0]).await?;
         audit(
@@ -393,7 +411,6 @@ impl Store {
         let store = self.clone();
         let rel = layout::upload(id);
         blocking(move || store.inner.disk.remove(&rel).map_err(|e| Error::io("removing upload", e))).await?;
-        self.inner.uploads.forget(id);
         Ok(())
     }
 
