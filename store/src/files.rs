@@ -152,7 +152,9 @@ impl Store {
     /// Live files and folders whose name contains `needle` (case-insensitive), by path, at most
     /// `limit` of them.
     pub async fn search(&self, user: &User, needle: &str, limit: i64) -> Result<Vec<Node>> {
-        if needle.is_empty() {
+        // No name contains a NUL (paths refuse control characters), and PostgreSQL text cannot
+        // hold one: such a search finds nothing rather than failing in the database.
+        if needle.is_empty() || needle.contains('\0') {
             return Ok(Vec::new());
         }
         let pattern = format!(

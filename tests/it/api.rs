@@ -146,6 +146,8 @@ fn rest_round_trip_with_tokens_sessions_and_csrf() {
     let found = alice.ok("GET", "/api/v1/search?q=REPORT", None);
     let paths: Vec<&str> = found.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["/a copy/b/report.bin", "/a/b/report.bin"]);
+    // A NUL (which no name holds, and PostgreSQL text cannot carry) finds nothing, not a 5xx.
+    assert_eq!(alice.ok("GET", "/api/v1/search?q=%0F%00", None), json!([]));
     for (i, n) in [3usize, 1, 2].iter().enumerate() {
         alice.req("PUT", &format!("/api/v1/content?path=/s/f{i}"), &[], &vec![b'x'; n * 10]);
     }
