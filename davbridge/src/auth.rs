@@ -124,6 +124,25 @@ impl Auth {
         }
     }
 
+    /// Cache a verified credential.
+    fn remember(&self, key: [u8; 32], user: &User, csrf: Option<String>) {
+        self.cache.lock().expect("auth cache poisoned").insert(key, (user.clone(), csrf, Instant::now()));
+    }
+
+    /// A refused credential: log internal causes, count the failure against `keys`, and (for
+    /// sign-in attempts) write it to the audit log as `actor` trying `name`.
+    async fn failed(&self, e: &store::Error, keys: Vec<String>, audit: Option<(store::Actor, &str)>) {
+        if e.kind() != store::ErrorKind::Unauthenticated {
+            tracing::error!(error = %e, "authentication failed for an internal reason");
+        }
+        self.note_failure(keys);
+        if let Some((actor, name)) = audit
+            && let Err(e) = self.store.audit_auth_failure(&actor, name).await
+        {
+            tracing::warn!(error = %e, "could not audit a failed sign-in");
+        }
+    }
+
     /// Check a bearer token (an app password on its own).
     pub async fn bearer(&self, token: &str, remote: IpAddr) -> AuthOutcome {
         let key = self.cache_key("bearer", token);
@@ -136,25 +155,16 @@ impl Auth {
         }
         match self.store.authenticate_bearer(token).await {
             Ok(user) => {
-                self.cache
-                    .lock()
-                    .expect("auth cache poisoned")
-                    .insert(key, (user.clone(), None, Instant::now()));
+                self.remember(key, &user, None);
                 AuthOutcome::User(user)
             }
             Err(e) => {
-                if e.kind() != store::ErrorKind::Unauthenticated {
-                    tracing::error!(error = %e, "authentication failed for an internal reason");
-                }
-                self.note_failure(vec![ip_key]);
                 let actor = store::Actor {
                     origin: store::Origin::Rest,
                     name: "(bearer)".into(),
                     remote: Some(remote.to_string()),
                 };
-                if let Err(e) = self.store.audit_auth_failure(&actor, "(bearer token)").await {
-                    tracing::warn!(error = %e, "could not audit a failed sign-in");
-                }
+                self.failed(&e, vec![ip_key], Some((actor, "(bearer token)"))).await;
                 AuthOutcome::Denied
             }
         }
@@ -172,17 +182,12 @@ impl Auth {
         }
         match self.store.session(token).await {
             Ok(s) => {
-                self.cache
-                    .lock()
-                    .expect("auth cache poisoned")
-                    .insert(key, (s.user.clone(), Some(s.csrf.clone()), Instant::now()));
+                self.remember(key, &s.user, Some(s.csrf.clone()));
                 Some((s.user, s.csrf))
             }
             Err(e) => {
-                if e.kind() != store::ErrorKind::Unauthenticated {
-                    tracing::error!(error = %e, "session lookup failed for an internal reason");
-                }
-                self.note_failure(vec![ip_key]);
+                // An unknown cookie is not a sign-in attempt worth an audit record.
+                self.failed(&e, vec![ip_key], None).await;
                 None
             }
         }
@@ -228,21 +233,12 @@ impl Auth {
                 failures.remove(&ip_key);
                 failures.remove(&user_key);
                 drop(failures);
-                self.cache
-                    .lock()
-                    .expect("auth cache poisoned")
-                    .insert(key, (user.clone(), None, Instant::now()));
+                self.remember(key, &user, None);
                 AuthOutcome::User(user)
             }
             Err(e) => {
-                if e.kind() != store::ErrorKind::Unauthenticated {
-                    tracing::error!(error = %e, "authentication failed for an internal reason");
-                }
-                self.note_failure(vec![ip_key, user_key]);
                 let actor = store::Actor { origin, name: name.clone(), remote: Some(remote.to_string()) };
-                if let Err(e) = self.store.audit_auth_failure(&actor, &name).await {
-                    tracing::warn!(error = %e, "could not audit a failed sign-in");
-                }
+                self.failed(&e, vec![ip_key, user_key], Some((actor, &name))).await;
                 AuthOutcome::Denied
             }
         }
