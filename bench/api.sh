@@ -15,21 +15,8 @@ USERS=${2:-50}
 cargo build --release --bins --quiet
 cargo build --release --quiet -p tests --bin apiload
 
-B=$(mktemp -d /tmp/cairn-apibench.XXXXXX)
-chmod 755 "$B"
-cleanup() { [ -n "${PID:-}" ] && kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$B"; }
-trap cleanup EXIT
 PORT=18191
-cat > "$B/cairnd.toml" <<TOML
-data_dir = "$B/data"
-[http]
-listen = "127.0.0.1:$PORT"
-[log]
-level = "warn"
-TOML
-target/release/cairnd --config "$B/cairnd.toml" 2>>"$B/log" &
-PID=$!
-wait_healthy $PORT 60 || { cat "$B/log"; exit 1; }
+bench_cairnd cairn-apibench "$PORT"
 
 echo "==> $USERS users, each with 20 small files" >&2
 : > "$B/tokens"

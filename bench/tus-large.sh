@@ -12,21 +12,8 @@ need_pkgs curl
 GB=${1:-15}
 cargo build --release --bins --quiet
 
-B=$(mktemp -d /tmp/cairn-tusbench.XXXXXX)
-chmod 755 "$B"
-cleanup() { [ -n "${PID:-}" ] && kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$B"; }
-trap cleanup EXIT
 PORT=18193
-cat > "$B/cairnd.toml" <<TOML
-data_dir = "$B/data"
-[http]
-listen = "127.0.0.1:$PORT"
-[log]
-level = "warn"
-TOML
-target/release/cairnd --config "$B/cairnd.toml" 2>>"$B/log" &
-PID=$!
-wait_healthy $PORT 60 || { cat "$B/log"; exit 1; }
+bench_cairnd cairn-tusbench "$PORT"
 echo "bench-password-1" | target/release/cairnctl --config "$B/cairnd.toml" user add bench --password-stdin >/dev/null
 AUTH="bench:bench-password-1"
 

@@ -51,3 +51,22 @@ wait_healthy() {
     done
     return 1
 }
+
+# bench_cairnd NAME PORT : start the release cairnd (managed PostgreSQL, log level warn) on
+# 127.0.0.1:PORT with its data in a fresh folder B=/tmp/NAME.XXXXXX; stop it and remove B on
+# exit. Sets B and PID; fails with the log if it does not become healthy.
+bench_cairnd() {
+    B=$(mktemp -d "/tmp/$1.XXXXXX")
+    chmod 755 "$B"
+    trap 'kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$B"' EXIT
+    cat > "$B/cairnd.toml" <<TOML
+data_dir = "$B/data"
+[http]
+listen = "127.0.0.1:$2"
+[log]
+level = "warn"
+TOML
+    target/release/cairnd --config "$B/cairnd.toml" 2>>"$B/log" &
+    PID=$!
+    wait_healthy "$2" 60 || { cat "$B/log"; exit 1; }
+}
