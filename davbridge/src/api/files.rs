@@ -125,9 +125,12 @@ async fn serve_content(
     head: bool,
     attachment: bool,
 ) -> Result<Response<Body>> {
-    let mut res = download::respond(&cx.headers, meta, file, content_type(path.name()), head)
-        .await
-        .map_err(|e| Fail::new(e.status, "invalid_input", e.message))?;
+    let mut res =
+        download::respond(&cx.headers, meta, file, content_type(path.name()), head).await.map_err(|e| {
+            // The shared GET logic fails on a bad Range (4xx) or a failed read (5xx).
+            let code = if e.status.is_server_error() { "internal" } else { "invalid_input" };
+            Fail::new(e.status, code, e.message)
+        })?;
     res.headers_mut().insert(header::CONTENT_DISPOSITION, disposition(path.name(), attachment));
     harden(&mut res);
     Ok(res)
