@@ -31,8 +31,9 @@ pub enum AuthOutcome {
     Throttled,
 }
 
-/// A verified credential: the user, the session's CSRF token (sessions only), when verified.
-type Verified = (User, Option<String>, Instant);
+/// A verified credential: the user, the session's CSRF token (sessions only), when verified,
+/// and `store`'s credential generation read before verifying it.
+type Verified = (User, Option<String>, Instant, u64);
 
 /// Credential cache and failure throttle, shared by all connections.
 pub struct Auth {
@@ -70,7 +71,7 @@ impl Auth {
     pub fn forget(&self, user: Option<UserId>) {
         let mut cache = self.cache.lock().expect("auth cache poisoned");
         match user {
-            Some(id) => cache.retain(|_, (u, _, _)| u.id != id),
+            Some(id) => cache.retain(|_, (u, _, _, _)| u.id != id),
             None => cache.clear(),
         }
     }
@@ -85,9 +86,17 @@ impl Auth {
         *blake3::keyed_hash(&self.key, format!("{kind}\0{secret}").as_bytes()).as_bytes()
     }
 
-    fn cached(&self, key: &[u8; 32]) -> Option<(User, Option<String>)> {
+    /// A cached credential, or on a miss the generation to [`Auth::remember`] it with. An entry
+    /// verified before this process's latest credential change is not used: the change may
+    /// have revoked it, and the cross-process notice that also drops it comes asynchronously.
+    fn cached(&self, key: &[u8; 32]) -> Result<(User, Option<String>), u64> {
+        let generation = self.store.credential_generation();
         let cache = self.cache.lock().expect("auth cache poisoned");
-        cache.get(key).filter(|(_, _, at)| at.elapsed() < CACHE_TTL).map(|(u, c, _)| (u.clone(), c.clone()))
+        cache
+            .get(key)
+            .filter(|(_, _, at, g)| at.elapsed() < CACHE_TTL && *g == generation)
+            .map(|(u, c, _, _)| (u.clone(), c.clone()))
+            .ok_or(generation)
     }
 
     /// Sleep as the failure history of `keys` asks; `false` when they are locked out.
@@ -125,8 +134,9 @@ impl Auth {
     }
 
     /// Cache a verified credential.
-    fn remember(&self, key: [u8; 32], user: &User, csrf: Option<String>) {
-        self.cache.lock().expect("auth cache poisoned").insert(key, (user.clone(), csrf, Instant::now()));
+    fn remember(&self, key: [u8; 32], generation: u64, user: &User, csrf: Option<String>) {
+        let entry = (user.clone(), csrf, Instant::now(), generation);
+        self.cache.lock().expect("auth cache poisoned").insert(key, entry);
     }
 
     /// A refused credential: log internal causes, count the failure against `keys`, and (for
@@ -146,16 +156,17 @@ impl Auth {
     /// Check a bearer token (an app password on its own).
     pub async fn bearer(&self, token: &str, remote: IpAddr) -> AuthOutcome {
         let key = self.cache_key("bearer", token);
-        if let Some((user, _)) = self.cached(&key) {
-            return AuthOutcome::User(user);
-        }
+        let generation = match self.cached(&key) {
+            Ok((user, _)) => return AuthOutcome::User(user),
+            Err(generation) => generation,
+        };
         let ip_key = format!("ip:{remote}");
         if !self.throttle(&[&ip_key]).await {
             return AuthOutcome::Throttled;
         }
         match self.store.authenticate_bearer(token).await {
             Ok(user) => {
-                self.remember(key, &user, None);
+                self.remember(key, generation, &user, None);
                 AuthOutcome::User(user)
             }
             Err(e) => {
@@ -173,16 +184,18 @@ impl Auth {
     /// Check a session cookie: the user and the session's CSRF token.
     pub async fn session(&self, token: &str, remote: IpAddr) -> Option<(User, String)> {
         let key = self.cache_key("session", token);
-        if let Some((user, Some(csrf))) = self.cached(&key) {
-            return Some((user, csrf));
-        }
+        let generation = match self.cached(&key) {
+            Ok((user, Some(csrf))) => return Some((user, csrf)),
+            Ok((_, None)) => self.store.credential_generation(),
+            Err(generation) => generation,
+        };
         let ip_key = format!("ip:{remote}");
         if !self.throttle(&[&ip_key]).await {
             return None;
         }
         match self.store.session(token).await {
             Ok(s) => {
-                self.remember(key, &s.user, Some(s.csrf.clone()));
+                self.remember(key, generation, &s.user, Some(s.csrf.clone()));
                 Some((s.user, s.csrf))
             }
             Err(e) => {
@@ -209,9 +222,10 @@ impl Auth {
     ) -> AuthOutcome {
         let (name, secret) = (name.to_owned(), secret.to_owned());
         let key = self.cache_key(&name, &secret);
-        if let Some((user, _)) = self.cached(&key) {
-            return AuthOutcome::User(user);
-        }
+        let generation = match self.cached(&key) {
+            Ok((user, _)) => return AuthOutcome::User(user),
+            Err(generation) => generation,
+        };
         let ip_key = format!("ip:{remote}");
         let user_key = format!("user:{name}");
         if !self.throttle(&[&ip_key, &user_key]).await {
@@ -233,7 +247,7 @@ impl Auth {
                 failures.remove(&ip_key);
                 failures.remove(&user_key);
                 drop(failures);
-                self.remember(key, &user, None);
+                self.remember(key, generation, &user, None);
                 AuthOutcome::User(user)
             }
             Err(e) => {

@@ -134,6 +134,9 @@ struct Inner {
     changes: std::sync::OnceLock<tokio::sync::broadcast::Sender<Option<types::UserId>>>,
     /// Resumable uploads being appended to in this process.
     uploads: uploads::UploadSlots,
+    /// Bumped after every credential change this process commits (see
+    /// [`Store::credential_generation`]).
+    cred_generation: std::sync::atomic::AtomicU64,
 }
 
 /// What start-up recovery did.
@@ -168,6 +171,7 @@ impl Store {
                 cache: Default::default(),
                 changes: Default::default(),
                 uploads: Default::default(),
+                cred_generation: Default::default(),
             }),
         })
     }

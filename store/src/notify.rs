@@ -22,6 +22,20 @@ pub(crate) async fn credentials_changed(
 }
 
 impl Store {
+    /// A number that changes, before the call that made it returns, whenever this process
+    /// commits a credential change (password, status, app password, deletion). A cache that
+    /// reads it before asking the database and keeps an entry only while it is unchanged
+    /// never serves a credential this process has revoked. Other processes' changes arrive
+    /// through [`Store::watch_credentials`].
+    pub fn credential_generation(&self) -> u64 {
+        self.inner.cred_generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Call after committing a credential change.
+    pub(crate) fn credentials_committed(&self) {
+        self.inner.cred_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// A stream of credential changes: `Some(user)` when that user's password, app passwords or
     /// status changed; `None` when notifications may have been missed (after a reconnect), so
     /// the receiver should forget everything it cached.

@@ -275,6 +275,7 @@ impl Store {
         crate::notify::credentials_changed(&tx, UserId(id)).await?;
         audit(&tx, Some(UserId(id)), actor, action, None, detail.as_deref(), self.clock().now()).await?;
         tx.commit().await?;
+        self.credentials_committed();
         Ok(())
     }
 
@@ -302,6 +303,7 @@ impl Store {
                 .await?
                 .get(0);
             tx.commit().await?;
+            self.credentials_committed();
             Ok((id, ops))
         }
         .await;
@@ -413,6 +415,7 @@ impl Store {
             return Err(Error::not_found(format!("app password {id}")));
         }
         client.cexecute("UPDATE users SET cred_epoch = cred_epoch + 1 WHERE id = $1", &[&user.id.0]).await?;
+        self.credentials_committed();
         crate::notify::credentials_changed(&client, user.id).await?;
         audit(
             &client,
