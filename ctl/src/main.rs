@@ -61,6 +61,12 @@ enum Cmd {
     Migrate,
     /// Show the server's state.
     Status,
+    /// Drop change-journal records older than DAYS (the daemon keeps 90); sync clients whose
+    /// cursor is older then list everything again.
+    PruneJournal {
+        #[arg(long)]
+        days: u64,
+    },
     /// Show the newest audit-log records.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -650,6 +656,10 @@ async fn run(
                     )
                 },
             )
+        }
+        Cmd::PruneJournal { days } => {
+            let n = store.prune_journal(std::time::Duration::from_secs(days * 86_400)).await?;
+            out(j, json!({"removed": n}), || format!("removed {n} journal record(s)"))
         }
         Cmd::Audit { limit } => {
             let records = store.audit_tail(*limit).await?;

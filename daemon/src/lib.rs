@@ -130,7 +130,12 @@ pub async fn run(
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    // Abandoned resumable uploads expire (start-up recovery did the first sweep).
+    // Hourly housekeeping: abandoned resumable uploads expire (start-up recovery did the first
+    // sweep), the change journal keeps JOURNAL_KEEP (older cursors expire), cached signatures
+    // are recomputed after SIGNATURE_KEEP.
+    const DAY: u64 = 86_400;
+    const JOURNAL_KEEP: std::time::Duration = std::time::Duration::from_secs(90 * DAY);
+    const SIGNATURE_KEEP: std::time::Duration = std::time::Duration::from_secs(30 * DAY);
     let sweeper = store.clone();
     let sweep = tokio::spawn(async move {
         let every = std::time::Duration::from_secs(3600);
@@ -141,6 +146,12 @@ pub async fn run(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired resumable uploads removed"),
                 Err(e) => tracing::warn!(error = %e, "sweeping expired uploads failed"),
+            }
+            if let Err(e) = sweeper.prune_journal(JOURNAL_KEEP).await {
+                tracing::warn!(error = %e, "pruning the change journal failed");
+            }
+            if let Err(e) = sweeper.expire_signatures(SIGNATURE_KEEP).await {
+                tracing::warn!(error = %e, "expiring cached signatures failed");
             }
         }
     });

@@ -43,6 +43,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
         ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
         ErrorKind::ChecksumMismatch => StatusCode::BAD_REQUEST,
+        ErrorKind::CursorExpired => StatusCode::GONE,
         ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
         ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,

@@ -28,8 +28,8 @@ pub enum Error {
     /// The delta is malformed, refers outside the base, or produces more than allowed.
     #[error("invalid delta: {0}")]
     InvalidDelta(String),
-    /// The delta grew past the caller's limit (it would not pay).
-    #[error("delta larger than {0} bytes")]
+    /// The delta (for `diff`) or its result (for `apply`) grew past the caller's limit.
+    #[error("larger than the limit of {0} bytes")]
     TooLarge(u64),
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -119,6 +119,7 @@ pub fn apply(base: &[u8], delta: &[u8], out: &mut impl Write, limit: u64) -> Res
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     fast_rsync::apply_limited(base, delta, out, limit).map_err(|e| match e {
         fast_rsync::ApplyError::Io(e) => Error::Io(e),
+        fast_rsync::ApplyError::OutputLimit { .. } => Error::TooLarge(limit as u64),
         other => Error::InvalidDelta(other.to_string()),
     })
 }
@@ -241,7 +242,7 @@ mod tests {
         assert!(matches!(diff(b"nonsense", &target, Vec::new(), u64::MAX), Err(Error::InvalidSignature)));
         let mut delta = Vec::new();
         diff(&sig, &target, &mut delta, u64::MAX).unwrap();
-        assert!(matches!(apply(&base, &delta, &mut Vec::new(), 99_999), Err(Error::InvalidDelta(_))));
+        assert!(matches!(apply(&base, &delta, &mut Vec::new(), 99_999), Err(Error::TooLarge(99_999))));
         assert!(matches!(
             apply(&base, &delta[..delta.len() / 2], &mut Vec::new(), u64::MAX),
             Err(Error::InvalidDelta(_))

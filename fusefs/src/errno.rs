@@ -18,6 +18,7 @@ pub(crate) fn of(e: &Error) -> Errno {
         ErrorKind::InvalidPath => Errno::EINVAL,
         ErrorKind::InvalidInput => Errno::EINVAL,
         ErrorKind::ChecksumMismatch => Errno::EIO,
+        ErrorKind::CursorExpired => Errno::EINVAL,
         ErrorKind::Unauthenticated => Errno::EACCES,
         ErrorKind::PermissionDenied => Errno::EPERM,
         ErrorKind::Busy => Errno::EBUSY,

@@ -89,6 +89,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "0001_init.sql", sql: include_str!("../../schema/0001_init.sql") },
     Migration { version: 2, name: "0002_fuse.sql", sql: include_str!("../../schema/0002_fuse.sql") },
     Migration { version: 3, name: "0003_api.sql", sql: include_str!("../../schema/0003_api.sql") },
+    Migration { version: 4, name: "0004_sync.sql", sql: include_str!("../../schema/0004_sync.sql") },
 ];
 
 /// The oldest PostgreSQL we run on.

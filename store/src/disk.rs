@@ -7,6 +7,8 @@
 //! .cairn/staging/<random>      uploads in progress (removed at start-up)
 //! .cairn/versions/USER/<id>    earlier contents, one plain file per version
 //! .cairn/trash/USER/<id>       deleted items (a file, or a directory with its contents)
+//! .cairn/uploads/<id>          resumable uploads' bytes so far
+//! .cairn/signatures/<blake3>   rsync signatures of contents (a cache; any file may go)
 //! .cairn/pg/                   the managed PostgreSQL cluster
 //! .cairn/lock                  held (flock) by the process that owns the data directory
 //! ```
@@ -36,6 +38,7 @@ pub(crate) mod layout {
     pub(crate) const VERSIONS: &str = ".cairn/versions";
     pub(crate) const TRASH: &str = ".cairn/trash";
     pub(crate) const UPLOADS: &str = ".cairn/uploads";
+    pub(crate) const SIGNATURES: &str = ".cairn/signatures";
 
     /// `files/USER/<path>` (`files/USER` for the root).
     pub(crate) fn user_path(user: &UserName, path: &VPath) -> String {
@@ -61,6 +64,11 @@ pub(crate) mod layout {
     /// The bytes of a resumable upload received so far.
     pub(crate) fn upload(id: &str) -> String {
         format!("{UPLOADS}/{id}")
+    }
+
+    /// The cached rsync signature of a content.
+    pub(crate) fn signature(hash: &crate::types::ContentHash) -> String {
+        format!("{SIGNATURES}/{}", hash.to_hex())
     }
 
     pub(crate) fn staging(name: &str) -> String {
@@ -116,6 +124,7 @@ impl Disk {
             (layout::VERSIONS, 0o700),
             (layout::TRASH, 0o700),
             (layout::UPLOADS, 0o700),
+            (layout::SIGNATURES, 0o700),
         ] {
             disk.mkdir(dir)?;
             let fd = disk.open_dir(dir)?;

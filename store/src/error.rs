@@ -35,6 +35,9 @@ pub enum ErrorKind {
     InvalidInput,
     /// The data does not match the checksum the client sent with it.
     ChecksumMismatch,
+    /// A change-feed cursor older than the journal keeps (or from another life of the
+    /// account): the caller must list everything again.
+    CursorExpired,
     /// Wrong credentials, or a disabled account.
     Unauthenticated,
     /// Authenticated, but not allowed.

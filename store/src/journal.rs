@@ -2,6 +2,7 @@
 //! lock at commit, so a reader that has seen `seq = n` has seen every change up to `n`.
 
 use crate::db::Cached;
+use crate::error::{Error, ErrorKind};
 use crate::path::VPath;
 use crate::types::{ContentHash, ETag, FileId, Origin, Timestamp, User};
 use crate::{Result, Store};
@@ -68,4 +69,59 @@ impl Store {
             })
             .collect()
     }
+
+    /// The change feed: up to `limit` changes after `cursor`, in order, and the cursor to ask
+    /// with next. A cursor the journal no longer covers (pruned, or from before the account
+    /// was recreated) is [`ErrorKind::CursorExpired`].
+    pub async fn changes_since(&self, user: &User, cursor: i64, limit: i64) -> Result<ChangePage> {
+        let client = self.inner.pool.get().await?;
+        // Rows are inserted in the transaction that advances journal_seq, so when a snapshot
+        // sees seq n it sees every row up to n.
+        let row = client
+            .cquery_one("SELECT journal_seq, journal_floor FROM users WHERE id = $1", &[&user.id.0])
+            .await?;
+        let (seq, floor): (i64, i64) = (row.get(0), row.get(1));
+        drop(client);
+        if cursor < floor || cursor > seq {
+            return Err(Error::new(
+                ErrorKind::CursorExpired,
+                format!("cursor {cursor} is outside the journal ({floor}..={seq}); list everything again"),
+            ));
+        }
+        let limit = limit.clamp(1, 10_000);
+        let mut changes = self.changes(user, cursor, limit + 1).await?;
+        let more = changes.len() as i64 > limit;
+        changes.truncate(limit as usize);
+        let next = changes.last().map_or(cursor, |c| c.seq);
+        Ok(ChangePage { changes, cursor: next, more })
+    }
+
+    /// Drop journal rows older than `keep`; cursors before them then expire. Returns the rows
+    /// dropped.
+    pub async fn prune_journal(&self, keep: std::time::Duration) -> Result<u64> {
+        let client = self.inner.pool.get().await?;
+        let before = self.clock().now().0 - keep.as_nanos().min(i64::MAX as u128) as i64;
+        let row = client
+            .cquery_one(
+                "WITH d AS (DELETE FROM journal WHERE at < $1 RETURNING user_id, seq),
+                      m AS (SELECT user_id, max(seq) AS mx, count(*) AS n FROM d GROUP BY user_id),
+                      u AS (UPDATE users SET journal_floor = greatest(journal_floor, m.mx)
+                            FROM m WHERE users.id = m.user_id RETURNING 1)
+                 SELECT coalesce(sum(n), 0)::BIGINT FROM m",
+                &[&before],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+}
+
+/// One page of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangePage {
+    /// The changes, oldest first.
+    pub changes: Vec<Change>,
+    /// Ask with this cursor next (the last change's `seq`, or the cursor asked with).
+    pub cursor: i64,
+    /// More changes are waiting past this page.
+    pub more: bool,
 }

@@ -72,6 +72,7 @@ fn code_of(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
         ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid_input"),
         ErrorKind::ChecksumMismatch => (StatusCode::BAD_REQUEST, "checksum_mismatch"),
+        ErrorKind::CursorExpired => (StatusCode::GONE, "cursor_expired"),
         ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         ErrorKind::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
         ErrorKind::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
