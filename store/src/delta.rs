@@ -57,10 +57,17 @@ impl Store {
                     return Ok(sig);
                 }
             }
-            let mut reader = HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, file), hasher: blake3::Hasher::new() };
-            let sig = delta::signature(&mut reader, size).map_err(|e| Error::io("reading for a signature", e))?;
+            let mut reader = HashingReader {
+                inner: std::io::BufReader::with_capacity(1 << 20, file),
+                hasher: blake3::Hasher::new(),
+            };
+            let sig =
+                delta::signature(&mut reader, size).map_err(|e| Error::io("reading for a signature", e))?;
             if *reader.hasher.finalize().as_bytes() != hash.0 {
-                return Err(Error::new(ErrorKind::Conflict, "the file changed while its signature was computed; retry"));
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "the file changed while its signature was computed; retry",
+                ));
             }
             // A cache: written without fsync, replaced atomically; a lost one is recomputed.
             let (tmp, mut f) = disk.create_staging().map_err(|e| Error::io("staging", e))?;
@@ -90,7 +97,10 @@ impl Store {
     ) -> Result<WriteOutcome> {
         let (node, base_file) = self.open_file(user, path).await?;
         if &node.etag != base {
-            return Err(Error::new(ErrorKind::PreconditionFailed, format!("{path} is no longer at etag {}", base.0)));
+            return Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                format!("{path} is no longer at etag {}", base.0),
+            ));
         }
         let limit = match user.quota {
             Some(_) => self.write_limit(user, node.size).await?,
@@ -98,7 +108,8 @@ impl Store {
         };
         // The delta is spooled first (it is read in any order while applying).
         let store = self.clone();
-        let (rel, file) = blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
+        let (rel, file) =
+            blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
         let delta_staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
         let mut spool = tokio::fs::File::from_std(file);
         let cap = limit.map(|l| l.saturating_add(l / 16).saturating_add(1 << 20));
@@ -126,21 +137,32 @@ impl Store {
             let disk = &store.inner.disk;
             let (out_rel, out) = disk.create_staging().map_err(|e| Error::io("staging", e))?;
             let staging = Staging { store: store.clone(), rel: Some(out_rel.clone()) };
-            let mut writer = HashingWriter { inner: BufWriter::with_capacity(1 << 20, out), hasher: blake3::Hasher::new(), len: 0 };
+            let mut writer = HashingWriter {
+                inner: BufWriter::with_capacity(1 << 20, out),
+                hasher: blake3::Hasher::new(),
+                len: 0,
+            };
             match delta::apply_files(&base_file, &delta_file, &mut writer, limit.unwrap_or(u64::MAX)) {
                 Ok(()) => {}
                 Err(delta::Error::Io(e)) => return Err(Error::io("applying a delta", e)),
-                Err(delta::Error::TooLarge(_)) => return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded")),
+                Err(delta::Error::TooLarge(_)) => {
+                    return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+                }
                 Err(e) => return Err(Error::new(ErrorKind::InvalidInput, e.to_string())),
             }
             let (hash, size) = (ContentHash(*writer.hasher.finalize().as_bytes()), writer.len);
             if hash != expected {
                 return Err(Error::new(
                     ErrorKind::ChecksumMismatch,
-                    format!("the delta applied to {base_tag} gives blake3 {}, not {}", hash.to_hex(), expected.to_hex()),
+                    format!(
+                        "the delta applied to {base_tag} gives blake3 {}, not {}",
+                        hash.to_hex(),
+                        expected.to_hex()
+                    ),
                 ));
             }
-            let out = writer.inner.into_inner().map_err(|e| Error::io("writing the result", e.into_error()))?;
+            let out =
+                writer.inner.into_inner().map_err(|e| Error::io("writing the result", e.into_error()))?;
             if let Some(t) = mtime {
                 let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.0.max(0) as u64);
                 out.set_modified(st).map_err(|e| Error::io("set mtime", e))?;
@@ -164,7 +186,13 @@ impl Store {
 
     /// A delta from the content of `path` that had etag `have` (the current one, or a version
     /// still kept) to the current content, if it is smaller than `max_ratio` of the content.
-    pub async fn delta_from(&self, user: &User, path: &VPath, have: &ETag, max_ratio: f64) -> Result<DeltaFrom> {
+    pub async fn delta_from(
+        &self,
+        user: &User,
+        path: &VPath,
+        have: &ETag,
+        max_ratio: f64,
+    ) -> Result<DeltaFrom> {
         let (node, current) = self.open_file(user, path).await?;
         if &node.etag == have {
             return Ok(DeltaFrom::Unchanged(node));
@@ -183,7 +211,9 @@ impl Store {
         let vhash = ContentHash::from_db(row.get(2))?;
         let store = self.clone();
         let vrel = layout::version_blob(&user.name, vid);
-        let vfile = blocking(move || store.inner.disk.open_read(&vrel).map_err(|e| Error::io("open version", e))).await?;
+        let vfile =
+            blocking(move || store.inner.disk.open_read(&vrel).map_err(|e| Error::io("open version", e)))
+                .await?;
         let mut vnode = node.clone();
         (vnode.size, vnode.content_hash) = (vsize, Some(vhash));
         let sig = self.signature_of(&vnode, vfile).await?;
@@ -197,7 +227,8 @@ impl Store {
             let mut out = BufWriter::with_capacity(1 << 20, file);
             match delta::diff_file(&sig, &current, &mut out, max) {
                 Ok(len) => {
-                    let mut file = out.into_inner().map_err(|e| Error::io("writing a delta", e.into_error()))?;
+                    let mut file =
+                        out.into_inner().map_err(|e| Error::io("writing a delta", e.into_error()))?;
                     file.rewind().map_err(|e| Error::io("rewind", e))?;
                     Ok(DeltaFrom::Delta { node, delta: file, len })
                 }
@@ -252,7 +283,9 @@ impl Store {
             let cutoff = Timestamp::from_system(std::time::SystemTime::now()).0
                 - older_than.as_nanos().min(i64::MAX as u128) as i64;
             let mut removed = 0;
-            for (name, meta) in disk.read_dir(layout::SIGNATURES).map_err(|e| Error::io("listing signatures", e))? {
+            for (name, meta) in
+                disk.read_dir(layout::SIGNATURES).map_err(|e| Error::io("listing signatures", e))?
+            {
                 if meta.mtime_ns < cutoff {
                     let rel = format!("{}/{}", layout::SIGNATURES, String::from_utf8_lossy(&name));
                     disk.remove(&rel).map_err(|e| Error::io("removing a signature", e))?;

@@ -11,13 +11,13 @@
 mod cache;
 mod datadir;
 mod db;
+mod delta;
 mod disk;
 mod draft;
 mod error;
 mod files;
 mod fsck;
 mod intent;
-mod delta;
 mod journal;
 mod locks;
 mod notify;
@@ -41,11 +41,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 pub use datadir::DataDirLock;
 pub use db::{DbTarget, MigrationReport};
+pub use delta::DeltaFrom;
 pub use draft::{Draft, SetAttrs};
 pub use error::{Error, ErrorKind, Result};
 pub use files::{WriteOptions, WriteOutcome};
 pub use fsck::{FsckProblem, FsckReport};
-pub use delta::DeltaFrom;
 pub use journal::{Change, ChangePage};
 pub use locks::{Lock, NewLock};
 pub use path::{InvalidPath, UserName, VPath};

@@ -103,6 +103,8 @@ fn harden(res: &mut Response<Body>) {
 #[utoipa::path(get, path = "/api/v1/content", tag = "files", params(ContentQuery),
     responses((status = 200, description = "The bytes", content_type = "application/octet-stream", body = Vec<u8>),
               (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
+              (status = 226, description = "With `A-IM: rsync` and `If-None-Match: \"<etag>\"` naming a content of this file the server still keeps: \
+               an rsync delta from it to the current content (`IM: rsync`, `Delta-Base`, `ETag`, `X-Cairn-Blake3` of the result)", content_type = "application/vnd.cairn.rsync-delta", body = Vec<u8>),
               (status = 304, description = "Not modified"),
               (status = 404, description = "No such file", body = ApiError),
               (status = 409, description = "A folder", body = ApiError),
@@ -111,9 +113,19 @@ fn harden(res: &mut Response<Body>) {
 pub(crate) async fn download(cx: &Cx<'_>, head: bool) -> Result<Response<Body>> {
     let q: ContentQuery = cx.query()?;
     let path = vpath(&q.path)?;
+    if !head && let Some(res) = super::sync::delta_down(cx, &path).await? {
+        return Ok(res);
+    }
     let (node, file) = cx.store.open_file(&cx.user, &path).await?;
     let meta = download::Meta { etag: &node.etag, mtime: node.mtime, size: node.size };
-    serve_content(cx, meta, file, &path, head, q.download.unwrap_or(false)).await
+    let res = serve_content(cx, meta, file, &path, head, q.download.unwrap_or(false)).await?;
+    if !head
+        && let Some(len) =
+            res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok())
+    {
+        cx.bridge.transfer.count(super::sync::Counter::FullDown, len);
+    }
+    Ok(res)
 }
 
 /// Serve user content: the shared GET logic, then a filename and the hardening headers.
@@ -158,7 +170,10 @@ pub(crate) async fn upload(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>
         opts.if_match = Some(ETag(im.trim().trim_start_matches("W/").trim_matches('"').to_owned()));
     }
     opts.expected_len = cx.header("content-length").and_then(|v| v.parse().ok());
-    let stream = BodyDataStream::new(body).map_err(std::io::Error::other);
+    let transfer = &cx.bridge.transfer;
+    let stream = BodyDataStream::new(body)
+        .inspect_ok(|b| transfer.count(super::sync::Counter::FullUp, b.len() as u64))
+        .map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
     let out = cx.store.write(&cx.actor, &cx.user, &path, reader, opts).await.map_err(|e| {
         if e.kind() == store::ErrorKind::AlreadyExists {

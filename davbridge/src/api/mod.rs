@@ -8,7 +8,10 @@
 mod account;
 mod files;
 pub mod model;
+mod sync;
 mod tus;
+
+pub use sync::Transfer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,7 +61,7 @@ impl Fail {
 }
 
 /// The status and code for each kind of `store` failure. Exhaustive on purpose.
-fn code_of(kind: ErrorKind) -> (StatusCode, &'static str) {
+pub(crate) fn code_of(kind: ErrorKind) -> (StatusCode, &'static str) {
     match kind {
         ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         ErrorKind::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
@@ -147,6 +150,12 @@ enum Endpoint {
     TusHead(String),
     TusPatch(String),
     TusDelete(String),
+    Changes,
+    Tree,
+    Events,
+    Signature,
+    PutDelta,
+    Metrics,
 }
 
 /// Routing failures: no such resource, or not with this method.
@@ -233,6 +242,12 @@ impl Endpoint {
                 pick("POST", (m == "POST").then_some(E::VersionRestore(v)))?
             }
             ["search"] => pick("GET", (m == "GET").then_some(E::Search))?,
+            ["changes"] => pick("GET", (m == "GET").then_some(E::Changes))?,
+            ["tree"] => pick("GET", (m == "GET").then_some(E::Tree))?,
+            ["events"] => pick("GET", (m == "GET").then_some(E::Events))?,
+            ["signature"] => pick("GET", (m == "GET").then_some(E::Signature))?,
+            ["delta"] => pick("PUT", (m == "PUT").then_some(E::PutDelta))?,
+            ["admin", "metrics"] => pick("GET", (m == "GET").then_some(E::Metrics))?,
             ["quota"] => pick("GET", (m == "GET").then_some(E::Quota))?,
             ["admin", "users"] => pick(
                 "GET, POST",
@@ -419,7 +434,7 @@ async fn authenticate(
 
 /// Route, authenticate, check CSRF, handle.
 pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let rest = parts.uri.path().strip_prefix("/api/v1").unwrap_or("");
     let endpoint = match Endpoint::parse(&parts.method, rest) {
         Ok(e) => e,
@@ -457,6 +472,7 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
             return Fail::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token").response();
         }
     }
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let actor = Actor::user(Origin::Rest, &user, Some(remote.ip().to_string()));
     let cx = Cx { bridge, store: &bridge.store, user, actor, via, headers: parts.headers, query };
     let is_tus = matches!(
@@ -494,6 +510,12 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         Endpoint::TusHead(id) => tus::head(&cx, &id).await,
         Endpoint::TusPatch(id) => tus::patch(&cx, &id, body).await,
         Endpoint::TusDelete(id) => tus::delete(&cx, &id).await,
+        Endpoint::Changes => sync::changes(&cx).await,
+        Endpoint::Tree => sync::tree(&cx).await,
+        Endpoint::Events => sync::events(&cx, upgrade).await,
+        Endpoint::Signature => sync::signature(&cx).await,
+        Endpoint::PutDelta => sync::put_delta(&cx, body).await,
+        Endpoint::Metrics => account::metrics(&cx).await,
         Endpoint::OpenApi | Endpoint::SignIn | Endpoint::TusOptions => unreachable!("public endpoints"),
     };
     res.unwrap_or_else(|e| {
@@ -517,7 +539,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         description = "Files, trash, versions, search, quota, tokens and accounts of a Cairn server. \
 Authenticate with `Authorization: Bearer <app password>`, HTTP Basic (account or app password), \
 or the browser session cookie from `POST /api/v1/session` (state changes then need `X-CSRF-Token`). \
-Resumable uploads use tus 1.0 at `/api/v1/uploads/`."
+Resumable uploads use tus 1.0 at `/api/v1/uploads/`. Sync clients follow the change feed \
+(`/api/v1/changes`, or pushed at `/api/v1/events`) and move deltas: `GET /api/v1/signature`, \
+`PUT /api/v1/delta`, and `GET /api/v1/content` with `A-IM: rsync` (answered `226 IM Used`)."
     ),
     paths(
         account::sign_in, account::sign_out, account::me, account::tokens, account::new_token,
@@ -528,6 +552,7 @@ Resumable uploads use tus 1.0 at `/api/v1/uploads/`."
         files::search,
         account::admin_users, account::admin_create, account::admin_change, account::admin_delete,
         tus::create, tus::head, tus::patch, tus::delete,
+        sync::changes, sync::tree, sync::events, sync::signature, sync::put_delta, account::metrics,
     ),
     components(schemas(ApiError, ErrorBody)),
     modifiers(&Security),

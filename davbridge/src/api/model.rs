@@ -319,3 +319,97 @@ pub struct UserChange {
     #[serde(default)]
     pub password: Option<String>,
 }
+
+/// One change to the user's tree, as the change feed reports it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeRecord {
+    /// The feed position just after this change (ask with it to get what follows).
+    pub cursor: String,
+    /// `create`, `modify`, `move`, `delete` or `restore` (back from the trash).
+    pub kind: String,
+    /// Stable file id.
+    pub id: i64,
+    pub is_dir: bool,
+    /// Where it is now (for `delete`: where it was), with a leading slash.
+    pub path: String,
+    /// For `move`: where it was.
+    pub old_path: Option<String>,
+    /// New size (files).
+    pub size: Option<u64>,
+    /// New etag.
+    pub etag: Option<String>,
+    /// blake3 of the new content, hex (files).
+    pub hash: Option<String>,
+    /// When it was committed, RFC 3339.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The front end that made it: `dav`, `rest`, `fuse`, `ctl`, `daemon`.
+    pub origin: Option<String>,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangesPage {
+    /// Oldest first.
+    pub changes: Vec<ChangeRecord>,
+    /// Ask with this next.
+    pub cursor: String,
+    /// More changes are waiting: ask again at once.
+    pub more: bool,
+}
+
+/// Where to read the change feed from.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesQuery {
+    /// A cursor from an earlier answer, or `now` for the current position (no changes).
+    pub cursor: String,
+    /// Long poll: when nothing is new, wait up to this many seconds for a change.
+    #[param(maximum = 60)]
+    #[serde(default)]
+    pub wait: Option<u64>,
+    /// Most changes in the answer (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// Which folder to list recursively.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TreeQuery {
+    /// The folder (default: the root).
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// Where to start the pushed feed.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// A cursor from an earlier answer, or `now` (the default).
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Headers of a delta upload.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct DeltaHeaders {
+    /// The etag of the content the delta was computed against (from `GET /api/v1/signature`).
+    #[param(rename = "If-Match")]
+    pub if_match: String,
+    /// blake3 of the content the delta produces, 64 hex digits.
+    #[param(rename = "X-Cairn-Blake3")]
+    pub blake3: String,
+}
+
+/// Everything below a folder, and the feed position it was read at.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tree {
+    /// Changes after this cursor are not (all) in `entries`: follow the feed from here.
+    pub cursor: String,
+    /// The folder itself first, then everything below it.
+    pub entries: Vec<Entry>,
+}
