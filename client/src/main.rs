@@ -1,6 +1,5 @@
-//! `cairn`, the sync client. Built in the sync issue; this binary only says so.
+//! `cairn`: keeps a local folder and a folder on a Cairn server the same.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("cairn: the sync client is not built yet");
-    std::process::ExitCode::from(2)
-}
+mod plan;
+
+fn main() {}
