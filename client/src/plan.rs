@@ -28,13 +28,22 @@ pub type Tree = BTreeMap<String, Kind>;
 pub enum Action {
     /// Rename the local item at `path` (a file or a folder) to `copy`; both sides' contents
     /// are then transferred by other actions.
-    ConflictLocal { path: String, copy: String },
+    ConflictLocal {
+        path: String,
+        copy: String,
+    },
     DeleteLocal(String),
     DeleteRemote(String),
     MkdirLocal(String),
     MkdirRemote(String),
-    MoveLocal { from: String, to: String },
-    MoveRemote { from: String, to: String },
+    MoveLocal {
+        from: String,
+        to: String,
+    },
+    MoveRemote {
+        from: String,
+        to: String,
+    },
     Download(String),
     Upload(String),
     /// Both sides agree: remember it as the new base.
@@ -60,7 +69,9 @@ impl Action {
     /// The paths it names.
     fn paths(&self) -> Vec<&String> {
         match self {
-            Action::ConflictLocal { path: a, copy: b } | Action::MoveLocal { from: a, to: b } | Action::MoveRemote { from: a, to: b } => vec![a, b],
+            Action::ConflictLocal { path: a, copy: b }
+            | Action::MoveLocal { from: a, to: b }
+            | Action::MoveRemote { from: a, to: b } => vec![a, b],
             Action::DeleteLocal(p)
             | Action::DeleteRemote(p)
             | Action::MkdirLocal(p)
@@ -166,7 +177,7 @@ pub fn plan(base: &Tree, local: &Tree, remote: &Tree, conflict_name: &dyn Fn(&st
                         conflict(p, local, conflict_name, &mut out, &mut done);
                         out.push(Action::MkdirLocal(p.clone()));
                     } else {
-                        if r.is_some() {
+                        if r == Some(&Kind::Dir) {
                             out.push(Action::DeleteRemote(p.clone()));
                             done.push(p.clone());
                         }
@@ -199,7 +210,13 @@ pub fn plan(base: &Tree, local: &Tree, remote: &Tree, conflict_name: &dyn Fn(&st
 
 /// The local item at `p` keeps its bytes under a conflict name: rename it, then send it (a
 /// folder with everything in it).
-fn conflict(p: &str, local: &Tree, name: &dyn Fn(&str) -> String, out: &mut Vec<Action>, done: &mut Vec<String>) {
+fn conflict(
+    p: &str,
+    local: &Tree,
+    name: &dyn Fn(&str) -> String,
+    out: &mut Vec<Action>,
+    done: &mut Vec<String>,
+) {
     let copy = name(p);
     out.push(Action::ConflictLocal { path: p.to_owned(), copy: copy.clone() });
     match local.get(p) {
@@ -221,7 +238,11 @@ fn conflict(p: &str, local: &Tree, name: &dyn Fn(&str) -> String, out: &mut Vec<
 /// A file deleted on one side and the same content created at a new path on that side is a
 /// move: replay it as one on the other side instead of a delete and a transfer.
 fn detect_moves(base: &Tree, local: &Tree, remote: &Tree, out: &mut Vec<Action>) {
-    let mut pair = |deleted_is: fn(&Action) -> Option<&String>, created_is: fn(&Action) -> Option<&String>, side: &Tree, other: &Tree, remote_move: bool| {
+    let mut pair = |deleted_is: fn(&Action) -> Option<&String>,
+                    created_is: fn(&Action) -> Option<&String>,
+                    side: &Tree,
+                    other: &Tree,
+                    remote_move: bool| {
         let mut i = 0;
         while i < out.len() {
             let Some(from) = deleted_is(&out[i]).cloned() else {
@@ -239,7 +260,9 @@ fn detect_moves(base: &Tree, local: &Tree, remote: &Tree, out: &mut Vec<Action>)
                 .all(|(k, a)| k == i || a.paths().iter().all(|q| q.as_str() != from && !under(q, &from)));
             let found = out.iter().position(|a| {
                 created_is(a).is_some_and(|to| {
-                    side.get(to) == Some(&Kind::File(h.clone())) && !other.contains_key(to) && !under(to, &from)
+                    side.get(to) == Some(&Kind::File(h.clone()))
+                        && !other.contains_key(to)
+                        && !under(to, &from)
                 })
             });
             let found = found.filter(|_| clean);
@@ -291,6 +314,7 @@ pub fn conflict_name(path: &str, device: &str, stamp: &str) -> String {
 }
 
 /// Apply `actions` to in-memory trees the way the executor applies them to the real sides.
+#[cfg(test)]
 pub fn simulate(actions: &[Action], local: &mut Tree, remote: &mut Tree) {
     fn parents(tree: &mut Tree, p: &str) {
         let mut at = 0;
@@ -360,7 +384,10 @@ mod tests {
 
     #[test]
     fn conflict_names() {
-        assert_eq!(conflict_name("a/report.pdf", "laptop", "2026-11-24 101500"), "a/report (conflict from laptop 2026-11-24 101500).pdf");
+        assert_eq!(
+            conflict_name("a/report.pdf", "laptop", "2026-11-24 101500"),
+            "a/report (conflict from laptop 2026-11-24 101500).pdf"
+        );
         assert_eq!(conflict_name(".bashrc", "d", "s"), ".bashrc (conflict from d s)");
         assert_eq!(conflict_name("x/Makefile", "d", "s"), "x/Makefile (conflict from d s)");
     }
@@ -399,7 +426,8 @@ mod tests {
     const NAMES: [&str; 4] = ["a", "b", "c.txt", "d"];
 
     fn arb_path() -> impl Strategy<Value = String> {
-        prop::collection::vec(0..NAMES.len(), 1..4).prop_map(|ix| ix.iter().map(|i| NAMES[*i]).collect::<Vec<_>>().join("/"))
+        prop::collection::vec(0..NAMES.len(), 1..4)
+            .prop_map(|ix| ix.iter().map(|i| NAMES[*i]).collect::<Vec<_>>().join("/"))
     }
 
     #[derive(Debug, Clone)]
@@ -442,7 +470,13 @@ mod tests {
                 simulate(&[Action::MkdirRemote(p.clone())], &mut Tree::new(), tree);
             }
             Op::Delete(p) => simulate(&[Action::DeleteRemote(p.clone())], &mut Tree::new(), tree),
-            Op::Rename(a, b) if tree.contains_key(a) && !tree.contains_key(b) && !under(b, a) && a != b && !blocked(tree, b) => {
+            Op::Rename(a, b)
+                if tree.contains_key(a)
+                    && !tree.contains_key(b)
+                    && !under(b, a)
+                    && a != b
+                    && !blocked(tree, b) =>
+            {
                 simulate(&[Action::MoveRemote { from: a.clone(), to: b.clone() }], &mut Tree::new(), tree);
             }
             _ => {}
@@ -469,6 +503,15 @@ mod tests {
                 .filter(|k| matches!(k, Kind::File(_)) && !base_contents.contains(k)).cloned().collect();
 
             let p = plan(&base, &local, &remote, &name);
+            // A file replacing a file is an overwrite (the server keeps the old one as a
+            // version), never a delete and a new file.
+            for a in &p {
+                match a {
+                    Action::DeleteRemote(q) => prop_assert!(remote.get(q) == Some(&Kind::Dir) || !p.contains(&Action::Upload(q.clone())), "{:?}", p),
+                    Action::DeleteLocal(q) => prop_assert!(local.get(q) == Some(&Kind::Dir) || !p.contains(&Action::Download(q.clone())), "{:?}", p),
+                    _ => {}
+                }
+            }
             let (mut l2, mut r2) = (local.clone(), remote.clone());
             simulate(&p, &mut l2, &mut r2);
             prop_assert_eq!(&l2, &r2, "plan {:?}", p);
