@@ -246,9 +246,8 @@ async fn watch_loop(engine: &Arc<engine::Engine>, api: &api::Api, local: &Path) 
             continue;
         }
         // Wait for a reason, then let a burst of events settle.
-        match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
-            Ok(None) => return Ok(ExitCode::SUCCESS),
-            _ => {}
+        if let Ok(None) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            return Ok(ExitCode::SUCCESS);
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
         while rx.try_recv().is_ok() {}

@@ -271,7 +271,8 @@ fn blake3_of(raw: Option<&str>) -> Result<ContentHash> {
 
 /// Upload a delta against the file's current content: the result becomes the new content.
 #[utoipa::path(put, path = "/api/v1/delta", tag = "sync", params(PathQuery, DeltaHeaders),
-    request_body(content = Vec<u8>, content_type = "application/vnd.cairn.rsync-delta"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "An rsync delta (librsync format) against the content `If-Match` names; any Content-Type is accepted"),
     responses((status = 200, description = "Applied and committed (the old content is a version)", body = Entry),
               (status = 400, description = "Malformed delta, or the result's blake3 differs (`checksum_mismatch`): nothing changed", body = ApiError),
               (status = 404, description = "No such file", body = ApiError),

@@ -1,0 +1,429 @@
+//! The `cairn` sync client against a real server: several clients in separate folders and
+//! config directories, random edits on all sides, conflicts, push, and a server killed in the
+//! middle of an upload.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::*;
+
+struct Client {
+    config: PathBuf,
+    dir: PathBuf,
+}
+
+impl Client {
+    fn new(env: &Env, name: &str, user: &str) -> Client {
+        let c = Client {
+            config: env.dir.join(format!("client-{name}")),
+            dir: env.dir.join(format!("sync-{name}")),
+        };
+        std::fs::create_dir_all(&c.dir).unwrap();
+        let out = c.run_with_input(
+            &[
+                "login",
+                &format!("http://127.0.0.1:{}", env.port),
+                "--user",
+                user,
+                "--password-stdin",
+                "--device",
+                name,
+            ],
+            b"correct horse battery\n",
+        );
+        assert!(out.status.success(), "login: {}", describe(&out));
+        // The token is stored, the password is not.
+        let cfg = std::fs::read_to_string(c.config.join("config.json")).unwrap();
+        assert!(!cfg.contains("correct horse") && cfg.contains("token"), "{cfg}");
+        c
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("cairn"));
+        cmd.env("CAIRN_CLIENT_DIR", &self.config).args(args);
+        cmd
+    }
+
+    fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn sync(&self) -> Output {
+        self.cmd(&["sync", self.dir.to_str().unwrap()]).output().unwrap()
+    }
+
+    fn sync_ok(&self) -> String {
+        let out = self.sync();
+        assert!(out.status.success(), "sync of {}: {}", self.dir.display(), describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+}
+
+/// Relative path → blake3 of every file (and "dir" for folders) below `root`.
+fn listing(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel == ".cairn-tmp" {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                out.insert(rel, "dir".into());
+                walk(root, &e.path(), out);
+            } else {
+                out.insert(rel, b3(&std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const NAMES: [&str; 6] = ["a.txt", "b.bin", "notes", "c d.md", "ümlaut", "e"];
+
+/// One random edit in `root`; returns the content written, if any.
+fn random_edit(root: &Path, rng: &mut Rng, tag: &str) -> Option<Vec<u8>> {
+    let depth = 1 + rng.below(3);
+    let rel: PathBuf = (0..depth).map(|_| NAMES[rng.below(NAMES.len())]).collect();
+    let path = root.join(&rel);
+    let mut existing: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_name() == ".cairn-tmp" {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+            existing.push(e.path());
+        }
+    }
+    existing.sort();
+    match rng.below(10) {
+        // Create or overwrite a file (large enough sometimes for a delta to pay).
+        0..=4 => {
+            let target = if rng.below(2) == 0 && !existing.is_empty() {
+                existing[rng.below(existing.len())].clone()
+            } else {
+                path
+            };
+            if target.is_dir() {
+                return None;
+            }
+            std::fs::create_dir_all(target.parent().unwrap()).ok()?;
+            if target.parent().unwrap().is_file() {
+                return None;
+            }
+            let len = if rng.below(4) == 0 { 200_000 + rng.below(100_000) } else { rng.below(3000) };
+            let mut data = format!("{tag} {}\n", rng.next()).into_bytes();
+            data.extend(pattern(len, rng.next()));
+            std::fs::write(&target, &data).ok()?;
+            Some(data)
+        }
+        5 => {
+            std::fs::create_dir_all(&path).ok();
+            None
+        }
+        6 | 7 => {
+            let victim = existing.get(rng.below(existing.len().max(1)))?.clone();
+            if victim.is_dir() {
+                std::fs::remove_dir_all(&victim).ok();
+            } else {
+                std::fs::remove_file(&victim).ok();
+            }
+            None
+        }
+        _ => {
+            let from = existing.get(rng.below(existing.len().max(1)))?.clone();
+            let to = from.parent().unwrap().join(format!("{} moved", NAMES[rng.below(NAMES.len())]));
+            if !to.exists() {
+                std::fs::rename(&from, &to).ok();
+            }
+            None
+        }
+    }
+}
+
+#[test]
+fn three_clients_converge_and_every_edit_survives() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    let _d = env.start_daemon();
+    let clients: Vec<Client> =
+        ["alpha", "beta", "gamma"].iter().map(|n| Client::new(&env, n, "alice")).collect();
+    for c in &clients {
+        c.sync_ok();
+    }
+    // SYNC_SEED reruns with other random rounds.
+    let seed = std::env::var("SYNC_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_cafe_u64);
+    let mut rng = Rng(seed | 1);
+    let mut conflicts = 0;
+    for round in 0..8 {
+        // Everyone edits before anyone syncs: concurrent changes, conflicts among them.
+        let mut edits: Vec<String> = Vec::new();
+        for (i, c) in clients.iter().enumerate() {
+            for _ in 0..3 {
+                if let Some(data) = random_edit(&c.dir, &mut rng, &format!("r{round}c{i}")) {
+                    edits.push(b3(&data));
+                }
+            }
+        }
+        // Contents overwritten again by the same client before it synced are not edits
+        // anyone saw: keep only those still on disk.
+        let on_disk: BTreeSet<String> = clients.iter().flat_map(|c| listing(&c.dir).into_values()).collect();
+        edits.retain(|e| on_disk.contains(e));
+        for c in clients.iter().chain(clients.iter()) {
+            let out = c.sync_ok();
+            conflicts += out.matches("conflict:").count();
+        }
+        let first = listing(&clients[0].dir);
+        for c in &clients[1..] {
+            assert_eq!(
+                listing(&c.dir),
+                first,
+                "round {round}: {} differs from {}",
+                c.dir.display(),
+                clients[0].dir.display()
+            );
+        }
+        // The server's tree is the same too.
+        let server = listing(&env.user_dir("alice"));
+        assert_eq!(server, first, "round {round}: the server differs");
+        let now: BTreeSet<&String> = first.values().collect();
+        for e in &edits {
+            assert!(now.contains(e), "round {round}: an edit ({e}) was lost; tree {first:#?}");
+        }
+    }
+    record_figure(&format!(
+        "sync: 3 clients, 8 random rounds converged; {conflicts} conflict copies made and uploaded"
+    ));
+    env.assert_fsck_clean();
+}
+
+#[test]
+fn conflicts_keep_both_and_folders_keep_new_files() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    let _d = env.start_daemon();
+    let a = Client::new(&env, "laptop", "alice");
+    let b = Client::new(&env, "phone", "alice");
+    std::fs::create_dir_all(a.dir.join("album")).unwrap();
+    std::fs::write(a.dir.join("album/one.jpg"), b"one").unwrap();
+    std::fs::write(a.dir.join("report.txt"), b"base").unwrap();
+    std::fs::write(a.dir.join(".cairnignore"), b"*.tmp\nbuild/\n").unwrap();
+    std::fs::write(a.dir.join("scratch.tmp"), b"never leaves").unwrap();
+    a.sync_ok();
+    b.sync_ok();
+    assert!(!b.dir.join("scratch.tmp").exists(), "ignored files stay local");
+    // Both edit the report; the phone deletes the album while the laptop adds to it.
+    std::fs::write(a.dir.join("report.txt"), b"laptop edit").unwrap();
+    std::fs::write(b.dir.join("report.txt"), b"phone edit").unwrap();
+    std::fs::write(a.dir.join("album/two.jpg"), b"two").unwrap();
+    std::fs::remove_dir_all(b.dir.join("album")).unwrap();
+    a.sync_ok();
+    let out = b.sync_ok();
+    assert!(out.contains("conflict"), "{out}");
+    a.sync_ok();
+    let (la, lb) = (listing(&a.dir), listing(&b.dir));
+    assert_eq!(la.keys().filter(|k| !k.ends_with(".tmp")).collect::<Vec<_>>(), lb.keys().collect::<Vec<_>>());
+    // The server's version keeps the name; the phone's is a conflict copy, uploaded.
+    assert_eq!(std::fs::read(b.dir.join("report.txt")).unwrap(), b"laptop edit");
+    let copy =
+        lb.keys().find(|k| k.starts_with("report (conflict from phone ")).expect("a conflict copy").clone();
+    assert!(copy.ends_with(").txt"), "{copy}");
+    assert_eq!(std::fs::read(a.dir.join(&copy)).unwrap(), b"phone edit");
+    assert_eq!(std::fs::read(env.user_dir("alice").join(&copy)).unwrap(), b"phone edit");
+    // The album was deleted on one side, but the new photo is kept (the old one goes).
+    assert!(lb.contains_key("album/two.jpg") && !lb.contains_key("album/one.jpg"), "{lb:#?}");
+    // Status shows the folder.
+    let st = b.cmd(&["status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&st.stdout).contains(b.dir.to_str().unwrap()), "{}", describe(&st));
+}
+
+#[test]
+fn deltas_move_only_the_changed_bytes_both_ways() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    let _d = env.start_daemon();
+    let a = Client::new(&env, "a", "alice");
+    let b = Client::new(&env, "b", "alice");
+    let mut data = pattern(8 << 20, 1);
+    std::fs::write(a.dir.join("big.bin"), &data).unwrap();
+    a.sync_ok();
+    b.sync_ok();
+    // 100 bytes inserted at the front: everything after shifts.
+    data.splice(0..0, pattern(100, 2));
+    std::fs::write(a.dir.join("big.bin"), &data).unwrap();
+    let out = a.sync_ok();
+    let up: u64 = out.split(" bytes up").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(up < 64 * 1024, "a 100-byte insert into 8 MiB sent {up} bytes: {out}");
+    let out = b.sync_ok();
+    let down: u64 = out.split(" bytes down").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(down < 64 * 1024, "a 100-byte insert came down as {down} bytes: {out}");
+    assert_eq!(b3(&std::fs::read(b.dir.join("big.bin")).unwrap()), b3(&data));
+    // The server kept the old content as a version.
+    let v =
+        http(env.port, "GET", "/api/v1/versions?path=/big.bin", &[("Authorization", &basic("alice"))], b"");
+    assert_eq!(v.status, 200);
+    assert!(v.text().contains("\"size\":8388608"), "{}", v.text());
+}
+
+#[test]
+fn watch_pushes_edits_between_clients() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    let _d = env.start_daemon();
+    let a = Client::new(&env, "a", "alice");
+    let b = Client::new(&env, "b", "alice");
+    let spawn = |c: &Client| -> Child {
+        c.cmd(&["sync", c.dir.to_str().unwrap(), "--watch"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    let (mut wa, mut wb) = (spawn(&a), spawn(&b));
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut worst = Duration::ZERO;
+    for i in 0..3 {
+        let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let name = format!("note-{i}.txt");
+        let body = format!("edit {i}");
+        let t0 = Instant::now();
+        std::fs::write(from.dir.join(&name), &body).unwrap();
+        while std::fs::read_to_string(to.dir.join(&name)).ok().as_deref() != Some(body.as_str()) {
+            assert!(t0.elapsed() < Duration::from_secs(15), "{name} did not arrive within 15 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        worst = worst.max(t0.elapsed());
+    }
+    // A change made through WebDAV is pushed too.
+    let t0 = Instant::now();
+    let put = http(env.port, "PUT", "/dav/from-webdav.txt", &[("Authorization", &basic("alice"))], b"dav");
+    assert_eq!(put.status, 201);
+    while std::fs::read(a.dir.join("from-webdav.txt")).ok().as_deref() != Some(b"dav".as_slice()) {
+        assert!(t0.elapsed() < Duration::from_secs(15), "a WebDAV change did not arrive");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    worst = worst.max(t0.elapsed());
+    let _ = (wa.kill(), wb.kill(), wa.wait(), wb.wait());
+    record_figure(&format!(
+        "sync --watch: edit on one client visible on the other within {} ms (worst of 4; goal < 2000)",
+        worst.as_millis()
+    ));
+}
+
+#[test]
+fn a_server_killed_mid_upload_resumes_and_converges() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    let mut daemon = env.start_daemon();
+    let a = Client::new(&env, "a", "alice");
+    let data = pattern(160 << 20, 7);
+    std::fs::write(a.dir.join("video.bin"), &data).unwrap();
+    let child = a
+        .cmd(&["sync", a.dir.to_str().unwrap(), "--parallel", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the server once some of the upload has landed.
+    let uploads = env.data_dir.join(".cairn/uploads");
+    let t0 = Instant::now();
+    loop {
+        let got: u64 = std::fs::read_dir(&uploads)
+            .map(|d| d.flatten().map(|e| e.metadata().map_or(0, |m| m.len())).sum())
+            .unwrap_or(0);
+        if got >= 32 << 20 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "the upload did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    daemon.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "sync should fail with the server gone: {}", describe(&out));
+    daemon = env.start_daemon();
+    let out = a.sync_ok();
+    assert!(out.contains("resuming the upload of video.bin at byte"), "{out}");
+    let b = Client::new(&env, "b", "alice");
+    b.sync_ok();
+    assert_eq!(b3(&std::fs::read(b.dir.join("video.bin")).unwrap()), b3(&data));
+    drop(daemon);
+    env.assert_fsck_clean();
+}
+
+#[test]
+fn expired_cursors_say_so() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    let _d = env.start_daemon();
+    let auth = basic("alice");
+    let h = [("Authorization", auth.as_str())];
+    let now = http(env.port, "GET", "/api/v1/changes?cursor=now", &h, b"");
+    let cursor = serde_json::from_str::<serde_json::Value>(&now.text()).unwrap()["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.put_ok("alice", "/x.txt", b"x");
+    let page = http(env.port, "GET", &format!("/api/v1/changes?cursor={cursor}"), &h, b"");
+    let v: serde_json::Value = serde_json::from_str(&page.text()).unwrap();
+    assert_eq!(v["changes"][0]["path"], "/x.txt", "{v}");
+    assert_eq!(v["changes"][0]["kind"], "create");
+    assert_eq!(v["changes"][0]["origin"], "ctl");
+    // Long poll: wakes when a change commits.
+    let port = env.port;
+    let next = v["cursor"].as_str().unwrap().to_owned();
+    let waiter = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let r = http(
+            port,
+            "GET",
+            &format!("/api/v1/changes?cursor={next}&wait=20"),
+            &[("Authorization", &basic("alice"))],
+            b"",
+        );
+        (r, t0.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    env.ctl_ok(&["files", "mkdir", "alice", "/made-by-ctl"]);
+    let (r, took) = waiter.join().unwrap();
+    assert!(
+        r.text().contains("/made-by-ctl") && took < Duration::from_secs(10),
+        "{} after {took:?}",
+        r.text()
+    );
+    // Pruned journal: the old cursor has expired and says so.
+    env.ctl_ok(&["prune-journal", "--days", "0"]);
+    let gone = http(env.port, "GET", &format!("/api/v1/changes?cursor={cursor}"), &h, b"");
+    assert_eq!(gone.status, 410, "{}", gone.text());
+    assert!(gone.text().contains("cursor_expired"));
+}
