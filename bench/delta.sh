@@ -23,7 +23,7 @@ for c in a b; do
 done
 counted() { # sum of the server's transfer counters
     curl -sf -u bench:bench-password-1 "$URL/api/v1/admin/metrics" |
-        awk '/^cairn_api_transfer_bytes_total/ {s += $2} END {printf "%d", s}'
+        awk '/^cairn_api_transfer_bytes_total/ {s += $2} END {printf "%.0f", s}'
 }
 sync_bytes() { # DIR CLIENT: bytes the server counted for one sync
     local before after
@@ -34,7 +34,7 @@ sync_bytes() { # DIR CLIENT: bytes the server counted for one sync
 }
 rsync_bytes() { # OLD NEW: rsync's total bytes sent + received turning a copy of OLD into NEW
     cp "$1" "$B/rs-dest.bin"
-    rsync --no-whole-file --stats "$2" "$B/rs-dest.bin" |
+    rsync --no-whole-file --ignore-times --stats "$2" "$B/rs-dest.bin" |
         awk -F': ' '/^Total bytes sent/ {gsub(/,/, "", $2); s += $2} /^Total bytes received/ {gsub(/,/, "", $2); s += $2} END {print s}'
 }
 
