@@ -48,8 +48,6 @@ pub struct Bridge {
     tls: bool,
     /// Bytes moved by the API's transfer endpoints.
     transfer: api::Transfer,
-    /// Tree-change notices of every user, from one `LISTEN` (started on first use).
-    notices: std::sync::OnceLock<tokio::sync::broadcast::Sender<Option<store::UserId>>>,
 }
 
 impl Bridge {
@@ -57,25 +55,7 @@ impl Bridge {
     /// credential changes).
     pub fn new(store: store::Store, opts: BridgeOptions) -> Bridge {
         let auth = auth::Auth::new(store.clone());
-        Bridge { store, auth, opts, tls: false, transfer: Default::default(), notices: Default::default() }
-    }
-
-    /// Notices of committed tree changes (`Some(user)`), or `None` when some may have been
-    /// missed. Must be called inside a tokio runtime.
-    pub(crate) fn change_notices(&self) -> tokio::sync::broadcast::Receiver<Option<store::UserId>> {
-        self.notices
-            .get_or_init(|| {
-                let (tx, _) = tokio::sync::broadcast::channel(1024);
-                let mut source = self.store.watch_changes();
-                let fan = tx.clone();
-                tokio::spawn(async move {
-                    while let Some(n) = source.recv().await {
-                        let _ = fan.send(n);
-                    }
-                });
-                tx
-            })
-            .subscribe()
+        Bridge { store, auth, opts, tls: false, transfer: Default::default() }
     }
 }
 

@@ -43,14 +43,12 @@ impl Store {
         self.watch(CHANNEL)
     }
 
-    /// A stream of tree changes: `Some(user)` after each committed change to that user's files
-    /// (read what changed with [`Store::changes`]); `None` when notifications may have been
-    /// missed. Must be called inside a tokio runtime.
-    pub fn watch_changes(&self) -> mpsc::UnboundedReceiver<Option<UserId>> {
-        // One listening connection per process, fanned out; a watcher that falls behind is
-        // told it may have missed changes.
-        let mut feed = self
-            .inner
+    /// Tree-change notices straight from the process's one `LISTEN` connection: `Some(user)`
+    /// after each committed change to that user's files (read what changed with
+    /// [`Store::changes`]); `None`, or a `Lagged` error, when some may have been missed. Must be
+    /// called inside a tokio runtime.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<Option<UserId>> {
+        self.inner
             .changes
             .get_or_init(|| {
                 let (tx, _) = broadcast::channel(1024);
@@ -63,7 +61,13 @@ impl Store {
                 });
                 tx
             })
-            .subscribe();
+            .subscribe()
+    }
+
+    /// [`Store::subscribe_changes`] as an unbounded stream in which falling behind reads as
+    /// `None` (may have missed changes). Must be called inside a tokio runtime.
+    pub fn watch_changes(&self) -> mpsc::UnboundedReceiver<Option<UserId>> {
+        let mut feed = self.subscribe_changes();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             loop {

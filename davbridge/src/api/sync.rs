@@ -87,7 +87,7 @@ pub(crate) async fn changes(cx: &Cx<'_>) -> Result<Response<Body>> {
     let limit = q.limit.unwrap_or(1000);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT));
     // Subscribe before reading, so a change committed in between still wakes us.
-    let mut rx = cx.bridge.change_notices();
+    let mut rx = cx.store.subscribe_changes();
     loop {
         let p = cx.store.changes_since(&cx.user, cursor, limit).await?;
         if !p.changes.is_empty() || tokio::time::Instant::now() >= deadline {
@@ -155,7 +155,7 @@ pub(crate) async fn events(
     let cursor = parse_cursor(cx.store, &cx.user, q.cursor.as_deref().unwrap_or("now")).await?;
     // Refuse an expired cursor before switching protocols.
     cx.store.changes_since(&cx.user, cursor, 1).await?;
-    let (store, user, rx) = (cx.store.clone(), cx.user.clone(), cx.bridge.change_notices());
+    let (store, user, rx) = (cx.store.clone(), cx.user.clone(), cx.store.subscribe_changes());
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
