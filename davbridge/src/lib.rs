@@ -47,7 +47,7 @@ pub struct Bridge {
     /// Served over TLS (session cookies are then `Secure`).
     tls: bool,
     /// Bytes moved by the API's transfer endpoints.
-    transfer: api::Transfer,
+    transfer: api::TransferCounters,
 }
 
 impl Bridge {

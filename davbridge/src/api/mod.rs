@@ -11,7 +11,7 @@ pub mod model;
 mod sync;
 mod tus;
 
-pub use sync::Transfer;
+pub use sync::TransferCounters;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -333,11 +333,11 @@ pub(crate) async fn delta_down(cx: &Cx<'_>, path: &store::VPath) -> Result<Optio
     }
 }
 
-/// Bytes moved by the API's transfer endpoints, for `/api/v1/admin/metrics`.
+/// Bytes moved by the API's transfer endpoints, for `/api/v1/admin/metrics` (not the `model::Transfer` request body).
 #[derive(Debug, Default)]
-pub struct Transfer([std::sync::atomic::AtomicU64; 6]);
+pub struct TransferCounters([std::sync::atomic::AtomicU64; 6]);
 
-/// What a [`Transfer`] counts.
+/// What a [`TransferCounters`] counts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Counter {
     FullUp,
@@ -359,7 +359,7 @@ impl Counter {
     ];
 }
 
-impl Transfer {
+impl TransferCounters {
     pub(crate) fn count(&self, c: Counter, n: u64) {
         self.0[c as usize].fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
