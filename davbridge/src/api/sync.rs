@@ -333,7 +333,7 @@ pub(crate) async fn delta_down(cx: &Cx<'_>, path: &store::VPath) -> Result<Optio
     }
 }
 
-/// Bytes moved by the API's transfer endpoints, for `/api/v1/admin/metrics` (not the `model::Transfer` request body).
+/// Bytes moved by the API's transfer endpoints, for `/api/v1/admin/metrics`.
 #[derive(Debug, Default)]
 pub struct TransferCounters([std::sync::atomic::AtomicU64; 6]);
 
