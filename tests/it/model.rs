@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use store::{Actor, DataDirLock, DbTarget, Origin, Store, StoreConfig, TrashId, User, UserName, VPath};
-use tests::{Env, b3};
+use tests::{Env, Rng, b3};
 
 /// What the model holds at a path: a folder, or a file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,20 +18,6 @@ enum Entry {
 type Tree = BTreeMap<String, Entry>;
 
 const PATHS: &[&str] = &["a", "b", "a/x", "a/y", "b/x", "a/x/deep", "c"];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
-}
 
 fn parent(p: &str) -> Option<&str> {
     p.rfind('/').map(|i| &p[..i])
@@ -120,16 +106,16 @@ async fn run(seed: u64, steps: usize) {
     for step in 0..steps {
         let a = rng.pick(PATHS).to_string();
         let b = rng.pick(PATHS).to_string();
-        let overwrite = rng.next() % 2 == 0;
+        let overwrite = rng.next_u64() % 2 == 0;
         // 0-2 put, 3-5 mkdir, 6 delete, 7-8 move, 9-10 copy, 11 version restore,
         // 12-13 trash restore or purge, 14 restart.
-        let op = rng.next() % 15;
+        let op = rng.next_u64() % 15;
         let desc = format!("seed {seed} step {step}: op {op} {a} {b} overwrite={overwrite}");
         // Returns Ok(()) when the store agreed with the model about success.
         match op {
             0..=2 => {
-                let data = format!("{seed}-{step}-{}", rng.next() % 1000)
-                    .repeat((rng.next() % 50) as usize + 1)
+                let data = format!("{seed}-{step}-{}", rng.next_u64() % 1000)
+                    .repeat((rng.next_u64() % 50) as usize + 1)
                     .into_bytes();
                 let ok = parent_ok(&tree, &a) && tree.get(&a) != Some(&Entry::Dir);
                 let res = store
@@ -222,7 +208,7 @@ async fn run(seed: u64, steps: usize) {
                 }
                 let id = *rng.pick(&ids);
                 // Mostly restores; every fourth time a purge.
-                if op == 12 || rng.next() % 4 != 0 {
+                if op == 12 || rng.next_u64() % 4 != 0 {
                     let (orig, _) = &trash[&id];
                     // Refused when the path is taken or any ancestor is now a file.
                     let mut blocked = false;

@@ -92,20 +92,6 @@ fn listing(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 const NAMES: [&str; 6] = ["a.txt", "b.bin", "notes", "c d.md", "ümlaut", "e"];
 
 /// One random edit in `root`; returns the content written, if any.
@@ -143,8 +129,8 @@ fn random_edit(root: &Path, rng: &mut Rng, tag: &str) -> Option<Vec<u8>> {
                 return None;
             }
             let len = if rng.below(4) == 0 { 200_000 + rng.below(100_000) } else { rng.below(3000) };
-            let mut data = format!("{tag} {}\n", rng.next()).into_bytes();
-            data.extend(pattern(len, rng.next()));
+            let mut data = format!("{tag} {}\n", rng.next_u64()).into_bytes();
+            data.extend(pattern(len, rng.next_u64()));
             std::fs::write(&target, &data).ok()?;
             Some(data)
         }
