@@ -10,11 +10,11 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncRead;
 
 use crate::db::Cached;
 use crate::disk::layout;
-use crate::files::{Content, Staging, WriteOptions, WriteOutcome};
+use crate::files::{Content, Staging, WriteOptions, WriteOutcome, pump, seal};
 use crate::path::VPath;
 use crate::types::{Actor, ContentHash, ETag, Node, Timestamp, User};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
@@ -111,25 +111,14 @@ impl Store {
         let (rel, file) =
             blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
         let delta_staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
-        let mut spool = tokio::fs::File::from_std(file);
         let cap = limit.map(|l| l.saturating_add(l / 16).saturating_add(1 << 20));
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut received: u64 = 0;
-        loop {
-            let n = body.read(&mut buf).await.map_err(|e| {
-                Error::new(ErrorKind::InvalidInput, "the upload was interrupted").with_source(e)
-            })?;
-            if n == 0 {
-                break;
-            }
-            received += n as u64;
+        let (_, delta_file) = pump(&mut body, file, &rel, |_, received| {
             if cap.is_some_and(|c| received > c) {
                 return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
             }
-            spool.write_all(&buf[..n]).await.map_err(|e| Error::io(format!("writing {rel}"), e))?;
-        }
-        spool.flush().await.map_err(|e| Error::io("flush", e))?;
-        let delta_file = spool.into_std().await;
+            Ok(())
+        })
+        .await?;
 
         let store = self.clone();
         let base_tag = base.0.clone();
@@ -163,14 +152,7 @@ impl Store {
             }
             let out =
                 writer.inner.into_inner().map_err(|e| Error::io("writing the result", e.into_error()))?;
-            if let Some(t) = mtime {
-                let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.0.max(0) as u64);
-                out.set_modified(st).map_err(|e| Error::io("set mtime", e))?;
-            }
-            out.sync_all().map_err(|e| Error::io("fsync", e))?;
-            use std::os::unix::fs::MetadataExt;
-            let meta = out.metadata().map_err(|e| Error::io("stat", e))?;
-            let mtime = Timestamp(meta.mtime() * 1_000_000_000 + meta.mtime_nsec());
+            let mtime = seal(&out, mtime)?;
             Ok((Content { staging: out_rel, size, mtime, hash }, staging))
         })
         .await?;

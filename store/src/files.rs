@@ -263,50 +263,25 @@ impl Store {
         let (rel, file) =
             blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
         let mut staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
-        let mut file = tokio::fs::File::from_std(file);
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut n_total: u64 = 0;
-        loop {
-            let n = body.read(&mut buf).await.map_err(|e| {
-                Error::new(ErrorKind::InvalidInput, "the upload was interrupted").with_source(e)
-            })?;
-            if n == 0 {
-                break;
-            }
-            n_total += n as u64;
+        let (n_total, file) = pump(&mut body, file, &rel, |chunk, n_total| {
             if limit.is_some_and(|l| n_total > l) {
                 return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
             }
             if opts.expected_len.is_some_and(|l| n_total > l) {
                 return Err(Error::new(ErrorKind::InvalidInput, "body longer than announced"));
             }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).await.map_err(|e| Error::io(format!("writing {rel}"), e))?;
-        }
+            hasher.update(chunk);
+            Ok(())
+        })
+        .await?;
         if opts.expected_len.is_some_and(|l| n_total != l) {
             return Err(Error::new(ErrorKind::InvalidInput, "body shorter than announced"));
         }
-        file.flush().await.map_err(|e| Error::io("flush", e))?;
-        let file = file.into_std().await;
         let mtime = opts.mtime;
-        let mtime_ns = blocking(move || {
-            if let Some(t) = mtime {
-                let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.0.max(0) as u64);
-                file.set_modified(st).map_err(|e| Error::io("set mtime", e))?;
-            }
-            file.sync_all().map_err(|e| Error::io("fsync", e))?;
-            let meta = file.metadata().map_err(|e| Error::io("stat", e))?;
-            use std::os::unix::fs::MetadataExt;
-            Ok(meta.mtime() * 1_000_000_000 + meta.mtime_nsec())
-        })
-        .await?;
-        let content = Content {
-            staging: rel,
-            size: n_total,
-            mtime: Timestamp(mtime_ns),
-            hash: ContentHash(*hasher.finalize().as_bytes()),
-        };
+        let mtime = blocking(move || seal(&file, mtime)).await?;
+        let content =
+            Content { staging: rel, size: n_total, mtime, hash: ContentHash(*hasher.finalize().as_bytes()) };
 
         let store = self.clone();
         let (actor, user, path) = (actor.clone(), user.clone(), path.clone());
@@ -760,6 +735,47 @@ impl Store {
 }
 
 /// Content staged and fsynced, ready to commit.
+/// Copy a request body into a staging file (opened as `rel`) in 256 KiB reads, showing each
+/// chunk and the running total to `each` first (an error from it stops the copy). Returns the
+/// length and the file, flushed but not yet fsynced.
+pub(crate) async fn pump<R: AsyncRead + Unpin>(
+    body: &mut R,
+    file: File,
+    rel: &str,
+    mut each: impl FnMut(&[u8], u64) -> Result<()>,
+) -> Result<(u64, File)> {
+    let mut file = tokio::fs::File::from_std(file);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let n = body
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, "the upload was interrupted").with_source(e))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        each(&buf[..n], total)?;
+        file.write_all(&buf[..n]).await.map_err(|e| Error::io(format!("writing {rel}"), e))?;
+    }
+    file.flush().await.map_err(|e| Error::io("flush", e))?;
+    Ok((total, file.into_std().await))
+}
+
+/// Make staged content durable: give it `mtime` (if any), fsync it, and return the
+/// modification time it now has (blocking).
+pub(crate) fn seal(file: &File, mtime: Option<Timestamp>) -> Result<Timestamp> {
+    if let Some(t) = mtime {
+        let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.0.max(0) as u64);
+        file.set_modified(st).map_err(|e| Error::io("set mtime", e))?;
+    }
+    file.sync_all().map_err(|e| Error::io("fsync", e))?;
+    let meta = file.metadata().map_err(|e| Error::io("stat", e))?;
+    use std::os::unix::fs::MetadataExt;
+    Ok(Timestamp(meta.mtime() * 1_000_000_000 + meta.mtime_nsec()))
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Content {
     pub(crate) staging: String,

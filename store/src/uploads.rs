@@ -361,14 +361,8 @@ impl Store {
                 None => crate::scan::hash_file(&store.inner.disk, &rel2)?,
             };
             let f = store.inner.disk.open_rw(&rel2, false).map_err(|e| Error::io("opening upload", e))?;
-            if let Some(t) = mtime {
-                let st = std::time::UNIX_EPOCH + Duration::from_nanos(t.0.max(0) as u64);
-                f.set_modified(st).map_err(|e| Error::io("set mtime", e))?;
-                f.sync_all().map_err(|e| Error::io("fsync upload", e))?;
-            }
-            use std::os::unix::fs::MetadataExt;
-            let meta = f.metadata().map_err(|e| Error::io("stat upload", e))?;
-            Ok((hash, Timestamp(meta.mtime() * 1_000_000_000 + meta.mtime_nsec())))
+            // The bytes are durable already (each append is fsynced); this covers the mtime.
+            Ok((hash, crate::files::seal(&f, mtime)?))
         })
         .await?;
         let content = Content { staging: rel.clone(), size: up.length, mtime, hash };
