@@ -20,7 +20,6 @@ pub struct Entry {
 
 #[derive(Debug, Deserialize)]
 pub struct Tree {
-    pub cursor: String,
     pub entries: Vec<Entry>,
 }
 

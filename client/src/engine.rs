@@ -200,7 +200,6 @@ impl Engine {
                 self.api.tree(&self.remote).await?.ok_or_else(|| anyhow!("cannot create {}", self.remote))?
             }
         };
-        self.state().set_meta("cursor", &listing.cursor)?;
         let prefix = if self.remote == "/" { "/".to_owned() } else { format!("{}/", self.remote) };
         let mut tree = Tree::new();
         let mut entries = BTreeMap::new();

@@ -1,5 +1,5 @@
 //! The local state database (SQLite): per synced folder, what both sides had at the last sync
-//! (the base of the three-way comparison), the feed cursor, and unfinished uploads.
+//! (the base of the three-way comparison), unfinished uploads, and a few facts for `status`.
 
 use std::path::Path;
 
