@@ -33,8 +33,8 @@ pub struct Options {
 pub struct Report {
     pub work: usize,
     pub conflicts: Vec<String>,
-    /// Remote names this system cannot hold, left alone.
-    pub skipped: Vec<String>,
+    /// Remote paths this system cannot hold (with the reason), left alone with all below them.
+    pub skipped: Vec<(String, String)>,
     /// Actions that found the other side changed meanwhile (done next round).
     pub deferred: usize,
     pub errors: Vec<String>,
@@ -204,10 +204,9 @@ impl Engine {
         let mut tree = Tree::new();
         let mut entries = BTreeMap::new();
         let mut lower: BTreeMap<String, String> = BTreeMap::new();
-        let mut skipped: Vec<String> = Vec::new();
         for e in listing.entries {
             let Some(rel) = e.path.strip_prefix(&prefix).map(str::to_owned) else { continue };
-            if rel.is_empty() || skipped.iter().any(|s| rel.starts_with(&format!("{s}/"))) {
+            if rel.is_empty() || report.skipped.iter().any(|(s, _)| rel.starts_with(&format!("{s}/"))) {
                 continue;
             }
             if (rel == TMP_DIR || rel.starts_with(&format!("{TMP_DIR}/")))
@@ -228,8 +227,7 @@ impl Engine {
                     }
                 });
                 if let Some(why) = why {
-                    report.skipped.push(format!("{rel}: {why}"));
-                    skipped.push(rel);
+                    report.skipped.push((rel, why));
                     continue;
                 }
             }
@@ -253,8 +251,8 @@ impl Engine {
         let ig2 = ig.clone();
         let (local, meta) =
             tokio::task::spawn_blocking(move || this.scan_local(&base_for_scan, &ig2)).await??;
-        let skipped: Vec<&str> = report.skipped.iter().map(|s| s.split(": ").next().unwrap_or("")).collect();
-        let keep = |p: &String| !skipped.iter().any(|s| p == s || p.starts_with(&format!("{s}/")));
+        let keep =
+            |p: &String| !report.skipped.iter().any(|(s, _)| p == s || p.starts_with(&format!("{s}/")));
         let base: Tree =
             base_full.iter().filter(|(p, _)| keep(p)).map(|(p, b)| (p.clone(), b.kind.clone())).collect();
         let local: Tree = local.into_iter().filter(|(p, _)| keep(p)).collect();

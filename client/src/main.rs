@@ -201,8 +201,8 @@ async fn sync_until_settled(engine: &Arc<engine::Engine>) -> Result<bool> {
         let r = engine.round().await?;
         up += r.bytes_up;
         down += r.bytes_down;
-        for s in &r.skipped {
-            eprintln!("cairn: not synced here: {s}");
+        for (path, why) in &r.skipped {
+            eprintln!("cairn: not synced here: {path}: {why}");
         }
         for e in &r.errors {
             eprintln!("cairn: error: {e}");
