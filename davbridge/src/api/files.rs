@@ -167,7 +167,7 @@ pub(crate) async fn upload(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>
     if let Some(im) = cx.header("if-match")
         && im.trim() != "*"
     {
-        opts.if_match = Some(ETag(im.trim().trim_start_matches("W/").trim_matches('"').to_owned()));
+        opts.if_match = Some(ETag(crate::dav::headers::etag_value(im).to_owned()));
     }
     opts.expected_len = cx.header("content-length").and_then(|v| v.parse().ok());
     let transfer = &cx.bridge.transfer;

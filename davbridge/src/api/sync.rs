@@ -257,7 +257,7 @@ pub(crate) async fn signature(cx: &Cx<'_>) -> Result<Response<Body>> {
 }
 
 fn etag_of(raw: &str) -> ETag {
-    ETag(raw.trim().trim_start_matches("W/").trim_matches('"').to_owned())
+    ETag(crate::dav::headers::etag_value(raw).to_owned())
 }
 
 fn blake3_of(raw: Option<&str>) -> Result<ContentHash> {

@@ -291,11 +291,15 @@ pub fn parse_if(raw: &str) -> Result<Vec<IfList>, HttpError> {
     Ok(out)
 }
 
+/// The value of an entity tag from a header: `W/"abc"` → `abc`.
+pub fn etag_value(header_tag: &str) -> &str {
+    let t = header_tag.trim();
+    t.strip_prefix("W/").unwrap_or(t).trim_matches('"')
+}
+
 /// Compare an entity tag from a header with ours (weak comparison: `W/` ignored).
 pub fn etag_matches(header_tag: &str, ours: &str) -> bool {
-    let t = header_tag.trim();
-    let t = t.strip_prefix("W/").unwrap_or(t);
-    t.trim_matches('"') == ours
+    etag_value(header_tag) == ours
 }
 
 #[cfg(test)]

@@ -343,7 +343,7 @@ async fn put(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     if let Some(im) = get("if-match")
         && im.trim() != "*"
     {
-        opts.if_match = Some(store::ETag(im.trim().trim_start_matches("W/").trim_matches('"').to_owned()));
+        opts.if_match = Some(store::ETag(headers::etag_value(im).to_owned()));
     }
     opts.create_only = get("if-none-match").is_some_and(|v| v.trim() == "*");
     opts.expected_len = get("content-length").and_then(|v| v.parse().ok());
