@@ -259,13 +259,8 @@ impl Api {
             .unwrap_or_default();
         let status = res.status();
         if status.as_u16() == 226 {
-            let hash = res.headers().get("x-cairn-blake3").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let delta = res.bytes().await?.to_vec();
-            return Ok(Download {
-                etag: got_etag,
-                delta: Some((delta, hash.unwrap_or_default())),
-                resumed_at: 0,
-            });
+            return Ok(Download { etag: got_etag, delta: Some(delta), resumed_at: 0 });
         }
         let append = status == StatusCode::PARTIAL_CONTENT;
         let mut f = tokio::fs::OpenOptions::new()
@@ -288,7 +283,8 @@ impl Api {
 /// What [`Api::download`] got.
 pub struct Download {
     pub etag: String,
-    /// A delta and the blake3 of its result, instead of the content.
-    pub delta: Option<(Vec<u8>, String)>,
+    /// A delta from the held content, instead of the content (the caller checks the result
+    /// against the hash it listed).
+    pub delta: Option<Vec<u8>>,
     pub resumed_at: u64,
 }
