@@ -5,15 +5,15 @@
 
 use crate::db::Cached;
 use std::fs::File;
+use std::sync::Arc;
 
-use deadpool_postgres::Transaction;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::disk::layout;
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::txn::{
-    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, insert_node, new_etag, node_for_update,
+    Effects, JournalEntry, LockSet, Locked, NODE_COLS, Tx, close, insert_node, new_etag, node_for_update,
     node_from_row, parent_dir,
 };
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, TrashId, User, VersionId};
@@ -48,30 +48,31 @@ pub struct WriteOutcome {
 
 /// Run a transaction under `locks`, close it (usage, journal, audit, intent), commit, carry out
 /// the intent, and unlock. `$body` is evaluated inside with `$tx` bound, and yields
-/// `(output, Effects)`. The optional `after_commit` block runs as soon as the commit succeeded,
-/// before the disk work (which, if it fails, start-up replays).
+/// `(output, Effects)`. The optional `after_commit` block runs once the transaction is closed,
+/// just before the commit is sent: from then on whatever the transaction names (its staging
+/// files) belongs to its intent, whether or not the commit's answer arrives.
 macro_rules! in_txn {
     ($store:expr, $locks:expr, $user:expr, $actor:expr, $now:expr, |$tx:ident| $body:expr) => {
         in_txn!($store, $locks, $user, $actor, $now, |$tx| $body, after_commit {})
     };
     ($store:expr, $locks:expr, $user:expr, $actor:expr, $now:expr, |$tx:ident| $body:expr, after_commit $after:block) => {{
-        let mut locked = Locked::acquire($store, $locks).await?;
+        let mut locked = Locked::begin($store, $locks).await?;
         let res = async {
-            let $tx = locked.client_mut().transaction().await?;
+            let $tx = locked.tx();
             let (out, fx) = $body;
             let intent = close($store, &$tx, $user, $actor, fx, $now).await?;
-            $tx.commit().await?;
-            $after
-            Ok((out, intent))
+            Ok::<_, Error>((out, intent))
         }
         .await;
         match res {
             Ok((out, intent)) => {
-                locked.finish($store, true, intent).await?;
+                $after
+                locked.commit($store).await?;
+                locked.finish($store, intent).await?;
                 Ok(out)
             }
             Err(e) => {
-                let _ = locked.finish($store, false, None).await;
+                let _ = locked.finish($store, None).await;
                 Err(e)
             }
         }
@@ -98,7 +99,8 @@ impl Store {
     /// The live file or folder at `path`.
     pub async fn stat(&self, user: &User, path: &VPath) -> Result<Node> {
         let ticket = match self.inner.cache.get(user.id, path.as_str()) {
-            Ok(node) => return Ok(node),
+            Ok(Some(node)) => return Ok(node),
+            Ok(None) => return Err(Error::not_found(path)),
             Err(ticket) => ticket,
         };
         let client = self.inner.pool.get().await?;
@@ -109,17 +111,20 @@ impl Store {
                 ),
                 &[&user.id.0, &path.as_str()],
             )
-            .await?
-            .ok_or_else(|| Error::not_found(path))?;
-        let node = node_from_row(&row)?;
+            .await?;
+        let node = row.as_ref().map(node_from_row).transpose()?;
         if let Some(ticket) = ticket {
-            self.inner.cache.put(user.id, ticket, &node);
+            self.inner.cache.put(user.id, ticket, path.as_str(), node.as_ref());
         }
-        Ok(node)
+        node.ok_or_else(|| Error::not_found(path))
     }
 
     /// The live file or folder with id `id` (only the user's own).
     pub async fn stat_id(&self, user: &User, id: FileId) -> Result<Node> {
+        let ticket = match self.inner.cache.get_id(user.id, id) {
+            Ok(node) => return Ok(node),
+            Err(ticket) => ticket,
+        };
         let client = self.inner.pool.get().await?;
         let row = client
             .cquery_opt(
@@ -128,11 +133,24 @@ impl Store {
             )
             .await?
             .ok_or_else(|| Error::not_found(format!("file id {id}")))?;
-        node_from_row(&row)
+        let node = node_from_row(&row)?;
+        if let Some(ticket) = ticket {
+            self.inner.cache.put(user.id, ticket, node.path.as_str(), Some(&node));
+        }
+        Ok(node)
     }
 
     /// The entries of the folder at `path`, by name.
     pub async fn list(&self, user: &User, path: &VPath) -> Result<Vec<Node>> {
+        Ok(self.list_shared(user, path).await?.as_ref().clone())
+    }
+
+    /// [`Store::list`] without copying a cached listing.
+    pub async fn list_shared(&self, user: &User, path: &VPath) -> Result<Arc<Vec<Node>>> {
+        let ticket = match self.inner.cache.get_children(user.id, path.as_str()) {
+            Ok(children) => return Ok(children),
+            Err(ticket) => ticket,
+        };
         let dir = self.stat(user, path).await?;
         if !dir.is_dir {
             return Err(Error::new(ErrorKind::NotADirectory, format!("{path} is not a folder")));
@@ -146,7 +164,11 @@ impl Store {
                 &[&dir.id.0],
             )
             .await?;
-        rows.iter().map(node_from_row).collect()
+        let children = Arc::new(rows.iter().map(node_from_row).collect::<Result<Vec<_>>>()?);
+        if let Some(ticket) = ticket {
+            self.inner.cache.put_children(user.id, ticket, &dir, &children);
+        }
+        Ok(children)
     }
 
     /// Live files and folders whose name contains `needle` (case-insensitive), by path, at most
@@ -328,7 +350,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn put_content(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         user: &User,
         author: &str,
         path: &VPath,
@@ -373,6 +395,7 @@ impl Store {
                     content.mtime,
                     Some(content.hash),
                     Some(author),
+                    None,
                 )
                 .await?;
                 fx.usage_delta += size;
@@ -381,6 +404,7 @@ impl Store {
         };
         fx.journal.push(JournalEntry::for_node(if created { "create" } else { "modify" }, &node));
         fx.touch(path);
+        fx.fresh.push(node.clone());
         Ok(WriteOutcome { node, created, version })
     }
 
@@ -388,7 +412,7 @@ impl Store {
     /// name) and thin the file's versions by the retention policy.
     pub(crate) async fn keep_as_version(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         user: &User,
         old: &Node,
         fx: &mut Effects,
@@ -485,13 +509,10 @@ impl Store {
             in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
                 let parent = free_slot(&tx, user.id, &path).await?;
-                let mut node = match is_dir {
-                    true => insert_dir(&tx, &user, parent, &path, &mut fx, now).await?,
-                    false => insert_empty_file(&tx, &user, parent, &path, &mut fx, now).await?,
+                let node = match is_dir {
+                    true => insert_dir(&tx, &user, parent, &path, mode, &mut fx, now).await?,
+                    false => insert_empty_file(&tx, &user, parent, &path, mode, &mut fx, now).await?,
                 };
-                if let Some(mode) = mode {
-                    node = set_mode(&tx, node.id, mode).await?;
-                }
                 fx.audit.push(match is_dir {
                     true => ("dir.create", Some(path.to_string()), None),
                     false => ("file.write", Some(path.to_string()), Some("0 bytes".to_owned())),
@@ -630,8 +651,8 @@ impl Store {
                 let nodes: Vec<Node> = rows.iter().map(node_from_row).collect::<Result<_>>()?;
                 let Some(root) = nodes.first().cloned() else { return Err(Error::not_found(&from)) };
                 let staged = store.stage_copy(&user, &from, &nodes).await?;
-                let mut cleanup = Staging { store: store.clone(), rel: Some(staged.cleanup.clone()) };
-                let tx = locked.client_mut().transaction().await?;
+                let cleanup = Staging { store: store.clone(), rel: Some(staged.cleanup.clone()) };
+                let tx = locked.start_tx().await?;
                 let mut fx = Effects::new();
                 let parent = parent_dir(&tx, user.id, &to).await?;
                 let existing = node_for_update(&tx, user.id, &to).await?;
@@ -680,18 +701,19 @@ impl Store {
                 fx.touch(&to);
                 fx.audit.push(("copy", Some(from.to_string()), Some(format!("to {to}"))));
                 let intent = close(&store, &tx, &user, &actor, fx, now).await?;
-                tx.commit().await?;
-                cleanup.rel = None;
-                Ok((node, intent))
+                Ok((node, intent, cleanup))
             }
             .await;
             match res {
-                Ok((node, intent)) => {
-                    locked.finish(&store, true, intent).await?;
+                Ok((node, intent, mut cleanup)) => {
+                    // The staged copy belongs to the intent from the commit on.
+                    cleanup.rel = None;
+                    locked.commit(&store).await?;
+                    locked.finish(&store, intent).await?;
                     Ok(node)
                 }
                 Err(e) => {
-                    let _ = locked.finish(&store, false, None).await;
+                    let _ = locked.finish(&store, None).await;
                     Err(e)
                 }
             }
@@ -824,23 +846,25 @@ fn check_move(from: &VPath, to: &VPath) -> Result<()> {
 
 /// Insert a folder row and queue its creation on disk.
 async fn insert_dir(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user: &User,
     parent: FileId,
     path: &VPath,
+    mode: Option<u32>,
     fx: &mut Effects,
     now: Timestamp,
 ) -> Result<Node> {
-    let node = insert_node(tx, user.id, parent, path, true, 0, now, None, None).await?;
+    let node = insert_node(tx, user.id, parent, path, true, 0, now, None, None, mode).await?;
     fx.ops.push(DiskOp::Mkdir { path: layout::user_path(&user.name, path) });
     fx.journal.push(JournalEntry::for_node("create", &node));
     fx.touch(path);
+    fx.fresh.push(node.clone());
     Ok(node)
 }
 
 /// For a new entry at `path`: its parent folder's id, or `AlreadyExists` if something is there.
 /// Both reads go in one round trip (pipelined on the connection).
-async fn free_slot(tx: &Transaction<'_>, user: crate::types::UserId, path: &VPath) -> Result<FileId> {
+async fn free_slot(tx: &Tx<'_>, user: crate::types::UserId, path: &VPath) -> Result<FileId> {
     let (existing, parent) = tokio::join!(node_for_update(tx, user, path), parent_dir(tx, user, path));
     if existing?.is_some() {
         return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")));
@@ -848,37 +872,28 @@ async fn free_slot(tx: &Transaction<'_>, user: crate::types::UserId, path: &VPat
     parent
 }
 
-/// Set a node's permission bits (the FUSE mount's create and mkdir).
-async fn set_mode(tx: &Transaction<'_>, id: FileId, mode: u32) -> Result<Node> {
-    let row = tx
-        .cquery_one(
-            &format!("UPDATE nodes SET mode = $2 WHERE id = $1 RETURNING {NODE_COLS}"),
-            &[&id.0, &((mode & 0o7777) as i32)],
-        )
-        .await?;
-    node_from_row(&row)
-}
-
 /// Insert an empty file, created on disk by the intent (no staging: there are no bytes).
 async fn insert_empty_file(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user: &User,
     parent: FileId,
     path: &VPath,
+    mode: Option<u32>,
     fx: &mut Effects,
     now: Timestamp,
 ) -> Result<Node> {
     let empty = ContentHash(*blake3::hash(b"").as_bytes());
-    let node = insert_node(tx, user.id, parent, path, false, 0, now, Some(empty), None).await?;
+    let node = insert_node(tx, user.id, parent, path, false, 0, now, Some(empty), None, mode).await?;
     fx.ops.push(DiskOp::CreateFile { path: layout::user_path(&user.name, path), mtime_ns: now.0 });
     fx.journal.push(JournalEntry::for_node("create", &node));
     fx.touch(path);
+    fx.fresh.push(node.clone());
     Ok(node)
 }
 
 /// Make sure the folder `dir` and its ancestors exist, creating what is missing.
 pub(crate) async fn ensure_dirs(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user: &User,
     dir: &VPath,
     fx: &mut Effects,
@@ -894,7 +909,7 @@ pub(crate) async fn ensure_dirs(
             Some(_) => return Err(Error::new(ErrorKind::Conflict, format!("{p} is not a folder"))),
             None => {
                 let Some(parent) = parent else { return Err(Error::internal("user root missing")) };
-                insert_dir(tx, user, parent, &p, fx, now).await?.id
+                insert_dir(tx, user, parent, &p, None, fx, now).await?.id
             }
         });
     }
@@ -903,7 +918,7 @@ pub(crate) async fn ensure_dirs(
 
 /// Move a live node (and its subtree) to the trash: rows marked, content renamed.
 pub(crate) async fn trash_node(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user: &User,
     node: &Node,
     fx: &mut Effects,
@@ -945,7 +960,7 @@ pub(crate) async fn trash_node(
 
 /// Insert rows for a copied subtree (`nodes` is the source, parents first) under `to`.
 async fn insert_copies(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user: &User,
     from: &VPath,
     to: &VPath,
@@ -964,9 +979,19 @@ async fn insert_copies(
             }
             _ => parent,
         };
-        let copy =
-            insert_node(tx, user.id, new_parent, &new_path, n.is_dir, n.size, n.mtime, n.content_hash, None)
-                .await?;
+        let copy = insert_node(
+            tx,
+            user.id,
+            new_parent,
+            &new_path,
+            n.is_dir,
+            n.size,
+            n.mtime,
+            n.content_hash,
+            None,
+            n.mode,
+        )
+        .await?;
         tx.cexecute(
             "INSERT INTO properties (node_id, namespace, name, value) SELECT $2, namespace, name, value
              FROM properties WHERE node_id = $1",

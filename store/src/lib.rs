@@ -139,6 +139,8 @@ struct Inner {
     /// Bumped after every credential change this process commits (see
     /// [`Store::credential_generation`]).
     cred_generation: std::sync::atomic::AtomicU64,
+    /// Sent with this process's change notices, so that it can tell them from other processes'.
+    notice_token: String,
 }
 
 /// What start-up recovery did.
@@ -174,6 +176,7 @@ impl Store {
                 changes: Default::default(),
                 uploads: Default::default(),
                 cred_generation: Default::default(),
+                notice_token: disk::random_hex(8),
             }),
         })
     }

@@ -40,7 +40,16 @@ impl Store {
     /// status changed; `None` when notifications may have been missed (after a reconnect), so
     /// the receiver should forget everything it cached.
     pub fn watch_credentials(&self) -> mpsc::UnboundedReceiver<Option<UserId>> {
-        self.watch(CHANNEL)
+        let mut notices = self.watch(CHANNEL);
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(n) = notices.recv().await {
+                if tx.send(n.map(|n| n.user)).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
     }
 
     /// Tree-change notices straight from the process's one `LISTEN` connection: `Some(user)`
@@ -54,9 +63,17 @@ impl Store {
                 let (tx, _) = broadcast::channel(1024);
                 let mut source = self.watch(CHANGES);
                 let fan = tx.clone();
+                let store = self.clone();
                 tokio::spawn(async move {
-                    while let Some(change) = source.recv().await {
-                        let _ = fan.send(change);
+                    while let Some(notice) = source.recv().await {
+                        // The node cache first: its own commits updated it precisely at
+                        // commit; another process's change drops the user's whole tree.
+                        match &notice {
+                            Some(n) if n.own => {}
+                            Some(n) => store.inner.cache.bump(n.user),
+                            None => store.inner.cache.clear(),
+                        }
+                        let _ = fan.send(notice.map(|n| n.user));
                     }
                 });
                 tx
@@ -87,20 +104,12 @@ impl Store {
     /// Serve `stat` from a cache kept coherent with every process's changes (see `cache`).
     /// For the daemon; must be called inside a tokio runtime.
     pub fn enable_cache(&self) {
-        let mut changes = self.watch_changes();
-        let store = self.clone();
-        tokio::spawn(async move {
-            while let Some(change) = changes.recv().await {
-                match change {
-                    Some(user) => store.inner.cache.bump(user),
-                    None => store.inner.cache.clear(),
-                }
-            }
-        });
+        // The one LISTEN connection keeps the cache coherent (see `subscribe_changes`).
+        drop(self.subscribe_changes());
         self.inner.cache.enable();
     }
 
-    fn watch(&self, channel: &'static str) -> mpsc::UnboundedReceiver<Option<UserId>> {
+    fn watch(&self, channel: &'static str) -> mpsc::UnboundedReceiver<Option<Notice>> {
         let (tx, rx) = mpsc::unbounded_channel();
         let store = self.clone();
         tokio::spawn(async move {
@@ -118,16 +127,31 @@ impl Store {
     }
 }
 
-async fn listen(store: &Store, channel: &str, tx: &mpsc::UnboundedSender<Option<UserId>>) -> Result<()> {
+/// A notification: whose tree or credentials changed, and whether this process sent it.
+#[derive(Debug, Clone, Copy)]
+struct Notice {
+    user: UserId,
+    own: bool,
+}
+
+/// Parse a payload `USER_ID[ TOKEN]`; `None` if it is not one (treated as "may have missed").
+fn parse_notice(payload: &str, own_token: &str) -> Option<Notice> {
+    let mut words = payload.split(' ');
+    let user = UserId(words.next()?.parse().ok()?);
+    Some(Notice { user, own: words.next() == Some(own_token) })
+}
+
+async fn listen(store: &Store, channel: &str, tx: &mpsc::UnboundedSender<Option<Notice>>) -> Result<()> {
     let cfg = store.inner.target.pg_config()?;
     let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel();
+    let token = store.inner.notice_token.clone();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
         while let Some(msg) = messages.next().await {
             match msg {
                 Ok(AsyncMessage::Notification(n)) => {
-                    if msg_tx.send(n.payload().parse::<i64>().ok()).is_err() {
+                    if msg_tx.send(parse_notice(n.payload(), &token)).is_err() {
                         return;
                     }
                 }
@@ -141,8 +165,8 @@ async fn listen(store: &Store, channel: &str, tx: &mpsc::UnboundedSender<Option<
     if tx.send(None).is_err() {
         return Ok(());
     }
-    while let Some(id) = msg_rx.recv().await {
-        if tx.send(id.map(UserId)).is_err() {
+    while let Some(notice) = msg_rx.recv().await {
+        if tx.send(notice).is_err() {
             break;
         }
     }

@@ -9,7 +9,7 @@
 //! commits per user: journal sequence numbers are handed out in commit order.
 
 use crate::db::Cached;
-use deadpool_postgres::{Object, Transaction};
+use deadpool_postgres::Object;
 use tokio_postgres::Row;
 
 use crate::disk::layout;
@@ -50,76 +50,161 @@ pub(crate) struct Locked {
     client: Option<Object>,
     /// Whose tree the locks are on.
     user: UserId,
+    /// A transaction is open (`begin` sent, no commit yet).
+    in_tx: bool,
+    /// What the transaction changed, for the node cache at commit (set by [`close`]).
+    changed: std::sync::Mutex<Option<Changed>>,
 }
 
+/// What a transaction changed, as the node cache needs it.
+pub(crate) struct Changed {
+    /// Paths changed (`None`: unknown, the whole tree).
+    paths: Option<Vec<String>>,
+    /// Nodes as the transaction left them.
+    fresh: Vec<Node>,
+}
+
+/// The open transaction of a [`Locked`] connection, through which a mutation's statements run.
+/// Statements issued concurrently on it are pipelined (one round trip for several reads).
+pub(crate) struct Tx<'a>(&'a Locked);
+
+impl Tx<'_> {
+    /// As a generic client, for helpers shared with code outside mutations.
+    pub(crate) fn db(&self) -> &Object {
+        self.0.client()
+    }
+
+    fn record(&self, changed: Changed) {
+        *self.0.changed.lock().unwrap_or_else(|e| e.into_inner()) = Some(changed);
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        self.0.client()
+    }
+}
+
+/// The statement taking `set`'s locks (the keys are integers, so formatting them is safe).
+fn lock_sql(set: &LockSet<'_>) -> String {
+    match set {
+        LockSet::Path(user, path) => format!(
+            "SELECT pg_advisory_lock_shared({}), pg_advisory_lock({});",
+            user_key(*user),
+            path_key(*user, path)
+        ),
+        LockSet::Tree(user) => format!("SELECT pg_advisory_lock({});", user_key(*user)),
+    }
+}
+
+/// After an asynchronous commit: a tiny synchronous commit whose WAL flush covers it.
+const BARRIER: &str = "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;";
+
 impl Locked {
+    /// Take the locks (waiting for them), with no transaction open.
     pub(crate) async fn acquire(store: &Store, set: LockSet<'_>) -> Result<Locked> {
+        Locked::start(store, set, false).await
+    }
+
+    /// Take the locks and open the mutation's transaction, in one round trip.
+    pub(crate) async fn begin(store: &Store, set: LockSet<'_>) -> Result<Locked> {
+        Locked::start(store, set, true).await
+    }
+
+    async fn start(store: &Store, set: LockSet<'_>, tx: bool) -> Result<Locked> {
         let client = store.inner.pool.get().await?;
         let user = match set {
             LockSet::Path(u, _) | LockSet::Tree(u) => u,
         };
-        let locked = Locked { client: Some(client), user };
-        match set {
-            LockSet::Path(user, path) => {
-                locked
-                    .client()
-                    .cexecute(
-                        "SELECT pg_advisory_lock_shared($1), pg_advisory_lock($2)",
-                        &[&user_key(user), &path_key(user, path)],
-                    )
-                    .await?;
-            }
-            LockSet::Tree(user) => {
-                locked.client().cexecute("SELECT pg_advisory_lock($1)", &[&user_key(user)]).await?;
-            }
+        let mut sql = lock_sql(&set);
+        if tx {
+            sql.push_str(" BEGIN;");
         }
+        let mut locked = Locked { client: Some(client), user, in_tx: false, changed: Default::default() };
+        // On failure the connection is dropped (closed), with whatever it took.
+        locked.client().batch_execute(&sql).await?;
+        locked.in_tx = tx;
         Ok(locked)
+    }
+
+    /// Open the transaction on a connection taken with [`Locked::acquire`].
+    pub(crate) async fn start_tx(&mut self) -> Result<Tx<'_>> {
+        self.client().batch_execute("BEGIN").await?;
+        self.in_tx = true;
+        Ok(self.tx())
+    }
+
+    /// The open transaction.
+    pub(crate) fn tx(&self) -> Tx<'_> {
+        debug_assert!(self.in_tx, "no transaction open");
+        Tx(self)
     }
 
     pub(crate) fn client(&self) -> &Object {
         self.client.as_ref().expect("client present until release")
     }
 
-    pub(crate) fn client_mut(&mut self) -> &mut Object {
-        self.client.as_mut().expect("client present until release")
+    /// Commit the open transaction and make it durable, in one round trip.
+    ///
+    /// Mutations commit with `synchronous_commit = off` (set by [`close`]), so the user's row
+    /// lock is released without waiting for the WAL flush; the *barrier* sent behind it then
+    /// waits for a flush that covers that commit. Concurrent writers share those flushes (group
+    /// commit) instead of queueing one fsync each behind the row lock. Nothing touches the
+    /// disk, and nothing is acknowledged, before this returns.
+    ///
+    /// An error leaves it unknown whether the commit happened: callers treat what the
+    /// transaction promised (its staging files) as owned by its intent either way, and the
+    /// connection is closed rather than reused.
+    pub(crate) async fn commit(&mut self, store: &Store) -> Result<()> {
+        self.in_tx = false;
+        let res = self.client().batch_execute(&format!("COMMIT; {BARRIER}")).await;
+        // Cached nodes are stale from the commit on (if it happened).
+        let changed = self.changed.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        match changed {
+            Some(Changed { paths: Some(paths), fresh }) if res.is_ok() => {
+                store.inner.cache.changed(self.user, Some(&paths), &fresh)
+            }
+            _ => store.inner.cache.bump(self.user),
+        }
+        if let Err(e) = res {
+            if let Some(client) = self.client.take() {
+                drop(Object::take(client));
+            }
+            return Err(e.into());
+        }
+        Ok(())
     }
 
-    /// After a mutation's transaction: make its commit durable, carry out its intent, delete
-    /// the intent row, and unlock. With `committed == false` (the transaction failed) only
-    /// unlock.
-    ///
-    /// Mutations commit with `synchronous_commit = off`, so the user's row lock is released
-    /// without waiting for the WAL flush; the *barrier* below then waits for a flush that
-    /// covers that commit. Concurrent writers share those flushes (group commit) instead of
-    /// queueing one fsync each behind the row lock. Nothing touches the disk, and nothing is
-    /// acknowledged, before the barrier returns.
-    pub(crate) async fn finish(
-        mut self,
-        store: &Store,
-        committed: bool,
-        intent: Option<(i64, Vec<DiskOp>)>,
-    ) -> Result<()> {
-        if committed {
-            // Cached nodes of this user are stale from the commit on.
-            store.inner.cache.bump(self.user);
-            self.client()
-                .batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;")
-                .await?;
-        }
+    /// After a mutation: carry out its committed intent, delete the intent row, and unlock. An
+    /// open (failed) transaction is rolled back first.
+    pub(crate) async fn finish(mut self, store: &Store, intent: Option<(i64, Vec<DiskOp>)>) -> Result<()> {
+        let Some(client) = self.client.take() else {
+            return Err(Error::internal("the connection was lost at commit"));
+        };
         let mut tail = String::new();
+        if self.in_tx {
+            tail.push_str("ROLLBACK; ");
+        }
         if let Some((id, ops)) = intent {
             let s = store.clone();
             // On failure the intent row stays and start-up replays it; the connection closes
             // on drop, releasing the locks.
-            blocking(move || intent::apply(&s.inner.disk, &ops)).await?;
+            if let Err(e) = blocking(move || intent::apply(&s.inner.disk, &ops)).await {
+                drop(Object::take(client));
+                return Err(e);
+            }
             // Losing this delete in a crash only means replaying an idempotent intent.
-            tail = format!(
+            tail.push_str(&format!(
                 "BEGIN; SET LOCAL synchronous_commit = off; DELETE FROM intents WHERE id = {id}; COMMIT; "
-            );
+            ));
         }
-        let client = self.client.take().expect("client present until release");
         tail.push_str("SELECT pg_advisory_unlock_all();");
-        client.batch_execute(&tail).await?;
+        if let Err(e) = client.batch_execute(&tail).await {
+            // It may still hold locks: close it instead of pooling it.
+            drop(Object::take(client));
+            return Err(e.into());
+        }
         Ok(())
     }
 }
@@ -176,6 +261,9 @@ pub(crate) struct Effects {
     pub(crate) keep_versions: Vec<VersionId>,
     /// Paths whose ancestors get new etags, at the very end of the transaction.
     touched: Vec<VPath>,
+    /// Nodes as the transaction leaves them, for the node cache (unless an ancestor of
+    /// something touched: those get new etags at the end).
+    pub(crate) fresh: Vec<Node>,
 }
 
 impl Effects {
@@ -189,6 +277,7 @@ impl Effects {
             last_resort: None,
             keep_versions: Vec::new(),
             touched: Vec::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -202,7 +291,7 @@ impl Effects {
 /// Returns the intent to carry out after commit.
 pub(crate) async fn close(
     store: &Store,
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user: &User,
     actor: &Actor,
     mut fx: Effects,
@@ -232,6 +321,7 @@ pub(crate) async fn close(
     let a_detail: Vec<Option<String>> =
         fx.audit.iter().map(|a| audit_detail(actor, a.2.as_deref())).collect();
     let ops: Option<String> = (!fx.ops.is_empty()).then(|| intent::encode(&fx.ops));
+    tx.record(changed_by(&fx, &ancestors));
     // One statement for everything that needs the user's row lock (usage, journal sequence)
     // and the ancestors' row locks: the lock is then held for this statement and the commit
     // only, not for a round trip per row.
@@ -256,12 +346,13 @@ pub(crate) async fn close(
                  RETURNING 1),
              i AS (
                  INSERT INTO intents (user_id, ops) SELECT $1, $20::text WHERE $20::text IS NOT NULL RETURNING id)
-             -- Commit asynchronously: durability comes from the barrier in `Locked::finish`,
+             -- Commit asynchronously: durability comes from the barrier in `Locked::commit`,
              -- after the row lock is released.
              SELECT used_bytes, quota_bytes, journal_seq, (SELECT id FROM i),
                     set_config('synchronous_commit', 'off', true),
-                    -- Delivered at commit: other processes drop their cached nodes of this user.
-                    pg_notify('cairn_changes', $1::text),
+                    -- Delivered at commit: other processes drop their cached nodes of this user
+                    -- (this one knows what changed; the token tells it its own notices).
+                    pg_notify('cairn_changes', $1::text || ' ' || $21),
                     (SELECT count(*) FROM j), (SELECT count(*) FROM a), (SELECT count(*) FROM e)
              FROM u",
             &[
@@ -285,6 +376,7 @@ pub(crate) async fn close(
                 &new_etag().0,
                 &ancestors,
                 &ops,
+                &store.inner.notice_token,
             ],
         )
         .await?;
@@ -316,7 +408,7 @@ pub(crate) async fn close(
         }
         tx.cexecute("UPDATE users SET used_bytes = $2 WHERE id = $1", &[&user.id.0, &used]).await?;
         for (action, path, detail) in &extra.audit {
-            audit(tx, Some(user.id), actor, action, path.as_deref(), detail.as_deref(), now).await?;
+            audit(tx.db(), Some(user.id), actor, action, path.as_deref(), detail.as_deref(), now).await?;
         }
         fx.ops.extend(extra.ops);
         let encoded = intent::encode(&fx.ops);
@@ -336,6 +428,22 @@ pub(crate) async fn close(
         return Ok(Some((id, fx.ops)));
     }
     Ok(intent_id.map(|id| (id, fx.ops)))
+}
+
+/// The cache's view of what `fx` changes: every journaled path (old and new) and every touched
+/// path; nodes left fresh unless their etag changes at the end as an ancestor.
+fn changed_by(fx: &Effects, ancestors: &[&str]) -> Changed {
+    let mut paths: Vec<String> = fx
+        .journal
+        .iter()
+        .flat_map(|j| std::iter::once(&j.path).chain(j.old_path.as_ref()))
+        .chain(fx.touched.iter())
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    let fresh = fx.fresh.iter().filter(|n| !ancestors.contains(&n.path.as_str())).cloned().collect();
+    Changed { paths: (!paths.is_empty()).then_some(paths), fresh }
 }
 
 fn audit_detail(actor: &Actor, detail: Option<&str>) -> Option<String> {
@@ -367,7 +475,7 @@ pub(crate) async fn audit(
 
 /// Free at least `need` bytes by deleting the oldest versions and trash items, oldest first.
 /// Returns the bytes freed (possibly less than `need` when nothing is left to prune).
-async fn prune(tx: &Transaction<'_>, user: &User, need: i64, fx: &mut Effects) -> Result<i64> {
+async fn prune(tx: &Tx<'_>, user: &User, need: i64, fx: &mut Effects) -> Result<i64> {
     let keep: Vec<i64> =
         fx.keep_versions.iter().chain(fx.last_resort.as_ref().map(|(v, _)| v)).map(|v| v.0).collect();
     let mut freed = 0i64;
@@ -414,7 +522,7 @@ async fn prune(tx: &Transaction<'_>, user: &User, need: i64, fx: &mut Effects) -
 /// Delete a trash item's rows (its nodes and their versions go with it) and queue removal of
 /// its content and version blobs. Returns the bytes it held.
 pub(crate) async fn purge_trash_item(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user: &UserName,
     id: crate::TrashId,
     ops: &mut Vec<DiskOp>,
@@ -453,10 +561,10 @@ pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
     })
 }
 
-/// Insert a live node with a fresh etag.
+/// Insert a live node with a fresh etag (and permission bits, if given).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_node(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user: UserId,
     parent: FileId,
     path: &VPath,
@@ -465,12 +573,13 @@ pub(crate) async fn insert_node(
     mtime: Timestamp,
     hash: Option<ContentHash>,
     author: Option<&str>,
+    mode: Option<u32>,
 ) -> Result<Node> {
     let row = tx
         .cquery_one(
             &format!(
-                "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag, modified_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {NODE_COLS}"
+                "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag, modified_by, mode)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {NODE_COLS}"
             ),
             &[
                 &user.0,
@@ -483,6 +592,7 @@ pub(crate) async fn insert_node(
                 &hash.as_ref().map(|h| &h.0[..]),
                 &new_etag().0,
                 &author,
+                &mode.map(|m| (m & 0o7777) as i32),
             ],
         )
         .await?;
@@ -508,11 +618,7 @@ fn path_ancestors(path: &VPath) -> Vec<&str> {
 }
 
 /// The live node at `path`, locked for update.
-pub(crate) async fn node_for_update(
-    tx: &Transaction<'_>,
-    user: UserId,
-    path: &VPath,
-) -> Result<Option<Node>> {
+pub(crate) async fn node_for_update(tx: &Tx<'_>, user: UserId, path: &VPath) -> Result<Option<Node>> {
     tx.cquery_opt(
         &format!(
             "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL FOR UPDATE"
@@ -526,7 +632,7 @@ pub(crate) async fn node_for_update(
 
 /// The live node at `path`, locked against deletion and moves but not against concurrent
 /// writes inside it (`FOR KEY SHARE`): for parents of what a transaction changes.
-pub(crate) async fn node_for_share(tx: &Transaction<'_>, user: UserId, path: &VPath) -> Result<Option<Node>> {
+pub(crate) async fn node_for_share(tx: &Tx<'_>, user: UserId, path: &VPath) -> Result<Option<Node>> {
     tx.cquery_opt(
         &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL FOR KEY SHARE"),
         &[&user.0, &path.as_str()],
@@ -537,7 +643,7 @@ pub(crate) async fn node_for_share(tx: &Transaction<'_>, user: UserId, path: &VP
 }
 
 /// The live directory that is `path`'s parent, or a Conflict error.
-pub(crate) async fn parent_dir(tx: &Transaction<'_>, user: UserId, path: &VPath) -> Result<FileId> {
+pub(crate) async fn parent_dir(tx: &Tx<'_>, user: UserId, path: &VPath) -> Result<FileId> {
     let parent = path.parent().ok_or_else(|| Error::new(ErrorKind::InvalidPath, "the root has no parent"))?;
     match node_for_share(tx, user, &parent).await? {
         Some(n) if n.is_dir => Ok(n.id),

@@ -285,11 +285,19 @@ impl Store {
         let now = self.clock().now();
         let mut locked = crate::txn::Locked::acquire(self, crate::txn::LockSet::Tree(user.id)).await?;
         let res = async {
-            let tx = locked.client_mut().transaction().await?;
+            let tx = locked.start_tx().await?;
             tx.cexecute("DELETE FROM users WHERE id = $1", &[&user.id.0]).await?;
-            crate::notify::credentials_changed(&tx, user.id).await?;
-            audit(&tx, None, actor, "user.delete", None, Some(&format!("user {name} (id {})", user.id)), now)
-                .await?;
+            crate::notify::credentials_changed(tx.db(), user.id).await?;
+            audit(
+                tx.db(),
+                None,
+                actor,
+                "user.delete",
+                None,
+                Some(&format!("user {name} (id {})", user.id)),
+                now,
+            )
+            .await?;
             let ops = vec![
                 DiskOp::Remove { path: layout::user_root(name) },
                 DiskOp::Remove { path: layout::versions_dir(name) },
@@ -302,15 +310,18 @@ impl Store {
                 )
                 .await?
                 .get(0);
-            tx.commit().await?;
-            self.credentials_committed();
             Ok((id, ops))
         }
         .await;
         match res {
-            Ok(intent) => locked.finish(self, true, Some(intent)).await,
+            Ok(intent) => {
+                let committed = locked.commit(self).await;
+                self.credentials_committed();
+                committed?;
+                locked.finish(self, Some(intent)).await
+            }
             Err(e) => {
-                let _ = locked.finish(self, false, None).await;
+                let _ = locked.finish(self, None).await;
                 Err(e)
             }
         }
