@@ -229,21 +229,17 @@ impl NodeCache {
         e.at = Instant::now();
     }
 
-    /// Keep a folder's listing (and each entry as a node), unless a change since `ticket`
-    /// touched the folder.
+    /// Keep a folder's listing, unless a change since `ticket` touched the folder. (The entries
+    /// are not filed as nodes one by one: in a folder being written to, the listing is dropped
+    /// again at once, and the copying would be wasted.)
     pub(crate) fn put_children(&self, user: UserId, ticket: Ticket, dir: &Node, children: &Arc<Vec<Node>>) {
         let mut inner = self.lock();
         if !NodeCache::current(&inner, user, ticket, dir.path.as_str()) {
             return;
         }
-        NodeCache::make_room(&mut inner, 1 + 2 * children.len());
+        NodeCache::make_room(&mut inner, 1 + children.len());
         let now = Instant::now();
         let u = inner.users.entry(user).or_default();
-        for c in children.iter() {
-            u.by_id.insert(c.id, c.path.as_str().to_owned());
-            u.entries
-                .insert(c.path.as_str().to_owned(), Entry { node: Some(c.clone()), children: None, at: now });
-        }
         u.by_id.insert(dir.id, dir.path.as_str().to_owned());
         u.entries.insert(
             dir.path.as_str().to_owned(),
@@ -421,7 +417,9 @@ mod tests {
         let dir = node(1, "d", true);
         c.put_children(U, t, &dir, &Arc::new(vec![node(2, "d/f", false), node(3, "d/g", false)]));
         assert_eq!(c.get_children(U, "d").unwrap().len(), 2);
-        assert_eq!(c.get_id(U, FileId(3)).unwrap().path.as_str(), "d/g");
+        assert_eq!(c.get_id(U, FileId(1)).unwrap().path.as_str(), "d");
+        let t = c.get(U, "d/g").unwrap_err().unwrap();
+        c.put(U, t, "d/g", Some(&node(3, "d/g", false)));
         c.changed(U, Some(&["d/f".to_owned()]), &[node(2, "d/f", false)]);
         assert!(c.get_children(U, "d").is_err());
         assert_eq!(c.get(U, "d/g").unwrap().unwrap().id, FileId(3));

@@ -397,11 +397,12 @@ pub struct EventsQuery {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct DeltaHeaders {
-    /// The etag of the content the delta was computed against (from `GET /api/v1/signature`).
-    #[param(rename = "If-Match")]
+    /// The etag of the content the delta was computed against (from `GET /api/v1/signature`),
+    /// as an HTTP entity tag.
+    #[param(rename = "If-Match", pattern = r#"^(W/)?"[!#-~]*"$"#)]
     pub if_match: String,
     /// blake3 of the content the delta produces, 64 hex digits.
-    #[param(rename = "X-Cairn-Blake3")]
+    #[param(rename = "X-Cairn-Blake3", pattern = "^[0-9a-fA-F]{64}$")]
     pub blake3: String,
 }
 
