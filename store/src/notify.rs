@@ -40,16 +40,7 @@ impl Store {
     /// status changed; `None` when notifications may have been missed (after a reconnect), so
     /// the receiver should forget everything it cached.
     pub fn watch_credentials(&self) -> mpsc::UnboundedReceiver<Option<UserId>> {
-        let mut notices = self.watch(CHANNEL);
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Some(n) = notices.recv().await {
-                if tx.send(n.map(|n| n.user)).is_err() {
-                    return;
-                }
-            }
-        });
-        rx
+        self.watch(CHANNEL, |payload, _| payload.parse().ok().map(UserId))
     }
 
     /// Tree-change notices straight from the process's one `LISTEN` connection: `Some(user)`
@@ -61,7 +52,7 @@ impl Store {
             .changes
             .get_or_init(|| {
                 let (tx, _) = broadcast::channel(1024);
-                let mut source = self.watch(CHANGES);
+                let mut source = self.watch(CHANGES, parse_notice);
                 let fan = tx.clone();
                 let store = self.clone();
                 tokio::spawn(async move {
@@ -109,12 +100,18 @@ impl Store {
         self.inner.cache.enable();
     }
 
-    fn watch(&self, channel: &'static str) -> mpsc::UnboundedReceiver<Option<Notice>> {
+    /// Notifications on `channel`, each payload read with `parse` (given this process's token);
+    /// `None` when some may have been missed (a payload `parse` rejects counts as such).
+    fn watch<T: Send + 'static>(
+        &self,
+        channel: &'static str,
+        parse: fn(&str, &str) -> Option<T>,
+    ) -> mpsc::UnboundedReceiver<Option<T>> {
         let (tx, rx) = mpsc::unbounded_channel();
         let store = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = listen(&store, channel, &tx).await {
+                if let Err(e) = listen(&store, channel, parse, &tx).await {
                     tracing::warn!(error = %e, channel, "notifications interrupted; reconnecting");
                 }
                 if tx.send(None).is_err() {
@@ -127,21 +124,26 @@ impl Store {
     }
 }
 
-/// A notification: whose tree or credentials changed, and whether this process sent it.
+/// A tree-change notification: whose tree changed, and whether this process sent it.
 #[derive(Debug, Clone, Copy)]
 struct Notice {
     user: UserId,
     own: bool,
 }
 
-/// Parse a payload `USER_ID[ TOKEN]`; `None` if it is not one (treated as "may have missed").
+/// Parse a tree-change payload `USER_ID TOKEN` (the token of the process that sent it).
 fn parse_notice(payload: &str, own_token: &str) -> Option<Notice> {
     let mut words = payload.split(' ');
     let user = UserId(words.next()?.parse().ok()?);
     Some(Notice { user, own: words.next() == Some(own_token) })
 }
 
-async fn listen(store: &Store, channel: &str, tx: &mpsc::UnboundedSender<Option<Notice>>) -> Result<()> {
+async fn listen<T: Send + 'static>(
+    store: &Store,
+    channel: &str,
+    parse: fn(&str, &str) -> Option<T>,
+    tx: &mpsc::UnboundedSender<Option<T>>,
+) -> Result<()> {
     let cfg = store.inner.target.pg_config()?;
     let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel();
@@ -151,7 +153,7 @@ async fn listen(store: &Store, channel: &str, tx: &mpsc::UnboundedSender<Option<
         while let Some(msg) = messages.next().await {
             match msg {
                 Ok(AsyncMessage::Notification(n)) => {
-                    if msg_tx.send(parse_notice(n.payload(), &token)).is_err() {
+                    if msg_tx.send(parse(n.payload(), &token)).is_err() {
                         return;
                     }
                 }
