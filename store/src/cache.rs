@@ -63,6 +63,13 @@ struct Entry {
     at: Instant,
 }
 
+impl Entry {
+    /// What it counts against [`MAX_ENTRIES`]: the node and each listed child.
+    fn weight(&self) -> usize {
+        1 + self.children.as_ref().map_or(0, |c| c.len())
+    }
+}
+
 /// A token saying which generation a database read belongs to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
@@ -83,22 +90,44 @@ fn related(path: &str, changed: &str) -> bool {
 }
 
 impl UserCache {
-    /// Remove every entry related to `changed`. Returns how many nodes went.
+    /// File `entry` at `path`, replacing what was there. Returns (weight added, weight removed).
+    fn insert(&mut self, path: &str, entry: Entry) -> (usize, usize) {
+        if let Some(n) = &entry.node {
+            self.by_id.insert(n.id, path.to_owned());
+        }
+        let added = entry.weight();
+        (added, self.entries.insert(path.to_owned(), entry).map_or(0, |old| old.weight()))
+    }
+
+    /// Drop the entry at `path` and its id. Returns its weight.
+    fn remove(&mut self, path: &str) -> usize {
+        let Some(e) = self.entries.remove(path) else { return 0 };
+        if let Some(n) = &e.node
+            && self.by_id.get(&n.id).is_some_and(|p| p == path)
+        {
+            self.by_id.remove(&n.id);
+        }
+        e.weight()
+    }
+
+    /// Drop everything. Returns the weight dropped.
+    fn clear(&mut self) -> usize {
+        let gone = self.entries.values().map(Entry::weight).sum();
+        self.entries.clear();
+        self.by_id.clear();
+        gone
+    }
+
+    /// Drop every entry related to `changed`. Returns the weight dropped.
     fn remove_related(&mut self, changed: &str) -> usize {
-        let mut gone = 0;
-        let mut drop_key = |entries: &mut BTreeMap<String, Entry>, key: &str| {
-            if let Some(e) = entries.remove(key) {
-                gone += 1 + e.children.map_or(0, |c| c.len());
-            }
-        };
         // Ancestors, the root included.
-        drop_key(&mut self.entries, "");
+        let mut gone = self.remove("");
         for (i, b) in changed.bytes().enumerate() {
             if b == b'/' {
-                drop_key(&mut self.entries, &changed[..i]);
+                gone += self.remove(&changed[..i]);
             }
         }
-        drop_key(&mut self.entries, changed);
+        gone += self.remove(changed);
         // Everything below: keys in ("changed/", "changed0"), '0' being the byte after '/'.
         let below: Vec<String> = if changed.is_empty() {
             self.entries.keys().cloned().collect()
@@ -108,9 +137,24 @@ impl UserCache {
             self.entries.range(lo..hi).map(|(k, _)| k.clone()).collect()
         };
         for k in below {
-            drop_key(&mut self.entries, &k);
+            gone += self.remove(&k);
         }
         gone
+    }
+}
+
+impl Inner {
+    /// File `entry` at `user`'s `path`, starting over if the cache would outgrow
+    /// [`MAX_ENTRIES`].
+    fn file(&mut self, user: UserId, path: &str, entry: Entry) {
+        if self.size + entry.weight() > MAX_ENTRIES {
+            for u in self.users.values_mut() {
+                u.clear();
+            }
+            self.size = 0;
+        }
+        let (added, removed) = self.users.entry(user).or_default().insert(path, entry);
+        self.size = (self.size + added).saturating_sub(removed);
     }
 }
 
@@ -194,17 +238,6 @@ impl NodeCache {
         })
     }
 
-    fn make_room(inner: &mut Inner, n: usize) {
-        if inner.size + n > MAX_ENTRIES {
-            for u in inner.users.values_mut() {
-                u.entries.clear();
-                u.by_id.clear();
-            }
-            inner.size = 0;
-        }
-        inner.size += n;
-    }
-
     /// Keep what the database said is at `path` (`None`: nothing), unless a change since
     /// `ticket` touched it.
     pub(crate) fn put(&self, user: UserId, ticket: Ticket, path: &str, node: Option<&Node>) {
@@ -212,21 +245,9 @@ impl NodeCache {
         if !NodeCache::current(&inner, user, ticket, path) {
             return;
         }
-        NodeCache::make_room(&mut inner, 1);
-        let u = inner.users.entry(user).or_default();
-        if let Some(n) = node {
-            u.by_id.insert(n.id, path.to_owned());
-        }
-        let e = u.entries.entry(path.to_owned()).or_insert(Entry {
-            node: None,
-            children: None,
-            at: Instant::now(),
-        });
-        if node.is_none() {
-            e.children = None;
-        }
-        e.node = node.cloned();
-        e.at = Instant::now();
+        // A folder's listing stays with it while it exists.
+        let children = node.and(inner.users.get(&user).and_then(|u| u.entries.get(path)?.children.clone()));
+        inner.file(user, path, Entry { node: node.cloned(), children, at: Instant::now() });
     }
 
     /// Keep a folder's listing, unless a change since `ticket` touched the folder. (The entries
@@ -237,14 +258,8 @@ impl NodeCache {
         if !NodeCache::current(&inner, user, ticket, dir.path.as_str()) {
             return;
         }
-        NodeCache::make_room(&mut inner, 1 + children.len());
-        let now = Instant::now();
-        let u = inner.users.entry(user).or_default();
-        u.by_id.insert(dir.id, dir.path.as_str().to_owned());
-        u.entries.insert(
-            dir.path.as_str().to_owned(),
-            Entry { node: Some(dir.clone()), children: Some(children.clone()), at: now },
-        );
+        let entry = Entry { node: Some(dir.clone()), children: Some(children.clone()), at: Instant::now() };
+        inner.file(user, dir.path.as_str(), entry);
     }
 
     /// A change to `user`'s tree committed in this process: drop everything related to
@@ -252,43 +267,24 @@ impl NodeCache {
     /// now; the change holds their paths' locks, so nothing newer can exist yet).
     pub(crate) fn changed(&self, user: UserId, paths: Option<&[String]>, fresh: &[Node]) {
         let mut inner = self.lock();
-        let mut gone = 0;
-        {
-            let u = inner.users.entry(user).or_default();
-            u.generation += 1;
-            let g = u.generation;
-            match paths {
-                Some(paths) => {
-                    for p in paths {
-                        gone += u.remove_related(p);
-                    }
-                }
-                None => {
-                    gone += u
-                        .entries
-                        .values()
-                        .map(|e| 1 + e.children.as_ref().map_or(0, |c| c.len()))
-                        .sum::<usize>();
-                    u.entries.clear();
-                    u.by_id.clear();
-                }
-            }
-            u.log.push_back((g, paths.map(<[String]>::to_vec)));
-            while u.log.len() > LOG_LEN {
-                u.log.pop_front();
-            }
+        let u = inner.users.entry(user).or_default();
+        u.generation += 1;
+        let g = u.generation;
+        let gone = match paths {
+            Some(paths) => paths.iter().map(|p| u.remove_related(p)).sum(),
+            None => u.clear(),
+        };
+        u.log.push_back((g, paths.map(<[String]>::to_vec)));
+        while u.log.len() > LOG_LEN {
+            u.log.pop_front();
         }
         inner.size = inner.size.saturating_sub(gone);
         if !inner.enabled || paths.is_none() {
             return;
         }
-        NodeCache::make_room(&mut inner, fresh.len());
         let now = Instant::now();
-        let u = inner.users.entry(user).or_default();
         for n in fresh {
-            u.by_id.insert(n.id, n.path.as_str().to_owned());
-            u.entries
-                .insert(n.path.as_str().to_owned(), Entry { node: Some(n.clone()), children: None, at: now });
+            inner.file(user, n.path.as_str(), Entry { node: Some(n.clone()), children: None, at: now });
         }
     }
 
@@ -331,8 +327,7 @@ impl NodeCache {
         let mut inner = self.lock();
         inner.epoch += 1;
         for u in inner.users.values_mut() {
-            u.entries.clear();
-            u.by_id.clear();
+            u.clear();
         }
         inner.size = 0;
     }
@@ -426,5 +421,21 @@ mod tests {
         assert_eq!(c.get_id(U, FileId(2)).unwrap().path.as_str(), "d/f");
         c.clear();
         assert!(c.get_id(U, FileId(3)).is_err());
+    }
+
+    #[test]
+    fn refiling_and_invalidating_keep_the_count_and_the_id_index_exact() {
+        let c = cache();
+        let t = c.get(U, "a").unwrap_err().unwrap();
+        for _ in 0..3 {
+            c.put(U, t, "a", Some(&node(1, "a", false)));
+        }
+        let t = c.get_children(U, "d").unwrap_err().unwrap();
+        c.put_children(U, t, &node(2, "d", true), &Arc::new(vec![node(3, "d/x", false)]));
+        assert_eq!(c.lock().size, 3);
+        c.changed(U, Some(&["a".to_owned(), "d".to_owned()]), &[]);
+        let inner = c.lock();
+        assert_eq!(inner.size, 0);
+        assert!(inner.users[&U].by_id.is_empty());
     }
 }
