@@ -142,11 +142,11 @@ impl Store {
 
     /// The entries of the folder at `path`, by name.
     pub async fn list(&self, user: &User, path: &VPath) -> Result<Vec<Node>> {
-        Ok(self.list_shared(user, path).await?.as_ref().clone())
+        Ok(self.listing(user, path).await?.as_ref().clone())
     }
 
-    /// [`Store::list`] without copying a cached listing.
-    pub async fn list_shared(&self, user: &User, path: &VPath) -> Result<Arc<Vec<Node>>> {
+    /// The listing of `path`, from the cache or filed in it.
+    async fn listing(&self, user: &User, path: &VPath) -> Result<Arc<Vec<Node>>> {
         let ticket = match self.inner.cache.get_children(user.id, path.as_str()) {
             Ok(children) => return Ok(children),
             Err(ticket) => ticket,
@@ -402,9 +402,7 @@ impl Store {
                 (node, true, None)
             }
         };
-        fx.journal.push(JournalEntry::for_node(if created { "create" } else { "modify" }, &node));
-        fx.touch(path);
-        fx.fresh.push(node.clone());
+        fx.wrote(if created { "create" } else { "modify" }, &node);
         Ok(WriteOutcome { node, created, version })
     }
 
@@ -856,9 +854,7 @@ async fn insert_dir(
 ) -> Result<Node> {
     let node = insert_node(tx, user.id, parent, path, true, 0, now, None, None, mode).await?;
     fx.ops.push(DiskOp::Mkdir { path: layout::user_path(&user.name, path) });
-    fx.journal.push(JournalEntry::for_node("create", &node));
-    fx.touch(path);
-    fx.fresh.push(node.clone());
+    fx.wrote("create", &node);
     Ok(node)
 }
 
@@ -885,9 +881,7 @@ async fn insert_empty_file(
     let empty = ContentHash(*blake3::hash(b"").as_bytes());
     let node = insert_node(tx, user.id, parent, path, false, 0, now, Some(empty), None, mode).await?;
     fx.ops.push(DiskOp::CreateFile { path: layout::user_path(&user.name, path), mtime_ns: now.0 });
-    fx.journal.push(JournalEntry::for_node("create", &node));
-    fx.touch(path);
-    fx.fresh.push(node.clone());
+    fx.wrote("create", &node);
     Ok(node)
 }
 

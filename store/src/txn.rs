@@ -263,7 +263,7 @@ pub(crate) struct Effects {
     touched: Vec<VPath>,
     /// Nodes as the transaction leaves them, for the node cache (unless an ancestor of
     /// something touched: those get new etags at the end).
-    pub(crate) fresh: Vec<Node>,
+    fresh: Vec<Node>,
 }
 
 impl Effects {
@@ -284,6 +284,14 @@ impl Effects {
     /// Give every ancestor of `path` a new etag when the transaction closes.
     pub(crate) fn touch(&mut self, path: &VPath) {
         self.touched.push(path.clone());
+    }
+
+    /// `node` was created or rewritten as it is now: journal it as `kind`, touch its
+    /// ancestors, and hand it to the node cache at commit.
+    pub(crate) fn wrote(&mut self, kind: &'static str, node: &Node) {
+        self.journal.push(JournalEntry::for_node(kind, node));
+        self.touch(&node.path);
+        self.fresh.push(node.clone());
     }
 }
 
