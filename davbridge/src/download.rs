@@ -53,11 +53,36 @@ pub(crate) fn get_preconditions(h: &HeaderMap, node: &Meta<'_>) -> Option<Status
     None
 }
 
-/// Answer a GET or HEAD of `file` (honouring the request's conditions and Range).
+/// Files up to this size are read whole when they are in memory (see [`store::Store::open_small`]).
+pub(crate) const SMALL: u64 = 64 * 1024;
+
+/// The bytes to serve: the open file, and its whole content when it was small and at hand.
+pub(crate) struct Source {
+    pub(crate) file: std::fs::File,
+    pub(crate) bytes: Option<Bytes>,
+}
+
+impl Source {
+    pub(crate) fn new(file: std::fs::File, bytes: Option<Vec<u8>>) -> Source {
+        Source { file, bytes: bytes.map(Bytes::from) }
+    }
+
+    /// A body of `len` bytes from `start`.
+    async fn range(self, start: u64, len: u64) -> Result<Body, HttpError> {
+        match self.bytes {
+            Some(b) if start + len <= b.len() as u64 => {
+                Ok(body::full(b.slice(start as usize..(start + len) as usize)))
+            }
+            _ => body::file_range(self.file, start, len).await.map_err(read_error),
+        }
+    }
+}
+
+/// Answer a GET or HEAD of `src` (honouring the request's conditions and Range).
 pub(crate) async fn respond(
     h: &HeaderMap,
     meta: Meta<'_>,
-    file: std::fs::File,
+    src: Source,
     ctype: &str,
     head: bool,
 ) -> Result<Response<Body>, HttpError> {
@@ -95,7 +120,7 @@ pub(crate) async fn respond(
             res.headers_mut().insert(header::CONTENT_TYPE, hv(ctype));
             res.headers_mut().insert(header::CONTENT_LENGTH, hv(&meta.size.to_string()));
             if !head {
-                *res.body_mut() = body::file_range(file, 0, meta.size).await.map_err(read_error)?;
+                *res.body_mut() = src.range(0, meta.size).await?;
             }
         }
         Some(r) if r.len() == 1 => {
@@ -105,7 +130,7 @@ pub(crate) async fn respond(
             res.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{}", meta.size)));
             res.headers_mut().insert(header::CONTENT_LENGTH, hv(&(e - s + 1).to_string()));
             if !head {
-                *res.body_mut() = body::file_range(file, s, e - s + 1).await.map_err(read_error)?;
+                *res.body_mut() = src.range(s, e - s + 1).await?;
             }
         }
         Some(r) => {
@@ -127,7 +152,7 @@ pub(crate) async fn respond(
                 .insert(header::CONTENT_TYPE, hv(&format!("multipart/byteranges; boundary={boundary}")));
             res.headers_mut().insert(header::CONTENT_LENGTH, hv(&total.to_string()));
             if !head {
-                *res.body_mut() = body::file_parts(file, parts, Bytes::from(trailer));
+                *res.body_mut() = body::file_parts(src.file, parts, Bytes::from(trailer));
             }
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use crate::disk::layout;
+use crate::disk::{Disk, layout};
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::txn::{
@@ -142,11 +142,12 @@ impl Store {
 
     /// The entries of the folder at `path`, by name.
     pub async fn list(&self, user: &User, path: &VPath) -> Result<Vec<Node>> {
-        Ok(self.listing(user, path).await?.as_ref().clone())
+        Ok(self.children(user, path).await?.as_ref().clone())
     }
 
-    /// The listing of `path`, from the cache or filed in it.
-    async fn listing(&self, user: &User, path: &VPath) -> Result<Arc<Vec<Node>>> {
+    /// [`Store::list`] without the copy: the listing as the cache shares it (a PROPFIND of a
+    /// 1,000-entry folder renders it and drops it).
+    pub async fn children(&self, user: &User, path: &VPath) -> Result<Arc<Vec<Node>>> {
         let ticket = match self.inner.cache.get_children(user.id, path.as_str()) {
             Ok(children) => return Ok(children),
             Err(ticket) => ticket,
@@ -225,6 +226,40 @@ impl Store {
             return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
         }
         Ok((node, file?))
+    }
+
+    /// Like [`Store::open_file`], with the whole content as well when the file is at most
+    /// `small` bytes and both its name and its bytes are in memory. That case is served on the
+    /// calling task (a small GET then costs no trip to the blocking pool); anything that would
+    /// wait for the disk is opened on the pool as usual, without the bytes.
+    pub async fn open_small(
+        &self,
+        user: &User,
+        path: &VPath,
+        small: u64,
+    ) -> Result<(Node, File, Option<Vec<u8>>)> {
+        let node = self.stat(user, path).await?;
+        if node.is_dir {
+            return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
+        }
+        let rel = layout::user_path(&user.name, path);
+        if node.size <= small {
+            match self.inner.disk.open_read_cached(&rel) {
+                Ok(file) => {
+                    let bytes = Disk::read_cached(&file, node.size as usize)
+                        .map_err(|e| Error::io(format!("read {rel}"), e))?;
+                    return Ok((node, file, bytes));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Error::io(format!("open {rel}"), e)),
+            }
+        }
+        let store = self.clone();
+        let file = blocking(move || {
+            store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e))
+        })
+        .await?;
+        Ok((node, file, None))
     }
 
     /// Most bytes a write may bring: quota minus usage, plus everything that could be pruned,

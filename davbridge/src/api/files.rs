@@ -116,9 +116,11 @@ pub(crate) async fn download(cx: &Cx<'_>, head: bool) -> Result<Response<Body>> 
     if !head && let Some(res) = super::sync::delta_down(cx, &path).await? {
         return Ok(res);
     }
-    let (node, file) = cx.store.open_file(&cx.user, &path).await?;
+    let (node, file, bytes) = cx.store.open_small(&cx.user, &path, download::SMALL).await?;
     let meta = download::Meta { etag: &node.etag, mtime: node.mtime, size: node.size };
-    let res = serve_content(cx, meta, file, &path, head, q.download.unwrap_or(false)).await?;
+    let res =
+        serve_content(cx, meta, download::Source::new(file, bytes), &path, head, q.download.unwrap_or(false))
+            .await?;
     if !head
         && let Some(len) =
             res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok())
@@ -132,13 +134,13 @@ pub(crate) async fn download(cx: &Cx<'_>, head: bool) -> Result<Response<Body>> 
 async fn serve_content(
     cx: &Cx<'_>,
     meta: download::Meta<'_>,
-    file: std::fs::File,
+    src: download::Source,
     path: &store::VPath,
     head: bool,
     attachment: bool,
 ) -> Result<Response<Body>> {
     let mut res =
-        download::respond(&cx.headers, meta, file, content_type(path.name()), head).await.map_err(|e| {
+        download::respond(&cx.headers, meta, src, content_type(path.name()), head).await.map_err(|e| {
             // The shared GET logic fails on a bad Range (4xx) or a failed read (5xx).
             let code = if e.status.is_server_error() { "internal" } else { "invalid_input" };
             Fail::new(e.status, code, e.message)
@@ -381,7 +383,7 @@ pub(crate) async fn version_content(cx: &Cx<'_>, id: i64) -> Result<Response<Bod
     let path = vpath(&q.path)?;
     let (v, file) = cx.store.open_version(&cx.user, &path, VersionId(id)).await?;
     let meta = download::Meta { etag: &v.etag, mtime: v.mtime, size: v.size };
-    serve_content(cx, meta, file, &path, false, q.download.unwrap_or(true)).await
+    serve_content(cx, meta, download::Source::new(file, None), &path, false, q.download.unwrap_or(true)).await
 }
 
 /// Make an earlier content current again (the current one becomes a version).
