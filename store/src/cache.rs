@@ -11,12 +11,22 @@
 //! made by other processes arrive through `NOTIFY cairn_changes` and drop the user's whole
 //! tree; a lost listener connection clears everything; entries also expire after [`TTL`] as
 //! a backstop.
+//!
+//! A change that is known to come right after the last one the cache saw — its journal
+//! sequence numbers follow on without a gap — *patches* its ancestors instead of dropping
+//! them: each gets the new etag the change gave it, and the listing of the folder a file was
+//! written in gets the file as it is now. The order matters: two writers in one folder commit
+//! in one order and may report in the other, and a folder showing the final etag without the
+//! earlier writer's file would be a state that never existed (a sync client would remember that
+//! etag and miss the file). So a change reported out of order, or after a gap nobody in this
+//! process accounts for (another process wrote), drops instead; once every commit this process
+//! sent has reported, a gap still open clears the user's tree and the count starts again.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::types::{FileId, Node, UserId};
+use crate::types::{ETag, FileId, Node, UserId};
 
 /// Longest an entry is served.
 pub(crate) const TTL: Duration = Duration::from_secs(30);
@@ -53,6 +63,37 @@ struct UserCache {
     by_id: HashMap<FileId, String>,
     /// `(generation it produced, paths invalidated)`, oldest first; `None`: the whole tree.
     log: VecDeque<(u64, Option<Vec<String>>)>,
+    /// The journal sequence every change up to which is reflected here (`None`: unknown).
+    seq: Option<i64>,
+    /// Sequence ranges `(before, after]` reported ahead of a gap, dropped rather than patched.
+    pending: Vec<(i64, i64)>,
+    /// The highest sequence number reported.
+    max_seen: i64,
+    /// Commits this process sent for the user that have not reported yet.
+    in_flight: u32,
+}
+
+/// Where a change falls in the user's journal (`before` → `after`), and the etag it gave each
+/// of `ancestors`: what patching cached folders instead of dropping them needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Order {
+    pub(crate) before: i64,
+    pub(crate) after: i64,
+    pub(crate) ancestors: Vec<String>,
+    pub(crate) etag: ETag,
+}
+
+/// What a committed change did, as the cache needs it.
+pub(crate) struct Change<'a> {
+    /// Paths changed: each with everything below it and every ancestor.
+    pub(crate) paths: &'a [String],
+    /// Nodes as the change left them (it holds their paths' locks: nothing newer exists yet).
+    pub(crate) fresh: &'a [Node],
+    pub(crate) order: Option<&'a Order>,
+}
+
+fn parent(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
 }
 
 struct Entry {
@@ -127,7 +168,70 @@ impl UserCache {
                 gone += self.remove(&changed[..i]);
             }
         }
-        gone += self.remove(changed);
+        gone + self.remove_below(changed)
+    }
+
+    /// Apply an in-order change (see the module notes). Returns (weight added, weight removed).
+    fn patch(&mut self, ch: &Change<'_>, order: &Order) -> (usize, usize) {
+        let is_ancestor = |p: &str| order.ancestors.iter().any(|a| a == p);
+        let (mut added, mut gone) = (0, 0);
+        for p in ch.paths {
+            // A changed folder that is also an ancestor of another change loses only its own
+            // entry: what changed below it is listed in `paths` itself.
+            gone += if is_ancestor(p) { self.remove(p) } else { self.remove_below(p) };
+            // Ancestors the change gave no new etag (none, for the changes `close` records)
+            // cannot be patched.
+            let mut q = p.as_str();
+            while !q.is_empty() {
+                q = parent(q);
+                if !is_ancestor(q) {
+                    gone += self.remove(q);
+                }
+            }
+        }
+        for a in &order.ancestors {
+            let Some(mut e) = self.entries.remove(a.as_str()) else { continue };
+            gone += e.weight();
+            let Some(node) = e.node.as_mut() else {
+                // Known absent, yet the change found it: forget it (the id index holds no
+                // absent entries).
+                continue;
+            };
+            node.etag = order.etag.clone();
+            if let Some(children) = e.children.as_mut() {
+                let list = Arc::make_mut(children);
+                for c in list.iter_mut() {
+                    if is_ancestor(c.path.as_str()) {
+                        c.etag = order.etag.clone();
+                    }
+                }
+                let mut keep = true;
+                for p in ch.paths.iter().filter(|p| !p.is_empty() && parent(p) == a) {
+                    let Some(n) = ch.fresh.iter().find(|n| n.path.as_str() == p) else {
+                        // Changed without a node to show for it (gone, moved, or left an
+                        // ancestor): the listing is read again.
+                        keep = false;
+                        break;
+                    };
+                    match list.binary_search_by(|c| c.path.name().as_bytes().cmp(n.path.name().as_bytes())) {
+                        Ok(i) => list[i] = n.clone(),
+                        Err(i) => list.insert(i, n.clone()),
+                    }
+                }
+                if !keep {
+                    e.children = None;
+                }
+            }
+            let (a_in, a_out) = self.insert(a, e);
+            added += a_in;
+            gone += a_out;
+        }
+        (added, gone)
+    }
+
+    /// Drop the entry at `changed` and everything below it. Returns the weight dropped.
+    fn remove_below(&mut self, changed: &str) -> usize {
+        let mut gone = self.remove(changed);
         // Everything below: keys in ("changed/", "changed0"), '0' being the byte after '/'.
         let below: Vec<String> = if changed.is_empty() {
             self.entries.keys().cloned().collect()
@@ -262,35 +366,91 @@ impl NodeCache {
         inner.file(user, dir.path.as_str(), entry);
     }
 
-    /// A change to `user`'s tree committed in this process: drop everything related to
-    /// `paths` (`None`: the whole tree), then keep `fresh` (nodes the change left as they are
-    /// now; the change holds their paths' locks, so nothing newer can exist yet).
-    pub(crate) fn changed(&self, user: UserId, paths: Option<&[String]>, fresh: &[Node]) {
+    /// This process is about to commit a change to `user`'s tree; [`NodeCache::committed`]
+    /// follows, whatever happens.
+    pub(crate) fn committing(&self, user: UserId) {
+        self.lock().users.entry(user).or_default().in_flight += 1;
+    }
+
+    /// A commit of this process reported: what it changed (`None`: unknown, or it failed and
+    /// may or may not have happened). Drops or patches what it touched (see the module
+    /// notes), then keeps `fresh`.
+    pub(crate) fn committed(&self, user: UserId, change: Option<Change<'_>>) {
+        let mut inner = self.lock();
+        let u = inner.users.entry(user).or_default();
+        u.in_flight = u.in_flight.saturating_sub(1);
+        drop(inner);
+        self.apply(user, change);
+    }
+
+    fn apply(&self, user: UserId, change: Option<Change<'_>>) {
         let mut inner = self.lock();
         let u = inner.users.entry(user).or_default();
         u.generation += 1;
         let g = u.generation;
-        let gone = match paths {
-            Some(paths) => paths.iter().map(|p| u.remove_related(p)).sum(),
-            None => u.clear(),
+        let Some(ch) = change else {
+            let gone = u.clear();
+            u.seq = None;
+            u.pending.clear();
+            u.log.push_back((g, None));
+            while u.log.len() > LOG_LEN {
+                u.log.pop_front();
+            }
+            inner.size = inner.size.saturating_sub(gone);
+            return;
         };
-        u.log.push_back((g, paths.map(<[String]>::to_vec)));
+        let order = ch.order.filter(|o| o.after > o.before);
+        let mut whole = false;
+        let (added, mut gone) = match order {
+            Some(o) if u.seq == Some(o.before) && u.pending.is_empty() => {
+                u.seq = Some(o.after);
+                u.patch(&ch, o)
+            }
+            _ => (0, ch.paths.iter().map(|p| u.remove_related(p)).sum()),
+        };
+        if let Some(o) = order {
+            u.max_seen = u.max_seen.max(o.after);
+            match u.seq {
+                Some(s) if s == o.after => {} // patched just now
+                Some(s) if o.before >= s => {
+                    // Ahead of a gap: dropped, and counted once the gap fills.
+                    u.pending.push((o.before, o.after));
+                    while let Some(i) = u.pending.iter().position(|r| Some(r.0) == u.seq) {
+                        u.seq = Some(u.pending.swap_remove(i).1);
+                    }
+                }
+                // Behind what was counted already: cannot happen (see `committing`); start over.
+                Some(_) => whole = true,
+                None => {}
+            }
+            if u.in_flight == 0 && (u.seq.is_none() || !u.pending.is_empty()) {
+                // Everything this process sent has reported and a gap is left (another process
+                // wrote, or nothing was known): start over from here.
+                whole = true;
+            }
+            if whole {
+                gone += u.clear();
+                u.seq = Some(u.max_seen);
+                u.pending.clear();
+            }
+        }
+        u.log.push_back((g, (!whole).then(|| ch.paths.to_vec())));
         while u.log.len() > LOG_LEN {
             u.log.pop_front();
         }
-        inner.size = inner.size.saturating_sub(gone);
-        if !inner.enabled || paths.is_none() {
+        inner.size = (inner.size + added).saturating_sub(gone);
+        if !inner.enabled {
             return;
         }
         let now = Instant::now();
-        for n in fresh {
+        for n in ch.fresh {
             inner.file(user, n.path.as_str(), Entry { node: Some(n.clone()), children: None, at: now });
         }
     }
 
     /// Another process changed `user`'s tree: forget all of it.
     pub(crate) fn bump(&self, user: UserId) {
-        self.changed(user, None, &[]);
+        self.apply(user, None);
     }
 
     /// `Ok` if `user` is known to hold no lock; otherwise a generation to pass to
@@ -328,6 +488,8 @@ impl NodeCache {
         inner.epoch += 1;
         for u in inner.users.values_mut() {
             u.clear();
+            u.seq = None;
+            u.pending.clear();
         }
         inner.size = 0;
     }
@@ -360,6 +522,34 @@ mod tests {
 
     const U: UserId = UserId(1);
 
+    /// Report a change of this process, as `Locked::commit` does.
+    fn change(c: &NodeCache, paths: &[&str], fresh: &[Node], order: Option<&Order>) {
+        c.committing(U);
+        let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
+        c.committed(U, Some(Change { paths: &paths, fresh, order }));
+    }
+
+    fn order(before: i64, after: i64, ancestors: &[&str], etag: &str) -> Order {
+        Order {
+            before,
+            after,
+            ancestors: ancestors.iter().map(|a| (*a).to_owned()).collect(),
+            etag: ETag(etag.to_owned()),
+        }
+    }
+
+    /// Cache the root and `d` (listed: `d/f`, `d/g`) and the root's listing (`d`).
+    fn fill(c: &NodeCache) {
+        let t = c.get(U, "").unwrap_err().unwrap();
+        c.put_children(U, t, &node(1, "", true), &Arc::new(vec![node(2, "d", true)]));
+        c.put_children(
+            U,
+            t,
+            &node(2, "d", true),
+            &Arc::new(vec![node(3, "d/f", false), node(4, "d/g", false)]),
+        );
+    }
+
     #[test]
     fn related_paths() {
         assert!(related("a/b", "a/b"));
@@ -379,7 +569,7 @@ mod tests {
         for (i, p) in ["", "a", "a/b", "a/b/c", "a/bc", "x"].iter().enumerate() {
             c.put(U, t, p, Some(&node(i as i64, p, true)));
         }
-        c.changed(U, Some(&["a/b".to_owned()]), &[]);
+        change(&c, &["a/b"], &[], None);
         for gone in ["", "a", "a/b", "a/b/c"] {
             assert!(c.get(U, gone).is_err(), "{gone} should be gone");
         }
@@ -392,7 +582,7 @@ mod tests {
     fn a_late_answer_about_a_changed_path_is_not_kept() {
         let c = cache();
         let t = c.get(U, "a/b").unwrap_err().unwrap();
-        c.changed(U, Some(&["a/b".to_owned()]), &[]);
+        change(&c, &["a/b"], &[], None);
         c.put(U, t, "a/b", Some(&node(1, "a/b", false)));
         assert!(c.get(U, "a/b").is_err());
         // An unrelated path read under the same ticket is still good.
@@ -415,7 +605,7 @@ mod tests {
         assert_eq!(c.get_id(U, FileId(1)).unwrap().path.as_str(), "d");
         let t = c.get(U, "d/g").unwrap_err().unwrap();
         c.put(U, t, "d/g", Some(&node(3, "d/g", false)));
-        c.changed(U, Some(&["d/f".to_owned()]), &[node(2, "d/f", false)]);
+        change(&c, &["d/f"], &[node(2, "d/f", false)], None);
         assert!(c.get_children(U, "d").is_err());
         assert_eq!(c.get(U, "d/g").unwrap().unwrap().id, FileId(3));
         assert_eq!(c.get_id(U, FileId(2)).unwrap().path.as_str(), "d/f");
@@ -433,9 +623,92 @@ mod tests {
         let t = c.get_children(U, "d").unwrap_err().unwrap();
         c.put_children(U, t, &node(2, "d", true), &Arc::new(vec![node(3, "d/x", false)]));
         assert_eq!(c.lock().size, 3);
-        c.changed(U, Some(&["a".to_owned(), "d".to_owned()]), &[]);
+        change(&c, &["a", "d"], &[], None);
         let inner = c.lock();
         assert_eq!(inner.size, 0);
         assert!(inner.users[&U].by_id.is_empty());
+    }
+
+    #[test]
+    fn an_in_order_change_patches_etags_and_the_listing() {
+        let c = cache();
+        // The first change seen sets the count (and starts over: nothing was known).
+        change(&c, &["x"], &[], Some(&order(0, 1, &[""], "e0")));
+        fill(&c);
+        let mut h = node(5, "d/h", false);
+        h.etag = ETag("new-h".into());
+        let mut f = node(3, "d/f", false);
+        f.size = 9;
+        change(&c, &["d/f", "d/h"], &[f, h], Some(&order(1, 3, &["", "d"], "E")));
+        assert_eq!(c.get(U, "").unwrap().unwrap().etag.0, "E");
+        assert_eq!(c.get_children(U, "").unwrap()[0].etag.0, "E");
+        let d = c.get_children(U, "d").unwrap();
+        let names: Vec<&str> = d.iter().map(|n| n.path.as_str()).collect();
+        assert_eq!(names, ["d/f", "d/g", "d/h"]);
+        assert_eq!(d[0].size, 9);
+        assert_eq!(d[2].etag.0, "new-h");
+        assert_eq!(c.get(U, "d").unwrap().unwrap().etag.0, "E");
+        // A change with no node to show (a delete) drops the folder's listing, not its node.
+        change(&c, &["d/g"], &[], Some(&order(3, 4, &["", "d"], "E2")));
+        assert!(c.get_children(U, "d").is_err());
+        assert_eq!(c.get(U, "d").unwrap().unwrap().etag.0, "E2");
+        let inner = c.lock();
+        assert_eq!(inner.size, inner.users[&U].entries.values().map(Entry::weight).sum::<usize>());
+    }
+
+    #[test]
+    fn changes_reported_out_of_order_drop_instead_of_patching() {
+        let c = cache();
+        change(&c, &["x"], &[], Some(&order(0, 1, &[""], "e0")));
+        fill(&c);
+        // Two commits in flight; the later one reports first.
+        c.committing(U);
+        c.committing(U);
+        let p2 = ["d/g".to_owned()];
+        c.committed(
+            U,
+            Some(Change {
+                paths: &p2,
+                fresh: &[node(4, "d/g", false)],
+                order: Some(&order(2, 3, &["", "d"], "E2")),
+            }),
+        );
+        assert!(c.get(U, "d").is_err(), "the folder must not show E2 without the first change");
+        assert!(c.get_children(U, "d").is_err());
+        fill(&c);
+        let p1 = ["d/f".to_owned()];
+        c.committed(
+            U,
+            Some(Change {
+                paths: &p1,
+                fresh: &[node(3, "d/f", false)],
+                order: Some(&order(1, 2, &["", "d"], "E1")),
+            }),
+        );
+        assert!(c.get(U, "d").is_err());
+        // The gap is filled: the next change patches again.
+        fill(&c);
+        change(&c, &["d/f"], &[node(3, "d/f", false)], Some(&order(3, 4, &["", "d"], "E3")));
+        assert_eq!(c.get(U, "d").unwrap().unwrap().etag.0, "E3");
+    }
+
+    #[test]
+    fn a_gap_nobody_here_accounts_for_starts_over() {
+        let c = cache();
+        change(&c, &["x"], &[], Some(&order(0, 1, &[""], "e0")));
+        fill(&c);
+        c.put(U, c.get(U, "elsewhere").unwrap_err().unwrap(), "elsewhere", None);
+        // Another process wrote sequence 2; this change is 3.
+        change(&c, &["d/f"], &[node(3, "d/f", false)], Some(&order(2, 3, &["", "d"], "E")));
+        assert!(c.get(U, "elsewhere").is_err(), "the whole tree goes");
+        assert_eq!(c.get(U, "d/f").unwrap().unwrap().id, FileId(3), "fresh nodes are kept");
+        fill(&c);
+        change(&c, &["d/f"], &[node(3, "d/f", false)], Some(&order(3, 4, &["", "d"], "E4")));
+        assert_eq!(c.get(U, "d").unwrap().unwrap().etag.0, "E4");
+        // Another process's notice forgets the count as well.
+        c.bump(U);
+        fill(&c);
+        change(&c, &["d/f"], &[node(3, "d/f", false)], Some(&order(4, 5, &["", "d"], "E5")));
+        assert!(c.get(U, "d").is_err());
     }
 }

@@ -157,10 +157,11 @@ impl Store {
             return Err(Error::new(ErrorKind::NotADirectory, format!("{path} is not a folder")));
         }
         let client = self.inner.pool.get().await?;
+        // Byte order whatever the database's collation: the cache inserts into listings in it.
         let rows = client
             .cquery(
                 &format!(
-                    "SELECT {NODE_COLS} FROM nodes WHERE parent_id = $1 AND trash_id IS NULL ORDER BY name"
+                    "SELECT {NODE_COLS} FROM nodes WHERE parent_id = $1 AND trash_id IS NULL ORDER BY name COLLATE \"C\""
                 ),
                 &[&dir.id.0],
             )

@@ -62,6 +62,8 @@ pub(crate) struct Changed {
     paths: Option<Vec<String>>,
     /// Nodes as the transaction left them.
     fresh: Vec<Node>,
+    /// Its place in the journal and the etag its ancestors got.
+    order: Option<crate::cache::Order>,
 }
 
 /// The open transaction of a [`Locked`] connection, through which a mutation's statements run.
@@ -158,15 +160,17 @@ impl Locked {
     /// connection is closed rather than reused.
     pub(crate) async fn commit(&mut self, store: &Store) -> Result<()> {
         self.in_tx = false;
+        store.inner.cache.committing(self.user);
         let res = self.client().batch_execute(&format!("COMMIT; {BARRIER}")).await;
         // Cached nodes are stale from the commit on (if it happened).
         let changed = self.changed.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        match changed {
-            Some(Changed { paths: Some(paths), fresh }) if res.is_ok() => {
-                store.inner.cache.changed(self.user, Some(&paths), &fresh)
+        let change = match &changed {
+            Some(Changed { paths: Some(paths), fresh, order }) if res.is_ok() => {
+                Some(crate::cache::Change { paths, fresh, order: order.as_ref() })
             }
-            _ => store.inner.cache.bump(self.user),
-        }
+            _ => None,
+        };
+        store.inner.cache.committed(self.user, change);
         if let Err(e) = res {
             if let Some(client) = self.client.take() {
                 drop(Object::take(client));
@@ -329,7 +333,8 @@ pub(crate) async fn close(
     let a_detail: Vec<Option<String>> =
         fx.audit.iter().map(|a| audit_detail(actor, a.2.as_deref())).collect();
     let ops: Option<String> = (!fx.ops.is_empty()).then(|| intent::encode(&fx.ops));
-    tx.record(changed_by(&fx, &ancestors));
+    let mut changed = changed_by(&fx, &ancestors);
+    let ancestors_etag = new_etag();
     // One statement for everything that needs the user's row lock (usage, journal sequence)
     // and the ancestors' row locks: the lock is then held for this statement and the commit
     // only, not for a round trip per row.
@@ -381,7 +386,7 @@ pub(crate) async fn close(
                 &a_action,
                 &a_path,
                 &a_detail,
-                &new_etag().0,
+                &ancestors_etag.0,
                 &ancestors,
                 &ops,
                 &store.inner.notice_token,
@@ -390,7 +395,15 @@ pub(crate) async fn close(
         .await?;
     let mut used: i64 = row.get(0);
     let quota: Option<i64> = row.get(1);
+    let seq: i64 = row.get(2);
     let intent_id: Option<i64> = row.get(3);
+    changed.order = Some(crate::cache::Order {
+        before: seq - n_journal,
+        after: seq,
+        ancestors: ancestors.iter().map(|a| (*a).to_owned()).collect(),
+        etag: ancestors_etag,
+    });
+    tx.record(changed);
     if let Some(quota) = quota
         && used > quota
         && fx.usage_delta > 0
@@ -451,7 +464,7 @@ fn changed_by(fx: &Effects, ancestors: &[&str]) -> Changed {
     paths.sort_unstable();
     paths.dedup();
     let fresh = fx.fresh.iter().filter(|n| !ancestors.contains(&n.path.as_str())).cloned().collect();
-    Changed { paths: (!paths.is_empty()).then_some(paths), fresh }
+    Changed { paths: (!paths.is_empty()).then_some(paths), fresh, order: None }
 }
 
 fn audit_detail(actor: &Actor, detail: Option<&str>) -> Option<String> {
