@@ -405,20 +405,25 @@ impl Store {
                 // keep_as_version); the file count changes by the difference.
                 fx.usage_delta += size - old.size as i64;
                 // Without a version, the rename of the new content replaces the old bytes.
-                let vid = match keep_version {
-                    true => Some(self.keep_as_version(tx, user, &old, fx, now).await?),
-                    false => None,
+                let keep = async {
+                    match keep_version {
+                        true => self.keep_as_version(tx, user, &old, fx, now).await.map(Some),
+                        false => Ok(None),
+                    }
                 };
-                let row = tx
-                    .cquery_one(
-                        &format!(
-                            "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5, modified_by = $6
-                             WHERE id = $1 RETURNING {NODE_COLS}"
-                        ),
-                        &[&old.id.0, &size, &content.mtime.0, &&content.hash.0[..], &etag.0, &author],
-                    )
-                    .await?;
-                (node_from_row(&row)?, false, vid)
+                let sql = format!(
+                    "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5, modified_by = $6
+                     WHERE id = $1 RETURNING {NODE_COLS}"
+                );
+                let hash: &[u8] = &content.hash.0;
+                let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
+                    &[&old.id.0, &size, &content.mtime.0, &hash, &etag.0, &author];
+                let update = tx.cquery_one(&sql, params);
+                // One round trip: the version's statements are sent first (join polls in order),
+                // so the version takes the old `modified_by` before the update replaces it.
+                let (vid, row) = tokio::join!(keep, update);
+                let vid = vid?;
+                (node_from_row(&row?)?, false, vid)
             }
             None => {
                 let node = insert_node(
@@ -453,23 +458,27 @@ impl Store {
         now: Timestamp,
     ) -> Result<VersionId> {
         let hash = old.content_hash.ok_or_else(|| Error::internal("file without a content hash"))?;
-        let vid = VersionId(
+        // Both in one round trip; the list, sent second, includes the new version.
+        let (size, hash): (i64, &[u8]) = (old.size as i64, &hash.0);
+        let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
+            &[&user.id.0, &old.id.0, &size, &old.mtime.0, &hash, &old.etag.0, &now.0];
+        let by_node: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&old.id.0];
+        let (inserted, rows) = tokio::join!(
             tx.cquery_one(
                 "INSERT INTO versions (user_id, node_id, size, mtime_ns, content_hash, etag, created_at, modified_by)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT modified_by FROM nodes WHERE id = $2)) RETURNING id",
-                &[&user.id.0, &old.id.0, &(old.size as i64), &old.mtime.0, &&hash.0[..], &old.etag.0, &now.0],
-            )
-            .await?
-            .get(0),
+                params,
+            ),
+            tx.cquery("SELECT id, created_at FROM versions WHERE node_id = $1", by_node)
         );
+        let vid = VersionId(inserted?.get(0));
+        let rows = rows?;
         fx.ops.push(DiskOp::rename(
             layout::user_path(&user.name, &old.path),
             layout::version_blob(&user.name, vid),
             Done::ToExists,
         ));
         fx.last_resort = Some((vid, old.size));
-
-        let rows = tx.cquery("SELECT id, created_at FROM versions WHERE node_id = $1", &[&old.id.0]).await?;
         // A version being restored in this transaction is not up for thinning.
         let all: Vec<(VersionId, Timestamp)> = rows
             .iter()
