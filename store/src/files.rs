@@ -817,7 +817,9 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH);
     let mut spare: Vec<u8> = Vec::with_capacity(BATCH);
     let mut file = Some(file);
-    let mut writing: Option<tokio::task::JoinHandle<(File, Vec<u8>, std::io::Result<()>)>> = None;
+    /// A batch being written: gives back the file and the emptied buffer.
+    type Writing = tokio::task::JoinHandle<(File, Vec<u8>, std::io::Result<()>)>;
+    let mut writing: Option<Writing> = None;
     let mut total: u64 = 0;
     loop {
         let mut eof = false;
