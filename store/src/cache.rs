@@ -159,6 +159,22 @@ impl UserCache {
         gone
     }
 
+    /// Drop everything because it may be stale: the journal count starts over too (unlike
+    /// [`UserCache::clear`], which only makes room). Returns the weight dropped.
+    fn forget(&mut self) -> usize {
+        self.seq = None;
+        self.pending.clear();
+        self.clear()
+    }
+
+    /// Log the invalidation that produced generation `g` (`None`: the whole tree).
+    fn log_change(&mut self, g: u64, paths: Option<Vec<String>>) {
+        self.log.push_back((g, paths));
+        while self.log.len() > LOG_LEN {
+            self.log.pop_front();
+        }
+    }
+
     /// Drop every entry related to `changed`. Returns the weight dropped.
     fn remove_related(&mut self, changed: &str) -> usize {
         // Ancestors, the root included.
@@ -376,26 +392,22 @@ impl NodeCache {
     /// may or may not have happened). Drops or patches what it touched (see the module
     /// notes), then keeps `fresh`.
     pub(crate) fn committed(&self, user: UserId, change: Option<Change<'_>>) {
-        let mut inner = self.lock();
-        let u = inner.users.entry(user).or_default();
-        u.in_flight = u.in_flight.saturating_sub(1);
-        drop(inner);
-        self.apply(user, change);
+        self.apply(user, change, true);
     }
 
-    fn apply(&self, user: UserId, change: Option<Change<'_>>) {
+    /// Apply a change to `user`'s tree (`None`: forget the tree); `own`: a commit of this
+    /// process reporting.
+    fn apply(&self, user: UserId, change: Option<Change<'_>>, own: bool) {
         let mut inner = self.lock();
         let u = inner.users.entry(user).or_default();
+        if own {
+            u.in_flight = u.in_flight.saturating_sub(1);
+        }
         u.generation += 1;
         let g = u.generation;
         let Some(ch) = change else {
-            let gone = u.clear();
-            u.seq = None;
-            u.pending.clear();
-            u.log.push_back((g, None));
-            while u.log.len() > LOG_LEN {
-                u.log.pop_front();
-            }
+            let gone = u.forget();
+            u.log_change(g, None);
             inner.size = inner.size.saturating_sub(gone);
             return;
         };
@@ -434,10 +446,7 @@ impl NodeCache {
                 u.pending.clear();
             }
         }
-        u.log.push_back((g, (!whole).then(|| ch.paths.to_vec())));
-        while u.log.len() > LOG_LEN {
-            u.log.pop_front();
-        }
+        u.log_change(g, (!whole).then(|| ch.paths.to_vec()));
         inner.size = (inner.size + added).saturating_sub(gone);
         if !inner.enabled {
             return;
@@ -450,7 +459,7 @@ impl NodeCache {
 
     /// Another process changed `user`'s tree: forget all of it.
     pub(crate) fn bump(&self, user: UserId) {
-        self.apply(user, None);
+        self.apply(user, None, false);
     }
 
     /// `Ok` if `user` is known to hold no lock; otherwise a generation to pass to
@@ -487,9 +496,7 @@ impl NodeCache {
         let mut inner = self.lock();
         inner.epoch += 1;
         for u in inner.users.values_mut() {
-            u.clear();
-            u.seq = None;
-            u.pending.clear();
+            u.forget();
         }
         inner.size = 0;
     }
