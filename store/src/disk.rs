@@ -144,8 +144,18 @@ impl Disk {
     }
 
     fn open_at(&self, rel: &str, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+        self.open_resolving(rel, flags, mode, RESOLVE)
+    }
+
+    fn open_resolving(
+        &self,
+        rel: &str,
+        flags: OFlags,
+        mode: Mode,
+        resolve: ResolveFlags,
+    ) -> io::Result<OwnedFd> {
         let rel = if rel.is_empty() { "." } else { rel };
-        rustix::fs::openat2(self.root_fd.as_fd(), rel, flags | OFlags::CLOEXEC, mode, RESOLVE).map_err(err)
+        rustix::fs::openat2(self.root_fd.as_fd(), rel, flags | OFlags::CLOEXEC, mode, resolve).map_err(err)
     }
 
     fn open_dir(&self, rel: &str) -> io::Result<OwnedFd> {
@@ -163,25 +173,17 @@ impl Disk {
 
     /// Open a regular file for reading.
     pub(crate) fn open_read(&self, rel: &str) -> io::Result<File> {
-        let fd = self.open_at(rel, OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty())?;
-        let file = File::from(fd);
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
-        }
-        Ok(file)
+        self.open_regular(rel, RESOLVE)
     }
 
     /// Open a regular file for reading only if that needs no disk access (every name on the way
     /// is in the dentry cache): `WouldBlock` otherwise. For the calling task, not the blocking pool.
     pub(crate) fn open_read_cached(&self, rel: &str) -> io::Result<File> {
-        let fd = rustix::fs::openat2(
-            self.root_fd.as_fd(),
-            rel,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            RESOLVE | ResolveFlags::CACHED,
-        )
-        .map_err(err)?;
+        self.open_regular(rel, RESOLVE | ResolveFlags::CACHED)
+    }
+
+    fn open_regular(&self, rel: &str, resolve: ResolveFlags) -> io::Result<File> {
+        let fd = self.open_resolving(rel, OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty(), resolve)?;
         let file = File::from(fd);
         if !file.metadata()?.is_file() {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
