@@ -813,12 +813,16 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
     // while the next one is read: receiving and writing overlap, and a large upload costs one
     // pool trip per MiB instead of one per network read.
     const BATCH: usize = 1024 * 1024;
-    let write_err = |e: std::io::Error| Error::io(format!("writing {rel}"), e);
+    /// A batch being written: gives back the file and the emptied buffer.
+    type Writing = tokio::task::JoinHandle<(File, Vec<u8>, std::io::Result<()>)>;
+    async fn written(w: Writing, rel: &str) -> Result<(File, Vec<u8>)> {
+        let (file, buf, res) = w.await.map_err(|e| Error::internal(format!("write task failed: {e}")))?;
+        res.map_err(|e| Error::io(format!("writing {rel}"), e))?;
+        Ok((file, buf))
+    }
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH);
     let mut spare: Vec<u8> = Vec::with_capacity(BATCH);
     let mut file = Some(file);
-    /// A batch being written: gives back the file and the emptied buffer.
-    type Writing = tokio::task::JoinHandle<(File, Vec<u8>, std::io::Result<()>)>;
     let mut writing: Option<Writing> = None;
     let mut total: u64 = 0;
     loop {
@@ -835,8 +839,7 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
             each(&buf[buf.len() - n..], total)?;
         }
         if let Some(w) = writing.take() {
-            let (f, done, res) = w.await.map_err(|e| Error::internal(format!("write task failed: {e}")))?;
-            res.map_err(write_err)?;
+            let (f, done) = written(w, rel).await?;
             file = Some(f);
             spare = done;
         }
@@ -873,9 +876,7 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
         }
     }
     if let Some(w) = writing.take() {
-        let (f, _, res) = w.await.map_err(|e| Error::internal(format!("write task failed: {e}")))?;
-        res.map_err(write_err)?;
-        file = Some(f);
+        file = Some(written(w, rel).await?.0);
     }
     Ok((total, file.expect("the file is back")))
 }
