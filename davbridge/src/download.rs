@@ -53,6 +53,13 @@ pub(crate) fn get_preconditions(h: &HeaderMap, node: &Meta<'_>) -> Option<Status
     None
 }
 
+/// The media type for a file named `name`, by its extension as `Path::extension` finds it
+/// (without parsing a `Path`: a PROPFIND or a REST listing asks once per entry).
+pub(crate) fn content_type(name: &str) -> &'static str {
+    let ext = name.rfind('.').filter(|&i| i > 0).map(|i| &name[i + 1..]);
+    ext.and_then(|e| mime_guess::from_ext(e).first_raw()).unwrap_or("application/octet-stream")
+}
+
 /// Files up to this size are read whole when they are in memory (see [`store::Store::open_small`]).
 pub(crate) const SMALL: u64 = 64 * 1024;
 

@@ -23,12 +23,8 @@ pub(crate) fn entry(n: &Node) -> Entry {
         mtime: n.mtime.to_rfc3339(),
         etag: n.etag.0.clone(),
         hash: n.content_hash.map(|h| h.to_hex()),
-        content_type: (!n.is_dir).then(|| content_type(n.path.name()).to_owned()),
+        content_type: (!n.is_dir).then(|| download::content_type(n.path.name()).to_owned()),
     }
-}
-
-fn content_type(name: &str) -> &'static str {
-    mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream")
 }
 
 /// The folder's entries, folders first, sorted and paged.
@@ -139,8 +135,9 @@ async fn serve_content(
     head: bool,
     attachment: bool,
 ) -> Result<Response<Body>> {
-    let mut res =
-        download::respond(&cx.headers, meta, src, content_type(path.name()), head).await.map_err(|e| {
+    let mut res = download::respond(&cx.headers, meta, src, download::content_type(path.name()), head)
+        .await
+        .map_err(|e| {
             // The shared GET logic fails on a bad Range (4xx) or a failed read (5xx).
             let code = if e.status.is_server_error() { "internal" } else { "invalid_input" };
             Fail::new(e.status, code, e.message)

@@ -211,11 +211,7 @@ fn quoted(node: &Node) -> String {
 }
 
 fn content_type(path: &VPath) -> &'static str {
-    // The extension as `Path::extension` finds it, without parsing a `Path` (a PROPFIND asks
-    // this once per entry).
-    let name = path.name();
-    let ext = name.rfind('.').filter(|&i| i > 0).map(|i| &name[i + 1..]);
-    ext.and_then(|e| mime_guess::from_ext(e).first_raw()).unwrap_or("application/octet-stream")
+    download::content_type(path.name())
 }
 
 async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
@@ -577,13 +573,10 @@ fn empty_prop_element(q: &QName) -> String {
     }
 }
 
-fn status_line(code: StatusCode) -> String {
-    format!("HTTP/1.1 {} {}", code.as_u16(), code.canonical_reason().unwrap_or(""))
-}
+const PROPSTAT_OPEN: &str = "<D:propstat><D:prop>";
 
-fn push_propstat(out: &mut String, props: &str, code: StatusCode) {
-    out.push_str("<D:propstat><D:prop>");
-    out.push_str(props);
+/// Close a propstat opened with [`PROPSTAT_OPEN`] (its properties written in between).
+fn end_propstat(out: &mut String, code: StatusCode) {
     out.push_str("</D:prop><D:status>HTTP/1.1 ");
     out.push_str(code.as_str());
     out.push(' ');
@@ -591,8 +584,16 @@ fn push_propstat(out: &mut String, props: &str, code: StatusCode) {
     out.push_str("</D:status></D:propstat>");
 }
 
+fn push_propstat(out: &mut String, props: &str, code: StatusCode) {
+    out.push_str(PROPSTAT_OPEN);
+    out.push_str(props);
+    end_propstat(out, code);
+}
+
 fn propstat(props: &str, code: StatusCode) -> String {
-    format!("<D:propstat><D:prop>{props}</D:prop><D:status>{}</D:status></D:propstat>", status_line(code))
+    let mut out = String::new();
+    push_propstat(&mut out, props, code);
+    out
 }
 
 const MULTISTATUS_HEAD: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">";
@@ -679,7 +680,7 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
                 out.push_str(&propstat(&names, StatusCode::OK));
             }
             PropfindBody::AllProp(include) => {
-                out.push_str("<D:propstat><D:prop>");
+                out.push_str(PROPSTAT_OPEN);
                 for (name, in_all) in LIVE {
                     if *in_all || include.iter().any(|q| q.ns == DAV && q.local == *name) {
                         write_live(&mut out, name, n, &pc);
@@ -691,7 +692,7 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
                         &d.value,
                     ));
                 }
-                out.push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
+                end_propstat(&mut out, StatusCode::OK);
             }
             PropfindBody::Props(names) => {
                 found.clear();
