@@ -123,7 +123,9 @@ fn invalidator(notifier: Notifier, rx: mpsc::Receiver<Inval>) {
 
 /// Follow every user's change journal and drop what the kernel caches about changed paths.
 async fn watch(sh: Arc<Shared>) {
-    let mut rx = sh.store.watch_changes();
+    // What came through the mount, the kernel already knows (see `catch_up`): such a change
+    // costs no journal read; the next read covers it.
+    let mut rx = sh.store.watch_changes(Some(Origin::Fuse));
     while let Some(first) = rx.recv().await {
         // Gather what arrives within a few milliseconds, so a burst of changes (a file copy
         // into the mount) costs one journal read, not one per change.

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::types::{ETag, FileId, Node, UserId};
 
 /// Longest an entry is served.
-pub(crate) const TTL: Duration = Duration::from_secs(30);
+pub(crate) const TTL: Duration = Duration::from_secs(300);
 /// Most entries kept (nodes and listed children); beyond this the cache starts over.
 const MAX_ENTRIES: usize = 200_000;
 /// Invalidations remembered per user for checking late answers.

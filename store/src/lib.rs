@@ -48,6 +48,7 @@ pub use files::{WriteOptions, WriteOutcome};
 pub use fsck::{FsckProblem, FsckReport};
 pub use journal::{Change, ChangePage};
 pub use locks::{Lock, NewLock};
+pub use notify::ChangeNotice;
 pub use path::{InvalidPath, UserName, VPath};
 pub use pgcluster::{ClusterOptions, ManagedCluster};
 pub use props::{DeadProp, PropChange};
@@ -133,7 +134,7 @@ struct Inner {
     target: DbTarget,
     cache: cache::NodeCache,
     /// The one `LISTEN cairn_changes` connection, shared by every watcher in this process.
-    changes: std::sync::OnceLock<tokio::sync::broadcast::Sender<Option<types::UserId>>>,
+    changes: std::sync::OnceLock<tokio::sync::broadcast::Sender<Option<notify::ChangeNotice>>>,
     /// Resumable uploads being appended to in this process.
     uploads: uploads::UploadSlots,
     /// Bumped after every credential change this process commits (see

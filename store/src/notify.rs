@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::AsyncMessage;
 
-use crate::types::UserId;
+use crate::types::{Origin, UserId};
 use crate::{Result, Store};
 
 const CHANNEL: &str = "cairn_credentials";
@@ -43,11 +43,11 @@ impl Store {
         self.watch(CHANNEL, |payload, _| payload.parse().ok().map(UserId))
     }
 
-    /// Tree-change notices straight from the process's one `LISTEN` connection: `Some(user)`
+    /// Tree-change notices straight from the process's one `LISTEN` connection: `Some(notice)`
     /// after each committed change to that user's files (read what changed with
     /// [`Store::changes`]); `None`, or a `Lagged` error, when some may have been missed. Must be
     /// called inside a tokio runtime.
-    pub fn subscribe_changes(&self) -> broadcast::Receiver<Option<UserId>> {
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<Option<ChangeNotice>> {
         self.inner
             .changes
             .get_or_init(|| {
@@ -60,11 +60,11 @@ impl Store {
                         // The node cache first: its own commits updated it precisely at
                         // commit; another process's change drops the user's whole tree.
                         match &notice {
-                            Some(n) if n.own => {}
+                            Some(n) if n.own.is_some() => {}
                             Some(n) => store.inner.cache.bump(n.user),
                             None => store.inner.cache.clear(),
                         }
-                        let _ = fan.send(notice.map(|n| n.user));
+                        let _ = fan.send(notice);
                     }
                 });
                 tx
@@ -72,15 +72,18 @@ impl Store {
             .subscribe()
     }
 
-    /// [`Store::subscribe_changes`] as an unbounded stream in which falling behind reads as
-    /// `None` (may have missed changes). Must be called inside a tokio runtime.
-    pub fn watch_changes(&self) -> mpsc::UnboundedReceiver<Option<UserId>> {
+    /// [`Store::subscribe_changes`] as an unbounded stream of the users whose trees changed, in
+    /// which falling behind reads as `None` (may have missed changes), leaving out this
+    /// process's own changes through `skip` (a front end that knows what it did itself). Must
+    /// be called inside a tokio runtime.
+    pub fn watch_changes(&self, skip: Option<Origin>) -> mpsc::UnboundedReceiver<Option<UserId>> {
         let mut feed = self.subscribe_changes();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             loop {
                 let change = match feed.recv().await {
-                    Ok(change) => change,
+                    Ok(Some(n)) if skip.is_some() && n.own == skip => continue,
+                    Ok(change) => change.map(|n| n.user),
                     Err(broadcast::error::RecvError::Lagged(_)) => None,
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
@@ -125,17 +128,23 @@ impl Store {
 }
 
 /// A tree-change notification: whose tree changed, and whether this process sent it.
-#[derive(Debug, Clone, Copy)]
-struct Notice {
-    user: UserId,
-    own: bool,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeNotice {
+    /// Whose tree changed.
+    pub user: UserId,
+    /// The front end the change came through, if this process made it; `None`: another
+    /// process did.
+    pub own: Option<Origin>,
 }
 
-/// Parse a tree-change payload `USER_ID TOKEN` (the token of the process that sent it).
-fn parse_notice(payload: &str, own_token: &str) -> Option<Notice> {
+/// Parse a tree-change payload `USER_ID TOKEN ORIGIN` (the token of the process that sent it,
+/// the front end it came through).
+fn parse_notice(payload: &str, own_token: &str) -> Option<ChangeNotice> {
     let mut words = payload.split(' ');
     let user = UserId(words.next()?.parse().ok()?);
-    Some(Notice { user, own: words.next() == Some(own_token) })
+    let own = (words.next() == Some(own_token)).then(|| words.next().and_then(Origin::parse));
+    // An own change from an unknown front end still counts as own (the cache knows it).
+    Some(ChangeNotice { user, own: own.map(|o| o.unwrap_or(Origin::Daemon)) })
 }
 
 async fn listen<T: Send + 'static>(
@@ -174,4 +183,20 @@ async fn listen<T: Send + 'static>(
     }
     driver.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_tell_own_changes_and_their_front_end() {
+        let n = parse_notice("7 tok fuse", "tok").unwrap();
+        assert_eq!(n, ChangeNotice { user: UserId(7), own: Some(Origin::Fuse) });
+        // Another process's change, whatever front end it came through.
+        assert_eq!(parse_notice("7 other dav", "tok").unwrap().own, None);
+        // An own change from a front end this build does not know is still own.
+        assert_eq!(parse_notice("7 tok", "tok").unwrap().own, Some(Origin::Daemon));
+        assert_eq!(parse_notice("x tok dav", "tok"), None);
+    }
 }

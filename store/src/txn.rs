@@ -365,7 +365,7 @@ pub(crate) async fn close(
                     set_config('synchronous_commit', 'off', true),
                     -- Delivered at commit: other processes drop their cached nodes of this user
                     -- (this one knows what changed; the token tells it its own notices).
-                    pg_notify('cairn_changes', $1::text || ' ' || $21),
+                    pg_notify('cairn_changes', $1::text || ' ' || $21 || ' ' || $14),
                     (SELECT count(*) FROM j), (SELECT count(*) FROM a), (SELECT count(*) FROM e)
              FROM u",
             &[

@@ -65,10 +65,10 @@ async fn parse_cursor(store: &Store, user: &User, raw: &str) -> Result<i64> {
 }
 
 /// Wait until `user`'s tree may have changed (or the notices were interrupted).
-async fn changed(rx: &mut broadcast::Receiver<Option<store::UserId>>, user: store::UserId) {
+async fn changed(rx: &mut broadcast::Receiver<Option<store::ChangeNotice>>, user: store::UserId) {
     loop {
         match rx.recv().await {
-            Ok(Some(u)) if u == user => return,
+            Ok(Some(n)) if n.user == user => return,
             Ok(Some(_)) => {}
             Ok(None) | Err(broadcast::error::RecvError::Lagged(_)) => return,
             Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
@@ -185,7 +185,7 @@ async fn push<S>(
     store: Store,
     user: User,
     mut cursor: i64,
-    mut rx: broadcast::Receiver<Option<store::UserId>>,
+    mut rx: broadcast::Receiver<Option<store::ChangeNotice>>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
