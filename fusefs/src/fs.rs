@@ -16,7 +16,8 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
 };
 use store::{
-    Actor, Draft, ErrorKind, FileId, Node, Origin, SetAttrs, Store, Timestamp, User, UserName, VPath,
+    Actor, Draft, DraftOf, ETag, ErrorKind, FileId, Node, Origin, SetAttrs, Store, Timestamp, User, UserName,
+    VPath,
 };
 use tokio::runtime::Handle as Runtime;
 
@@ -60,6 +61,7 @@ impl Mount {
             open: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             stale: Mutex::new(Default::default()),
+            pending: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             inval: Mutex::new(inval_tx),
@@ -209,6 +211,8 @@ struct Shared {
     dirs: Mutex<HashMap<u64, VPath>>,
     /// Open files whose live content changed elsewhere: reopen before the next read.
     stale: Mutex<std::collections::HashSet<u64>>,
+    /// Files created through the mount and not yet in the store (see [`Pending`]).
+    pending: Mutex<HashMap<u64, Pending>>,
     next_fh: AtomicU64,
     inval: Mutex<mpsc::Sender<Inval>>,
 }
@@ -252,6 +256,23 @@ struct OpenFile {
     backing: Weak<BackingId>,
 }
 
+/// A file created through the mount and not yet committed. `create` gives the kernel an
+/// inode (a reserved file id) and an empty draft at once; the file reaches the store when it
+/// is first flushed (`close`, `fsync`), in one commit with its content, instead of an empty
+/// commit at `create` and a second one at `close`. Until then the mount answers for it
+/// itself (lookup, attributes, reads, writes), and anything else that would need it in the
+/// store (another open, `chmod`, xattrs, a rename or delete, a listing or `fsync` of its
+/// folder) first *settles* it: commits it empty, as `create` used to, keeping the draft.
+/// Other front ends see the file from its first flush or settling on; a crash before that
+/// loses it, as a crash loses a local file that was never fsynced.
+#[derive(Clone)]
+struct Pending {
+    parent: u64,
+    path: VPath,
+    mode: u32,
+    created: Timestamp,
+}
+
 enum Handle {
     File { write: bool, backing: Option<Arc<BackingId>> },
     Dir { entries: Vec<DirEnt> },
@@ -283,6 +304,11 @@ fn id_of(ino: u64) -> FileId {
 
 fn actor(req: &Request) -> Actor {
     Actor { origin: Origin::Fuse, name: format!("uid {}", req.uid()), remote: None }
+}
+
+/// The actor for settling a pending file where no request says who (a listing).
+fn fuse_actor() -> Actor {
+    Actor { origin: Origin::Fuse, name: "fuse".to_owned(), remote: None }
 }
 
 fn name_str(name: &OsStr) -> Res<&str> {
@@ -459,18 +485,9 @@ impl Shared {
         }
         // Changed elsewhere since we saw it: look again.
         let known = of.node.take().filter(|_| !lock(&self.stale).contains(&ino));
-        let refresh = lock(&ctx.refreshed).elapsed() > Duration::from_secs(1);
+        let user = self.user_for_write(ctx);
         let draft = self
             .run(async {
-                // The quota may have changed since we last looked (at most once a second).
-                if refresh {
-                    let name = ctx.user().name;
-                    if let Ok(fresh) = self.store.user(&name).await {
-                        *lock(&ctx.user) = fresh;
-                        *lock(&ctx.refreshed) = std::time::Instant::now();
-                    }
-                }
-                let user = ctx.user();
                 let node = match known {
                     Some(n) => n,
                     None => self.store.stat_id(&user, id_of(ino)).await?,
@@ -482,14 +499,44 @@ impl Shared {
         Ok(())
     }
 
+    /// `ctx`'s user, read again if it is more than a second old (the quota may have changed).
+    fn user_for_write(&self, ctx: &UserCtx) -> User {
+        if lock(&ctx.refreshed).elapsed() > Duration::from_secs(1) {
+            let name = ctx.user().name;
+            if let Ok(fresh) = self.run(self.store.user(&name)) {
+                *lock(&ctx.user) = fresh;
+                *lock(&ctx.refreshed) = std::time::Instant::now();
+            }
+        }
+        ctx.user()
+    }
+
     /// Commit `of`'s draft, if any. A file deleted meanwhile loses the draft (as POSIX loses the
     /// writes to an unlinked file); a failed commit keeps it for the next attempt.
     fn commit(&self, actor: &Actor, ctx: &UserCtx, ino: u64, of: &mut OpenFile) -> Res<()> {
-        let Some(mut draft) = of.draft.take() else { return Ok(()) };
+        let Some(mut draft) = of.draft.take() else {
+            // A new file whose writes were dropped (quota) still exists, empty.
+            return self.settle_locked(actor, ino, of);
+        };
         let user = ctx.user();
         let keep = !of.versioned;
-        match self.run(self.store.commit_draft(actor, &user, id_of(ino), &mut draft, keep)) {
+        let pending = lock(&self.pending).get(&ino).cloned();
+        let target = match &pending {
+            Some(p) => DraftOf::New { path: p.path.clone(), id: id_of(ino), mode: Some(p.mode) },
+            // The id the file had when opened (a new file that met another of its name
+            // became that one).
+            None => DraftOf::File(of.node.as_ref().map_or(id_of(ino), |n| n.id)),
+        };
+        match self.run(self.store.commit_draft(actor, &user, target, &mut draft, keep)) {
             Ok(node) => {
+                if let Some(p) = pending {
+                    lock(&self.pending).remove(&ino);
+                    if node.id != id_of(ino) {
+                        // Someone created the name meanwhile and this content went into that
+                        // file: the kernel must look the name up again.
+                        let _ = lock(&self.inval).send(Inval::Entry(p.parent, p.path.name().to_owned()));
+                    }
+                }
                 of.versioned = true;
                 of.node = Some(node);
                 of.live = Some(Arc::new(draft.into_file()));
@@ -501,6 +548,90 @@ impl Shared {
                 Err(errno::of(&e))
             }
         }
+    }
+
+    /// The pending file `name` in the folder `parent`, if any.
+    fn pending_named(&self, parent: u64, name: &str) -> Option<(u64, Pending)> {
+        let pending = lock(&self.pending);
+        pending
+            .iter()
+            .find(|(_, p)| p.parent == parent && p.path.name() == name)
+            .map(|(i, p)| (*i, p.clone()))
+    }
+
+    /// What the store will hold for the pending file `ino` (its size and time come from the
+    /// draft, see `attr`).
+    fn pending_node(&self, ino: u64) -> Option<Node> {
+        lock(&self.pending).get(&ino).map(|p| Node {
+            id: id_of(ino),
+            path: p.path.clone(),
+            is_dir: false,
+            size: 0,
+            mtime: p.created,
+            content_hash: None,
+            etag: ETag(String::new()),
+            mode: Some(p.mode),
+        })
+    }
+
+    /// Put the pending file `ino` in the store, empty (its draft stays the open's uncommitted
+    /// writes). Someone else having taken the name meanwhile leaves it pending: its first
+    /// commit then becomes that file's new content.
+    fn settle(&self, actor: &Actor, ino: u64) -> Res<()> {
+        if lock(&self.pending).is_empty() {
+            return Ok(());
+        }
+        let of_arc = self.open_file(ino);
+        let mut of = lock(&of_arc);
+        let res = self.settle_locked(actor, ino, &mut of);
+        drop(of);
+        self.forget_open(ino);
+        res
+    }
+
+    fn settle_locked(&self, actor: &Actor, ino: u64, of: &mut OpenFile) -> Res<()> {
+        let Some(p) = lock(&self.pending).get(&ino).cloned() else { return Ok(()) };
+        let ctx = self.ctx(ino)?;
+        let user = ctx.user();
+        match self.run(self.store.create_file_with_id(actor, &user, &p.path, Some(p.mode), id_of(ino))) {
+            Ok(node) => {
+                lock(&self.pending).remove(&ino);
+                of.node = Some(node);
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(errno::of(&e)),
+        }
+    }
+
+    /// Settle the pending files in the folder `dir` (whose listing or times are asked for).
+    fn settle_in(&self, actor: &Actor, dir: u64) -> Res<()> {
+        let inos: Vec<u64> =
+            lock(&self.pending).iter().filter(|(_, p)| p.parent == dir).map(|(i, _)| *i).collect();
+        inos.into_iter().try_for_each(|ino| self.settle(actor, ino))
+    }
+
+    /// Settle the pending file `name` in `parent`, if there is one.
+    fn settle_named(&self, actor: &Actor, parent: u64, name: &OsStr) -> Res<()> {
+        match name.to_str().and_then(|n| self.pending_named(parent, n)) {
+            Some((ino, _)) => self.settle(actor, ino),
+            None => Ok(()),
+        }
+    }
+
+    /// Settle every pending file at or below `path` of `ctx`'s user (a folder about to move).
+    fn settle_below(&self, actor: &Actor, ctx: &UserCtx, path: &VPath) -> Res<()> {
+        let inos: Vec<u64> = {
+            let inodes = lock(&self.inodes);
+            lock(&self.pending)
+                .iter()
+                .filter(|(i, p)| {
+                    p.path.starts_with(path) && inodes.get(i).is_some_and(|(u, _)| u.id == ctx.id)
+                })
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        inos.into_iter().try_for_each(|ino| self.settle(actor, ino))
     }
 
     fn new_fh(&self, h: Handle) -> u64 {
@@ -522,6 +653,7 @@ impl Shared {
             return Ok(out);
         }
         let ctx = self.ctx(ino)?;
+        self.settle_in(&fuse_actor(), ino)?;
         let dir = self.node(&ctx, ino)?;
         let user = ctx.user();
         let nodes = self.run(self.store.list(&user, &dir.path)).map_err(|e| errno::of(&e))?;
@@ -594,6 +726,10 @@ impl Filesystem for Cairn {
             return sh.entry(&ctx, &root, reply);
         }
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        if let Some(node) = sh.pending_named(parent.0, path.name()).and_then(|(ino, _)| sh.pending_node(ino))
+        {
+            return sh.entry(&ctx, &node, reply);
+        }
         match tryr!(reply, sh.stat_path(&ctx, &path)) {
             Some(node) => sh.entry(&ctx, &node, reply),
             // A negative entry (inode 0): the kernel remembers the absence for the TTL, so a
@@ -622,6 +758,9 @@ impl Filesystem for Cairn {
             return reply.attr(&TTL, &sh.root_attr());
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
+        if let Some(node) = sh.pending_node(ino.0) {
+            return reply.attr(&TTL, &sh.attr(&ctx, &node));
+        }
         let node = tryr!(reply, sh.node(&ctx, ino.0));
         reply.attr(&TTL, &sh.attr(&ctx, &node));
     }
@@ -653,8 +792,9 @@ impl Filesystem for Cairn {
         if uid.is_some_and(|u| u != ctx.owner.uid) || gid.is_some_and(|g| g != ctx.owner.gid) {
             return reply.error(Errno::EPERM);
         }
-        let node = tryr!(reply, sh.node(&ctx, ino.0));
         let actor = actor(req);
+        tryr!(reply, sh.settle(&actor, ino.0));
+        let node = tryr!(reply, sh.node(&ctx, ino.0));
         let mut mtime = mtime.map(time_of);
         if let Some(size) = size {
             if node.is_dir {
@@ -724,6 +864,7 @@ impl Filesystem for Cairn {
         }
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        tryr!(reply, sh.settle_named(&actor(req), parent.0, name));
         let node = tryr!(reply, create_empty(sh, &actor(req), &ctx, &path, mode & !umask));
         sh.entry(&ctx, &node, reply);
     }
@@ -731,6 +872,7 @@ impl Filesystem for Cairn {
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        tryr!(reply, sh.settle_named(&actor(req), parent.0, name));
         let user = ctx.user();
         let node = tryr!(
             reply,
@@ -743,6 +885,7 @@ impl Filesystem for Cairn {
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        tryr!(reply, sh.settle_named(&actor(req), parent.0, name));
         let node = tryr!(reply, sh.stat_path(&ctx, &path).and_then(|n| n.ok_or(Errno::ENOENT)));
         if node.is_dir {
             return reply.error(Errno::EISDIR);
@@ -759,6 +902,7 @@ impl Filesystem for Cairn {
         if !node.is_dir {
             return reply.error(Errno::ENOTDIR);
         }
+        tryr!(reply, sh.settle_in(&actor(req), ino_of(node.id)));
         let user = ctx.user();
         let res = sh.run(async {
             if !sh.store.list(&user, &path).await?.is_empty() {
@@ -805,7 +949,13 @@ impl Filesystem for Cairn {
         if ctx.id != to_ctx.id {
             return reply.error(Errno::EXDEV);
         }
+        let who = actor(req);
+        tryr!(reply, sh.settle_named(&who, parent.0, name));
+        tryr!(reply, sh.settle_named(&who, newparent.0, newname));
         let src = tryr!(reply, sh.stat_path(&ctx, &from).and_then(|n| n.ok_or(Errno::ENOENT)));
+        if src.is_dir {
+            tryr!(reply, sh.settle_below(&who, &ctx, &from));
+        }
         if from == to {
             return reply.ok();
         }
@@ -829,7 +979,7 @@ impl Filesystem for Cairn {
         if to.starts_with(&from) {
             return reply.error(Errno::EINVAL);
         }
-        let res = sh.run(sh.store.rename(&actor(req), &user, &from, &to, true)).map_err(|e| errno::of(&e));
+        let res = sh.run(sh.store.rename(&who, &user, &from, &to, true)).map_err(|e| errno::of(&e));
         // A moved folder takes every cached path below it along (and a replaced one is gone).
         if src.is_dir || res.is_err() {
             lock(&sh.dirs).clear();
@@ -843,12 +993,13 @@ impl Filesystem for Cairn {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let sh = &self.sh;
         if ino.0 == ROOT {
             return reply.error(Errno::EISDIR);
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
+        tryr!(reply, sh.settle(&actor(req), ino.0));
         let node = tryr!(reply, sh.node(&ctx, ino.0));
         if node.is_dir {
             return reply.error(Errno::EISDIR);
@@ -1006,7 +1157,7 @@ impl Filesystem for Cairn {
             if write {
                 of.writers -= 1;
             }
-            if of.writers == 0 && of.draft.is_some() {
+            if of.writers == 0 && (of.draft.is_some() || lock(&sh.pending).contains_key(&ino.0)) {
                 res = match sh.ctx(ino.0) {
                     Ok(ctx) => sh.commit(&actor(req), &ctx, ino.0, &mut of),
                     Err(e) => Err(e),
@@ -1119,8 +1270,10 @@ impl Filesystem for Cairn {
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        // Every metadata change is durable when its call returns.
+    fn fsyncdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        // Every metadata change is durable when its call returns; files created in the folder
+        // and not yet flushed get there now.
+        tryr!(reply, self.sh.settle_in(&actor(req), ino.0));
         reply.ok();
     }
 
@@ -1170,6 +1323,7 @@ impl Filesystem for Cairn {
             return reply.error(Errno::EPERM);
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
+        tryr!(reply, sh.settle(&actor(req), ino.0));
         let node = tryr!(reply, sh.node(&ctx, ino.0));
         if flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE) != 0 {
             let exists = tryr!(reply, sh.xattrs(&ctx, node.id)).iter().any(|(n, _)| n == prop);
@@ -1232,6 +1386,7 @@ impl Filesystem for Cairn {
             return reply.error(Errno::ENODATA);
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
+        tryr!(reply, sh.settle(&actor(req), ino.0));
         let node = tryr!(reply, sh.node(&ctx, ino.0));
         if !tryr!(reply, sh.xattrs(&ctx, node.id)).iter().any(|(n, _)| n == prop) {
             return reply.error(Errno::ENODATA);
@@ -1246,7 +1401,7 @@ impl Filesystem for Cairn {
 
     fn create(
         &self,
-        req: &Request,
+        _req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -1256,8 +1411,28 @@ impl Filesystem for Cairn {
     ) {
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
-        let node = tryr!(reply, create_empty(sh, &actor(req), &ctx, &path, mode & !umask));
-        let ino = ino_of(node.id);
+        if sh.pending_named(parent.0, path.name()).is_some()
+            || tryr!(reply, sh.stat_path(&ctx, &path)).is_some()
+        {
+            return reply.error(Errno::EEXIST);
+        }
+        // The file reaches the store at its first flush (see `Pending`).
+        let user = sh.user_for_write(&ctx);
+        let (id, draft) = tryr!(
+            reply,
+            sh.run(async {
+                Ok::<_, store::Error>((
+                    sh.store.reserve_file_id().await?,
+                    sh.store.begin_new_draft(&user).await?,
+                ))
+            })
+            .map_err(|e| errno::of(&e))
+        );
+        let ino = ino_of(id);
+        let p =
+            Pending { parent: parent.0, path, mode: mode & !umask & 0o7777, created: sh.store.clock().now() };
+        lock(&sh.pending).insert(ino, p);
+        let node = sh.pending_node(ino).expect("just inserted");
         let write = OpenFlags(flags).acc_mode() != OpenAccMode::O_RDONLY;
         {
             let of_arc = sh.open_file(ino);
@@ -1268,7 +1443,7 @@ impl Filesystem for Cairn {
             }
             // The empty file just created needs no version.
             of.versioned = true;
-            of.node = Some(node.clone());
+            of.draft = Some(draft);
         }
         let attr = sh.attr(&ctx, &node);
         sh.remember(ino, &ctx);

@@ -16,7 +16,10 @@ use crate::db::Cached;
 use crate::disk::layout;
 use crate::files::{Content, Staging, in_txn};
 use crate::intent::{DiskOp, Done};
-use crate::txn::{Effects, LockSet, Locked, NODE_COLS, close, node_from_row};
+use crate::path::VPath;
+use crate::txn::{
+    Effects, LockSet, Locked, NODE_COLS, close, insert_node, node_for_update, node_from_row, parent_dir,
+};
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
@@ -43,6 +46,22 @@ impl std::fmt::Debug for Draft {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Draft").field("base", &self.base).field("limit", &self.limit).finish()
     }
+}
+
+/// What a committed draft becomes.
+#[derive(Debug, Clone)]
+pub enum DraftOf {
+    /// The content of the existing file with this id (wherever it is now).
+    File(FileId),
+    /// A new file at `path` with an id from [`Store::reserve_file_id`] and permission bits.
+    New {
+        /// Where the file appears.
+        path: VPath,
+        /// Its id (the FUSE mount's inode).
+        id: FileId,
+        /// Permission bits.
+        mode: Option<u32>,
+    },
 }
 
 /// Attribute changes (`chmod`, `utimensat`).
@@ -203,15 +222,31 @@ impl Store {
         })
     }
 
-    /// Make `draft` the content of file `id` (wherever it is now). The replaced content becomes a
-    /// version if `keep_version`, and always if someone else changed the file since the draft
-    /// began (unless it is empty). The draft is spent afterwards: its file is the live file. Fails with `NotFound` if
-    /// the file was deleted meanwhile (the draft is then discarded).
+    /// Start a draft of a file that does not exist yet (committed with [`DraftOf::New`]).
+    pub async fn begin_new_draft(&self, user: &User) -> Result<Draft> {
+        let now = self.clock().now();
+        let node = Node {
+            id: FileId(0),
+            path: VPath::root(),
+            is_dir: false,
+            size: 0,
+            mtime: now,
+            content_hash: None,
+            etag: ETag(String::new()),
+            mode: None,
+        };
+        self.begin_draft(user, &node, false).await
+    }
+
+    /// Make `draft` the content of `target`. The content a commit replaces becomes a version
+    /// if `keep_version`, and always if someone else changed the file since the draft began
+    /// (unless it is empty). The draft is spent afterwards: its file is the live file. Fails
+    /// with `NotFound` if the file was deleted meanwhile (the draft is then discarded).
     pub async fn commit_draft(
         &self,
         actor: &Actor,
         user: &User,
-        id: FileId,
+        target: DraftOf,
         draft: &mut Draft,
         keep_version: bool,
     ) -> Result<Node> {
@@ -227,6 +262,12 @@ impl Store {
         let committed = detached(async move {
             let now = store.clock().now();
             let s = &store;
+            let id = match target {
+                DraftOf::File(id) => id,
+                DraftOf::New { path, id, mode } => {
+                    return s.commit_new(&actor, &user, &path, id, mode, content, now).await;
+                }
+            };
             in_txn!(s, LockSet::Tree(user.id), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
                 let old = tx
@@ -283,6 +324,76 @@ impl Store {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Commit `content` as the new file `path` with the reserved `id`; if someone created
+    /// `path` meanwhile, as that file's new content (its old content kept as a version).
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_new(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        id: FileId,
+        mode: Option<u32>,
+        content: Content,
+        now: Timestamp,
+    ) -> Result<Node> {
+        in_txn!(self, LockSet::Path(user.id, path), user, actor, now, |tx| {
+            let mut fx = Effects::new();
+            let (old, parent) =
+                tokio::join!(node_for_update(&tx, user.id, path), parent_dir(&tx, user.id, path));
+            let node = match old? {
+                Some(old) if old.is_dir => {
+                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} is a folder")));
+                }
+                Some(old) => {
+                    let keep = old.size > 0;
+                    self.put_content(
+                        &tx,
+                        user,
+                        &actor.name,
+                        path,
+                        parent?,
+                        Some(old),
+                        &content,
+                        keep,
+                        &mut fx,
+                        now,
+                    )
+                    .await?
+                    .node
+                }
+                None => {
+                    let hash = Some(content.hash);
+                    let (size, mtime) = (content.size, content.mtime);
+                    let node = insert_node(
+                        &tx,
+                        Some(id),
+                        user.id,
+                        parent?,
+                        path,
+                        false,
+                        size,
+                        mtime,
+                        hash,
+                        Some(&actor.name),
+                        mode,
+                    )
+                    .await?;
+                    fx.usage_delta += size as i64;
+                    fx.wrote("create", &node);
+                    node
+                }
+            };
+            fx.ops.push(DiskOp::rename(
+                &content.staging,
+                layout::user_path(&user.name, path),
+                Done::FromMissing,
+            ));
+            fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
+            (node, fx)
+        })
     }
 
     /// Change the permission bits or modification time of the file or folder `id`.

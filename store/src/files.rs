@@ -428,6 +428,7 @@ impl Store {
             None => {
                 let node = insert_node(
                     tx,
+                    None,
                     user.id,
                     parent,
                     path,
@@ -515,12 +516,43 @@ impl Store {
         path: &VPath,
         mode: Option<u32>,
     ) -> Result<Node> {
-        self.create_entry(actor, user, path, false, mode).await
+        self.create_entry(actor, user, path, false, mode, None).await
+    }
+
+    /// [`Store::create_file`] giving the file an id reserved with [`Store::reserve_file_id`]
+    /// (the FUSE mount told the kernel that inode before the file existed).
+    pub async fn create_file_with_id(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        mode: Option<u32>,
+        id: FileId,
+    ) -> Result<Node> {
+        self.create_entry(actor, user, path, false, mode, Some(id)).await
+    }
+
+    /// A file id nobody has: for a file that will be created later (with
+    /// [`Store::create_file_with_id`] or [`Store::commit_draft`] of a new draft). Ids come from
+    /// the database's sequence in blocks, so most calls need no query; an id never used is
+    /// simply skipped.
+    pub async fn reserve_file_id(&self) -> Result<FileId> {
+        if let Some(id) = self.inner.spare_ids.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(FileId(id));
+        }
+        let client = self.inner.pool.get().await?;
+        let rows = client.cquery("SELECT nextval('nodes_id_seq') FROM generate_series(1, 32)", &[]).await?;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        // Hand out the lowest first (popped from the end).
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let id = ids.pop().ok_or_else(|| Error::internal("no id from the sequence"))?;
+        self.inner.spare_ids.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+        Ok(FileId(id))
     }
 
     /// Create the folder at `path`; its parent must exist.
     pub async fn mkdir(&self, actor: &Actor, user: &User, path: &VPath) -> Result<Node> {
-        self.create_entry(actor, user, path, true, None).await
+        self.create_entry(actor, user, path, true, None, None).await
     }
 
     /// [`Store::mkdir`] with permission bits (the FUSE mount's `mkdir`).
@@ -531,10 +563,11 @@ impl Store {
         path: &VPath,
         mode: Option<u32>,
     ) -> Result<Node> {
-        self.create_entry(actor, user, path, true, mode).await
+        self.create_entry(actor, user, path, true, mode, None).await
     }
 
-    /// A new empty file or folder at `path`, with optional permission bits.
+    /// A new empty file or folder at `path`, with optional permission bits (and a reserved id
+    /// for a file).
     async fn create_entry(
         &self,
         actor: &Actor,
@@ -542,6 +575,7 @@ impl Store {
         path: &VPath,
         is_dir: bool,
         mode: Option<u32>,
+        id: Option<FileId>,
     ) -> Result<Node> {
         if path.is_root() {
             return Err(Error::new(ErrorKind::AlreadyExists, "the root exists"));
@@ -554,7 +588,7 @@ impl Store {
                 let parent = free_slot(&tx, user.id, &path).await?;
                 let node = match is_dir {
                     true => insert_dir(&tx, &user, parent, &path, mode, &mut fx, now).await?,
-                    false => insert_empty_file(&tx, &user, parent, &path, mode, &mut fx, now).await?,
+                    false => insert_empty_file(&tx, id, &user, parent, &path, mode, &mut fx, now).await?,
                 };
                 fx.audit.push(match is_dir {
                     true => ("dir.create", Some(path.to_string()), None),
@@ -950,7 +984,7 @@ async fn insert_dir(
     fx: &mut Effects,
     now: Timestamp,
 ) -> Result<Node> {
-    let node = insert_node(tx, user.id, parent, path, true, 0, now, None, None, mode).await?;
+    let node = insert_node(tx, None, user.id, parent, path, true, 0, now, None, None, mode).await?;
     fx.ops.push(DiskOp::Mkdir { path: layout::user_path(&user.name, path) });
     fx.wrote("create", &node);
     Ok(node)
@@ -967,8 +1001,10 @@ async fn free_slot(tx: &Tx<'_>, user: crate::types::UserId, path: &VPath) -> Res
 }
 
 /// Insert an empty file, created on disk by the intent (no staging: there are no bytes).
+#[allow(clippy::too_many_arguments)]
 async fn insert_empty_file(
     tx: &Tx<'_>,
+    id: Option<FileId>,
     user: &User,
     parent: FileId,
     path: &VPath,
@@ -977,7 +1013,7 @@ async fn insert_empty_file(
     now: Timestamp,
 ) -> Result<Node> {
     let empty = ContentHash(*blake3::hash(b"").as_bytes());
-    let node = insert_node(tx, user.id, parent, path, false, 0, now, Some(empty), None, mode).await?;
+    let node = insert_node(tx, id, user.id, parent, path, false, 0, now, Some(empty), None, mode).await?;
     fx.ops.push(DiskOp::CreateFile { path: layout::user_path(&user.name, path), mtime_ns: now.0 });
     fx.wrote("create", &node);
     Ok(node)
@@ -1073,6 +1109,7 @@ async fn insert_copies(
         };
         let copy = insert_node(
             tx,
+            None,
             user.id,
             new_parent,
             &new_path,

@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub use datadir::DataDirLock;
 pub use db::{DbTarget, MigrationReport};
 pub use delta::DeltaFrom;
-pub use draft::{Draft, SetAttrs};
+pub use draft::{Draft, DraftOf, SetAttrs};
 pub use error::{Error, ErrorKind, Result};
 pub use files::{WriteOptions, WriteOutcome};
 pub use fsck::{FsckProblem, FsckReport};
@@ -142,6 +142,9 @@ struct Inner {
     cred_generation: std::sync::atomic::AtomicU64,
     /// Sent with this process's change notices, so that it can tell them from other processes'.
     notice_token: String,
+    /// File ids taken from the database's sequence and not yet handed out (see
+    /// [`Store::reserve_file_id`]).
+    spare_ids: std::sync::Mutex<Vec<i64>>,
 }
 
 /// What start-up recovery did.
@@ -178,6 +181,7 @@ impl Store {
                 uploads: Default::default(),
                 cred_generation: Default::default(),
                 notice_token: disk::random_hex(8),
+                spare_ids: Default::default(),
             }),
         })
     }

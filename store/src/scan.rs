@@ -108,7 +108,7 @@ impl Store {
                             let is_dir = s.meta.kind == Kind::Dir;
                             let size = if is_dir { 0 } else { s.meta.size };
                             let mtime = crate::types::Timestamp(s.meta.mtime_ns);
-                            let node = insert_node(&tx, user.id, parent, path, is_dir, size, mtime, s.hash, None, None).await?;
+                            let node = insert_node(&tx, None, user.id, parent, path, is_dir, size, mtime, s.hash, None, None).await?;
                             if !is_dir {
                                 fx.usage_delta += s.meta.size as i64;
                             }

@@ -586,6 +586,7 @@ pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_node(
     tx: &Tx<'_>,
+    id: Option<FileId>,
     user: UserId,
     parent: FileId,
     path: &VPath,
@@ -599,8 +600,9 @@ pub(crate) async fn insert_node(
     let row = tx
         .cquery_one(
             &format!(
-                "INSERT INTO nodes (user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag, modified_by, mode)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {NODE_COLS}"
+                "INSERT INTO nodes (id, user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag, modified_by, mode)
+                 VALUES (COALESCE($12, nextval('nodes_id_seq')), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 RETURNING {NODE_COLS}"
             ),
             &[
                 &user.0,
@@ -614,6 +616,7 @@ pub(crate) async fn insert_node(
                 &new_etag().0,
                 &author,
                 &mode.map(|m| (m & 0o7777) as i32),
+                &id.map(|i| i.0),
             ],
         )
         .await?;

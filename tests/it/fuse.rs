@@ -199,6 +199,83 @@ fn xattr_get(p: &Path, name: &str) -> Option<Vec<u8>> {
     }
 }
 
+/// A file created through the mount reaches the store in one commit, with its content, when
+/// it is first closed; whatever needs it in the store before that (a listing of its folder,
+/// chmod, rename, unlink) puts it there first, and someone else creating the same name in
+/// between loses nothing.
+#[test]
+fn a_new_file_reaches_the_store_whole_at_close() {
+    use std::os::unix::fs::PermissionsExt;
+    let (env, _d, home) = mounted(None);
+    let auth = basic("alice");
+    let a = [("Authorization", auth.as_str())];
+    let journal = |path: &str| -> Vec<String> {
+        let r = http(env.port, "GET", "/api/v1/changes?cursor=0&limit=1000", &a, b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let page: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        page["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["path"].as_str() == Some(path))
+            .map(|c| c["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Written and closed: one "create" with the content, no empty file before it.
+    let mut h = fs::File::create(home.join("one.txt")).unwrap();
+    h.write_all(b"first content").unwrap();
+    assert_eq!(fs::metadata(home.join("one.txt")).unwrap().len(), 13, "stat of the open new file");
+    drop(h);
+    assert_eq!(http(env.port, "GET", "/dav/one.txt", &a, b"").body, b"first content");
+    assert_eq!(journal("/one.txt"), ["create"]);
+    assert!(versions(&env, "/one.txt").is_empty());
+
+    // Listing its folder while it is open shows it (empty in the store until the close).
+    let mut h = fs::File::create(home.join("listed.txt")).unwrap();
+    h.write_all(b"listed").unwrap();
+    let names: Vec<String> =
+        fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.contains(&"listed.txt".to_owned()), "{names:?}");
+    assert_eq!(http(env.port, "GET", "/dav/listed.txt", &a, b"").status, 200);
+    drop(h);
+    assert_eq!(http(env.port, "GET", "/dav/listed.txt", &a, b"").body, b"listed");
+    assert!(versions(&env, "/listed.txt").is_empty(), "the empty stand-in needs no version");
+
+    // chmod and rename while open; the content lands under the new name with the mode.
+    let mut h = fs::File::create(home.join("moving.txt")).unwrap();
+    h.write_all(b"moved while open").unwrap();
+    fs::set_permissions(home.join("moving.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::rename(home.join("moving.txt"), home.join("moved.txt")).unwrap();
+    drop(h);
+    assert_eq!(http(env.port, "GET", "/dav/moved.txt", &a, b"").body, b"moved while open");
+    assert_eq!(http(env.port, "GET", "/dav/moving.txt", &a, b"").status, 404);
+    assert_eq!(fs::metadata(home.join("moved.txt")).unwrap().permissions().mode() & 0o7777, 0o600);
+
+    // Unlinked while open: the close brings nothing back.
+    let mut h = fs::File::create(home.join("gone.txt")).unwrap();
+    h.write_all(b"never kept").unwrap();
+    fs::remove_file(home.join("gone.txt")).unwrap();
+    drop(h);
+    assert!(!home.join("gone.txt").exists());
+    assert_eq!(http(env.port, "GET", "/dav/gone.txt", &a, b"").status, 404);
+
+    // WebDAV creates the same name while the mount's new file is open: the close writes over
+    // it and its content is kept as a version.
+    let mut h = fs::File::create(home.join("race.txt")).unwrap();
+    h.write_all(b"from the mount").unwrap();
+    assert_eq!(http(env.port, "PUT", "/dav/race.txt", &a, b"from webdav").status, 201);
+    drop(h);
+    assert_eq!(http(env.port, "GET", "/dav/race.txt", &a, b"").body, b"from the mount");
+    let vs = versions(&env, "/race.txt");
+    assert_eq!(vs.len(), 1, "{vs:?}");
+    assert_eq!(vs[0]["blake3"].as_str(), Some(b3(b"from webdav").as_str()), "{vs:?}");
+    eventually("the mount shows the file's content", || {
+        fs::read(home.join("race.txt")).ok().as_deref() == Some(&b"from the mount"[..])
+    });
+    env.assert_fsck_clean();
+}
+
 #[test]
 fn an_open_handle_keeps_reading_what_it_opened() {
     let (_env, _d, home) = mounted(None);
