@@ -205,7 +205,12 @@ impl Store {
             .cquery(
                 &format!(
                     "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL
-                       AND ($2 = '' OR path > $2 || '/' AND path < $2 || '0') AND path <> $2 ORDER BY path"
+                       AND {} ORDER BY path",
+                    // Two forms, so that a folder's subtree is an index range (see `SUBTREE`).
+                    match path.is_root() {
+                        true => "path <> $2",
+                        false => "path > $2 || '/' AND path < $2 || '0'",
+                    }
                 ),
                 &[&user.id.0, &path.as_str()],
             )
@@ -660,7 +665,7 @@ impl Store {
                 tx.cexecute(
                     "UPDATE nodes SET path = $3 || substr(path, char_length($2) + 1)
                      WHERE user_id = $1 AND trash_id IS NULL
-                       AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
+                       AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')",
                     &[&user.id.0, &from.as_str(), &to.as_str()],
                 )
                 .await?;
@@ -675,7 +680,7 @@ impl Store {
                 let node = node_from_row(&row)?;
                 // Locks belong to the source's URLs and do not travel with a move (RFC 4918 §7.5).
                 tx.cexecute(
-                    "DELETE FROM locks WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))",
+                    "DELETE FROM locks WHERE user_id = $1 AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')",
                     &[&user.id.0, &from.as_str()],
                 )
                 .await?;
@@ -720,7 +725,7 @@ impl Store {
                     .cquery(
                         &format!(
                             "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL
-                               AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0')) ORDER BY path"
+                               AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/') ORDER BY path"
                         ),
                         &[&user.id.0, &from.as_str()],
                     )
@@ -1059,16 +1064,16 @@ pub(crate) async fn trash_node(
             "WITH s AS (
                  SELECT coalesce(sum(size), 0)::BIGINT AS size FROM nodes
                  WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir
-                   AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))),
+                   AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')),
              t AS (
                  INSERT INTO trash (user_id, node_id, orig_path, is_dir, size, deleted_at)
                  SELECT $1, $3, $2, $4, s.size, $5 FROM s RETURNING id),
              n AS (
                  UPDATE nodes SET trash_id = (SELECT id FROM t) WHERE user_id = $1 AND trash_id IS NULL
-                   AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))
+                   AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')
                  RETURNING 1),
              l AS (
-                 DELETE FROM locks WHERE user_id = $1 AND (path = $2 OR (path > $2 || '/' AND path < $2 || '0'))
+                 DELETE FROM locks WHERE user_id = $1 AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')
                  RETURNING 1)
              SELECT (SELECT id FROM t), (SELECT count(*) FROM n), (SELECT count(*) FROM l)",
             &[&user.id.0, &node.path.as_str(), &node.id.0, &node.is_dir, &now.0],
