@@ -93,6 +93,12 @@ impl Draft {
         st.hash = match st.hash.take() {
             Some((n, mut h)) if n == offset => {
                 h.update(buf, n);
+                // Appending: each completed stretch starts for the disk at once (see
+                // `start_writeback`), as a large copy into the mount arrives.
+                if end / WRITEBACK > offset / WRITEBACK {
+                    let from = (offset / WRITEBACK) * WRITEBACK;
+                    crate::disk::start_writeback(&self.file, from, end / WRITEBACK * WRITEBACK - from);
+                }
                 Some((n + buf.len() as u64, h))
             }
             // An overwrite or a hole: hash the whole draft at commit.
@@ -445,6 +451,9 @@ struct SeqHasher {
     inline: Option<blake3::Hasher>,
     thread: Option<(std::sync::mpsc::SyncSender<Vec<u8>>, std::thread::JoinHandle<blake3::Hasher>)>,
 }
+
+/// An appended draft is handed to the disk in stretches of this many bytes.
+const WRITEBACK: u64 = 8 << 20;
 
 /// Appends beyond this many bytes are hashed on the hashing thread.
 const INLINE_HASH_LIMIT: u64 = 8 << 20;

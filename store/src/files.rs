@@ -888,22 +888,9 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
             let at = total - data.len() as u64;
             writing = Some(tokio::task::spawn_blocking(move || {
                 use std::io::Write;
-                use std::os::fd::AsRawFd;
                 let res = f.write_all(&data);
                 if res.is_ok() && data.len() >= BATCH {
-                    // Start writing this batch to the disk now (without waiting), so the fsync
-                    // at the end finds little left to do: a large upload then takes as long as
-                    // the slower of network and disk, not the sum. Only a hint: errors surface
-                    // at the fsync.
-                    // SAFETY: a valid open descriptor and a range inside the file.
-                    unsafe {
-                        libc::sync_file_range(
-                            f.as_raw_fd(),
-                            at as libc::off64_t,
-                            data.len() as libc::off64_t,
-                            libc::SYNC_FILE_RANGE_WRITE,
-                        );
-                    }
+                    crate::disk::start_writeback(&f, at, data.len() as u64);
                 }
                 let mut data = data;
                 data.clear();
