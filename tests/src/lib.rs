@@ -96,6 +96,25 @@ pub fn admin_sql(db: &str, sql: &str) {
     .unwrap();
 }
 
+/// The first column of the first row of `sql` (an integer) in database `db` of the shared
+/// server.
+pub fn sql_i64(db: &str, sql: &str) -> i64 {
+    let conninfo = server_conninfo(db);
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) =
+                tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.expect("connect");
+            tokio::spawn(conn);
+            let row = client.query_one(&sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            row.get::<_, i64>(0)
+        })
+    })
+    .join()
+    .unwrap()
+}
+
 /// Where the workspace's binaries are: next to the test binary's `deps` folder.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
