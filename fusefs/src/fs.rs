@@ -520,7 +520,19 @@ impl Shared {
         };
         let user = ctx.user();
         let keep = !of.versioned;
-        let pending = lock(&self.pending).get(&ino).cloned();
+        let pending = match self.pending_where(ctx, ino) {
+            Ok(p) => p,
+            Err(Ok(())) => {
+                // Its folder was deleted meanwhile: the file went with it (as POSIX loses the
+                // writes to an unlinked file).
+                lock(&self.pending).remove(&ino);
+                return Ok(());
+            }
+            Err(Err(e)) => {
+                of.draft = Some(draft);
+                return Err(e);
+            }
+        };
         let target = match &pending {
             Some(p) => DraftOf::New { path: p.path.clone(), id: id_of(ino), mode: Some(p.mode) },
             // The id the file had when opened (a new file that met another of its name
@@ -548,6 +560,26 @@ impl Shared {
                 Err(errno::of(&e))
             }
         }
+    }
+
+    /// The pending file `ino` (if it is one), at its folder's current path: the folder may
+    /// have moved since (a WebDAV MOVE). `Err(Ok(()))` if the folder is gone.
+    fn pending_where(&self, ctx: &UserCtx, ino: u64) -> Result<Option<Pending>, Res<()>> {
+        let Some(mut p) = lock(&self.pending).get(&ino).cloned() else { return Ok(None) };
+        let user = ctx.user();
+        let dir = match self.run(self.store.stat_id(&user, id_of(p.parent))) {
+            Ok(d) if d.is_dir => d,
+            Ok(_) => return Err(Ok(())),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(Ok(())),
+            Err(e) => return Err(Err(errno::of(&e))),
+        };
+        if dir.path != p.path.parent().unwrap_or_else(VPath::root) {
+            p.path = dir.path.join(p.path.name()).map_err(|_| Err(Errno::ENAMETOOLONG))?;
+            if let Some(q) = lock(&self.pending).get_mut(&ino) {
+                q.path = p.path.clone();
+            }
+        }
+        Ok(Some(p))
     }
 
     /// The pending file `name` in the folder `parent`, if any.
@@ -590,8 +622,18 @@ impl Shared {
     }
 
     fn settle_locked(&self, actor: &Actor, ino: u64, of: &mut OpenFile) -> Res<()> {
-        let Some(p) = lock(&self.pending).get(&ino).cloned() else { return Ok(()) };
         let ctx = self.ctx(ino)?;
+        let p = match self.pending_where(&ctx, ino) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(()),
+            Err(Ok(())) => {
+                // Its folder was deleted meanwhile: the file went with it (the open's writes
+                // go on into the draft and are dropped at its commit, as for any deleted file).
+                lock(&self.pending).remove(&ino);
+                return Ok(());
+            }
+            Err(Err(e)) => return Err(e),
+        };
         let user = ctx.user();
         match self.run(self.store.create_file_with_id(actor, &user, &p.path, Some(p.mode), id_of(ino))) {
             Ok(node) => {

@@ -273,6 +273,24 @@ fn a_new_file_reaches_the_store_whole_at_close() {
     eventually("the mount shows the file's content", || {
         fs::read(home.join("race.txt")).ok().as_deref() == Some(&b"from the mount"[..])
     });
+
+    // Its folder moved over WebDAV while it is open: the close puts it in the folder's new place.
+    fs::create_dir(home.join("box")).unwrap();
+    let mut h = fs::File::create(home.join("box/inside.txt")).unwrap();
+    h.write_all(b"follows its folder").unwrap();
+    let dest = format!("http://127.0.0.1:{}/dav/moved-box/", env.port);
+    let r =
+        http(env.port, "MOVE", "/dav/box/", &[("Authorization", auth.as_str()), ("Destination", &dest)], b"");
+    assert_eq!(r.status, 201);
+    drop(h);
+    assert_eq!(http(env.port, "GET", "/dav/moved-box/inside.txt", &a, b"").body, b"follows its folder");
+    // Its folder deleted over WebDAV: the close succeeds and brings nothing back.
+    fs::create_dir(home.join("doomed")).unwrap();
+    let mut h = fs::File::create(home.join("doomed/lost.txt")).unwrap();
+    h.write_all(b"gone with its folder").unwrap();
+    assert_eq!(http(env.port, "DELETE", "/dav/doomed/", &a, b"").status, 204);
+    drop(h);
+    assert_eq!(http(env.port, "GET", "/dav/doomed/lost.txt", &a, b"").status, 404);
     env.assert_fsck_clean();
 }
 
