@@ -477,7 +477,6 @@ fn remove_at(dir: &OwnedFd, name: &std::ffi::OsStr) -> io::Result<()> {
     }
 }
 
-/// `n` random bytes as hex.
 /// Start writing `len` bytes of `f` from `at` to the disk now, without waiting, so that the
 /// fsync at the end of a large write finds little left to do: the write then takes as long as
 /// the slower of its source and the disk, not the sum. Only a hint: errors surface at the
@@ -495,6 +494,7 @@ pub(crate) fn start_writeback(f: &File, at: u64, len: u64) {
     }
 }
 
+/// `n` random bytes as hex.
 pub(crate) fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     getrandom::fill(&mut buf).expect("the OS random source failed");

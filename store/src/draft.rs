@@ -14,12 +14,10 @@ use std::sync::Mutex;
 
 use crate::db::Cached;
 use crate::disk::layout;
-use crate::files::{Content, Staging, in_txn};
+use crate::files::{Content, Staging, in_txn, insert_file};
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
-use crate::txn::{
-    Effects, LockSet, Locked, NODE_COLS, close, insert_node, node_for_update, node_from_row, parent_dir,
-};
+use crate::txn::{Effects, LockSet, Locked, NODE_COLS, close, node_for_update, node_from_row, parent_dir};
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
@@ -355,41 +353,14 @@ impl Store {
                 }
                 Some(old) => {
                     let keep = old.size > 0;
-                    self.put_content(
-                        &tx,
-                        user,
-                        &actor.name,
-                        path,
-                        parent?,
-                        Some(old),
-                        &content,
-                        keep,
-                        &mut fx,
-                        now,
-                    )
-                    .await?
-                    .node
+                    let (author, parent) = (&actor.name, parent?);
+                    self.put_content(&tx, user, author, path, parent, Some(old), &content, keep, &mut fx, now)
+                        .await?
+                        .node
                 }
                 None => {
-                    let hash = Some(content.hash);
-                    let (size, mtime) = (content.size, content.mtime);
-                    let node = insert_node(
-                        &tx,
-                        Some(id),
-                        user.id,
-                        parent?,
-                        path,
-                        false,
-                        size,
-                        mtime,
-                        hash,
-                        Some(&actor.name),
-                        mode,
-                    )
-                    .await?;
-                    fx.usage_delta += size as i64;
-                    fx.wrote("create", &node);
-                    node
+                    insert_file(&tx, Some(id), user, &actor.name, parent?, path, &content, mode, &mut fx)
+                        .await?
                 }
             };
             fx.ops.push(DiskOp::rename(

@@ -19,6 +19,16 @@ use crate::txn::{
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, TrashId, User, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
+/// SQL: `path` is `$2` or below it (`$2` not the root), as an index range on `(user_id, path)`
+/// — from `$2` up to `$2 || '0'`, '0' being the byte after '/' — then the exact test. Written
+/// as `path = $2 OR` the descendants' range, the `OR` hides the range from the planner, which
+/// then reads every node of the user.
+macro_rules! subtree {
+    () => {
+        "path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')"
+    };
+}
+
 /// Conditions and details of a write.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -206,7 +216,7 @@ impl Store {
                 &format!(
                     "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL
                        AND {} ORDER BY path",
-                    // Two forms, so that a folder's subtree is an index range (see `SUBTREE`).
+                    // Two forms, so that a folder's subtree is an index range (see `subtree!`).
                     match path.is_root() {
                         true => "path <> $2",
                         false => "path > $2 || '/' AND path < $2 || '0'",
@@ -428,28 +438,12 @@ impl Store {
                 // so the version takes the old `modified_by` before the update replaces it.
                 let (vid, row) = tokio::join!(keep, update);
                 let vid = vid?;
-                (node_from_row(&row?)?, false, vid)
+                let node = node_from_row(&row?)?;
+                fx.wrote("modify", &node);
+                (node, false, vid)
             }
-            None => {
-                let node = insert_node(
-                    tx,
-                    None,
-                    user.id,
-                    parent,
-                    path,
-                    false,
-                    content.size,
-                    content.mtime,
-                    Some(content.hash),
-                    Some(author),
-                    None,
-                )
-                .await?;
-                fx.usage_delta += size;
-                (node, true, None)
-            }
+            None => (insert_file(tx, None, user, author, parent, path, content, None, fx).await?, true, None),
         };
-        fx.wrote(if created { "create" } else { "modify" }, &node);
         Ok(WriteOutcome { node, created, version })
     }
 
@@ -663,9 +657,11 @@ impl Store {
                     trash_node(&tx, &user, &existing, &mut fx, now).await?;
                 }
                 tx.cexecute(
-                    "UPDATE nodes SET path = $3 || substr(path, char_length($2) + 1)
-                     WHERE user_id = $1 AND trash_id IS NULL
-                       AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')",
+                    concat!(
+                        "UPDATE nodes SET path = $3 || substr(path, char_length($2) + 1)
+                         WHERE user_id = $1 AND trash_id IS NULL AND ",
+                        subtree!()
+                    ),
                     &[&user.id.0, &from.as_str(), &to.as_str()],
                 )
                 .await?;
@@ -680,7 +676,7 @@ impl Store {
                 let node = node_from_row(&row)?;
                 // Locks belong to the source's URLs and do not travel with a move (RFC 4918 §7.5).
                 tx.cexecute(
-                    "DELETE FROM locks WHERE user_id = $1 AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')",
+                    concat!("DELETE FROM locks WHERE user_id = $1 AND ", subtree!()),
                     &[&user.id.0, &from.as_str()],
                 )
                 .await?;
@@ -724,8 +720,12 @@ impl Store {
                     .client()
                     .cquery(
                         &format!(
-                            "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL
-                               AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/') ORDER BY path"
+                            concat!(
+                                "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL AND ",
+                                subtree!(),
+                                " ORDER BY path"
+                            ),
+                            NODE_COLS = NODE_COLS
                         ),
                         &[&user.id.0, &from.as_str()],
                     )
@@ -992,6 +992,28 @@ async fn free_slot(tx: &Tx<'_>, user: crate::types::UserId, path: &VPath) -> Res
     parent
 }
 
+/// Insert the new file `path` holding `content` (with an id reserved for it and permission
+/// bits, if given), counting its bytes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn insert_file(
+    tx: &Tx<'_>,
+    id: Option<FileId>,
+    user: &User,
+    author: &str,
+    parent: FileId,
+    path: &VPath,
+    content: &Content,
+    mode: Option<u32>,
+    fx: &mut Effects,
+) -> Result<Node> {
+    let (size, mtime, hash) = (content.size, content.mtime, Some(content.hash));
+    let node =
+        insert_node(tx, id, user.id, parent, path, false, size, mtime, hash, Some(author), mode).await?;
+    fx.usage_delta += size as i64;
+    fx.wrote("create", &node);
+    Ok(node)
+}
+
 /// Insert an empty file, created on disk by the intent (no staging: there are no bytes).
 #[allow(clippy::too_many_arguments)]
 async fn insert_empty_file(
@@ -1048,21 +1070,24 @@ pub(crate) async fn trash_node(
     // dropped (all under one snapshot: the sum and the update see the same subtree).
     let tid = TrashId(
         tx.cquery_one(
-            "WITH s AS (
-                 SELECT coalesce(sum(size), 0)::BIGINT AS size FROM nodes
-                 WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir
-                   AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')),
-             t AS (
-                 INSERT INTO trash (user_id, node_id, orig_path, is_dir, size, deleted_at)
-                 SELECT $1, $3, $2, $4, s.size, $5 FROM s RETURNING id),
-             n AS (
-                 UPDATE nodes SET trash_id = (SELECT id FROM t) WHERE user_id = $1 AND trash_id IS NULL
-                   AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')
-                 RETURNING 1),
-             l AS (
-                 DELETE FROM locks WHERE user_id = $1 AND path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')
-                 RETURNING 1)
-             SELECT (SELECT id FROM t), (SELECT count(*) FROM n), (SELECT count(*) FROM l)",
+            concat!(
+                "WITH s AS (
+                     SELECT coalesce(sum(size), 0)::BIGINT AS size FROM nodes
+                     WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir AND ",
+                subtree!(),
+                "),
+                 t AS (
+                     INSERT INTO trash (user_id, node_id, orig_path, is_dir, size, deleted_at)
+                     SELECT $1, $3, $2, $4, s.size, $5 FROM s RETURNING id),
+                 n AS (
+                     UPDATE nodes SET trash_id = (SELECT id FROM t) WHERE user_id = $1 AND trash_id IS NULL AND ",
+                subtree!(),
+                " RETURNING 1),
+                 l AS (DELETE FROM locks WHERE user_id = $1 AND ",
+                subtree!(),
+                " RETURNING 1)
+                 SELECT (SELECT id FROM t), (SELECT count(*) FROM n), (SELECT count(*) FROM l)"
+            ),
             &[&user.id.0, &node.path.as_str(), &node.id.0, &node.is_dir, &now.0],
         )
         .await?

@@ -103,7 +103,7 @@ fn lock_sql(set: &LockSet<'_>) -> String {
 /// Opens a mutation's transaction. A mutation reads and writes a handful of rows by key, so a
 /// sequential scan is never the right plan for it; but right after a big import the planner's
 /// statistics say `nodes` is tiny, and it would scan every node of every user for each write
-/// (seen: 1.8 ms per file create, growing with the tree) until autovacuum analyzes the table.
+/// (seen: the ancestors' etag update in `close`) until autovacuum analyzes the table.
 const BEGIN: &str = " BEGIN; SET LOCAL enable_seqscan = off;";
 
 /// After an asynchronous commit: a tiny synchronous commit whose WAL flush covers it.
