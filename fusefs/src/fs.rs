@@ -646,11 +646,16 @@ impl Shared {
         }
     }
 
-    /// Settle the pending files in the folder `dir` (whose listing or times are asked for).
-    fn settle_in(&self, actor: &Actor, dir: u64) -> Res<()> {
+    /// Settle every pending file `which` picks.
+    fn settle_all(&self, actor: &Actor, which: impl Fn(u64, &Pending) -> bool) -> Res<()> {
         let inos: Vec<u64> =
-            lock(&self.pending).iter().filter(|(_, p)| p.parent == dir).map(|(i, _)| *i).collect();
+            lock(&self.pending).iter().filter(|(i, p)| which(**i, p)).map(|(i, _)| *i).collect();
         inos.into_iter().try_for_each(|ino| self.settle(actor, ino))
+    }
+
+    /// Settle the pending files in the folder `dir` (about to be listed, removed or fsynced).
+    fn settle_in(&self, actor: &Actor, dir: u64) -> Res<()> {
+        self.settle_all(actor, |_, p| p.parent == dir)
     }
 
     /// Settle the pending file `name` in `parent`, if there is one.
@@ -663,17 +668,9 @@ impl Shared {
 
     /// Settle every pending file at or below `path` of `ctx`'s user (a folder about to move).
     fn settle_below(&self, actor: &Actor, ctx: &UserCtx, path: &VPath) -> Res<()> {
-        let inos: Vec<u64> = {
-            let inodes = lock(&self.inodes);
-            lock(&self.pending)
-                .iter()
-                .filter(|(i, p)| {
-                    p.path.starts_with(path) && inodes.get(i).is_some_and(|(u, _)| u.id == ctx.id)
-                })
-                .map(|(i, _)| *i)
-                .collect()
-        };
-        inos.into_iter().try_for_each(|ino| self.settle(actor, ino))
+        self.settle_all(actor, |ino, p| {
+            p.path.starts_with(path) && self.ctx(ino).is_ok_and(|u| u.id == ctx.id)
+        })
     }
 
     fn new_fh(&self, h: Handle) -> u64 {
