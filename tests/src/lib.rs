@@ -81,24 +81,23 @@ fn server_conninfo(db: &str) -> String {
 /// Run SQL against the shared server's `postgres` database, from a thread of its own (callers
 /// may be inside a runtime).
 pub fn admin_sql(db: &str, sql: &str) {
-    let conninfo = server_conninfo(db);
-    let sql = sql.to_owned();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let (client, conn) =
-                tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.expect("connect");
-            tokio::spawn(conn);
-            client.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-        });
-    })
-    .join()
-    .unwrap();
+    simple_sql(db, sql);
 }
 
 /// The first column of the first row of `sql` (an integer) in database `db` of the shared
 /// server.
 pub fn sql_i64(db: &str, sql: &str) -> i64 {
+    let rows = simple_sql(db, sql);
+    let first = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+        _ => None,
+    });
+    first.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{sql}: no integer in the first row"))
+}
+
+/// Run `sql` (simple-query protocol) in database `db` of the shared server, from a thread of
+/// its own (callers may be inside a runtime).
+fn simple_sql(db: &str, sql: &str) -> Vec<tokio_postgres::SimpleQueryMessage> {
     let conninfo = server_conninfo(db);
     let sql = sql.to_owned();
     std::thread::spawn(move || {
@@ -107,8 +106,7 @@ pub fn sql_i64(db: &str, sql: &str) -> i64 {
             let (client, conn) =
                 tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.expect("connect");
             tokio::spawn(conn);
-            let row = client.query_one(&sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-            row.get::<_, i64>(0)
+            client.simple_query(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         })
     })
     .join()
