@@ -61,8 +61,19 @@ echo "==> building the binaries the integration tests drive" >&2
 cargo build --workspace --bins
 rm -f target/test-figures.txt
 echo "==> cargo test" >&2
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
-status=${PIPESTATUS[0]}
+# Not `| tee`: a process a failed test left behind would keep the pipe open and the suite
+# would never end. `timeout` (which signals its whole process group) bounds a hung test; the
+# tests still running are the ones cargo reported as "running for over 60 seconds".
+: >target/test-output.txt
+timeout --kill-after=30 "${CAIRN_TEST_TIMEOUT:-2700}" \
+    cargo test --workspace --no-fail-fast >target/test-output.txt 2>&1 &
+tests_pid=$!
+tail -n +1 -f --pid="$tests_pid" target/test-output.txt
+status=0
+wait "$tests_pid" || status=$?
+if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+    echo "error: the tests did not finish within ${CAIRN_TEST_TIMEOUT:-2700} s (see 'running for over' above)" >&2
+fi
 
 echo
 if [ -f target/test-figures.txt ]; then

@@ -227,17 +227,7 @@ async fn sync_until_settled(engine: &Arc<engine::Engine>) -> Result<bool> {
 /// server's push), until killed.
 async fn watch_loop(engine: &Arc<engine::Engine>, api: &api::Api, local: &Path) -> Result<ExitCode> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-    let ltx = tx.clone();
-    let tmp = local.join(engine::TMP_DIR);
-    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if let Ok(ev) = ev
-            && ev.paths.iter().any(|p| !p.starts_with(&tmp))
-        {
-            let _ = ltx.send("local");
-        }
-    })?;
-    use notify::Watcher;
-    watcher.watch(local, notify::RecursiveMode::Recursive)?;
+    let _watcher = watch_local(local, tx.clone());
     tokio::spawn(push_listener(api.clone(), tx));
     loop {
         if let Err(e) = sync_until_settled(engine).await {
@@ -251,6 +241,47 @@ async fn watch_loop(engine: &Arc<engine::Engine>, api: &api::Api, local: &Path) 
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
         while rx.try_recv().is_ok() {}
+    }
+}
+
+/// Send "local" on `tx` for every change below `local` (outside the client's scratch folder):
+/// through inotify, or, when the system refuses another inotify instance or watch (its limits
+/// are per user and shared by every program), by scanning every 2 s.
+fn watch_local(
+    local: &Path,
+    tx: tokio::sync::mpsc::UnboundedSender<&'static str>,
+) -> Box<dyn notify::Watcher> {
+    use notify::Watcher;
+    let handler = || {
+        let (tmp, tx) = (local.join(engine::TMP_DIR), tx.clone());
+        move |ev: notify::Result<notify::Event>| {
+            if let Ok(ev) = ev
+                && ev.paths.iter().any(|p| !p.starts_with(&tmp))
+            {
+                let _ = tx.send("local");
+            }
+        }
+    };
+    let native = notify::recommended_watcher(handler()).and_then(|mut w| {
+        w.watch(local, notify::RecursiveMode::Recursive)?;
+        Ok(w)
+    });
+    match native {
+        Ok(w) => Box::new(w),
+        Err(e) => {
+            eprintln!(
+                "cairn: cannot watch {} for changes ({e}); checking it every 2 s instead \
+                 (on Linux, raise sysctl fs.inotify.max_user_instances or max_user_watches)",
+                local.display()
+            );
+            let config = notify::Config::default().with_poll_interval(Duration::from_secs(2));
+            let mut w =
+                notify::PollWatcher::new(handler(), config).expect("a poll watcher needs no system resource");
+            if let Err(e) = w.watch(local, notify::RecursiveMode::Recursive) {
+                eprintln!("cairn: cannot scan {} for changes ({e}); syncing every 60 s", local.display());
+            }
+            Box::new(w)
+        }
     }
 }
 

@@ -282,6 +282,25 @@ fn deltas_move_only_the_changed_bytes_both_ways() {
     assert!(v.text().contains("\"size\":8388608"), "{}", v.text());
 }
 
+/// A `cairn sync --watch` process, killed when dropped.
+struct Watcher {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Watcher {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn watch_pushes_edits_between_clients() {
     let env = Env::new();
@@ -289,14 +308,19 @@ fn watch_pushes_edits_between_clients() {
     let _d = env.start_daemon();
     let a = Client::new(&env, "a", "alice");
     let b = Client::new(&env, "b", "alice");
-    let spawn = |c: &Client| -> Child {
-        c.cmd(&["sync", c.dir.to_str().unwrap(), "--watch"])
+    // Killed when the test ends, pass or panic: a watcher left behind retries forever.
+    let spawn = |c: &Client, name: &str| -> Watcher {
+        let log = env.dir.join(format!("watch-{name}.log"));
+        let child = c
+            .cmd(&["sync", c.dir.to_str().unwrap(), "--watch"])
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .unwrap()
+            .unwrap();
+        Watcher { child, log }
     };
-    let (mut wa, mut wb) = (spawn(&a), spawn(&b));
+    let (wa, wb) = (spawn(&a, "a"), spawn(&b, "b"));
+    let logs = || format!("\nwatcher a: {}\nwatcher b: {}", wa.log_text(), wb.log_text());
     std::thread::sleep(Duration::from_millis(1500));
     let mut worst = Duration::ZERO;
     for i in 0..3 {
@@ -306,7 +330,7 @@ fn watch_pushes_edits_between_clients() {
         let t0 = Instant::now();
         std::fs::write(from.dir.join(&name), &body).unwrap();
         while std::fs::read_to_string(to.dir.join(&name)).ok().as_deref() != Some(body.as_str()) {
-            assert!(t0.elapsed() < Duration::from_secs(15), "{name} did not arrive within 15 s");
+            assert!(t0.elapsed() < Duration::from_secs(15), "{name} did not arrive within 15 s{}", logs());
             std::thread::sleep(Duration::from_millis(10));
         }
         worst = worst.max(t0.elapsed());
@@ -316,11 +340,11 @@ fn watch_pushes_edits_between_clients() {
     let put = http(env.port, "PUT", "/dav/from-webdav.txt", &[("Authorization", &basic("alice"))], b"dav");
     assert_eq!(put.status, 201);
     while std::fs::read(a.dir.join("from-webdav.txt")).ok().as_deref() != Some(b"dav".as_slice()) {
-        assert!(t0.elapsed() < Duration::from_secs(15), "a WebDAV change did not arrive");
+        assert!(t0.elapsed() < Duration::from_secs(15), "a WebDAV change did not arrive{}", logs());
         std::thread::sleep(Duration::from_millis(10));
     }
     worst = worst.max(t0.elapsed());
-    let _ = (wa.kill(), wb.kill(), wa.wait(), wb.wait());
+    drop((wa, wb));
     record_figure(&format!(
         "sync --watch: edit on one client visible on the other within {} ms (worst of 4; goal < 2000)",
         worst.as_millis()
