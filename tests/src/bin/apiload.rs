@@ -3,6 +3,9 @@
 //! small download for a bounded time. Prints p50/p99/max per endpoint.
 //!
 //!   apiload PORT SECONDS TOKENS_FILE     (one `user token` per line)
+//!
+//! `APILOAD_OPS=2` (a comma-separated subset of 0 list, 1 stat, 2 upload, 3 download) runs only
+//! those operations, to measure one in isolation.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -43,11 +46,15 @@ fn main() {
         .filter_map(|l| l.split_once(' ').map(|(u, t)| (u.to_owned(), t.to_owned())))
         .collect();
     let names = ["list folder", "stat", "small upload (4 KiB)", "small download (4 KiB)"];
+    let ops: Vec<usize> = std::env::var("APILOAD_OPS")
+        .map(|v| v.split(',').map(|o| o.trim().parse().expect("APILOAD_OPS: numbers 0-3")).collect())
+        .unwrap_or_else(|_| vec![0, 1, 2, 3]);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let handles: Vec<_> = users
         .into_iter()
         .enumerate()
         .map(|(i, (_user, token))| {
+            let ops = ops.clone();
             std::thread::spawn(move || {
                 let mut conn = BufReader::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
                 conn.get_ref().set_nodelay(true).unwrap();
@@ -56,8 +63,8 @@ fn main() {
                 let body = vec![b'x'; 4096];
                 let mut n = 0usize;
                 while Instant::now() < deadline {
-                    let op = n % 4;
-                    let k = (n / 4) % 20;
+                    let op = ops[n % ops.len()];
+                    let k = (n / ops.len()) % 20;
                     let auth = format!("Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n");
                     let head = match op {
                         0 => format!("GET /api/v1/files?path=/bench HTTP/1.1\r\n{auth}\r\n"),
@@ -94,6 +101,9 @@ fn main() {
         "endpoint", "requests", "p50 ms", "p99 ms", "max ms", "10ms/p99"
     );
     for (name, mut l) in names.iter().zip(all) {
+        if l.is_empty() {
+            continue;
+        }
         l.sort_unstable();
         let pct = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)] as f64 / 1000.0;
         let p99 = pct(0.99);
