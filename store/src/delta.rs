@@ -112,7 +112,7 @@ impl Store {
             blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
         let delta_staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
         let cap = limit.map(|l| l.saturating_add(l / 16).saturating_add(1 << 20));
-        let (_, delta_file) = pump(&mut body, file, &rel, |_, received| {
+        let (_, delta_file) = pump(&mut body, file, &rel, Vec::new(), |_, received| {
             if cap.is_some_and(|c| received > c) {
                 return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
             }

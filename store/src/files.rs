@@ -66,10 +66,14 @@ macro_rules! in_txn {
         in_txn!($store, $locks, $user, $actor, $now, |$tx| $body, after_commit {})
     };
     ($store:expr, $locks:expr, $user:expr, $actor:expr, $now:expr, |$tx:ident| $body:expr, after_commit $after:block) => {{
-        let mut locked = Locked::begin($store, $locks).await?;
+        let locks = $locks;
+        let mut locked = Locked::connect($store, locks).await?;
         let res = async {
             let $tx = locked.tx();
-            let (out, fx) = $body;
+            // BEGIN and the locks travel with the body's first queries (see `Locked::open`).
+            let (opened, body) = tokio::join!(locked.open(locks), async { Ok::<_, Error>($body) });
+            opened?;
+            let (out, fx) = body?;
             let intent = close($store, &$tx, $user, $actor, fx, $now).await?;
             Ok::<_, Error>((out, intent))
         }
@@ -332,12 +336,8 @@ impl Store {
             return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
         }
 
-        let store = self.clone();
-        let (rel, file) =
-            blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
-        let mut staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
         let mut hasher = blake3::Hasher::new();
-        let (n_total, file) = pump(&mut body, file, &rel, |chunk, n_total| {
+        let mut check = |chunk: &[u8], n_total: u64| {
             if limit.is_some_and(|l| n_total > l) {
                 return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
             }
@@ -346,13 +346,45 @@ impl Store {
             }
             hasher.update(chunk);
             Ok(())
-        })
-        .await?;
+        };
+        // The start of the body is read before anything is staged: a small body then costs one
+        // trip to the blocking pool (create, write, fsync) instead of three.
+        let mut head = Vec::with_capacity(SMALL_BODY);
+        let mut eof = false;
+        while head.len() < SMALL_BODY {
+            let n = body.read_buf(&mut head).await.map_err(interrupted)?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            check(&head[head.len() - n..], head.len() as u64)?;
+        }
+        let mtime = opts.mtime;
+        let (mut staging, n_total, mtime) = if eof {
+            let (store, n) = (self.clone(), head.len() as u64);
+            let (staging, mtime) = blocking(move || {
+                use std::io::Write;
+                let (rel, mut file) =
+                    store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))?;
+                let staging = Staging { store: store.clone(), rel: Some(rel) };
+                file.write_all(&head).map_err(|e| Error::io("writing staged content", e))?;
+                Ok((staging, seal(&file, mtime)?))
+            })
+            .await?;
+            (staging, n, mtime)
+        } else {
+            let store = self.clone();
+            let (rel, file) =
+                blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e)))
+                    .await?;
+            let staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
+            let (n, file) = pump(&mut body, file, &rel, head, &mut check).await?;
+            (staging, n, blocking(move || seal(&file, mtime)).await?)
+        };
         if opts.expected_len.is_some_and(|l| n_total != l) {
             return Err(Error::new(ErrorKind::InvalidInput, "body shorter than announced"));
         }
-        let mtime = opts.mtime;
-        let mtime = blocking(move || seal(&file, mtime)).await?;
+        let rel = staging.rel.clone().expect("staged until committed");
         let content =
             Content { staging: rel, size: n_total, mtime, hash: ContentHash(*hasher.finalize().as_bytes()) };
 
@@ -376,9 +408,14 @@ impl Store {
         in_txn!(self, LockSet::Path(user.id, path), user, actor, now, |tx| {
             let mut fx = Effects::new();
             let (old, parent) = if opts.create_parents {
-                let old = node_for_update(&tx, user.id, path).await?;
+                // The file and its folders in one round trip (pipelined); a failed precondition
+                // rolls back any folder created.
+                let dir = path.parent().unwrap_or_else(VPath::root);
+                let (old, parent) =
+                    tokio::join!(node_for_update(&tx, user.id, path), ensure_dirs(&tx, user, &dir, &mut fx, now));
+                let old = old?;
                 check_write_preconditions(path, old.as_ref(), &opts)?;
-                (old, ensure_dirs(&tx, user, &path.parent().unwrap_or_else(VPath::root), &mut fx, now).await?)
+                (old, parent?)
             } else {
                 // Both reads in one round trip (pipelined on the connection).
                 let (old, parent) = tokio::join!(node_for_update(&tx, user.id, path), parent_dir(&tx, user.id, path));
@@ -839,13 +876,15 @@ impl Store {
 }
 
 /// Content staged and fsynced, ready to commit.
-/// Copy a request body into a staging file (opened as `rel`) in 256 KiB reads, showing each
-/// chunk and the running total to `each` first (an error from it stops the copy). Returns the
-/// length and the file, flushed but not yet fsynced.
+/// Copy a request body into a staging file (opened as `rel`), after `head` (the start of the
+/// body, already read and shown to `each`), showing each chunk and the running total to `each`
+/// first (an error from it stops the copy). Returns the length and the file, flushed but not
+/// yet fsynced.
 pub(crate) async fn pump<R: AsyncRead + Unpin>(
     body: &mut R,
     file: File,
     rel: &str,
+    head: Vec<u8>,
     mut each: impl FnMut(&[u8], u64) -> Result<()>,
 ) -> Result<(u64, File)> {
     // Reads are gathered into 1 MiB batches, and each batch is written on the blocking pool
@@ -859,17 +898,16 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
         res.map_err(|e| Error::io(format!("writing {rel}"), e))?;
         Ok((file, buf))
     }
-    let mut buf: Vec<u8> = Vec::with_capacity(BATCH);
+    let mut buf = head;
+    buf.reserve(BATCH.saturating_sub(buf.len()));
     let mut spare: Vec<u8> = Vec::with_capacity(BATCH);
     let mut file = Some(file);
     let mut writing: Option<Writing> = None;
-    let mut total: u64 = 0;
+    let mut total = buf.len() as u64;
     loop {
         let mut eof = false;
         while buf.len() < BATCH {
-            let n = body.read_buf(&mut buf).await.map_err(|e| {
-                Error::new(ErrorKind::InvalidInput, "the upload was interrupted").with_source(e)
-            })?;
+            let n = body.read_buf(&mut buf).await.map_err(interrupted)?;
             if n == 0 {
                 eof = true;
                 break;
@@ -906,6 +944,14 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
     }
     Ok((total, file.expect("the file is back")))
 }
+
+/// A body that stopped before its end.
+fn interrupted(e: std::io::Error) -> Error {
+    Error::new(ErrorKind::InvalidInput, "the upload was interrupted").with_source(e)
+}
+
+/// Bodies up to this size are read into memory before staging (see [`Store::write`]).
+const SMALL_BODY: usize = 64 * 1024;
 
 /// Make staged content durable: give it `mtime` (if any), fsync it, and return the
 /// modification time it now has (blocking).
@@ -1044,9 +1090,24 @@ pub(crate) async fn ensure_dirs(
     let mut chain = dir.ancestors();
     chain.reverse();
     chain.push(dir.clone());
+    // The whole chain in one round trip, each existing folder locked against deletion and moves.
+    let paths: Vec<&str> = chain.iter().map(VPath::as_str).collect();
+    let rows = tx
+        .cquery(
+            &format!(
+                "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = ANY($2) AND trash_id IS NULL FOR KEY SHARE"
+            ),
+            &[&user.id.0, &paths],
+        )
+        .await?;
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let n = node_from_row(r)?;
+        found.insert(n.path.clone(), n);
+    }
     let mut parent: Option<FileId> = None;
     for p in chain {
-        parent = Some(match crate::txn::node_for_share(tx, user.id, &p).await? {
+        parent = Some(match found.remove(&p) {
             Some(n) if n.is_dir => n.id,
             Some(_) => return Err(Error::new(ErrorKind::Conflict, format!("{p} is not a folder"))),
             None => {

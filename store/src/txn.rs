@@ -19,6 +19,7 @@ use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, User
 use crate::{Error, ErrorKind, Result, Store, blocking};
 
 /// Which advisory locks a mutation holds.
+#[derive(Clone, Copy)]
 pub(crate) enum LockSet<'a> {
     /// Shared on the user, exclusive on one path.
     Path(UserId, &'a VPath),
@@ -103,8 +104,11 @@ fn lock_sql(set: &LockSet<'_>) -> String {
 /// Opens a mutation's transaction. A mutation reads and writes a handful of rows by key, so a
 /// sequential scan is never the right plan for it; but right after a big import the planner's
 /// statistics say `nodes` is tiny, and it would scan every node of every user for each write
-/// (seen: the ancestors' etag update in `close`) until autovacuum analyzes the table.
-const BEGIN: &str = " BEGIN; SET LOCAL enable_seqscan = off;";
+/// (seen: the ancestors' etag update in `close`) until autovacuum analyzes the table. For the
+/// same reason its prepared statements use their generic plans at once: planning them for
+/// each execution (PostgreSQL's default for the first five per connection, and for any whose
+/// custom plan looks cheaper) cost a third of the database's time per upload.
+const BEGIN: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan;";
 
 /// After an asynchronous commit: a tiny synchronous commit whose WAL flush covers it.
 const BARRIER: &str = "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;";
@@ -112,28 +116,32 @@ const BARRIER: &str = "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_cur
 impl Locked {
     /// Take the locks (waiting for them), with no transaction open.
     pub(crate) async fn acquire(store: &Store, set: LockSet<'_>) -> Result<Locked> {
-        Locked::start(store, set, false).await
+        let mut locked = Locked::connect(store, set).await?;
+        locked.in_tx = false;
+        // On failure the connection is dropped (closed), with whatever it took.
+        locked.client().batch_execute(&lock_sql(&set)).await?;
+        Ok(locked)
     }
 
-    /// Take the locks and open the mutation's transaction, in one round trip.
-    pub(crate) async fn begin(store: &Store, set: LockSet<'_>) -> Result<Locked> {
-        Locked::start(store, set, true).await
-    }
-
-    async fn start(store: &Store, set: LockSet<'_>, tx: bool) -> Result<Locked> {
+    /// A connection for a mutation whose transaction [`Locked::open`] opens.
+    pub(crate) async fn connect(store: &Store, set: LockSet<'_>) -> Result<Locked> {
         let client = store.inner.pool.get().await?;
         let user = match set {
             LockSet::Path(u, _) | LockSet::Tree(u) => u,
         };
-        let mut sql = lock_sql(&set);
-        if tx {
-            sql.push_str(BEGIN);
-        }
-        let mut locked = Locked { client: Some(client), user, in_tx: false, changed: Default::default() };
-        // On failure the connection is dropped (closed), with whatever it took.
-        locked.client().batch_execute(&sql).await?;
-        locked.in_tx = tx;
-        Ok(locked)
+        Ok(Locked { client: Some(client), user, in_tx: true, changed: Default::default() })
+    }
+
+    /// Open the transaction, then take the locks. Meant to be sent together with the
+    /// transaction's first queries (polled first in a `join!`: the server runs them in order,
+    /// so they run under the locks), saving a round trip. BEGIN comes first so that if taking
+    /// a lock fails, the transaction is aborted and every query sent behind it fails too:
+    /// none can run without the locks, or outside the transaction. The locks are session
+    /// locks, held past the commit until [`Locked::finish`].
+    pub(crate) async fn open(&self, set: LockSet<'_>) -> Result<()> {
+        let sql = format!("{BEGIN} {}", lock_sql(&set));
+        self.client().batch_execute(&sql).await?;
+        Ok(())
     }
 
     /// Open the transaction on a connection taken with [`Locked::acquire`].
@@ -315,11 +323,15 @@ pub(crate) async fn close(
     mut fx: Effects,
     now: Timestamp,
 ) -> Result<Option<(i64, Vec<DiskOp>)>> {
-    // Check the disk before taking the contended row locks (the user row, the ancestors).
-    if !fx.ops.is_empty() {
-        let (s, ops) = (store.clone(), fx.ops.clone());
-        blocking(move || intent::preflight(&s.inner.disk, &ops)).await?;
-    }
+    // The disk is checked while the statement below runs (both must succeed before the
+    // commit): a failed check rolls the transaction back.
+    let preflight = async {
+        if !fx.ops.is_empty() {
+            let (s, ops) = (store.clone(), fx.ops.clone());
+            blocking(move || intent::preflight(&s.inner.disk, &ops)).await?;
+        }
+        Ok::<_, Error>(())
+    };
     let n_journal = fx.journal.len() as i64;
     let mut ancestors: Vec<&str> = fx.touched.iter().flat_map(path_ancestors).collect();
     ancestors.sort_unstable();
@@ -344,8 +356,32 @@ pub(crate) async fn close(
     // One statement for everything that needs the user's row lock (usage, journal sequence)
     // and the ancestors' row locks: the lock is then held for this statement and the commit
     // only, not for a round trip per row.
-    let row = tx
-        .cquery_one(
+    let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[
+        &user.id.0,
+        &fx.usage_delta,
+        &n_journal,
+        &now.0,
+        &j_kind,
+        &j_node,
+        &j_dir,
+        &j_path,
+        &j_old,
+        &j_size,
+        &j_etag,
+        &j_hash,
+        &actor.name,
+        &actor.origin.as_str(),
+        &a_action,
+        &a_path,
+        &a_detail,
+        &ancestors_etag.0,
+        &ancestors,
+        &ops,
+        &store.inner.notice_token,
+    ];
+    let (checked, row) = tokio::join!(
+        preflight,
+        tx.cquery_one(
             "WITH u AS (
                  UPDATE users SET used_bytes = used_bytes + $2, journal_seq = journal_seq + $3
                  WHERE id = $1 RETURNING used_bytes, quota_bytes, journal_seq),
@@ -379,31 +415,11 @@ pub(crate) async fn close(
                     pg_notify('cairn_changes', $1::text || ' ' || $21 || ' ' || $14),
                     (SELECT count(*) FROM j), (SELECT count(*) FROM a), (SELECT count(*) FROM e)
              FROM u",
-            &[
-                &user.id.0,
-                &fx.usage_delta,
-                &n_journal,
-                &now.0,
-                &j_kind,
-                &j_node,
-                &j_dir,
-                &j_path,
-                &j_old,
-                &j_size,
-                &j_etag,
-                &j_hash,
-                &actor.name,
-                &actor.origin.as_str(),
-                &a_action,
-                &a_path,
-                &a_detail,
-                &ancestors_etag.0,
-                &ancestors,
-                &ops,
-                &store.inner.notice_token,
-            ],
+            params,
         )
-        .await?;
+    );
+    checked?;
+    let row = row?;
     let mut used: i64 = row.get(0);
     let quota: Option<i64> = row.get(1);
     let seq: i64 = row.get(2);
