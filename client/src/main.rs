@@ -54,6 +54,10 @@ enum Cmd {
         /// Keep syncing: local changes as they happen, remote ones as the server pushes them.
         #[arg(long)]
         watch: bool,
+        /// With --watch: find local changes by scanning every 2 s instead of through the
+        /// system's file events (which network file systems do not deliver).
+        #[arg(long, requires = "watch")]
+        poll: bool,
         /// Transfers at once.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
@@ -152,7 +156,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("signed in to {} as {} (device {})", cfg.server, cfg.user, cfg.device);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Sync { local_dir, remote, watch, parallel, portable_names } => {
+        Cmd::Sync { local_dir, remote, watch, poll, parallel, portable_names } => {
             let cfg = load(&dir)?;
             std::fs::create_dir_all(&local_dir)?;
             let local = std::fs::canonicalize(&local_dir)?;
@@ -167,7 +171,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let opts = engine::Options { device: cfg.device.clone(), parallel, portable_names };
             let engine = Arc::new(engine::Engine::new(api.clone(), local.clone(), remote, st, opts));
             if watch {
-                watch_loop(&engine, &api, &local).await
+                watch_loop(&engine, &api, &local, poll).await
             } else {
                 Ok(if sync_until_settled(&engine).await? { ExitCode::SUCCESS } else { ExitCode::from(1) })
             }
@@ -225,9 +229,14 @@ async fn sync_until_settled(engine: &Arc<engine::Engine>) -> Result<bool> {
 
 /// Sync, then again whenever something changes locally (file system events) or remotely (the
 /// server's push), until killed.
-async fn watch_loop(engine: &Arc<engine::Engine>, api: &api::Api, local: &Path) -> Result<ExitCode> {
+async fn watch_loop(
+    engine: &Arc<engine::Engine>,
+    api: &api::Api,
+    local: &Path,
+    poll: bool,
+) -> Result<ExitCode> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-    let _watcher = watch_local(local, tx.clone());
+    let _watcher = watch_local(local, tx.clone(), poll);
     tokio::spawn(push_listener(api.clone(), tx));
     loop {
         if let Err(e) = sync_until_settled(engine).await {
@@ -245,11 +254,12 @@ async fn watch_loop(engine: &Arc<engine::Engine>, api: &api::Api, local: &Path) 
 }
 
 /// Send "local" on `tx` for every change below `local` (outside the client's scratch folder):
-/// through inotify, or, when the system refuses another inotify instance or watch (its limits
-/// are per user and shared by every program), by scanning every 2 s.
+/// through inotify, or by scanning every 2 s when asked to (`poll`) or when the system refuses
+/// another inotify instance or watch (its limits are per user and shared by every program).
 fn watch_local(
     local: &Path,
     tx: tokio::sync::mpsc::UnboundedSender<&'static str>,
+    poll: bool,
 ) -> Box<dyn notify::Watcher> {
     use notify::Watcher;
     let handler = || {
@@ -262,27 +272,26 @@ fn watch_local(
             }
         }
     };
-    let native = notify::recommended_watcher(handler()).and_then(|mut w| {
-        w.watch(local, notify::RecursiveMode::Recursive)?;
-        Ok(w)
-    });
-    match native {
-        Ok(w) => Box::new(w),
-        Err(e) => {
-            eprintln!(
+    if !poll {
+        let native = notify::recommended_watcher(handler()).and_then(|mut w| {
+            w.watch(local, notify::RecursiveMode::Recursive)?;
+            Ok(w)
+        });
+        match native {
+            Ok(w) => return Box::new(w),
+            Err(e) => eprintln!(
                 "cairn: cannot watch {} for changes ({e}); checking it every 2 s instead \
                  (on Linux, raise sysctl fs.inotify.max_user_instances or max_user_watches)",
                 local.display()
-            );
-            let config = notify::Config::default().with_poll_interval(Duration::from_secs(2));
-            let mut w =
-                notify::PollWatcher::new(handler(), config).expect("a poll watcher needs no system resource");
-            if let Err(e) = w.watch(local, notify::RecursiveMode::Recursive) {
-                eprintln!("cairn: cannot scan {} for changes ({e}); syncing every 60 s", local.display());
-            }
-            Box::new(w)
+            ),
         }
     }
+    let config = notify::Config::default().with_poll_interval(Duration::from_secs(2));
+    let mut w = notify::PollWatcher::new(handler(), config).expect("a poll watcher needs no system resource");
+    if let Err(e) = w.watch(local, notify::RecursiveMode::Recursive) {
+        eprintln!("cairn: cannot scan {} for changes ({e}); syncing every 60 s", local.display());
+    }
+    Box::new(w)
 }
 
 /// Follow the server's change push; each batch of changes (and each reconnect) asks for a round.
