@@ -70,9 +70,8 @@ impl Store {
                 ));
             }
             // A cache: written without fsync, replaced atomically; a lost one is recomputed.
-            let (tmp, mut f) = disk.create_staging().map_err(|e| Error::io("staging", e))?;
-            let mut staged = Staging { store: store.clone(), rel: Some(tmp.clone()) };
-            if f.write_all(&sig).is_ok() && disk.rename(&tmp, &rel).is_ok() {
+            let (mut staged, mut f) = Staging::create(&store)?;
+            if f.write_all(&sig).is_ok() && disk.rename(staged.rel(), &rel).is_ok() {
                 staged.rel = None;
             }
             Ok(sig)
@@ -108,11 +107,9 @@ impl Store {
         };
         // The delta is spooled first (it is read in any order while applying).
         let store = self.clone();
-        let (rel, file) =
-            blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))).await?;
-        let delta_staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
+        let (delta_staging, file) = blocking(move || Staging::create(&store)).await?;
         let cap = limit.map(|l| l.saturating_add(l / 16).saturating_add(1 << 20));
-        let (_, delta_file) = pump(&mut body, file, &rel, Vec::new(), |_, received| {
+        let (_, delta_file) = pump(&mut body, file, delta_staging.rel(), Vec::new(), |_, received| {
             if cap.is_some_and(|c| received > c) {
                 return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
             }
@@ -123,9 +120,7 @@ impl Store {
         let store = self.clone();
         let base_tag = base.0.clone();
         let (content, staging) = blocking(move || {
-            let disk = &store.inner.disk;
-            let (out_rel, out) = disk.create_staging().map_err(|e| Error::io("staging", e))?;
-            let staging = Staging { store: store.clone(), rel: Some(out_rel.clone()) };
+            let (staging, out) = Staging::create(&store)?;
             let mut writer = HashingWriter {
                 inner: BufWriter::with_capacity(1 << 20, out),
                 hasher: blake3::Hasher::new(),
@@ -153,7 +148,7 @@ impl Store {
             let out =
                 writer.inner.into_inner().map_err(|e| Error::io("writing the result", e.into_error()))?;
             let mtime = seal(&out, mtime)?;
-            Ok((Content { staging: out_rel, size, mtime, hash }, staging))
+            Ok((Content { staging: staging.rel().to_owned(), size, mtime, hash }, staging))
         })
         .await?;
         drop(delta_staging);

@@ -101,6 +101,19 @@ pub(crate) struct Staging {
     pub(crate) rel: Option<String>,
 }
 
+impl Staging {
+    /// A new, empty staging file and its guard (blocking).
+    pub(crate) fn create(store: &Store) -> Result<(Staging, File)> {
+        let (rel, file) = store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))?;
+        Ok((Staging { store: store.clone(), rel: Some(rel) }, file))
+    }
+
+    /// The staging file's name (until disarmed).
+    pub(crate) fn rel(&self) -> &str {
+        self.rel.as_deref().expect("a staging file until disarmed")
+    }
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Some(rel) = self.rel.take() {
@@ -350,43 +363,34 @@ impl Store {
         // The start of the body is read before anything is staged: a small body then costs one
         // trip to the blocking pool (create, write, fsync) instead of three.
         let mut head = Vec::with_capacity(SMALL_BODY);
-        let mut eof = false;
-        while head.len() < SMALL_BODY {
-            let n = body.read_buf(&mut head).await.map_err(interrupted)?;
-            if n == 0 {
-                eof = true;
-                break;
-            }
-            check(&head[head.len() - n..], head.len() as u64)?;
-        }
+        let mut n_head = 0;
+        let eof = fill(&mut body, &mut head, SMALL_BODY, &mut n_head, &mut check).await?;
         let mtime = opts.mtime;
         let (mut staging, n_total, mtime) = if eof {
-            let (store, n) = (self.clone(), head.len() as u64);
+            let store = self.clone();
             let (staging, mtime) = blocking(move || {
                 use std::io::Write;
-                let (rel, mut file) =
-                    store.inner.disk.create_staging().map_err(|e| Error::io("staging", e))?;
-                let staging = Staging { store: store.clone(), rel: Some(rel) };
+                let (staging, mut file) = Staging::create(&store)?;
                 file.write_all(&head).map_err(|e| Error::io("writing staged content", e))?;
                 Ok((staging, seal(&file, mtime)?))
             })
             .await?;
-            (staging, n, mtime)
+            (staging, n_head, mtime)
         } else {
             let store = self.clone();
-            let (rel, file) =
-                blocking(move || store.inner.disk.create_staging().map_err(|e| Error::io("staging", e)))
-                    .await?;
-            let staging = Staging { store: self.clone(), rel: Some(rel.clone()) };
-            let (n, file) = pump(&mut body, file, &rel, head, &mut check).await?;
+            let (staging, file) = blocking(move || Staging::create(&store)).await?;
+            let (n, file) = pump(&mut body, file, staging.rel(), head, &mut check).await?;
             (staging, n, blocking(move || seal(&file, mtime)).await?)
         };
         if opts.expected_len.is_some_and(|l| n_total != l) {
             return Err(Error::new(ErrorKind::InvalidInput, "body shorter than announced"));
         }
-        let rel = staging.rel.clone().expect("staged until committed");
-        let content =
-            Content { staging: rel, size: n_total, mtime, hash: ContentHash(*hasher.finalize().as_bytes()) };
+        let content = Content {
+            staging: staging.rel().to_owned(),
+            size: n_total,
+            mtime,
+            hash: ContentHash(*hasher.finalize().as_bytes()),
+        };
 
         let store = self.clone();
         let (actor, user, path) = (actor.clone(), user.clone(), path.clone());
@@ -905,16 +909,7 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
     let mut writing: Option<Writing> = None;
     let mut total = buf.len() as u64;
     loop {
-        let mut eof = false;
-        while buf.len() < BATCH {
-            let n = body.read_buf(&mut buf).await.map_err(interrupted)?;
-            if n == 0 {
-                eof = true;
-                break;
-            }
-            total += n as u64;
-            each(&buf[buf.len() - n..], total)?;
-        }
+        let eof = fill(body, &mut buf, BATCH, &mut total, &mut each).await?;
         if let Some(w) = writing.take() {
             let (f, done) = written(w, rel).await?;
             file = Some(f);
@@ -945,9 +940,27 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
     Ok((total, file.expect("the file is back")))
 }
 
-/// A body that stopped before its end.
-fn interrupted(e: std::io::Error) -> Error {
-    Error::new(ErrorKind::InvalidInput, "the upload was interrupted").with_source(e)
+/// Read `body` into `buf` until it holds `up_to` bytes or the body ends (then `true`), adding
+/// what is read to `total` and showing each read and the new total to `each` first.
+async fn fill<R: AsyncRead + Unpin>(
+    body: &mut R,
+    buf: &mut Vec<u8>,
+    up_to: usize,
+    total: &mut u64,
+    each: &mut impl FnMut(&[u8], u64) -> Result<()>,
+) -> Result<bool> {
+    while buf.len() < up_to {
+        let n = body
+            .read_buf(buf)
+            .await
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, "the upload was interrupted").with_source(e))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        *total += n as u64;
+        each(&buf[buf.len() - n..], *total)?;
+    }
+    Ok(false)
 }
 
 /// Bodies up to this size are read into memory before staging (see [`Store::write`]).
