@@ -13,8 +13,8 @@ use crate::disk::{Disk, layout};
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::txn::{
-    Effects, JournalEntry, LockSet, Locked, NODE_COLS, Tx, close, insert_node, new_etag, node_for_update,
-    node_from_row, parent_dir,
+    Effects, JournalEntry, LockSet, Locked, NODE_COLS, Tx, close, insert_node, lock_folders_sql, new_etag,
+    node_for_update, node_from_row, parent_dir,
 };
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, TrashId, User, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
@@ -366,7 +366,7 @@ impl Store {
         let mut n_head = 0;
         let eof = fill(&mut body, &mut head, SMALL_BODY, &mut n_head, &mut check).await?;
         let mtime = opts.mtime;
-        let (mut staging, n_total, mtime) = if eof {
+        let (staging, n_total, mtime) = if eof {
             let store = self.clone();
             let (staging, mtime) = blocking(move || {
                 use std::io::Write;
@@ -392,10 +392,9 @@ impl Store {
             hash: ContentHash(*hasher.finalize().as_bytes()),
         };
 
-        let store = self.clone();
-        let (actor, user, path) = (actor.clone(), user.clone(), path.clone());
-        detached(async move { store.commit_content(&actor, &user, &path, content, opts, &mut staging).await })
-            .await
+        // Committed with whatever other writes are waiting (group commit), to the end even if
+        // this request goes away.
+        self.commit_batched(actor, user, path, content, opts, staging).await
     }
 
     /// Commit staged content at `path` (the step `write`, copies and uploads share).
@@ -410,30 +409,49 @@ impl Store {
     ) -> Result<WriteOutcome> {
         let now = self.clock().now();
         in_txn!(self, LockSet::Path(user.id, path), user, actor, now, |tx| {
-            let mut fx = Effects::new();
-            let (old, parent) = if opts.create_parents {
-                // The file and its folders in one round trip (pipelined); a failed precondition
-                // rolls back any folder created.
-                let dir = path.parent().unwrap_or_else(VPath::root);
-                let (old, parent) =
-                    tokio::join!(node_for_update(&tx, user.id, path), ensure_dirs(&tx, user, &dir, &mut fx, now));
-                let old = old?;
-                check_write_preconditions(path, old.as_ref(), &opts)?;
-                (old, parent?)
-            } else {
-                // Both reads in one round trip (pipelined on the connection).
-                let (old, parent) = tokio::join!(node_for_update(&tx, user.id, path), parent_dir(&tx, user.id, path));
-                let old = old?;
-                check_write_preconditions(path, old.as_ref(), &opts)?;
-                (old, parent?)
-            };
-            let out = self.put_content(&tx, user, &actor.name, path, parent, old, &content, true, &mut fx, now).await?;
-            fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
-            fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
-            (out, fx)
+            self.write_rows(&tx, actor, user, path, &content, &opts, now).await?
         }, after_commit {
             staging.rel = None;
         })
+    }
+
+    /// A write's rows and effects inside its transaction (under the path's lock): the file as
+    /// `content` makes it (its folders too with `create_parents`), the old content queued to
+    /// become a version, the staged content queued to be renamed into place.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn write_rows(
+        &self,
+        tx: &Tx<'_>,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        content: &Content,
+        opts: &WriteOptions,
+        now: Timestamp,
+    ) -> Result<(WriteOutcome, Effects)> {
+        let mut fx = Effects::new();
+        let (old, parent) = if opts.create_parents {
+            // The file and its folders in one round trip (pipelined); a failed precondition
+            // rolls back any folder created.
+            let dir = path.parent().unwrap_or_else(VPath::root);
+            let (old, parent) =
+                tokio::join!(node_for_update(tx, user.id, path), ensure_dirs(tx, user, &dir, &mut fx, now));
+            let old = old?;
+            check_write_preconditions(path, old.as_ref(), opts)?;
+            (old, parent?)
+        } else {
+            // Both reads in one round trip (pipelined on the connection).
+            let (old, parent) =
+                tokio::join!(node_for_update(tx, user.id, path), parent_dir(tx, user.id, path));
+            let old = old?;
+            check_write_preconditions(path, old.as_ref(), opts)?;
+            (old, parent?)
+        };
+        let out =
+            self.put_content(tx, user, &actor.name, path, parent, old, content, true, &mut fx, now).await?;
+        fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
+        fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
+        Ok((out, fx))
     }
 
     /// Record `content` as the file at `path` (replacing `old`, which becomes a version if
@@ -1105,18 +1123,24 @@ pub(crate) async fn ensure_dirs(
     chain.push(dir.clone());
     // The whole chain in one round trip, each existing folder locked against deletion and moves.
     let paths: Vec<&str> = chain.iter().map(VPath::as_str).collect();
-    let rows = tx
-        .cquery(
-            &format!(
-                "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = ANY($2) AND trash_id IS NULL FOR KEY SHARE"
-            ),
-            &[&user.id.0, &paths],
-        )
-        .await?;
-    let mut found = std::collections::HashMap::with_capacity(rows.len());
-    for r in &rows {
-        let n = node_from_row(r)?;
-        found.insert(n.path.clone(), n);
+    let sql = format!(
+        "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = ANY($2) AND trash_id IS NULL FOR KEY SHARE"
+    );
+    let read = || async {
+        let rows = tx.cquery(&sql, &[&user.id.0, &paths]).await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let n = node_from_row(r)?;
+            found.insert(n.path.clone(), n);
+        }
+        Ok::<_, Error>(found)
+    };
+    let mut found = read().await?;
+    let missing: Vec<&VPath> = chain.iter().filter(|p| !found.contains_key(*p)).collect();
+    if !missing.is_empty() {
+        // Another write may be creating them right now: take turns, then look again.
+        tx.batch_execute(&lock_folders_sql(user.id, &missing)).await?;
+        found = read().await?;
     }
     let mut parent: Option<FileId> = None;
     for p in chain {

@@ -54,6 +54,24 @@ fn parent(rel: &str) -> &str {
     rel.rfind('/').map_or("", |i| &rel[..i])
 }
 
+/// The message of a preflight that found a destination folder missing on disk.
+pub(crate) const FOLDER_MISSING: &str = "the folder is missing on disk (run scan)";
+
+/// The folders `ops` put things into (as stored on disk), for waiting on their creators.
+pub(crate) fn destination_folders(ops: &[DiskOp]) -> Vec<&str> {
+    let mut dirs: Vec<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            DiskOp::Rename { to, .. } => Some(parent(to)),
+            DiskOp::Mkdir { path } | DiskOp::CreateFile { path, .. } => Some(parent(path)),
+            DiskOp::Remove { .. } => None,
+        })
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs
+}
+
 /// Check, before the transaction that promises `ops` commits, that the disk can carry them out:
 /// every source exists and every destination folder is reachable without a symlink. A disk
 /// changed behind our back (or a planted symlink) then aborts the transaction instead of
@@ -66,9 +84,7 @@ pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
         }
         match disk.stat(dir) {
             Ok(Some(m)) if m.kind == crate::disk::Kind::Dir => Ok(()),
-            Ok(_) => {
-                Err(crate::Error::new(crate::ErrorKind::Conflict, "the folder is missing on disk (run scan)"))
-            }
+            Ok(_) => Err(crate::Error::new(crate::ErrorKind::Conflict, FOLDER_MISSING)),
             Err(e) => Err(crate::Error::io(format!("checking folder {dir}"), e)),
         }
     };

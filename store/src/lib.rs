@@ -8,6 +8,7 @@
 //! This crate knows nothing of HTTP, WebDAV XML or FUSE. See ARCHITECTURE.md for the
 //! durable-write order every mutation follows.
 
+mod batch;
 mod cache;
 mod datadir;
 mod db;
@@ -145,6 +146,8 @@ struct Inner {
     /// File ids taken from the database's sequence and not yet handed out (see
     /// [`Store::reserve_file_id`]).
     spare_ids: std::sync::Mutex<Vec<i64>>,
+    /// Writes waiting to be committed together (see `batch`).
+    batcher: batch::Batcher,
 }
 
 /// What start-up recovery did.
@@ -182,6 +185,7 @@ impl Store {
                 cred_generation: Default::default(),
                 notice_token: disk::random_hex(8),
                 spare_ids: Default::default(),
+                batcher: Default::default(),
             }),
         })
     }

@@ -53,8 +53,9 @@ pub(crate) struct Locked {
     user: UserId,
     /// A transaction is open (`begin` sent, no commit yet).
     in_tx: bool,
-    /// What the transaction changed, for the node cache at commit (set by [`close`]).
-    changed: std::sync::Mutex<Option<Changed>>,
+    /// What the transaction changed, for the node cache at commit (one entry per [`close`]:
+    /// a batch of writes closes once per user and actor).
+    changed: std::sync::Mutex<Vec<(UserId, Changed)>>,
 }
 
 /// What a transaction changed, as the node cache needs it.
@@ -77,8 +78,8 @@ impl Tx<'_> {
         self.0.client()
     }
 
-    fn record(&self, changed: Changed) {
-        *self.0.changed.lock().unwrap_or_else(|e| e.into_inner()) = Some(changed);
+    fn record(&self, user: UserId, changed: Changed) {
+        self.0.changed.lock().unwrap_or_else(|e| e.into_inner()).push((user, changed));
     }
 }
 
@@ -110,6 +111,55 @@ fn lock_sql(set: &LockSet<'_>) -> String {
 /// custom plan looks cheaper) cost a third of the database's time per upload.
 const BEGIN: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan;";
 
+/// The statement taking the path locks of folders about to be created by a write that creates
+/// its parents, top-down (the order `paths` must be in), the same locks `mkdir` takes: two
+/// writes creating the same folder take turns, and the second finds it (committed and on disk,
+/// since a change unlocks only once its disk work is done).
+pub(crate) fn lock_folders_sql(user: UserId, paths: &[&VPath]) -> String {
+    let calls: Vec<String> =
+        paths.iter().map(|p| format!("pg_advisory_lock({})", path_key(user, p))).collect();
+    format!("SELECT {};", calls.join(", "))
+}
+
+/// The statement taking, shared, the path locks of the folders of `user`'s tree that `ops` put
+/// things into (empty if none).
+fn folder_locks(user: &User, ops: &[DiskOp]) -> String {
+    let root = layout::user_root(&user.name);
+    let calls: Vec<String> = intent::destination_folders(ops)
+        .into_iter()
+        .filter_map(|dir| dir.strip_prefix(root.as_str())?.strip_prefix('/'))
+        .filter_map(|rel| VPath::from_db(rel.to_owned()).ok())
+        .map(|p| format!("pg_advisory_lock_shared({})", path_key(user.id, &p)))
+        .collect();
+    match calls.is_empty() {
+        true => String::new(),
+        false => format!("SELECT {};", calls.join(", ")),
+    }
+}
+
+/// The statement taking the locks of several single-path changes at once (a batch of writes)
+/// if they are all free, and failing with `lock_not_available` otherwise: every user's lock
+/// shared and every path's lock exclusive. A batch never waits for a lock, so one busy path or
+/// user (a long tree change) never holds up the others' writes; its writes are committed on
+/// their own instead, waiting as usual.
+pub(crate) fn try_lock_sql_paths(items: &[(UserId, &VPath)]) -> String {
+    let mut users: Vec<i64> = items.iter().map(|(u, _)| user_key(*u)).collect();
+    let mut paths: Vec<i64> = items.iter().map(|(u, p)| path_key(*u, p)).collect();
+    users.sort_unstable();
+    users.dedup();
+    paths.sort_unstable();
+    paths.dedup();
+    let calls: Vec<String> = users
+        .iter()
+        .map(|k| format!("pg_try_advisory_lock_shared({k})"))
+        .chain(paths.iter().map(|k| format!("pg_try_advisory_lock({k})")))
+        .collect();
+    format!(
+        "DO $$ BEGIN IF NOT ({}) THEN RAISE EXCEPTION 'a lock of the batch is taken' USING ERRCODE = 'lock_not_available'; END IF; END $$;",
+        calls.join(" AND ")
+    )
+}
+
 /// After an asynchronous commit: a tiny synchronous commit whose WAL flush covers it.
 const BARRIER: &str = "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;";
 
@@ -130,6 +180,17 @@ impl Locked {
             LockSet::Path(u, _) | LockSet::Tree(u) => u,
         };
         Ok(Locked { client: Some(client), user, in_tx: true, changed: Default::default() })
+    }
+
+    /// [`Locked::open`] for a batch, taking the locks of [`try_lock_sql_paths`] only if they
+    /// are all free: `Ok(false)` if one is not (the transaction is then aborted, and so is
+    /// everything sent behind it; [`Locked::finish`] releases what was taken).
+    pub(crate) async fn try_open(&self, lock_sql: &str) -> Result<bool> {
+        match self.client().batch_execute(&format!("{BEGIN} {lock_sql}")).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Open the transaction, then take the locks. Meant to be sent together with the
@@ -174,17 +235,25 @@ impl Locked {
     /// connection is closed rather than reused.
     pub(crate) async fn commit(&mut self, store: &Store) -> Result<()> {
         self.in_tx = false;
-        store.inner.cache.committing(self.user);
+        let changed = std::mem::take(self.changed.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let users: Vec<UserId> = match changed.is_empty() {
+            true => vec![self.user],
+            false => changed.iter().map(|(u, _)| *u).collect(),
+        };
+        for u in &users {
+            store.inner.cache.committing(*u);
+        }
         let res = self.client().batch_execute(&format!("COMMIT; {BARRIER}")).await;
         // Cached nodes are stale from the commit on (if it happened).
-        let changed = self.changed.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        let change = match &changed {
-            Some(Changed { paths: Some(paths), fresh, order }) if res.is_ok() => {
-                Some(crate::cache::Change { paths, fresh, order: order.as_ref() })
-            }
-            _ => None,
-        };
-        store.inner.cache.committed(self.user, change);
+        for (i, u) in users.into_iter().enumerate() {
+            let change = match changed.get(i) {
+                Some((_, Changed { paths: Some(paths), fresh, order })) if res.is_ok() => {
+                    Some(crate::cache::Change { paths, fresh, order: order.as_ref() })
+                }
+                _ => None,
+            };
+            store.inner.cache.committed(u, change);
+        }
         if let Err(e) = res {
             if let Some(client) = self.client.take() {
                 drop(Object::take(client));
@@ -196,7 +265,14 @@ impl Locked {
 
     /// After a mutation: carry out its committed intent, delete the intent row, and unlock. An
     /// open (failed) transaction is rolled back first.
-    pub(crate) async fn finish(mut self, store: &Store, intent: Option<(i64, Vec<DiskOp>)>) -> Result<()> {
+    pub(crate) async fn finish(self, store: &Store, intent: Option<(i64, Vec<DiskOp>)>) -> Result<()> {
+        self.finish_all(store, intent.into_iter().collect()).await
+    }
+
+    /// [`Locked::finish`] for a transaction with several intents (a batch of writes): all their
+    /// operations in one trip to the blocking pool, so a folder written to by several of them
+    /// is fsynced once.
+    pub(crate) async fn finish_all(mut self, store: &Store, intents: Vec<(i64, Vec<DiskOp>)>) -> Result<()> {
         let Some(client) = self.client.take() else {
             return Err(Error::internal("the connection was lost at commit"));
         };
@@ -204,7 +280,9 @@ impl Locked {
         if self.in_tx {
             tail.push_str("ROLLBACK; ");
         }
-        if let Some((id, ops)) = intent {
+        if !intents.is_empty() {
+            let ids: Vec<String> = intents.iter().map(|(id, _)| id.to_string()).collect();
+            let ops: Vec<DiskOp> = intents.into_iter().flat_map(|(_, ops)| ops).collect();
             let s = store.clone();
             // On failure the intent row stays and start-up replays it; the connection closes
             // on drop, releasing the locks.
@@ -214,7 +292,8 @@ impl Locked {
             }
             // Losing this delete in a crash only means replaying an idempotent intent.
             tail.push_str(&format!(
-                "BEGIN; SET LOCAL synchronous_commit = off; DELETE FROM intents WHERE id = {id}; COMMIT; "
+                "BEGIN; SET LOCAL synchronous_commit = off; DELETE FROM intents WHERE id IN ({}); COMMIT; ",
+                ids.join(", ")
             ));
         }
         tail.push_str("SELECT pg_advisory_unlock_all();");
@@ -299,6 +378,21 @@ impl Effects {
         }
     }
 
+    /// Add `other`'s effects to these (a batch of writes closes once per user and actor). Only
+    /// one write's replaced content can be the last resort of a quota check, so a merge has
+    /// none: a batch that does not fit is retried write by write.
+    pub(crate) fn absorb(&mut self, other: Effects) {
+        self.usage_delta += other.usage_delta;
+        self.journal.extend(other.journal);
+        self.audit.extend(other.audit);
+        self.ops.extend(other.ops);
+        self.may_prune &= other.may_prune;
+        self.last_resort = None;
+        self.keep_versions.extend(other.keep_versions);
+        self.touched.extend(other.touched);
+        self.fresh.extend(other.fresh);
+    }
+
     /// Give every ancestor of `path` a new etag when the transaction closes.
     pub(crate) fn touch(&mut self, path: &VPath) {
         self.touched.push(path.clone());
@@ -326,11 +420,26 @@ pub(crate) async fn close(
     // The disk is checked while the statement below runs (both must succeed before the
     // commit): a failed check rolls the transaction back.
     let preflight = async {
-        if !fx.ops.is_empty() {
-            let (s, ops) = (store.clone(), fx.ops.clone());
-            blocking(move || intent::preflight(&s.inner.disk, &ops)).await?;
+        if fx.ops.is_empty() {
+            return Ok(());
         }
-        Ok::<_, Error>(())
+        let (s, ops) = (store.clone(), fx.ops.clone());
+        match blocking(move || intent::preflight(&s.inner.disk, &ops)).await {
+            Err(e) if e.kind() == ErrorKind::Conflict && e.message() == intent::FOLDER_MISSING => {
+                // The folder may be one a concurrent change has committed and not yet created
+                // on disk (this transaction read it committed). Every change that creates a
+                // folder beside others' writes (mkdir, a write creating its parents) holds that
+                // folder's path lock until its disk work is done: wait for those, then look
+                // again. A folder still missing was removed behind Cairn's back.
+                let keys = folder_locks(user, &fx.ops);
+                if !keys.is_empty() {
+                    tx.batch_execute(&keys).await?;
+                }
+                let (s, ops) = (store.clone(), fx.ops.clone());
+                blocking(move || intent::preflight(&s.inner.disk, &ops)).await
+            }
+            res => res,
+        }
     };
     let n_journal = fx.journal.len() as i64;
     let mut ancestors: Vec<&str> = fx.touched.iter().flat_map(path_ancestors).collect();
@@ -430,7 +539,7 @@ pub(crate) async fn close(
         ancestors: ancestors.iter().map(|a| (*a).to_owned()).collect(),
         etag: ancestors_etag,
     });
-    tx.record(changed);
+    tx.record(user.id, changed);
     if let Some(quota) = quota
         && used > quota
         && fx.usage_delta > 0
