@@ -2,7 +2,12 @@
 # REST API latency under load: 50 concurrent users (each with its own account, bearer token and
 # keep-alive connection) cycling through list folder, stat, small upload and small download for
 # a bounded time against the release build with a managed PostgreSQL. Prints p50/p99/max per
-# endpoint and the ratio of the goal (p99 < 10 ms on loopback) to the measured p99 (> 1: met).
+# endpoint and the ratio of the goal (p99 < 10 ms on loopback) to the measured p99 (> 1: met),
+# for three loads of SECONDS each:
+#   - paced at 20 requests/s per user (1,000/s for 50 users) and at 50/s per user (2,500/s),
+#     latency counted from when each request was due (see tests/src/bin/apiload.rs);
+#   - a closed loop, each user sending its next request as soon as the last is answered: the
+#     machine is saturated, so latency there is mostly the wait in line (50 users / throughput).
 #
 #   bench/api.sh [SECONDS] [USERS]        (defaults: 20 s, 50 users)
 set -euo pipefail
@@ -30,5 +35,10 @@ for i in $(seq 1 "$USERS"); do
             "http://127.0.0.1:$PORT/api/v1/content?path=/bench/f$k"
     done
 done
-echo "==> load for $SECS s" >&2
+for rate in 20 50; do
+    echo "==> paced load, $rate requests/s per user, $SECS s" >&2
+    APILOAD_RATE=$rate target/release/apiload "$PORT" "$SECS" "$B/tokens"
+    echo
+done
+echo "==> closed loop (saturation), $SECS s" >&2
 target/release/apiload "$PORT" "$SECS" "$B/tokens"

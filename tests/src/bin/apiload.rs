@@ -6,6 +6,12 @@
 //!
 //! `APILOAD_OPS=2` (a comma-separated subset of 0 list, 1 stat, 2 upload, 3 download) runs only
 //! those operations, to measure one in isolation.
+//!
+//! By default each user sends its next request as soon as the last is answered (a closed loop
+//! with no think time: the server is saturated, and latency is mostly waiting in line).
+//! `APILOAD_RATE=R` paces each user at R requests per second instead (users start at spread-out
+//! instants). A request's latency then counts from when it was due, not from when it was sent,
+//! so a server that falls behind is charged for the wait (no coordinated omission).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -49,7 +55,11 @@ fn main() {
     let ops: Vec<usize> = std::env::var("APILOAD_OPS")
         .map(|v| v.split(',').map(|o| o.trim().parse().expect("APILOAD_OPS: numbers 0-3")).collect())
         .unwrap_or_else(|_| vec![0, 1, 2, 3]);
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let rate: Option<f64> =
+        std::env::var("APILOAD_RATE").ok().map(|r| r.parse().expect("APILOAD_RATE: requests/s per user"));
+    let n_users = users.len();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
     let handles: Vec<_> = users
         .into_iter()
         .enumerate()
@@ -63,8 +73,10 @@ fn main() {
                 let body = vec![b'x'; 4096];
                 let mut n = 0usize;
                 while Instant::now() < deadline {
-                    let op = ops[n % ops.len()];
-                    let k = (n / ops.len()) % 20;
+                    // Each user starts at another point of the cycle, so that the operations
+                    // are mixed at every instant rather than every user uploading at once.
+                    let op = ops[(n + i) % ops.len()];
+                    let k = ((n + i) / ops.len()) % 20;
                     let auth = format!("Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n");
                     let head = match op {
                         0 => format!("GET /api/v1/files?path=/bench HTTP/1.1\r\n{auth}\r\n"),
@@ -75,7 +87,21 @@ fn main() {
                         ),
                         _ => format!("GET /api/v1/content?path=/bench/f{k} HTTP/1.1\r\n{auth}\r\n"),
                     };
-                    let t = Instant::now();
+                    // When this request is due: now (closed loop), or on the user's schedule.
+                    let t = match rate {
+                        None => Instant::now(),
+                        Some(r) => {
+                            let offset = (i as f64 / n_users as f64 + n as f64) / r;
+                            let due = start + Duration::from_secs_f64(offset);
+                            if due >= deadline {
+                                break;
+                            }
+                            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                            due
+                        }
+                    };
                     let status = request(&mut conn, &head, if op == 2 { &body } else { &[] });
                     lat[op].push(t.elapsed().as_micros() as u32);
                     if !(200..300).contains(&status) {
@@ -95,6 +121,13 @@ fn main() {
             a.extend(l);
         }
         errors += e;
+    }
+    match rate {
+        None => println!("closed loop: {n_users} users, each sending as soon as answered, {secs} s"),
+        Some(r) => println!(
+            "paced: {n_users} users at {r} requests/s each ({:.0} requests/s offered), {secs} s",
+            r * n_users as f64
+        ),
     }
     println!(
         "{:<24} {:>9} {:>9} {:>9} {:>9} {:>10}",
