@@ -177,7 +177,6 @@ impl Store {
     }
 
     /// One transaction for the whole batch (the steps of `in_txn!`, for many writes).
-    /// One transaction for the whole batch (the steps of `in_txn!`, for many writes).
     async fn try_batch(&self, batch: &mut [Queued]) -> Result<Vec<WriteOutcome>, Failed> {
         let now = self.clock().now();
         let first = &batch[0];
@@ -232,8 +231,5 @@ impl Store {
 }
 
 fn same_group(a: &Queued, b: &Queued) -> bool {
-    a.user.id == b.user.id
-        && a.actor.origin == b.actor.origin
-        && a.actor.name == b.actor.name
-        && a.actor.remote == b.actor.remote
+    a.user.id == b.user.id && a.actor == b.actor
 }

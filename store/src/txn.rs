@@ -235,24 +235,28 @@ impl Locked {
     /// connection is closed rather than reused.
     pub(crate) async fn commit(&mut self, store: &Store) -> Result<()> {
         self.in_tx = false;
-        let changed = std::mem::take(self.changed.get_mut().unwrap_or_else(|e| e.into_inner()));
-        let users: Vec<UserId> = match changed.is_empty() {
-            true => vec![self.user],
-            false => changed.iter().map(|(u, _)| *u).collect(),
-        };
-        for u in &users {
+        // One report per close; none recorded: the user's tree changed in unknown ways.
+        let mut changed: Vec<(UserId, Option<Changed>)> =
+            std::mem::take(self.changed.get_mut().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .map(|(u, c)| (u, Some(c)))
+                .collect();
+        if changed.is_empty() {
+            changed.push((self.user, None));
+        }
+        for (u, _) in &changed {
             store.inner.cache.committing(*u);
         }
         let res = self.client().batch_execute(&format!("COMMIT; {BARRIER}")).await;
         // Cached nodes are stale from the commit on (if it happened).
-        for (i, u) in users.into_iter().enumerate() {
-            let change = match changed.get(i) {
-                Some((_, Changed { paths: Some(paths), fresh, order })) if res.is_ok() => {
+        for (u, c) in &changed {
+            let change = match c {
+                Some(Changed { paths: Some(paths), fresh, order }) if res.is_ok() => {
                     Some(crate::cache::Change { paths, fresh, order: order.as_ref() })
                 }
                 _ => None,
             };
-            store.inner.cache.committed(u, change);
+            store.inner.cache.committed(*u, change);
         }
         if let Err(e) = res {
             if let Some(client) = self.client.take() {

@@ -242,7 +242,7 @@ impl Origin {
 }
 
 /// Who is acting, for the audit log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     /// The front end.
     pub origin: Origin,
