@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -35,6 +35,7 @@ pub struct Mount {
     session: Option<fuser::BackgroundSession>,
     mountpoint: std::path::PathBuf,
     watcher: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Mount {
@@ -61,7 +62,8 @@ impl Mount {
             open: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             stale: Mutex::new(Default::default()),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(PendingSet::default()),
+            flights: Flights::default(),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             inval: Mutex::new(inval_tx),
@@ -83,26 +85,33 @@ impl Mount {
             .name("fuse-inval".into())
             .spawn(move || invalidator(notifier, inval_rx))?;
         let session = session.spawn()?;
-        let watcher = rt.spawn(watch(shared));
+        let watcher = rt.spawn(watch(shared.clone()));
         tracing::info!(mountpoint = %mountpoint.display(), "FUSE mount ready");
-        Ok(Mount { session: Some(session), mountpoint, watcher })
+        Ok(Mount { session: Some(session), mountpoint, watcher, shared })
     }
 
-    /// Unmount and wait for the request loops to end.
+    /// Unmount, wait for the request loops to end and for the files closed just before to
+    /// reach the store (blocking; not on a runtime thread unless in `block_in_place`).
     pub fn unmount(mut self) -> io::Result<()> {
         self.watcher.abort();
-        match self.session.take() {
+        let res = match self.session.take() {
             Some(s) => s.umount_and_join(),
             None => Ok(()),
-        }
+        };
+        self.shared.flights.drain(FLIGHTS_DRAIN);
+        res
     }
 }
+
+/// How long unmounting waits for the last write-behind commits.
+const FLIGHTS_DRAIN: Duration = Duration::from_secs(60);
 
 impl Drop for Mount {
     fn drop(&mut self) {
         self.watcher.abort();
         if let Some(s) = self.session.take() {
             let _ = s.umount_and_join();
+            self.shared.flights.drain(FLIGHTS_DRAIN);
         }
     }
 }
@@ -212,7 +221,8 @@ struct Shared {
     /// Open files whose live content changed elsewhere: reopen before the next read.
     stale: Mutex<std::collections::HashSet<u64>>,
     /// Files created through the mount and not yet in the store (see [`Pending`]).
-    pending: Mutex<HashMap<u64, Pending>>,
+    pending: Mutex<PendingSet>,
+    flights: Flights,
     next_fh: AtomicU64,
     inval: Mutex<mpsc::Sender<Inval>>,
 }
@@ -271,6 +281,112 @@ struct Pending {
     path: VPath,
     mode: u32,
     created: Timestamp,
+    /// Closed and on its way to the store (see [`Flight`]).
+    flight: Option<Arc<Flight>>,
+}
+
+/// The pending files, by inode and by (folder, name).
+#[derive(Default)]
+struct PendingSet {
+    by_ino: HashMap<u64, Pending>,
+    by_name: HashMap<(u64, String), u64>,
+}
+
+impl PendingSet {
+    fn get(&self, ino: &u64) -> Option<&Pending> {
+        self.by_ino.get(ino)
+    }
+    fn get_mut(&mut self, ino: &u64) -> Option<&mut Pending> {
+        self.by_ino.get_mut(ino)
+    }
+    fn contains_key(&self, ino: &u64) -> bool {
+        self.by_ino.contains_key(ino)
+    }
+    fn is_empty(&self) -> bool {
+        self.by_ino.is_empty()
+    }
+    fn iter(&self) -> impl Iterator<Item = (&u64, &Pending)> {
+        self.by_ino.iter()
+    }
+    fn named(&self, parent: u64, name: &str) -> Option<u64> {
+        self.by_name.get(&(parent, name.to_owned())).copied()
+    }
+    fn insert(&mut self, ino: u64, p: Pending) {
+        self.by_name.insert((p.parent, p.path.name().to_owned()), ino);
+        self.by_ino.insert(ino, p);
+    }
+    fn remove(&mut self, ino: &u64) -> Option<Pending> {
+        let p = self.by_ino.remove(ino)?;
+        let key = (p.parent, p.path.name().to_owned());
+        if self.by_name.get(&key) == Some(ino) {
+            self.by_name.remove(&key);
+        }
+        Some(p)
+    }
+}
+
+/// A new file's *write-behind*: closed by its only handle, its draft is committed by a task
+/// (with other writes waiting at that moment, see `store`'s group commit) while `close`
+/// returns at once, so a program writing many small files does not wait for one commit per
+/// file. Until the commit ends the file stays pending: lookups and attributes are answered
+/// here, and anything that needs it in the store (another open, a rename, a listing of its
+/// folder, `fsync`, `fsyncdir`, unmounting) waits for the flight first. The store counts its
+/// bytes against the quota meanwhile. A crash before the commit loses the file, as a crash
+/// loses a local file that was closed but never fsynced; a failed commit is logged and
+/// reported to a later `fsync` of the file.
+struct Flight {
+    size: u64,
+    mtime: Timestamp,
+    /// `None` while in flight, then the commit's result.
+    done: Mutex<Option<Res<()>>>,
+    cv: Condvar,
+}
+
+impl Flight {
+    fn wait(&self) -> Res<()> {
+        let mut done = lock(&self.done);
+        while done.is_none() {
+            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+        done.expect("finished")
+    }
+
+    fn finish(&self, res: Res<()>) {
+        *lock(&self.done) = Some(res);
+        self.cv.notify_all();
+    }
+}
+
+/// Most new files in flight at once: a program creating files faster than they commit waits
+/// at `close` for a slot, so the backlog (and what a crash can lose) stays small.
+const MAX_FLIGHTS: usize = 128;
+
+/// The count of flights, for the limit and for unmounting.
+#[derive(Default)]
+struct Flights {
+    count: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Flights {
+    fn begin(&self) {
+        let mut n = lock(&self.count);
+        while *n >= MAX_FLIGHTS {
+            n = self.cv.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+    }
+
+    fn end(&self) {
+        *lock(&self.count) -= 1;
+        self.cv.notify_all();
+    }
+
+    /// Wait until every flight has landed (at most `limit`).
+    fn drain(&self, limit: Duration) {
+        let n = lock(&self.count);
+        let _ = self.cv.wait_timeout_while(n, limit, |n| *n > 0);
+    }
 }
 
 enum Handle {
@@ -483,6 +599,10 @@ impl Shared {
         if of.draft.is_some() {
             return Ok(());
         }
+        // Written on through a copy of a handle whose close sent the file on its way.
+        if let Some(f) = self.flight(ino) {
+            let _ = f.wait();
+        }
         // Changed elsewhere since we saw it: look again.
         let known = of.node.take().filter(|_| !lock(&self.stale).contains(&ino));
         let user = self.user_for_write(ctx);
@@ -585,10 +705,8 @@ impl Shared {
     /// The pending file `name` in the folder `parent`, if any.
     fn pending_named(&self, parent: u64, name: &str) -> Option<(u64, Pending)> {
         let pending = lock(&self.pending);
-        pending
-            .iter()
-            .find(|(_, p)| p.parent == parent && p.path.name() == name)
-            .map(|(i, p)| (*i, p.clone()))
+        let ino = pending.named(parent, name)?;
+        pending.get(&ino).map(|p| (ino, p.clone()))
     }
 
     /// What the store will hold for the pending file `ino` (its size and time come from the
@@ -598,8 +716,8 @@ impl Shared {
             id: id_of(ino),
             path: p.path.clone(),
             is_dir: false,
-            size: 0,
-            mtime: p.created,
+            size: p.flight.as_ref().map_or(0, |f| f.size),
+            mtime: p.flight.as_ref().map_or(p.created, |f| f.mtime),
             content_hash: None,
             etag: ETag(String::new()),
             mode: Some(p.mode),
@@ -613,6 +731,11 @@ impl Shared {
         if lock(&self.pending).is_empty() {
             return Ok(());
         }
+        if let Some(f) = self.flight(ino) {
+            // On its way: it is in the store (or lost) once the flight lands.
+            let _ = f.wait();
+            return Ok(());
+        }
         let of_arc = self.open_file(ino);
         let mut of = lock(&of_arc);
         let res = self.settle_locked(actor, ino, &mut of);
@@ -624,6 +747,8 @@ impl Shared {
     fn settle_locked(&self, actor: &Actor, ino: u64, of: &mut OpenFile) -> Res<()> {
         let ctx = self.ctx(ino)?;
         let p = match self.pending_where(&ctx, ino) {
+            // A flight puts it in the store.
+            Ok(Some(p)) if p.flight.is_some() => return Ok(()),
             Ok(Some(p)) => p,
             Ok(None) => return Ok(()),
             Err(Ok(())) => {
@@ -642,6 +767,81 @@ impl Shared {
                 Ok(())
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(errno::of(&e)),
+        }
+    }
+
+    /// The pending file `ino`'s flight, if it is on its way to the store.
+    fn flight(&self, ino: u64) -> Option<Arc<Flight>> {
+        lock(&self.pending).get(&ino).and_then(|p| p.flight.clone())
+    }
+
+    /// Hand the pending file `ino`, closed by its only handle, to a task that commits it (see
+    /// [`Flight`]). False if it does not qualify; the caller then commits here and now.
+    fn write_behind(
+        self: &Arc<Self>,
+        actor: &Actor,
+        ctx: &Arc<UserCtx>,
+        ino: u64,
+        of: &mut OpenFile,
+    ) -> bool {
+        let Some(draft) = of.draft.as_ref() else { return false };
+        if of.cached + of.passthrough != 1 || of.over_quota {
+            return false;
+        }
+        if lock(&self.pending).get(&ino).is_none_or(|p| p.flight.is_some()) {
+            return false;
+        }
+        let mtime = draft.mtime().unwrap_or_else(|_| self.store.clock().now());
+        let flight =
+            Arc::new(Flight { size: draft.len(), mtime, done: Mutex::new(None), cv: Condvar::new() });
+        self.flights.begin();
+        match lock(&self.pending).get_mut(&ino) {
+            Some(p) => p.flight = Some(flight.clone()),
+            None => {
+                self.flights.end();
+                return false;
+            }
+        }
+        let draft = of.draft.take().expect("checked above");
+        let (sh, actor, ctx) = (self.clone(), actor.clone(), ctx.clone());
+        self.rt.spawn(async move {
+            let res = sh.land(&actor, &ctx, ino, draft).await;
+            let p = lock(&sh.pending).remove(&ino);
+            if let Err(e) = res {
+                tracing::warn!(
+                    ino,
+                    errno = e.code(),
+                    "fuse: a file closed through the mount could not be committed; its content is lost"
+                );
+                let tx = lock(&sh.inval).clone();
+                let _ = tx.send(Inval::Inode(ino));
+                if let Some(p) = p {
+                    let _ = tx.send(Inval::Entry(p.parent, p.path.name().to_owned()));
+                }
+            }
+            flight.finish(res);
+            sh.flights.end();
+        });
+        true
+    }
+
+    /// Commit a flight's draft as the new file in its folder, wherever the folder is now (a
+    /// folder deleted meanwhile took the file with it).
+    async fn land(&self, actor: &Actor, ctx: &UserCtx, ino: u64, draft: Draft) -> Res<()> {
+        let Some(p) = lock(&self.pending).get(&ino).cloned() else { return Ok(()) };
+        let user = ctx.user();
+        let (dir, name) = (id_of(p.parent), p.path.name());
+        match self.store.commit_new_draft(actor, &user, dir, name, id_of(ino), Some(p.mode), draft).await {
+            Ok(node) => {
+                if node.id != id_of(ino) {
+                    // Someone created the name meanwhile and this content went into that
+                    // file: the kernel must look the name up again.
+                    let _ = lock(&self.inval).send(Inval::Entry(p.parent, name.to_owned()));
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(errno::of(&e)),
         }
     }
@@ -1007,6 +1207,8 @@ impl Filesystem for Cairn {
                 (true, false) => return reply.error(Errno::ENOTDIR),
                 (false, true) => return reply.error(Errno::EISDIR),
                 (true, true) => {
+                    // Files created in it through the mount count, on their way or not.
+                    tryr!(reply, sh.settle_below(&who, &ctx, &to));
                     let empty = tryr!(reply, sh.run(sh.store.list(&user, &to)).map_err(|e| errno::of(&e)));
                     if !empty.is_empty() {
                         return reply.error(Errno::ENOTEMPTY);
@@ -1118,6 +1320,9 @@ impl Filesystem for Cairn {
             match &of.live {
                 Some(f) => f.clone(),
                 None => {
+                    if let Some(f) = sh.flight(ino.0) {
+                        let _ = f.wait();
+                    }
                     let ctx = tryr!(reply, sh.ctx(ino.0));
                     let node = tryr!(reply, sh.node(&ctx, ino.0));
                     let user = ctx.user();
@@ -1168,6 +1373,9 @@ impl Filesystem for Cairn {
         let ctx = tryr!(reply, sh.ctx(ino.0));
         let Some(of_arc) = lock(&sh.open).get(&ino.0).cloned() else { return reply.ok() };
         let mut of = lock(&of_arc);
+        if sh.write_behind(&actor(req), &ctx, ino.0, &mut of) {
+            return reply.ok();
+        }
         tryr!(reply, sh.commit(&actor(req), &ctx, ino.0, &mut of));
         reply.ok();
     }
@@ -1215,8 +1423,17 @@ impl Filesystem for Cairn {
         }
     }
 
-    fn fsync(&self, req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        self.flush(req, ino, fh, LockOwner(0), reply);
+    /// Durable when it returns: a flight landed, a draft committed.
+    fn fsync(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let sh = &self.sh;
+        let ctx = tryr!(reply, sh.ctx(ino.0));
+        if let Some(f) = sh.flight(ino.0) {
+            tryr!(reply, f.wait());
+        }
+        let Some(of_arc) = lock(&sh.open).get(&ino.0).cloned() else { return reply.ok() };
+        let mut of = lock(&of_arc);
+        tryr!(reply, sh.commit(&actor(req), &ctx, ino.0, &mut of));
+        reply.ok();
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -1468,8 +1685,13 @@ impl Filesystem for Cairn {
             .map_err(|e| errno::of(&e))
         );
         let ino = ino_of(id);
-        let p =
-            Pending { parent: parent.0, path, mode: mode & !umask & 0o7777, created: sh.store.clock().now() };
+        let p = Pending {
+            parent: parent.0,
+            path,
+            mode: mode & !umask & 0o7777,
+            created: sh.store.clock().now(),
+            flight: None,
+        };
         lock(&sh.pending).insert(ino, p);
         let node = sh.pending_node(ino).expect("just inserted");
         let write = OpenFlags(flags).acc_mode() != OpenAccMode::O_RDONLY;
@@ -1488,6 +1710,22 @@ impl Filesystem for Cairn {
         sh.remember(ino, &ctx);
         let fh = sh.new_fh(Handle::File { write, backing: None });
         reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty());
+    }
+
+    /// No device controls: `ENOTTY`, quietly (programs ask every file whether it is a
+    /// terminal; fuser's default would log a warning for each).
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
     }
 
     fn fallocate(

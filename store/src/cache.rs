@@ -90,6 +90,8 @@ pub(crate) struct Change<'a> {
     /// Nodes as the change left them (it holds their paths' locks: nothing newer exists yet).
     pub(crate) fresh: &'a [Node],
     pub(crate) order: Option<&'a Order>,
+    /// Folders the change created, empty.
+    pub(crate) new_dirs: &'a [String],
 }
 
 fn parent(path: &str) -> &str {
@@ -298,10 +300,22 @@ impl NodeCache {
         if !inner.enabled {
             return Err(None);
         }
-        if let Some(e) = inner.users.get(&user).and_then(|u| u.entries.get(path))
-            && e.at.elapsed() < TTL
-        {
-            return Ok(e.node.clone());
+        if let Some(u) = inner.users.get(&user) {
+            if let Some(e) = u.entries.get(path)
+                && e.at.elapsed() < TTL
+            {
+                return Ok(e.node.clone());
+            }
+            // Not in its folder's listing: not there (a listing is kept only while exact).
+            if !path.is_empty()
+                && let Some(Entry { children: Some(c), at, .. }) = u.entries.get(parent(path))
+                && at.elapsed() < TTL
+            {
+                let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
+                if c.binary_search_by(|n| n.path.name().as_bytes().cmp(name.as_bytes())).is_err() {
+                    return Ok(None);
+                }
+            }
         }
         Err(Some(NodeCache::ticket(&inner, user)))
     }
@@ -413,9 +427,11 @@ impl NodeCache {
         };
         let order = ch.order.filter(|o| o.after > o.before);
         let mut whole = false;
+        let mut patched = false;
         let (added, mut gone) = match order {
             Some(o) if u.seq == Some(o.before) && u.pending.is_empty() => {
                 u.seq = Some(o.after);
+                patched = true;
                 u.patch(&ch, o)
             }
             _ => (0, ch.paths.iter().map(|p| u.remove_related(p)).sum()),
@@ -453,7 +469,12 @@ impl NodeCache {
         }
         let now = Instant::now();
         for n in ch.fresh {
-            inner.file(user, n.path.as_str(), Entry { node: Some(n.clone()), children: None, at: now });
+            // A folder created empty by a change applied in order (no later change to the
+            // user's tree has reported yet) is known to be empty: lookups of names in it need
+            // no query (see `get`).
+            let children = (patched && !whole && ch.new_dirs.iter().any(|d| d == n.path.as_str()))
+                .then(|| Arc::new(Vec::new()));
+            inner.file(user, n.path.as_str(), Entry { node: Some(n.clone()), children, at: now });
         }
     }
 
@@ -533,7 +554,7 @@ mod tests {
     fn change(c: &NodeCache, paths: &[&str], fresh: &[Node], order: Option<&Order>) {
         c.committing(U);
         let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
-        c.committed(U, Some(Change { paths: &paths, fresh, order }));
+        c.committed(U, Some(Change { paths: &paths, fresh, order, new_dirs: &[] }));
     }
 
     fn order(before: i64, after: i64, ancestors: &[&str], etag: &str) -> Order {
@@ -678,6 +699,7 @@ mod tests {
                 paths: &p2,
                 fresh: &[node(4, "d/g", false)],
                 order: Some(&order(2, 3, &["", "d"], "E2")),
+                new_dirs: &[],
             }),
         );
         assert!(c.get(U, "d").is_err(), "the folder must not show E2 without the first change");
@@ -690,6 +712,7 @@ mod tests {
                 paths: &p1,
                 fresh: &[node(3, "d/f", false)],
                 order: Some(&order(1, 2, &["", "d"], "E1")),
+                new_dirs: &[],
             }),
         );
         assert!(c.get(U, "d").is_err());
@@ -704,10 +727,10 @@ mod tests {
         let c = cache();
         change(&c, &["x"], &[], Some(&order(0, 1, &[""], "e0")));
         fill(&c);
-        c.put(U, c.get(U, "elsewhere").unwrap_err().unwrap(), "elsewhere", None);
+        c.put(U, c.get(U, "x/elsewhere").unwrap_err().unwrap(), "x/elsewhere", None);
         // Another process wrote sequence 2; this change is 3.
         change(&c, &["d/f"], &[node(3, "d/f", false)], Some(&order(2, 3, &["", "d"], "E")));
-        assert!(c.get(U, "elsewhere").is_err(), "the whole tree goes");
+        assert!(c.get(U, "x/elsewhere").is_err(), "the whole tree goes");
         assert_eq!(c.get(U, "d/f").unwrap().unwrap().id, FileId(3), "fresh nodes are kept");
         fill(&c);
         change(&c, &["d/f"], &[node(3, "d/f", false)], Some(&order(3, 4, &["", "d"], "E4")));
@@ -717,5 +740,49 @@ mod tests {
         fill(&c);
         change(&c, &["d/f"], &[node(3, "d/f", false)], Some(&order(4, 5, &["", "d"], "E5")));
         assert!(c.get(U, "d").is_err());
+    }
+
+    #[test]
+    fn a_listed_or_new_empty_folder_answers_for_absent_names() {
+        let c = cache();
+        change(&c, &["x"], &[], Some(&order(0, 1, &[""], "e0")));
+        fill(&c);
+        assert_eq!(c.get(U, "d/nothing").unwrap(), None, "not in the listing of d");
+        assert!(c.get(U, "d/f").is_err(), "listed, but not filed as a node: read");
+        assert!(c.get(U, "d/f/x").is_err(), "d/f has no listing");
+
+        // A folder created in order is known empty; a file written into it then is listed.
+        c.committing(U);
+        let made = ["d/new".to_owned()];
+        let dirs = ["d/new".to_owned()];
+        c.committed(
+            U,
+            Some(Change {
+                paths: &made,
+                fresh: &[node(5, "d/new", true)],
+                order: Some(&order(1, 2, &["", "d"], "E2")),
+                new_dirs: &dirs,
+            }),
+        );
+        assert_eq!(c.get(U, "d/new/a").unwrap(), None);
+        change(&c, &["d/new/a"], &[node(6, "d/new/a", false)], Some(&order(2, 3, &["", "d", "d/new"], "E3")));
+        assert_eq!(c.get(U, "d/new/a").unwrap().unwrap().id, FileId(6));
+        assert_eq!(c.get(U, "d/new/b").unwrap(), None);
+
+        // Reported out of order (sequence 4 never reported here): not known empty.
+        c.committing(U);
+        c.committing(U);
+        let made = ["late".to_owned()];
+        let dirs = ["late".to_owned()];
+        c.committed(
+            U,
+            Some(Change {
+                paths: &made,
+                fresh: &[node(7, "late", true)],
+                order: Some(&order(4, 5, &[""], "E5")),
+                new_dirs: &dirs,
+            }),
+        );
+        assert!(c.get(U, "late/a").is_err(), "a folder created after a gap is not known empty");
     }
 }

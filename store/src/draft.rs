@@ -12,13 +12,16 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Mutex;
 
+use crate::batch::Job;
 use crate::db::Cached;
 use crate::disk::layout;
-use crate::files::{Content, Staging, in_txn, insert_file};
+use crate::files::{Content, Staging, WriteOutcome, in_txn, insert_file};
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
-use crate::txn::{Effects, LockSet, Locked, NODE_COLS, close, node_for_update, node_from_row, parent_dir};
-use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User};
+use crate::txn::{
+    Effects, LockSet, Locked, NODE_COLS, Tx, close, node_for_update, node_from_row, parent_dir,
+};
+use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, UserId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
 /// An uncommitted new content for an existing file. Dropping it discards it.
@@ -181,7 +184,39 @@ impl Draft {
     }
 }
 
+/// Bytes of a new file between its close and its commit, counted against its user's quota
+/// (see [`Store::write_limit`]) while they are in neither the usage nor a draft.
+pub(crate) struct Committing {
+    store: Store,
+    user: UserId,
+    bytes: u64,
+}
+
+impl Committing {
+    fn new(store: &Store, user: UserId, bytes: u64) -> Committing {
+        *store.inner.committing.lock().unwrap_or_else(|e| e.into_inner()).entry(user).or_default() += bytes;
+        Committing { store: store.clone(), user, bytes }
+    }
+}
+
+impl Drop for Committing {
+    fn drop(&mut self) {
+        let mut all = self.store.inner.committing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = all.get_mut(&self.user) {
+            *n -= self.bytes.min(*n);
+            if *n == 0 {
+                all.remove(&self.user);
+            }
+        }
+    }
+}
+
 impl Store {
+    /// Bytes of `user`'s new files closed and not yet committed.
+    pub(crate) fn committing(&self, user: UserId) -> u64 {
+        self.inner.committing.lock().unwrap_or_else(|e| e.into_inner()).get(&user).copied().unwrap_or(0)
+    }
+
     /// Start a draft of the file `node`: a copy of its content, or empty (`O_TRUNC`).
     pub async fn begin_draft(&self, user: &User, node: &Node, copy: bool) -> Result<Draft> {
         if node.is_dir {
@@ -269,7 +304,7 @@ impl Store {
             let id = match target {
                 DraftOf::File(id) => id,
                 DraftOf::New { path, id, mode } => {
-                    return s.commit_new(&actor, &user, &path, id, mode, content, now).await;
+                    return s.commit_new(&actor, &user, &path, id, mode, content, now, None).await;
                 }
             };
             in_txn!(s, LockSet::Tree(user.id), &user, &actor, now, |tx| {
@@ -333,7 +368,7 @@ impl Store {
     /// Commit `content` as the new file `path` with the reserved `id`; if someone created
     /// `path` meanwhile, as that file's new content (its old content kept as a version).
     #[allow(clippy::too_many_arguments)]
-    async fn commit_new(
+    pub(crate) async fn commit_new(
         &self,
         actor: &Actor,
         user: &User,
@@ -342,35 +377,102 @@ impl Store {
         mode: Option<u32>,
         content: Content,
         now: Timestamp,
+        mut staging: Option<&mut Staging>,
     ) -> Result<Node> {
         in_txn!(self, LockSet::Path(user.id, path), user, actor, now, |tx| {
-            let mut fx = Effects::new();
-            let (old, parent) =
-                tokio::join!(node_for_update(&tx, user.id, path), parent_dir(&tx, user.id, path));
-            let node = match old? {
-                Some(old) if old.is_dir => {
-                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} is a folder")));
-                }
-                Some(old) => {
-                    let keep = old.size > 0;
-                    let (author, parent) = (&actor.name, parent?);
-                    self.put_content(&tx, user, author, path, parent, Some(old), &content, keep, &mut fx, now)
-                        .await?
-                        .node
-                }
-                None => {
-                    insert_file(&tx, Some(id), user, &actor.name, parent?, path, &content, mode, &mut fx)
-                        .await?
-                }
-            };
-            fx.ops.push(DiskOp::rename(
-                &content.staging,
-                layout::user_path(&user.name, path),
-                Done::FromMissing,
-            ));
-            fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
-            (node, fx)
+            let (out, fx) = self.new_rows(&tx, actor, user, path, id, mode, &content, now).await?;
+            (out.node, fx)
+        }, after_commit {
+            if let Some(s) = staging.as_mut() {
+                s.rel = None;
+            }
         })
+    }
+
+    /// A new file's rows and effects inside its transaction (under the path's lock): the file
+    /// `id` at `path`, or, if someone created `path` meanwhile, that file with this content
+    /// (its old content queued to become a version); the content queued to be renamed into
+    /// place.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn new_rows(
+        &self,
+        tx: &Tx<'_>,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        id: FileId,
+        mode: Option<u32>,
+        content: &Content,
+        now: Timestamp,
+    ) -> Result<(WriteOutcome, Effects)> {
+        let mut fx = Effects::new();
+        let (old, parent) = tokio::join!(node_for_update(tx, user.id, path), parent_dir(tx, user.id, path));
+        let out = match old? {
+            Some(old) if old.is_dir => {
+                return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} is a folder")));
+            }
+            Some(old) => {
+                let keep = old.size > 0;
+                self.put_content(tx, user, &actor.name, path, parent?, Some(old), content, keep, &mut fx, now)
+                    .await?
+            }
+            None => {
+                let node =
+                    insert_file(tx, Some(id), user, &actor.name, parent?, path, content, mode, &mut fx)
+                        .await?;
+                WriteOutcome { node, created: true, version: None }
+            }
+        };
+        fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
+        fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
+        Ok((out, fx))
+    }
+
+    /// Commit a closed new file's draft as the file `id` named `name` in the folder `parent`
+    /// (as [`DraftOf::New`] does), together with whatever other writes are waiting (group
+    /// commit, see `batch.rs`): the FUSE mount's write-behind of files created and closed in a
+    /// row. The folder is found by id, so a folder moved meanwhile gets the file in its new
+    /// place; a folder deleted meanwhile is `NotFound` (the file went with it).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_new_draft(
+        &self,
+        actor: &Actor,
+        user: &User,
+        parent: FileId,
+        name: &str,
+        id: FileId,
+        mode: Option<u32>,
+        draft: Draft,
+    ) -> Result<Node> {
+        let mut counted = Some(Committing::new(self, user.id, draft.len()));
+        let (mut draft, (size, hash, mtime)) = blocking(move || {
+            let sealed = draft.seal()?;
+            Ok((draft, sealed))
+        })
+        .await?;
+        let mut staging = Staging { store: self.clone(), rel: draft.staging.rel.take() };
+        draft.state.lock().unwrap_or_else(|e| e.into_inner()).spent = true;
+        drop(draft);
+        let content = Content { staging: staging.rel().to_owned(), size, mtime, hash };
+        let mut tries = 0;
+        loop {
+            let dir = self.stat_id(user, parent).await?;
+            if !dir.is_dir {
+                return Err(Error::not_found(format!("folder id {parent}")));
+            }
+            let path = dir.path.join(name).map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))?;
+            let job = Job::New { id, mode, counted: counted.take() };
+            match self.commit_batched(actor, user, &path, content.clone(), job, staging).await {
+                Ok(out) => return Ok(out.node),
+                // The folder moved between the look and the commit: look again.
+                Err((e, Some(s))) if e.kind() == ErrorKind::Conflict && s.rel.is_some() && tries < 3 => {
+                    tries += 1;
+                    staging = s;
+                    counted = Some(Committing::new(self, user.id, size));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
     }
 
     /// Change the permission bits or modification time of the file or folder `id`.

@@ -3,6 +3,7 @@
 //! [`Store::write`] is the one routine that turns a stream into a committed file; copies and
 //! restores reuse its commit step. Every mutation follows the order in ARCHITECTURE.md.
 
+use crate::batch::Job;
 use crate::db::Cached;
 use std::fs::File;
 use std::sync::Arc;
@@ -310,7 +311,8 @@ impl Store {
             )
             .await?;
         let Some(quota) = row.get::<_, Option<i64>>(0) else { return Ok(None) };
-        let used: i64 = row.get(1);
+        // New files closed through the mount and not yet committed count as used.
+        let used: i64 = row.get::<_, i64>(1) + self.committing(user.id) as i64;
         let prunable: i64 = row.get(2);
         // Resumable uploads in progress have their length reserved.
         let reserved: i64 = row.get(3);
@@ -394,7 +396,7 @@ impl Store {
 
         // Committed with whatever other writes are waiting (group commit), to the end even if
         // this request goes away.
-        self.commit_batched(actor, user, path, content, opts, staging).await
+        self.commit_batched(actor, user, path, content, Job::Write(opts), staging).await.map_err(|(e, _)| e)
     }
 
     /// Commit staged content at `path` (the step `write`, copies and uploads share).

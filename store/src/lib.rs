@@ -148,6 +148,9 @@ struct Inner {
     spare_ids: std::sync::Mutex<Vec<i64>>,
     /// Writes waiting to be committed together (see `batch`).
     batcher: batch::Batcher,
+    /// Bytes of closed new files on their way to a commit, per user ([`Store::commit_new_draft`]):
+    /// counted against the quota until their commit counts them.
+    committing: std::sync::Mutex<std::collections::HashMap<UserId, u64>>,
 }
 
 /// What start-up recovery did.
@@ -186,6 +189,7 @@ impl Store {
                 notice_token: disk::random_hex(8),
                 spare_ids: Default::default(),
                 batcher: Default::default(),
+                committing: Default::default(),
             }),
         })
     }

@@ -66,6 +66,8 @@ pub(crate) struct Changed {
     fresh: Vec<Node>,
     /// Its place in the journal and the etag its ancestors got.
     order: Option<crate::cache::Order>,
+    /// Folders it created, with nothing in them.
+    new_dirs: Vec<String>,
 }
 
 /// The open transaction of a [`Locked`] connection, through which a mutation's statements run.
@@ -251,8 +253,8 @@ impl Locked {
         // Cached nodes are stale from the commit on (if it happened).
         for (u, c) in &changed {
             let change = match c {
-                Some(Changed { paths: Some(paths), fresh, order }) if res.is_ok() => {
-                    Some(crate::cache::Change { paths, fresh, order: order.as_ref() })
+                Some(Changed { paths: Some(paths), fresh, order, new_dirs }) if res.is_ok() => {
+                    Some(crate::cache::Change { paths, fresh, order: order.as_ref(), new_dirs })
                 }
                 _ => None,
             };
@@ -603,8 +605,17 @@ fn changed_by(fx: &Effects, ancestors: &[&str]) -> Changed {
         .collect();
     paths.sort_unstable();
     paths.dedup();
-    let fresh = fx.fresh.iter().filter(|n| !ancestors.contains(&n.path.as_str())).cloned().collect();
-    Changed { paths: (!paths.is_empty()).then_some(paths), fresh, order: None }
+    let fresh: Vec<Node> =
+        fx.fresh.iter().filter(|n| !ancestors.contains(&n.path.as_str())).cloned().collect();
+    // Created here and left empty: nothing else this change journaled lies inside.
+    let new_dirs = fx
+        .journal
+        .iter()
+        .filter(|j| j.kind == "create" && j.is_dir && fresh.iter().any(|n| n.path == j.path))
+        .filter(|j| !fx.journal.iter().any(|k| k.path.starts_with(&j.path) && k.path != j.path))
+        .map(|j| j.path.as_str().to_owned())
+        .collect();
+    Changed { paths: (!paths.is_empty()).then_some(paths), fresh, order: None, new_dirs }
 }
 
 fn audit_detail(actor: &Actor, detail: Option<&str>) -> Option<String> {

@@ -532,7 +532,9 @@ pub fn try_http(
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
+    // A server may answer before the whole body is sent (413 at the headers) and close: the
+    // rest of the body then fails to go out, and the answer is still there to read.
+    let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     parse_response(&raw)
