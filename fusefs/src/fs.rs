@@ -63,6 +63,7 @@ impl Mount {
             handles: Mutex::new(HashMap::new()),
             stale: Mutex::new(Default::default()),
             pending: Mutex::new(PendingSet::default()),
+            unlinks: Mutex::new(Unlinks::default()),
             flights: Flights::default(),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -222,6 +223,7 @@ struct Shared {
     stale: Mutex<std::collections::HashSet<u64>>,
     /// Files created through the mount and not yet in the store (see [`Pending`]).
     pending: Mutex<PendingSet>,
+    unlinks: Mutex<Unlinks>,
     flights: Flights,
     next_fh: AtomicU64,
     inval: Mutex<mpsc::Sender<Inval>>,
@@ -355,6 +357,30 @@ impl Flight {
         *lock(&self.done) = Some(res);
         self.cv.notify_all();
     }
+}
+
+/// Unlinks carried out behind the caller's back. `unlink` of a file nobody has open through
+/// the mount returns once the name is marked gone here; a task moves the files to the trash, all
+/// the unlinks waiting at a time in one transaction. Until then lookups of the name are
+/// negative, and anything that needs the store to agree (a create, mkdir or rename of the
+/// name, a listing, `rmdir` or `fsyncdir` of the folder, a folder moved) waits for it. They share
+/// the limit of [`MAX_FLIGHTS`]; a failure is logged and the name shows again.
+#[derive(Default)]
+struct Unlinks {
+    /// (folder inode, name) → its flight, until the file is in the trash.
+    tombs: HashMap<(u64, String), Arc<Flight>>,
+    queue: Vec<Tomb>,
+    /// A task is carrying out the queue.
+    running: bool,
+}
+
+struct Tomb {
+    parent: u64,
+    name: String,
+    path: VPath,
+    ctx: Arc<UserCtx>,
+    actor: Actor,
+    flight: Arc<Flight>,
 }
 
 /// Most new files in flight at once: a program creating files faster than they commit waits
@@ -853,13 +879,118 @@ impl Shared {
         inos.into_iter().try_for_each(|ino| self.settle(actor, ino))
     }
 
+    /// The unlink on its way of `name` in `parent`, if any.
+    fn tomb(&self, parent: u64, name: &str) -> Option<Arc<Flight>> {
+        lock(&self.unlinks).tombs.get(&(parent, name.to_owned())).cloned()
+    }
+
+    fn wait_tomb(&self, parent: u64, name: &str) {
+        if let Some(f) = self.tomb(parent, name) {
+            let _ = f.wait();
+        }
+    }
+
+    /// Wait for the unlinks on their way in the folders `which` picks.
+    fn wait_tombs(&self, which: impl Fn(u64) -> bool) {
+        let flights: Vec<Arc<Flight>> = {
+            let u = lock(&self.unlinks);
+            if u.tombs.is_empty() {
+                return;
+            }
+            u.tombs.iter().filter(|((parent, _), _)| which(*parent)).map(|(_, f)| f.clone()).collect()
+        };
+        for f in flights {
+            let _ = f.wait();
+        }
+    }
+
+    /// Unlink the file `name` in `parent` behind the caller's back (see [`Unlinks`]).
+    fn unlink_behind(self: &Arc<Self>, actor: &Actor, ctx: &Arc<UserCtx>, parent: u64, path: VPath) {
+        self.flights.begin();
+        let flight =
+            Arc::new(Flight { size: 0, mtime: Timestamp(0), done: Mutex::new(None), cv: Condvar::new() });
+        let name = path.name().to_owned();
+        let tomb = Tomb {
+            parent,
+            name: name.clone(),
+            path,
+            ctx: ctx.clone(),
+            actor: actor.clone(),
+            flight: flight.clone(),
+        };
+        let start = {
+            let mut u = lock(&self.unlinks);
+            u.tombs.insert((parent, name), flight);
+            u.queue.push(tomb);
+            !std::mem::replace(&mut u.running, true)
+        };
+        if start {
+            let sh = self.clone();
+            self.rt.spawn(async move { sh.unlinker().await });
+        }
+    }
+
+    /// Carry out the queued unlinks, all that are waiting at a time in one transaction per user
+    /// and actor, until none is left.
+    async fn unlinker(&self) {
+        loop {
+            let batch = {
+                let mut u = lock(&self.unlinks);
+                if u.queue.is_empty() {
+                    u.running = false;
+                    return;
+                }
+                std::mem::take(&mut u.queue)
+            };
+            let mut groups: Vec<Vec<Tomb>> = Vec::new();
+            for t in batch {
+                match groups.iter_mut().find(|g| g[0].ctx.id == t.ctx.id && g[0].actor == t.actor) {
+                    Some(g) => g.push(t),
+                    None => groups.push(vec![t]),
+                }
+            }
+            for group in groups {
+                let user = group[0].ctx.user();
+                let paths = group.iter().map(|t| t.path.clone()).collect();
+                let answers = self.store.delete_files(&group[0].actor, &user, paths).await;
+                for (i, t) in group.into_iter().enumerate() {
+                    let res = match &answers {
+                        Ok(a) => match &a[i] {
+                            Ok(_) => Ok(()),
+                            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                            Err(e) => Err(errno::of(e)),
+                        },
+                        Err(e) => Err(errno::of(e)),
+                    };
+                    if let Err(e) = res {
+                        tracing::warn!(path = %t.path, errno = e.code(), "fuse: a file unlinked through the mount could not be moved to the trash; it is back");
+                        let _ = lock(&self.inval).send(Inval::Entry(t.parent, t.name.clone()));
+                    }
+                    {
+                        let mut u = lock(&self.unlinks);
+                        let key = (t.parent, t.name);
+                        if u.tombs.get(&key).is_some_and(|f| Arc::ptr_eq(f, &t.flight)) {
+                            u.tombs.remove(&key);
+                        }
+                    }
+                    t.flight.finish(res);
+                    self.flights.end();
+                }
+            }
+        }
+    }
+
     /// Settle the pending files in the folder `dir` (about to be listed, removed or fsynced).
     fn settle_in(&self, actor: &Actor, dir: u64) -> Res<()> {
+        self.wait_tombs(|parent| parent == dir);
         self.settle_all(actor, |_, p| p.parent == dir)
     }
 
     /// Settle the pending file `name` in `parent`, if there is one.
     fn settle_named(&self, actor: &Actor, parent: u64, name: &OsStr) -> Res<()> {
+        if let Some(n) = name.to_str() {
+            self.wait_tomb(parent, n);
+        }
         match name.to_str().and_then(|n| self.pending_named(parent, n)) {
             Some((ino, _)) => self.settle(actor, ino),
             None => Ok(()),
@@ -868,6 +999,8 @@ impl Shared {
 
     /// Settle every pending file at or below `path` of `ctx`'s user (a folder about to move).
     fn settle_below(&self, actor: &Actor, ctx: &UserCtx, path: &VPath) -> Res<()> {
+        // Unlinks on their way are known by folder inode, not path: wait for all of them.
+        self.wait_tombs(|_| true);
         self.settle_all(actor, |ino, p| {
             p.path.starts_with(path) && self.ctx(ino).is_ok_and(|u| u.id == ctx.id)
         })
@@ -965,19 +1098,23 @@ impl Filesystem for Cairn {
             return sh.entry(&ctx, &root, reply);
         }
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        let negative = |reply: ReplyEntry| {
+            // A negative entry (inode 0): the kernel remembers the absence for the TTL, so a
+            // create does not ask twice; a create elsewhere invalidates it through the journal.
+            let mut absent = sh.root_attr();
+            absent.ino = INodeNo(0);
+            reply.entry(&TTL, &absent, Generation(0));
+        };
+        if sh.tomb(parent.0, path.name()).is_some() {
+            return negative(reply);
+        }
         if let Some(node) = sh.pending_named(parent.0, path.name()).and_then(|(ino, _)| sh.pending_node(ino))
         {
             return sh.entry(&ctx, &node, reply);
         }
         match tryr!(reply, sh.stat_path(&ctx, &path)) {
             Some(node) => sh.entry(&ctx, &node, reply),
-            // A negative entry (inode 0): the kernel remembers the absence for the TTL, so a
-            // create does not ask twice; a create elsewhere invalidates it through the journal.
-            None => {
-                let mut absent = sh.root_attr();
-                absent.ino = INodeNo(0);
-                reply.entry(&TTL, &absent, Generation(0));
-            }
+            None => negative(reply),
         }
     }
 
@@ -1128,6 +1265,12 @@ impl Filesystem for Cairn {
         let node = tryr!(reply, sh.stat_path(&ctx, &path).and_then(|n| n.ok_or(Errno::ENOENT)));
         if node.is_dir {
             return reply.error(Errno::EISDIR);
+        }
+        // A file open through the mount is unlinked here and now (its handles' closes must
+        // find it gone); any other behind the reply.
+        if !lock(&sh.open).contains_key(&ino_of(node.id)) {
+            sh.unlink_behind(&actor(req), &ctx, parent.0, path);
+            return reply.ok();
         }
         let user = ctx.user();
         tryr!(reply, sh.run(sh.store.delete(&actor(req), &user, &path, None)).map_err(|e| errno::of(&e)));
@@ -1667,6 +1810,7 @@ impl Filesystem for Cairn {
     ) {
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        sh.wait_tomb(parent.0, path.name());
         if sh.pending_named(parent.0, path.name()).is_some()
             || tryr!(reply, sh.stat_path(&ctx, &path)).is_some()
         {

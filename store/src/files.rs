@@ -3,6 +3,8 @@
 //! [`Store::write`] is the one routine that turns a stream into a committed file; copies and
 //! restores reuse its commit step. Every mutation follows the order in ARCHITECTURE.md.
 
+use futures_util::future::join_all;
+
 use crate::batch::Job;
 use crate::db::Cached;
 use std::fs::File;
@@ -686,6 +688,54 @@ impl Store {
                 let tid = trash_node(&tx, &user, &node, &mut fx, now).await?;
                 fx.audit.push(("delete", Some(path.to_string()), Some(format!("trash item {tid}"))));
                 (tid, fx)
+            })
+        })
+        .await
+    }
+
+    /// Move the files at `paths` to the trash in one transaction (the FUSE mount's unlinks,
+    /// issued in a row and carried out behind them). Each path gets its own answer: its trash
+    /// item, `NotFound`, or `IsADirectory` (nothing done for it); an error for the whole
+    /// transaction leaves every file where it was.
+    pub async fn delete_files(
+        &self,
+        actor: &Actor,
+        user: &User,
+        paths: Vec<VPath>,
+    ) -> Result<Vec<Result<TrashId>>> {
+        let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
+        detached(async move {
+            let now = store.clock().now();
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
+                let mut fx = Effects::new();
+                // Every file's row in one round trip, then every move to the trash in another.
+                let found = join_all(paths.iter().map(|p| node_for_update(&tx, user.id, p))).await;
+                let mut answers: Vec<Result<TrashId>> = Vec::with_capacity(paths.len());
+                let mut doomed = Vec::new();
+                for (path, node) in paths.iter().zip(found) {
+                    match node? {
+                        None => answers.push(Err(Error::not_found(path))),
+                        Some(n) if n.is_dir => answers
+                            .push(Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")))),
+                        Some(n) => {
+                            doomed.push((answers.len(), n));
+                            answers.push(Ok(TrashId(0)));
+                        }
+                    }
+                }
+                let trashed = join_all(doomed.iter().map(|(_, n)| async {
+                    let mut one = Effects::new();
+                    let tid = trash_node(&tx, &user, n, &mut one, now).await;
+                    (tid, one)
+                }))
+                .await;
+                for ((i, n), (tid, one)) in doomed.iter().zip(trashed) {
+                    let tid = tid?;
+                    fx.absorb(one);
+                    fx.audit.push(("delete", Some(n.path.to_string()), Some(format!("trash item {tid}"))));
+                    answers[*i] = Ok(tid);
+                }
+                (answers, fx)
             })
         })
         .await

@@ -264,8 +264,17 @@ impl Store {
     }
 }
 
-/// Run blocking filesystem work off the async workers, re-raising a panic.
+/// Run blocking filesystem work off the async workers, re-raising a panic. Called outside any
+/// task on a multi-threaded runtime — a thread of its own driving one future with
+/// `Handle::block_on`, like the FUSE request loops — it runs right here instead: blocking that
+/// thread holds up nobody, and a trip to the pool would cost two thread wake-ups.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    if tokio::task::try_id().is_none()
+        && tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+    {
+        return tokio::task::block_in_place(f);
+    }
     match tokio::task::spawn_blocking(f).await {
         Ok(res) => res,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -455,6 +455,21 @@ fn files_closed_in_a_row_land_whole_and_survive_a_stop() {
     assert!(others.is_empty(), "only creates: {others:?}");
     assert_eq!(changes.len(), 600, "one change per file");
 
+    // Unlinks in a row go to the trash behind the replies: the names are gone at once, a name
+    // made again right after its unlink is the new file, and a listing shows exactly the rest.
+    for i in 0..300 {
+        fs::remove_file(home.join(format!("many/f{i:03}"))).unwrap();
+        assert!(!home.join(format!("many/f{i:03}")).exists());
+    }
+    fs::write(home.join("many/f007"), b"made again").unwrap();
+    let names = fs::read_dir(home.join("many")).unwrap().count();
+    assert_eq!(names, 301, "300 g files and f007 made again");
+    assert_eq!(fs::read(home.join("many/f007")).unwrap(), b"made again");
+    let trash = env.ctl_json(&["trash", "list", "alice"]);
+    assert_eq!(trash.as_array().unwrap().len(), 300, "every unlinked file is in the trash");
+    write_synced(&home.join("many/f007"), b"made again, synced");
+    assert_eq!(env.get("alice", "/many/f007"), b"made again, synced");
+
     // 1 MiB of quota, 40 new files of 50,000 bytes in a row: the files that fit land whole,
     // the first that does not fails with EDQUOT and is left empty, and usage stays in bounds.
     let bob = mp.join("bob");
