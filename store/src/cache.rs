@@ -306,15 +306,17 @@ impl NodeCache {
             {
                 return Ok(e.node.clone());
             }
-            // Not in its folder's listing: not there (a listing is kept only while exact).
+            // As its folder's listing has it, or absent if not there (a listing is kept only
+            // while exact: changes in order patch it, any other drops it).
             if !path.is_empty()
                 && let Some(Entry { children: Some(c), at, .. }) = u.entries.get(parent(path))
                 && at.elapsed() < TTL
             {
                 let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
-                if c.binary_search_by(|n| n.path.name().as_bytes().cmp(name.as_bytes())).is_err() {
-                    return Ok(None);
-                }
+                return match c.binary_search_by(|n| n.path.name().as_bytes().cmp(name.as_bytes())) {
+                    Ok(i) => Ok(Some(c[i].clone())),
+                    Err(_) => Ok(None),
+                };
             }
         }
         Err(Some(NodeCache::ticket(&inner, user)))
@@ -631,7 +633,8 @@ mod tests {
         c.put_children(U, t, &dir, &Arc::new(vec![node(2, "d/f", false), node(3, "d/g", false)]));
         assert_eq!(c.get_children(U, "d").unwrap().len(), 2);
         assert_eq!(c.get_id(U, FileId(1)).unwrap().path.as_str(), "d");
-        let t = c.get(U, "d/g").unwrap_err().unwrap();
+        assert_eq!(c.get(U, "d/g").unwrap().unwrap().id, FileId(3), "as listed");
+        let t = c.get(U, "elsewhere/x").unwrap_err().unwrap();
         c.put(U, t, "d/g", Some(&node(3, "d/g", false)));
         change(&c, &["d/f"], &[node(2, "d/f", false)], None);
         assert!(c.get_children(U, "d").is_err());
@@ -748,7 +751,7 @@ mod tests {
         change(&c, &["x"], &[], Some(&order(0, 1, &[""], "e0")));
         fill(&c);
         assert_eq!(c.get(U, "d/nothing").unwrap(), None, "not in the listing of d");
-        assert!(c.get(U, "d/f").is_err(), "listed, but not filed as a node: read");
+        assert_eq!(c.get(U, "d/f").unwrap().unwrap().id, FileId(3), "as listed");
         assert!(c.get(U, "d/f/x").is_err(), "d/f has no listing");
 
         // A folder created in order is known empty; a file written into it then is listed.
