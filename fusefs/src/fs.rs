@@ -283,8 +283,24 @@ struct Pending {
     path: VPath,
     mode: u32,
     created: Timestamp,
-    /// Closed and on its way to the store (see [`Flight`]).
-    flight: Option<Arc<Flight>>,
+    /// Closed and on its way to the store.
+    landing: Option<Landing>,
+}
+
+/// A new file's *write-behind*: closed by its only handle, its draft is committed by a task
+/// (with other writes waiting at that moment, see `store`'s group commit) while `close`
+/// returns at once, so a program writing many small files does not wait for one commit per
+/// file. Until the commit ends the file stays pending: lookups and attributes are answered
+/// here (size and time as closed), and anything that needs it in the store (another open, a
+/// rename, a listing of its folder, `fsync`, `fsyncdir`, unmounting) waits for the flight
+/// first. The store counts its bytes against the quota meanwhile. A crash before the commit
+/// loses the file, as a crash loses a local file that was closed but never fsynced; a failed
+/// commit is logged, and an `fsync` waiting for it gets the error.
+#[derive(Clone)]
+struct Landing {
+    size: u64,
+    mtime: Timestamp,
+    flight: Arc<Flight>,
 }
 
 /// The pending files, by inode and by (folder, name).
@@ -327,19 +343,11 @@ impl PendingSet {
     }
 }
 
-/// A new file's *write-behind*: closed by its only handle, its draft is committed by a task
-/// (with other writes waiting at that moment, see `store`'s group commit) while `close`
-/// returns at once, so a program writing many small files does not wait for one commit per
-/// file. Until the commit ends the file stays pending: lookups and attributes are answered
-/// here, and anything that needs it in the store (another open, a rename, a listing of its
-/// folder, `fsync`, `fsyncdir`, unmounting) waits for the flight first. The store counts its
-/// bytes against the quota meanwhile. A crash before the commit loses the file, as a crash
-/// loses a local file that was closed but never fsynced; a failed commit is logged and
-/// reported to a later `fsync` of the file.
+/// Work carried out behind a reply (a write-behind, see [`Landing`], or an unlink, see
+/// [`Unlinks`]), for whoever must wait for it.
+#[derive(Default)]
 struct Flight {
-    size: u64,
-    mtime: Timestamp,
-    /// `None` while in flight, then the commit's result.
+    /// `None` while in flight, then the result.
     done: Mutex<Option<Res<()>>>,
     cv: Condvar,
 }
@@ -626,9 +634,7 @@ impl Shared {
             return Ok(());
         }
         // Written on through a copy of a handle whose close sent the file on its way.
-        if let Some(f) = self.flight(ino) {
-            let _ = f.wait();
-        }
+        let _ = self.wait_flight(ino);
         // Changed elsewhere since we saw it: look again.
         let known = of.node.take().filter(|_| !lock(&self.stale).contains(&ino));
         let user = self.user_for_write(ctx);
@@ -742,8 +748,8 @@ impl Shared {
             id: id_of(ino),
             path: p.path.clone(),
             is_dir: false,
-            size: p.flight.as_ref().map_or(0, |f| f.size),
-            mtime: p.flight.as_ref().map_or(p.created, |f| f.mtime),
+            size: p.landing.as_ref().map_or(0, |l| l.size),
+            mtime: p.landing.as_ref().map_or(p.created, |l| l.mtime),
             content_hash: None,
             etag: ETag(String::new()),
             mode: Some(p.mode),
@@ -774,7 +780,7 @@ impl Shared {
         let ctx = self.ctx(ino)?;
         let p = match self.pending_where(&ctx, ino) {
             // A flight puts it in the store.
-            Ok(Some(p)) if p.flight.is_some() => return Ok(()),
+            Ok(Some(p)) if p.landing.is_some() => return Ok(()),
             Ok(Some(p)) => p,
             Ok(None) => return Ok(()),
             Err(Ok(())) => {
@@ -799,11 +805,16 @@ impl Shared {
 
     /// The pending file `ino`'s flight, if it is on its way to the store.
     fn flight(&self, ino: u64) -> Option<Arc<Flight>> {
-        lock(&self.pending).get(&ino).and_then(|p| p.flight.clone())
+        lock(&self.pending).get(&ino).and_then(|p| Some(p.landing.as_ref()?.flight.clone()))
+    }
+
+    /// Wait for the pending file `ino` to land if it is on its way: the commit's result.
+    fn wait_flight(&self, ino: u64) -> Res<()> {
+        self.flight(ino).map_or(Ok(()), |f| f.wait())
     }
 
     /// Hand the pending file `ino`, closed by its only handle, to a task that commits it (see
-    /// [`Flight`]). False if it does not qualify; the caller then commits here and now.
+    /// [`Landing`]). False if it does not qualify; the caller then commits here and now.
     fn write_behind(
         self: &Arc<Self>,
         actor: &Actor,
@@ -815,15 +826,14 @@ impl Shared {
         if of.cached + of.passthrough != 1 || of.over_quota {
             return false;
         }
-        if lock(&self.pending).get(&ino).is_none_or(|p| p.flight.is_some()) {
+        if lock(&self.pending).get(&ino).is_none_or(|p| p.landing.is_some()) {
             return false;
         }
         let mtime = draft.mtime().unwrap_or_else(|_| self.store.clock().now());
-        let flight =
-            Arc::new(Flight { size: draft.len(), mtime, done: Mutex::new(None), cv: Condvar::new() });
+        let flight = Arc::new(Flight::default());
         self.flights.begin();
         match lock(&self.pending).get_mut(&ino) {
-            Some(p) => p.flight = Some(flight.clone()),
+            Some(p) => p.landing = Some(Landing { size: draft.len(), mtime, flight: flight.clone() }),
             None => {
                 self.flights.end();
                 return false;
@@ -907,8 +917,7 @@ impl Shared {
     /// Unlink the file `name` in `parent` behind the caller's back (see [`Unlinks`]).
     fn unlink_behind(self: &Arc<Self>, actor: &Actor, ctx: &Arc<UserCtx>, parent: u64, path: VPath) {
         self.flights.begin();
-        let flight =
-            Arc::new(Flight { size: 0, mtime: Timestamp(0), done: Mutex::new(None), cv: Condvar::new() });
+        let flight = Arc::new(Flight::default());
         let name = path.name().to_owned();
         let tomb = Tomb {
             parent,
@@ -988,10 +997,9 @@ impl Shared {
 
     /// Settle the pending file `name` in `parent`, if there is one.
     fn settle_named(&self, actor: &Actor, parent: u64, name: &OsStr) -> Res<()> {
-        if let Some(n) = name.to_str() {
-            self.wait_tomb(parent, n);
-        }
-        match name.to_str().and_then(|n| self.pending_named(parent, n)) {
+        let Some(name) = name.to_str() else { return Ok(()) };
+        self.wait_tomb(parent, name);
+        match self.pending_named(parent, name) {
             Some((ino, _)) => self.settle(actor, ino),
             None => Ok(()),
         }
@@ -1463,9 +1471,7 @@ impl Filesystem for Cairn {
             match &of.live {
                 Some(f) => f.clone(),
                 None => {
-                    if let Some(f) = sh.flight(ino.0) {
-                        let _ = f.wait();
-                    }
+                    let _ = sh.wait_flight(ino.0);
                     let ctx = tryr!(reply, sh.ctx(ino.0));
                     let node = tryr!(reply, sh.node(&ctx, ino.0));
                     let user = ctx.user();
@@ -1570,9 +1576,7 @@ impl Filesystem for Cairn {
     fn fsync(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let sh = &self.sh;
         let ctx = tryr!(reply, sh.ctx(ino.0));
-        if let Some(f) = sh.flight(ino.0) {
-            tryr!(reply, f.wait());
-        }
+        tryr!(reply, sh.wait_flight(ino.0));
         let Some(of_arc) = lock(&sh.open).get(&ino.0).cloned() else { return reply.ok() };
         let mut of = lock(&of_arc);
         tryr!(reply, sh.commit(&actor(req), &ctx, ino.0, &mut of));
@@ -1834,7 +1838,7 @@ impl Filesystem for Cairn {
             path,
             mode: mode & !umask & 0o7777,
             created: sh.store.clock().now(),
-            flight: None,
+            landing: None,
         };
         lock(&sh.pending).insert(ino, p);
         let node = sh.pending_node(ino).expect("just inserted");

@@ -559,6 +559,13 @@ mod tests {
         c.committed(U, Some(Change { paths: &paths, fresh, order, new_dirs: &[] }));
     }
 
+    /// Report this process's change that created the empty folder `dir`.
+    fn make_dir(c: &NodeCache, dir: Node, order: &Order) {
+        c.committing(U);
+        let paths = [dir.path.as_str().to_owned()];
+        c.committed(U, Some(Change { paths: &paths, fresh: &[dir], order: Some(order), new_dirs: &paths }));
+    }
+
     fn order(before: i64, after: i64, ancestors: &[&str], etag: &str) -> Order {
         Order {
             before,
@@ -755,37 +762,16 @@ mod tests {
         assert!(c.get(U, "d/f/x").is_err(), "d/f has no listing");
 
         // A folder created in order is known empty; a file written into it then is listed.
-        c.committing(U);
-        let made = ["d/new".to_owned()];
-        let dirs = ["d/new".to_owned()];
-        c.committed(
-            U,
-            Some(Change {
-                paths: &made,
-                fresh: &[node(5, "d/new", true)],
-                order: Some(&order(1, 2, &["", "d"], "E2")),
-                new_dirs: &dirs,
-            }),
-        );
+        make_dir(&c, node(5, "d/new", true), &order(1, 2, &["", "d"], "E2"));
         assert_eq!(c.get(U, "d/new/a").unwrap(), None);
         change(&c, &["d/new/a"], &[node(6, "d/new/a", false)], Some(&order(2, 3, &["", "d", "d/new"], "E3")));
         assert_eq!(c.get(U, "d/new/a").unwrap().unwrap().id, FileId(6));
         assert_eq!(c.get(U, "d/new/b").unwrap(), None);
 
-        // Reported out of order (sequence 4 never reported here): not known empty.
+        // Reported out of order (sequence 4 never reported here, its commit still in flight):
+        // not known empty.
         c.committing(U);
-        c.committing(U);
-        let made = ["late".to_owned()];
-        let dirs = ["late".to_owned()];
-        c.committed(
-            U,
-            Some(Change {
-                paths: &made,
-                fresh: &[node(7, "late", true)],
-                order: Some(&order(4, 5, &[""], "E5")),
-                new_dirs: &dirs,
-            }),
-        );
+        make_dir(&c, node(7, "late", true), &order(4, 5, &[""], "E5"));
         assert!(c.get(U, "late/a").is_err(), "a folder created after a gap is not known empty");
     }
 }

@@ -399,13 +399,8 @@ fn killed_mid_write_the_mount_comes_back_and_fsck_is_clean() {
 /// new files cannot overrun it.
 #[test]
 fn files_closed_in_a_row_land_whole_and_survive_a_stop() {
-    let mut env = Env::new();
-    let mp = env.enable_fuse();
-    let d = env.start_daemon();
-    env.add_user("alice", None);
+    let (env, d, home) = mounted(None);
     env.add_user("bob", Some("1M"));
-    let home = mp.join("alice");
-    eventually("the user's folder in the mount", || home.is_dir());
     fs::create_dir(home.join("many")).unwrap();
     let content = |i: usize| format!("file {i} ").repeat(i % 50 + 1).into_bytes();
     let start = Instant::now();
@@ -472,7 +467,7 @@ fn files_closed_in_a_row_land_whole_and_survive_a_stop() {
 
     // 1 MiB of quota, 40 new files of 50,000 bytes in a row: the files that fit land whole,
     // the first that does not fails with EDQUOT and is left empty, and usage stays in bounds.
-    let bob = mp.join("bob");
+    let bob = home.with_file_name("bob");
     eventually("bob's folder in the mount", || bob.is_dir());
     let chunk = pattern(50_000, 7);
     let mut written = 0;
