@@ -25,7 +25,7 @@ use crate::{MountConfig, Owner, errno, xattr};
 
 /// How long the kernel may trust attributes and names without asking (changes made elsewhere
 /// are pushed to it at once through the notifier).
-const TTL: Duration = Duration::from_secs(1);
+const TTL: Duration = Duration::from_secs(10);
 const ROOT: u64 = 1;
 /// st_blksize: tools size their reads and writes by it; matches max_write.
 const BLKSIZE: u32 = 1 << 20;

@@ -3,8 +3,6 @@
 //! [`Store::write`] is the one routine that turns a stream into a committed file; copies and
 //! restores reuse its commit step. Every mutation follows the order in ARCHITECTURE.md.
 
-use futures_util::future::join_all;
-
 use crate::batch::Job;
 use crate::db::Cached;
 use std::fs::File;
@@ -708,12 +706,31 @@ impl Store {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
                 let mut fx = Effects::new();
-                // Every file's row in one round trip, then every move to the trash in another.
-                let found = join_all(paths.iter().map(|p| node_for_update(&tx, user.id, p))).await;
+                // Every file's row in one statement, then every move to the trash in another.
+                let wanted: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
+                let rows = tx
+                    .cquery(
+                        &format!(
+                            // Each path by its full key, then the rows by id: as `path =
+                            // ANY($2)`, the generic plan scans all the user's nodes.
+                            "SELECT {NODE_COLS} FROM nodes WHERE id = ANY(ARRAY(
+                                 SELECT (SELECT id FROM nodes WHERE user_id = $1 AND path = a.p AND trash_id IS NULL)
+                                 FROM unnest($2::text[]) AS a(p)))
+                             FOR UPDATE"
+                        ),
+                        &[&user.id.0, &wanted],
+                    )
+                    .await?;
+                let mut found = std::collections::HashMap::with_capacity(rows.len());
+                for row in &rows {
+                    let n = node_from_row(row)?;
+                    found.insert(n.path.as_str().to_owned(), n);
+                }
                 let mut answers: Vec<Result<TrashId>> = Vec::with_capacity(paths.len());
                 let mut doomed = Vec::new();
-                for (path, node) in paths.iter().zip(found) {
-                    match node? {
+                // A path named twice is found once: the second time it is already gone.
+                for path in &paths {
+                    match found.remove(path.as_str()) {
                         None => answers.push(Err(Error::not_found(path))),
                         Some(n) if n.is_dir => answers
                             .push(Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")))),
@@ -723,15 +740,14 @@ impl Store {
                         }
                     }
                 }
-                let trashed = join_all(doomed.iter().map(|(_, n)| async {
-                    let mut one = Effects::new();
-                    let tid = trash_node(&tx, &user, n, &mut one, now).await;
-                    (tid, one)
-                }))
-                .await;
-                for ((i, n), (tid, one)) in doomed.iter().zip(trashed) {
-                    let tid = tid?;
-                    fx.absorb(one);
+                for (tid, (i, n)) in trash_files(&tx, &user, &doomed, now).await?.into_iter().zip(&doomed) {
+                    fx.touch(&n.path);
+                    fx.journal.push(JournalEntry::for_node("delete", n));
+                    fx.ops.push(DiskOp::rename(
+                        layout::user_path(&user.name, &n.path),
+                        format!("{}/{}", layout::trash_dir(&user.name), tid),
+                        Done::ToExists,
+                    ));
                     fx.audit.push(("delete", Some(n.path.to_string()), Some(format!("trash item {tid}"))));
                     answers[*i] = Ok(tid);
                 }
@@ -1251,6 +1267,45 @@ pub(crate) async fn trash_node(
         Done::ToExists,
     ));
     Ok(tid)
+}
+
+/// [`trash_node`] for many files at once (no folders): one statement makes every trash item,
+/// moves every row into its item and drops the files' WebDAV locks. The trash item ids come
+/// back in the order of `files`; the caller queues the journal entries and disk moves.
+async fn trash_files(
+    tx: &Tx<'_>,
+    user: &User,
+    files: &[(usize, Node)],
+    now: Timestamp,
+) -> Result<Vec<TrashId>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = files.iter().map(|(_, n)| n.id.0).collect();
+    let paths: Vec<&str> = files.iter().map(|(_, n)| n.path.as_str()).collect();
+    let sizes: Vec<i64> = files.iter().map(|(_, n)| n.size as i64).collect();
+    let rows = tx
+        .cquery(
+            "WITH d AS (
+                 SELECT * FROM unnest($2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY AS d(id, path, size, ord)),
+             t AS (
+                 INSERT INTO trash (user_id, node_id, orig_path, is_dir, size, deleted_at)
+                 SELECT $1, d.id, d.path, false, d.size, $5 FROM d ORDER BY d.ord RETURNING id, node_id),
+             n AS (UPDATE nodes SET trash_id = t.id FROM t WHERE nodes.id = t.node_id RETURNING 1),
+             l AS (DELETE FROM locks WHERE user_id = $1 AND path = ANY($3) RETURNING 1)
+             SELECT t.node_id, t.id, (SELECT count(*) FROM n), (SELECT count(*) FROM l) FROM t",
+            &[&user.id.0, &ids, &paths, &sizes, &now.0],
+        )
+        .await?;
+    let by_node: std::collections::HashMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    ids.iter()
+        .map(|id| {
+            by_node
+                .get(id)
+                .map(|t| TrashId(*t))
+                .ok_or_else(|| Error::internal("a file's trash item is missing"))
+        })
+        .collect()
 }
 
 /// Insert rows for a copied subtree (`nodes` is the source, parents first) under `to`.

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::disk::Disk;
+use crate::disk::{DirCache, Disk};
 
 /// One step on the backing directory. Paths are relative to the data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,21 +77,14 @@ pub(crate) fn destination_folders(ops: &[DiskOp]) -> Vec<&str> {
 /// changed behind our back (or a planted symlink) then aborts the transaction instead of
 /// leaving a promise that cannot be kept.
 pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
-    let mut created: Vec<&str> = Vec::new();
-    let dir_ok = |dir: &str, created: &[&str]| -> crate::Result<()> {
-        if dir.is_empty() || created.contains(&dir) {
-            return Ok(());
-        }
-        match disk.stat(dir) {
-            Ok(Some(m)) if m.kind == crate::disk::Kind::Dir => Ok(()),
-            Ok(_) => Err(crate::Error::new(crate::ErrorKind::Conflict, FOLDER_MISSING)),
-            Err(e) => Err(crate::Error::io(format!("checking folder {dir}"), e)),
-        }
-    };
+    let mut dirs = DirCache::new(disk);
+    // Folders already found (or created by an earlier op): a batch of writes into one folder
+    // checks it once.
+    let mut ok: Vec<&str> = Vec::new();
     for op in ops {
         match op {
             DiskOp::Rename { from, to, .. } => {
-                match disk.stat(from) {
+                match dirs.stat(from) {
                     Ok(Some(_)) => {}
                     Ok(None) => {
                         return Err(crate::Error::new(
@@ -101,34 +94,64 @@ pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
                     }
                     Err(e) => return Err(crate::Error::io(format!("checking {from}"), e)),
                 }
-                dir_ok(parent(to), &created)?;
+                dir_ok(&mut dirs, parent(to), &mut ok)?;
             }
             DiskOp::Mkdir { path } => {
-                dir_ok(parent(path), &created)?;
-                created.push(path);
+                dir_ok(&mut dirs, parent(path), &mut ok)?;
+                ok.push(path);
             }
             DiskOp::Remove { .. } => {}
-            DiskOp::CreateFile { path, .. } => dir_ok(parent(path), &created)?,
+            DiskOp::CreateFile { path, .. } => dir_ok(&mut dirs, parent(path), &mut ok)?,
         }
     }
     Ok(())
 }
 
+/// Check that `dir` is a folder (once per preflight: `ok` lists those found or created).
+fn dir_ok<'a>(dirs: &mut DirCache<'_>, dir: &'a str, ok: &mut Vec<&'a str>) -> crate::Result<()> {
+    if dir.is_empty() || ok.contains(&dir) {
+        return Ok(());
+    }
+    match dirs.stat(dir) {
+        Ok(Some(m)) if m.kind == crate::disk::Kind::Dir => {
+            ok.push(dir);
+            Ok(())
+        }
+        Ok(_) => Err(crate::Error::new(crate::ErrorKind::Conflict, FOLDER_MISSING)),
+        Err(e) => Err(crate::Error::io(format!("checking folder {dir}"), e)),
+    }
+}
+
 /// Carry out `ops` in order, skipping what is done, then fsync every directory touched.
 pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
+    let mut dirs = DirCache::new(disk);
     let mut touched: Vec<&str> = Vec::new();
     for op in ops {
         match op {
             DiskOp::Rename { from, to, done } => {
-                let already = match done {
-                    Done::ToExists => disk.exists(to),
-                    Done::FromMissing => disk.exists(from).map(|e| !e),
-                }
-                .map_err(|e| crate::Error::io(format!("checking {from} -> {to}"), e))?;
-                if !already {
-                    disk.rename(from, to)
-                        .map_err(|e| crate::Error::io(format!("rename {from} -> {to}"), e))?;
-                }
+                // The rename is tried first (the first time, it is never done yet); only a
+                // refusal asks whether it happened before.
+                let res = match done {
+                    // `to` is a fresh name: nothing may be replaced, and `to` there means done.
+                    Done::ToExists => match dirs.rename(from, to, false) {
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => match dirs.exists(to) {
+                            Ok(true) => Ok(()),
+                            Ok(false) => Err(e),
+                            Err(e) => Err(e),
+                        },
+                        res => res,
+                    },
+                    Done::FromMissing => match dirs.rename(from, to, true) {
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => match dirs.exists(from) {
+                            Ok(false) => Ok(()),
+                            Ok(true) => Err(e),
+                            Err(e) => Err(e),
+                        },
+                        res => res,
+                    },
+                };
+                res.map_err(|e| crate::Error::io(format!("rename {from} -> {to}"), e))?;
                 touched.push(parent(from));
                 touched.push(parent(to));
             }
@@ -138,6 +161,7 @@ pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
             }
             DiskOp::Remove { path } => {
                 disk.remove(path).map_err(|e| crate::Error::io(format!("remove {path}"), e))?;
+                dirs.forget(path);
                 touched.push(parent(path));
             }
             DiskOp::CreateFile { path, mtime_ns } => {
@@ -153,7 +177,7 @@ pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
     // which start-up removes (the content is already in place, the intent replays nothing).
     touched.retain(|d| *d != crate::disk::layout::STAGING && !d.starts_with(".cairn/staging/"));
     for dir in touched {
-        match disk.fsync_dir(dir) {
+        match dirs.fsync_dir(dir) {
             Ok(()) => {}
             // A directory that a later op removed (a purged trash item) needs no fsync.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}

@@ -261,3 +261,63 @@ async fn journal_records_every_kind_of_change() {
     // Folder etags change with every change below them (sync clients walk down by etag).
     assert_ne!(store.stat(&user, &VPath::root()).await.unwrap().etag, root_etag);
 }
+
+/// The mount's unlinks in a row: many files to the trash in one transaction, each with its own
+/// answer, nothing done for a folder, a missing path or a path named twice.
+#[tokio::test]
+async fn files_deleted_together_each_go_to_the_trash_once() {
+    use store::ErrorKind;
+    let env = Env::new();
+    let (store, user, actor) = open(&env, Clock::system()).await;
+    let p = |s: &str| VPath::parse(s).unwrap();
+    store.mkdir(&actor, &user, &p("/d")).await.unwrap();
+    store.mkdir(&actor, &user, &p("/d/sub")).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(write(&store, &actor, &user, &format!("/d/f{i}"), pattern(100 + i, i as u64)).await.node.id);
+    }
+    let lock = store::NewLock { depth_infinite: false, exclusive: true, owner: None, timeout_secs: 600 };
+    store.lock(&actor, &user, &p("/d/f3"), lock).await.unwrap();
+    let before = store.usage(&user).await.unwrap();
+    let cursor = store.journal_cursor(&user).await.unwrap();
+
+    let mut paths: Vec<VPath> = (0..30).map(|i| p(&format!("/d/f{i}"))).collect();
+    paths.insert(5, p("/d/sub"));
+    paths.insert(9, p("/d/nothing"));
+    paths.push(p("/d/f7"));
+    let answers = store.delete_files(&actor, &user, paths.clone()).await.unwrap();
+    assert_eq!(answers.len(), paths.len());
+    assert_eq!(answers[5].as_ref().unwrap_err().kind(), ErrorKind::IsADirectory);
+    assert_eq!(answers[9].as_ref().unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(answers.last().unwrap().as_ref().unwrap_err().kind(), ErrorKind::NotFound, "f7 named twice");
+
+    let trash = store.trash_list(&user).await.unwrap();
+    assert_eq!(trash.len(), 30);
+    for (path, answer) in paths.iter().zip(&answers).filter(|(_, a)| a.is_ok()) {
+        let tid = *answer.as_ref().unwrap();
+        let item = trash.iter().find(|t| t.id == tid).unwrap_or_else(|| panic!("{path}: no item {tid}"));
+        let i: usize = path.name()[1..].parse().unwrap();
+        assert_eq!(
+            (&item.orig_path, item.file_id, item.size, item.is_dir),
+            (path, ids[i], 100 + i as u64, false)
+        );
+        // The bytes moved into the trash as they were.
+        let on_disk = std::fs::read(env.data_dir.join(format!(".cairn/trash/alice/{tid}"))).unwrap();
+        assert!(on_disk == pattern(100 + i, i as u64), "{path}: trashed content");
+        assert!(!env.data_dir.join(format!("files/alice/d/f{i}")).exists(), "{path} still on disk");
+        assert_eq!(store.stat(&user, path).await.unwrap_err().kind(), ErrorKind::NotFound);
+    }
+    assert_eq!(
+        store.list(&user, &p("/d")).await.unwrap().iter().map(|n| n.path.name()).collect::<Vec<_>>(),
+        ["sub"]
+    );
+    assert!(store.locks(&user, &p("/d/f3"), false).await.unwrap().is_empty(), "the file's lock went with it");
+    // Usage counts the trash: unchanged.
+    let after = store.usage(&user).await.unwrap();
+    assert_eq!((after.used, after.files, after.trash), (before.used, 0, before.files));
+    let changes = store.changes(&user, cursor, 100).await.unwrap();
+    assert_eq!(changes.len(), 30);
+    assert!(changes.iter().all(|c| c.kind == "delete" && c.at == changes[0].at), "one transaction");
+    let report = store.fsck(None, true).await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
