@@ -201,6 +201,18 @@ async fn catch_up(sh: &Shared, u: &UserCtx) -> store::Result<()> {
     }
 }
 
+/// A handle opened for writing only bypasses the kernel's page cache (`FOPEN_DIRECT_IO`): its
+/// writes come to the daemon as they would anyway (no writeback cache), but are not copied into
+/// pages nobody reads through it, so a large copy into the mount fills memory once (the backing
+/// file's pages), not twice. Nothing can map such a handle; the kernel drops cached pages a
+/// direct write overlaps, so other handles' readers see the new bytes.
+fn write_only_fopen(flags: i32) -> FopenFlags {
+    match OpenFlags(flags).acc_mode() {
+        OpenAccMode::O_WRONLY => FopenFlags::FOPEN_DIRECT_IO,
+        _ => FopenFlags::empty(),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -1437,7 +1449,7 @@ impl Filesystem for Cairn {
             of.writers += 1;
         }
         // While passthrough readers hold the file, the kernel refuses cached opens of it.
-        let fopen = if of.passthrough > 0 { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::empty() };
+        let fopen = if of.passthrough > 0 { FopenFlags::FOPEN_DIRECT_IO } else { write_only_fopen(flags.0) };
         let fh = sh.new_fh(Handle::File { write, backing: None });
         reply.opened(FileHandle(fh), fopen);
     }
@@ -1857,7 +1869,7 @@ impl Filesystem for Cairn {
         let attr = sh.attr(&ctx, &node);
         sh.remember(ino, &ctx);
         let fh = sh.new_fh(Handle::File { write, backing: None });
-        reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty());
+        reply.created(&TTL, &attr, Generation(0), FileHandle(fh), write_only_fopen(flags));
     }
 
     /// No device controls: `ENOTTY`, quietly (programs ask every file whether it is a

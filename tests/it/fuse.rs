@@ -352,6 +352,34 @@ fn an_open_handle_keeps_reading_what_it_opened() {
     assert_eq!(e.raw_os_error(), Some(libc::EPERM));
 }
 
+/// A handle opened for writing only bypasses the kernel's page cache (see `write_only_fopen`):
+/// a reader holding cached pages of the file reads its bytes, not the pages it cached.
+#[test]
+fn a_write_only_handle_is_seen_by_readers_holding_cached_pages() {
+    let (env, _d, home) = mounted(None);
+    let f = home.join("shared.bin");
+    let (a, b) = (pattern(300_000, 1), pattern(100_000, 2));
+    write_synced(&f, &a);
+    // Read and write: cached (a read-only open may be passthrough, which caches nothing).
+    let mut reader = OpenOptions::new().read(true).write(true).open(&f).unwrap();
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert!(got == a);
+    let writer = OpenOptions::new().write(true).open(&f).unwrap();
+    writer.write_all_at(&b, 50_000).unwrap();
+    let mut window = vec![0u8; 200_000];
+    reader.read_exact_at(&mut window, 0).unwrap();
+    assert!(window[..50_000] == a[..50_000], "before the write");
+    assert!(window[50_000..150_000] == b[..], "the reader sees the write-only handle's bytes");
+    assert!(window[150_000..] == a[150_000..200_000], "after the write");
+    drop(writer);
+    drop(reader);
+    let mut want = a.clone();
+    want[50_000..150_000].copy_from_slice(&b);
+    assert!(fs::read(&f).unwrap() == want);
+    eventually("the write in the store", || env.get("alice", "/shared.bin") == want);
+}
+
 #[test]
 fn killed_mid_write_the_mount_comes_back_and_fsck_is_clean() {
     let mut env = Env::new();
