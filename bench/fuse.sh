@@ -4,7 +4,7 @@
 # native (> 1 means faster than native, for rates and for times alike).
 #
 #   bench/fuse.sh                      (as root: installs bindfs fuse3 if missing)
-#   SIZE_MB=1024 FILES=2000 bench/fuse.sh   (a quicker run)
+#   SIZE_MB=1024 FILES=2000 RUNS=1 bench/fuse.sh   (a quicker run)
 #
 # Large writes end with fsync (conv=fsync) everywhere: Cairn commits a file durably at close,
 # so comparing against page-cache-only writes would measure something else. Cold reads drop
@@ -19,6 +19,7 @@ need_pkgs bindfs fuse3 python3
 cargo build --release --bins --quiet
 SIZE_MB=${SIZE_MB:-4096}
 FILES=${FILES:-10000}
+RUNS=${RUNS:-3}
 
 B=$(mktemp -d "${BENCH_DIR:-/var/tmp}/cairn-fuse-bench.XXXXXX")
 chmod 755 "$B"
@@ -48,10 +49,11 @@ echo "bench-password-1" | target/release/cairnctl --config "$B/cairn/cairnd.toml
 for _ in $(seq 100); do [ -d "$B/mnt/bench" ] && break; sleep 0.1; done
 
 now() { date +%s.%N; }
+cairnctl_() { target/release/cairnctl --config "$B/cairn/cairnd.toml" "$@"; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
-# measure DIR: prints "write_MBps cold_MBps warm_MBps create_s stat_s unlink_s list_s"
-measure() {
+# large DIR: prints "write_MBps cold_MBps warm_MBps" for one run
+large() {
     local d=$1 t0 t1 w c h
     rm -f "$d/big"
     drop_caches
@@ -63,6 +65,21 @@ measure() {
     t0=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; t1=$(now)
     h=$(echo "$SIZE_MB / ($t1 - $t0)" | bc -l)
     rm -f "$d/big"
+    # Cairn's rm goes to the trash: empty it, so that runs do not fill the disk.
+    case "$d" in "$B/mnt/"*) cairnctl_ trash purge bench --all >/dev/null ;; esac
+    echo "$w $c $h"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+# measure DIR: prints "write_MBps cold_MBps warm_MBps create_s stat_s unlink_s list_s", the
+# large-file figures the median of RUNS runs (single runs swing with this VM's memory and disk)
+measure() {
+    local d=$1 w c h ws=() cs=() hs=()
+    for _ in $(seq "$RUNS"); do
+        read -r w c h < <(large "$d")
+        ws+=("$w"); cs+=("$c"); hs+=("$h")
+    done
+    w=$(median "${ws[@]}"); c=$(median "${cs[@]}"); h=$(median "${hs[@]}")
     mkdir -p "$d/small"
     python3 - "$d/small" "$FILES" "$w" "$c" "$h" <<'PY'
 import os, sys, time
@@ -92,7 +109,7 @@ PY
     rmdir "$d/small"
 }
 
-echo "measuring native ($SIZE_MB MiB, $FILES files)..." >&2
+echo "measuring native ($SIZE_MB MiB x $RUNS runs, $FILES files)..." >&2
 read -r nw nc nh ncr nst nun nls < <(measure "$B/native")
 echo "measuring bindfs..." >&2
 read -r bw bc_ bh bcr bst bun bls < <(measure "$B/bindfs")
