@@ -388,8 +388,8 @@ impl Flight {
 /// the mount returns once the name is marked gone here; a task moves the files to the trash, all
 /// the unlinks waiting at a time in one transaction. Until then lookups of the name are
 /// negative, and anything that needs the store to agree (a create, mkdir or rename of the
-/// name, a listing, `rmdir` or `fsyncdir` of the folder, a folder moved) waits for it. They share
-/// the limit of [`MAX_FLIGHTS`]; a failure is logged and the name shows again.
+/// name, a listing, `rmdir` or `fsyncdir` of the folder, a folder moved) waits for it. At most
+/// [`MAX_UNLINKS`] are on their way; a failure is logged and the name shows again.
 #[derive(Default)]
 struct Unlinks {
     /// (folder inode, name) → its flight, until the file is in the trash.

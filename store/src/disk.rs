@@ -164,10 +164,7 @@ impl Disk {
 
     /// Open the parent directory of `rel` and return it with the last name.
     fn parent_of<'a>(&self, rel: &'a str) -> io::Result<(OwnedFd, &'a str)> {
-        let (parent, name) = match rel.rfind('/') {
-            Some(idx) => (&rel[..idx], &rel[idx + 1..]),
-            None => ("", rel),
-        };
+        let (parent, name) = split_parent(rel);
         Ok((self.open_dir(parent)?, name))
     }
 
@@ -413,8 +410,8 @@ pub(crate) struct DirCache<'d> {
     open: std::collections::HashMap<String, OwnedFd>,
 }
 
-/// `rel`'s folder and last name ("" for the data directory itself).
-fn split_parent(rel: &str) -> (&str, &str) {
+/// `rel`'s folder ("" for the data directory itself) and last name.
+pub(crate) fn split_parent(rel: &str) -> (&str, &str) {
     match rel.rfind('/') {
         Some(idx) => (&rel[..idx], &rel[idx + 1..]),
         None => ("", rel),

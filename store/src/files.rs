@@ -741,13 +741,7 @@ impl Store {
                     }
                 }
                 for (tid, (i, n)) in trash_files(&tx, &user, &doomed, now).await?.into_iter().zip(&doomed) {
-                    fx.touch(&n.path);
-                    fx.journal.push(JournalEntry::for_node("delete", n));
-                    fx.ops.push(DiskOp::rename(
-                        layout::user_path(&user.name, &n.path),
-                        format!("{}/{}", layout::trash_dir(&user.name), tid),
-                        Done::ToExists,
-                    ));
+                    trashed(&mut fx, &user, n, tid);
                     fx.audit.push(("delete", Some(n.path.to_string()), Some(format!("trash item {tid}"))));
                     answers[*i] = Ok(tid);
                 }
@@ -1259,6 +1253,13 @@ pub(crate) async fn trash_node(
         .await?
         .get(0),
     );
+    trashed(fx, user, node, tid);
+    Ok(tid)
+}
+
+/// Queue what moving `node` into trash item `tid` changes besides its rows: its ancestors'
+/// etags, the journal, and the move on disk.
+fn trashed(fx: &mut Effects, user: &User, node: &Node, tid: TrashId) {
     fx.touch(&node.path);
     fx.journal.push(JournalEntry::for_node("delete", node));
     fx.ops.push(DiskOp::rename(
@@ -1266,12 +1267,11 @@ pub(crate) async fn trash_node(
         format!("{}/{}", layout::trash_dir(&user.name), tid),
         Done::ToExists,
     ));
-    Ok(tid)
 }
 
 /// [`trash_node`] for many files at once (no folders): one statement makes every trash item,
 /// moves every row into its item and drops the files' WebDAV locks. The trash item ids come
-/// back in the order of `files`; the caller queues the journal entries and disk moves.
+/// back in the order of `files`; the caller queues the rest ([`trashed`]).
 async fn trash_files(
     tx: &Tx<'_>,
     user: &User,

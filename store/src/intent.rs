@@ -51,7 +51,7 @@ pub(crate) fn decode(raw: &str) -> crate::Result<Vec<DiskOp>> {
 }
 
 fn parent(rel: &str) -> &str {
-    rel.rfind('/').map_or("", |i| &rel[..i])
+    crate::disk::split_parent(rel).0
 }
 
 /// The message of a preflight that found a destination folder missing on disk.
@@ -130,26 +130,23 @@ pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
         match op {
             DiskOp::Rename { from, to, done } => {
                 // The rename is tried first (the first time, it is never done yet); only a
-                // refusal asks whether it happened before.
-                let res = match done {
-                    // `to` is a fresh name: nothing may be replaced, and `to` there means done.
-                    Done::ToExists => match dirs.rename(from, to, false) {
-                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => match dirs.exists(to) {
+                // refusal asks whether a replay finds it done. Onto a fresh name (`ToExists`)
+                // nothing may be replaced: something there means done.
+                let fresh = *done == Done::ToExists;
+                let res = match dirs.rename(from, to, !fresh) {
+                    Err(e) if fresh && e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                        let done_before = match done {
+                            Done::ToExists => dirs.exists(to),
+                            Done::FromMissing => dirs.exists(from).map(|e| !e),
+                        };
+                        match done_before {
                             Ok(true) => Ok(()),
                             Ok(false) => Err(e),
                             Err(e) => Err(e),
-                        },
-                        res => res,
-                    },
-                    Done::FromMissing => match dirs.rename(from, to, true) {
-                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => match dirs.exists(from) {
-                            Ok(false) => Ok(()),
-                            Ok(true) => Err(e),
-                            Err(e) => Err(e),
-                        },
-                        res => res,
-                    },
+                        }
+                    }
+                    res => res,
                 };
                 res.map_err(|e| crate::Error::io(format!("rename {from} -> {to}"), e))?;
                 touched.push(parent(from));
