@@ -230,7 +230,10 @@ fn real_main(args: Args) -> anyhow::Result<ExitCode> {
     let attached = daemon::attach(&cfg, Role::Admin)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let res = rt.block_on(async {
-        let store = Store::open(cfg.store_config(), &attached.target).await?;
+        // A command ends right after its work: no write log, whose flush would come later.
+        let store =
+            Store::open(store::StoreConfig { write_log: None, ..cfg.store_config() }, &attached.target)
+                .await?;
         let report = store.migrate().await.context("migrating the database")?;
         if let Cmd::Migrate = args.cmd {
             return out(args.json, json!({"applied": report.applied, "already": report.already}), || {

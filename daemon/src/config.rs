@@ -26,6 +26,14 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     webdav: RawWebdav,
+    #[serde(default)]
+    storage: RawStorage,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    write_log_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +111,9 @@ pub struct Config {
     pub propfind_infinity: bool,
     /// TLS on the HTTP listener.
     pub tls: Option<crate::tls::TlsSource>,
+    /// How long logged small writes may wait for the filesystem sync (`None`: no write log,
+    /// each write fsyncs before it is answered).
+    pub write_log: Option<Duration>,
 }
 
 impl Config {
@@ -154,8 +165,14 @@ impl Config {
             }
             _ => anyhow::bail!("[http] needs both tls_cert and tls_key (or tls = \"self-signed\")"),
         };
+        let write_log = match raw.storage.write_log_ms.unwrap_or(DEFAULT_WRITE_LOG_MS) {
+            0 => None,
+            ms if ms <= 60_000 => Some(Duration::from_millis(ms)),
+            _ => anyhow::bail!("[storage] write_log_ms is at most 60000 (0 turns the write log off)"),
+        };
         Ok(Config {
             tls,
+            write_log,
             data_dir,
             listen,
             database: raw.database.url.map(store::DbTarget::Url),
@@ -197,6 +214,7 @@ impl Config {
         let mut cfg = store::StoreConfig::new(&self.data_dir);
         cfg.retention = self.retention;
         cfg.pool_size = self.pool_size;
+        cfg.write_log = self.write_log;
         cfg
     }
 
@@ -210,6 +228,10 @@ impl Config {
         self.data_dir.join(".cairn/pg")
     }
 }
+
+/// How long logged small writes wait for the filesystem sync by default: long enough for many
+/// to share one syncfs, short enough that little is left to replay after a crash.
+const DEFAULT_WRITE_LOG_MS: u64 = 250;
 
 /// `90s`, `30m`, `12h`, `7d`, `2w`.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {

@@ -70,12 +70,16 @@ fn real_main(cfg: Config) -> anyhow::Result<()> {
         let tls = cfg.tls.as_ref().map(|src| daemon::tls::server_config(src, &cfg.data_dir)).transpose()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
-        let res = daemon::run(store, cfg.bridge_options(), listener, tls, shutdown_signal()).await;
+        let res = daemon::run(store.clone(), cfg.bridge_options(), listener, tls, shutdown_signal()).await;
         if let Some(m) = mount {
             // Unmount before the runtime goes: in-flight requests wait on it.
             if let Err(e) = tokio::task::block_in_place(|| m.unmount()) {
                 tracing::warn!(error = %e, "unmounting FUSE");
             }
+        }
+        // Logged small writes synced now rather than replayed at the next start.
+        if let Err(e) = store.flush().await {
+            tracing::warn!(error = %e, "flushing logged writes (the next start replays them)");
         }
         res
     });

@@ -90,6 +90,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "0002_fuse.sql", sql: include_str!("../../schema/0002_fuse.sql") },
     Migration { version: 3, name: "0003_api.sql", sql: include_str!("../../schema/0003_api.sql") },
     Migration { version: 4, name: "0004_sync.sql", sql: include_str!("../../schema/0004_sync.sql") },
+    Migration {
+        version: 5,
+        name: "0005_write_log.sql",
+        sql: include_str!("../../schema/0005_write_log.sql"),
+    },
 ];
 
 /// The oldest PostgreSQL we run on.

@@ -148,7 +148,7 @@ impl Store {
             let out =
                 writer.inner.into_inner().map_err(|e| Error::io("writing the result", e.into_error()))?;
             let mtime = seal(&out, mtime)?;
-            Ok((Content { staging: staging.rel().to_owned(), size, mtime, hash }, staging))
+            Ok((Content { staging: staging.rel().to_owned(), size, mtime, hash, logged: None }, staging))
         })
         .await?;
         drop(delta_staging);

@@ -238,6 +238,38 @@ impl Disk {
         }
     }
 
+    /// Write `data` as the staging file `rel` (created or truncated) with modification time
+    /// `mtime_ns`, and fsync it: start-up restores a logged small write's staged content this
+    /// way before replaying its intent.
+    pub(crate) fn restore_staging(&self, rel: &str, data: &[u8], mtime_ns: i64) -> io::Result<()> {
+        use std::io::Write;
+        let name = rel
+            .strip_prefix(layout::STAGING)
+            .and_then(|n| n.strip_prefix('/'))
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{rel} is not a staging file"))
+            })?;
+        let dir = self.open_dir(layout::STAGING)?;
+        let fd = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::CREATE | OFlags::TRUNC | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(err)?;
+        let mut file = File::from(fd);
+        file.write_all(data)?;
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime_ns.max(0) as u64))?;
+        file.sync_all()
+    }
+
+    /// Make everything written to the backing filesystem so far durable (syncfs): the data of
+    /// logged small writes and the renames that put them in place.
+    pub(crate) fn sync_all(&self) -> io::Result<()> {
+        rustix::fs::syncfs(&self.root_fd).map_err(err)
+    }
+
     /// A new staging file holding a copy of the file `from`: a reflink (FICLONE) where the
     /// filesystem shares blocks, a kernel-side copy otherwise. Not fsynced (drafts sync at commit).
     pub(crate) fn clone_to_staging(&self, from: &str) -> io::Result<(String, File)> {
@@ -486,6 +518,19 @@ impl<'d> DirCache<'d> {
     /// fsync a folder, making renames and creations in it durable.
     pub(crate) fn fsync_dir(&mut self, rel: &str) -> io::Result<()> {
         rustix::fs::fsync(self.dir(rel)?).map_err(err)
+    }
+
+    /// fsync the file `rel` (its data and size, as it is now).
+    pub(crate) fn fsync_file(&mut self, rel: &str) -> io::Result<()> {
+        let (parent, name) = split_parent(rel);
+        let fd = rustix::fs::openat(
+            self.dir(parent)?,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(err)?;
+        rustix::fs::fsync(&fd).map_err(err)
     }
 }
 

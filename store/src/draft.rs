@@ -296,6 +296,7 @@ impl Store {
             size,
             mtime,
             hash,
+            logged: None,
         };
         let (store, actor, user, base) = (self.clone(), actor.clone(), user.clone(), draft.base.clone());
         let committed = detached(async move {
@@ -453,7 +454,7 @@ impl Store {
         let mut staging = Staging { store: self.clone(), rel: draft.staging.rel.take() };
         draft.state.lock().unwrap_or_else(|e| e.into_inner()).spent = true;
         drop(draft);
-        let content = Content { staging: staging.rel().to_owned(), size, mtime, hash };
+        let content = Content { staging: staging.rel().to_owned(), size, mtime, hash, logged: None };
         let mut tries = 0;
         loop {
             let dir = self.stat_id(user, parent).await?;

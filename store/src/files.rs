@@ -368,21 +368,24 @@ impl Store {
         let mut n_head = 0;
         let eof = fill(&mut body, &mut head, SMALL_BODY, &mut n_head, &mut check).await?;
         let mtime = opts.mtime;
-        let (staging, n_total, mtime) = if eof {
-            let store = self.clone();
+        let (staging, n_total, mtime, logged) = if eof {
+            // A small body is logged: its bytes go into the commit's intent row, so the staged
+            // file needs no fsync of its own (see `crate::intent::apply_deferred`).
+            let logged: Option<Arc<[u8]>> = self.inner.write_log.is_some().then(|| head.clone().into());
+            let (store, sync) = (self.clone(), logged.is_none());
             let (staging, mtime) = blocking(move || {
                 use std::io::Write;
                 let (staging, mut file) = Staging::create(&store)?;
                 file.write_all(&head).map_err(|e| Error::io("writing staged content", e))?;
-                Ok((staging, seal(&file, mtime)?))
+                Ok((staging, seal_as(&file, mtime, sync)?))
             })
             .await?;
-            (staging, n_head, mtime)
+            (staging, n_head, mtime, logged)
         } else {
             let store = self.clone();
             let (staging, file) = blocking(move || Staging::create(&store)).await?;
             let (n, file) = pump(&mut body, file, staging.rel(), head, &mut check).await?;
-            (staging, n, blocking(move || seal(&file, mtime)).await?)
+            (staging, n, blocking(move || seal(&file, mtime)).await?, None)
         };
         if opts.expected_len.is_some_and(|l| n_total != l) {
             return Err(Error::new(ErrorKind::InvalidInput, "body shorter than announced"));
@@ -392,6 +395,7 @@ impl Store {
             size: n_total,
             mtime,
             hash: ContentHash(*hasher.finalize().as_bytes()),
+            logged,
         };
 
         // Committed with whatever other writes are waiting (group commit), to the end even if
@@ -452,6 +456,9 @@ impl Store {
         let out =
             self.put_content(tx, user, &actor.name, path, parent, old, content, true, &mut fx, now).await?;
         fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
+        if let Some(bytes) = &content.logged {
+            fx.logged.push((content.staging.clone(), bytes.clone(), content.mtime));
+        }
         fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
         Ok((out, fx))
     }
@@ -869,6 +876,7 @@ impl Store {
                             size: root.size,
                             mtime: root.mtime,
                             hash: root.content_hash.ok_or_else(|| Error::internal("file without hash"))?,
+                            logged: None,
                         };
                         store
                             .put_content(
@@ -1049,11 +1057,18 @@ const SMALL_BODY: usize = 64 * 1024;
 /// Make staged content durable: give it `mtime` (if any), fsync it, and return the
 /// modification time it now has (blocking).
 pub(crate) fn seal(file: &File, mtime: Option<Timestamp>) -> Result<Timestamp> {
+    seal_as(file, mtime, true)
+}
+
+/// [`seal`], with the fsync only if `sync`.
+fn seal_as(file: &File, mtime: Option<Timestamp>, sync: bool) -> Result<Timestamp> {
     if let Some(t) = mtime {
         let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.0.max(0) as u64);
         file.set_modified(st).map_err(|e| Error::io("set mtime", e))?;
     }
-    file.sync_all().map_err(|e| Error::io("fsync", e))?;
+    if sync {
+        file.sync_all().map_err(|e| Error::io("fsync", e))?;
+    }
     let meta = file.metadata().map_err(|e| Error::io("stat", e))?;
     use std::os::unix::fs::MetadataExt;
     Ok(Timestamp(meta.mtime() * 1_000_000_000 + meta.mtime_nsec()))
@@ -1065,6 +1080,8 @@ pub(crate) struct Content {
     pub(crate) size: u64,
     pub(crate) mtime: Timestamp,
     pub(crate) hash: ContentHash,
+    /// The bytes, for a small write logged in its intent (staged without an fsync).
+    pub(crate) logged: Option<Arc<[u8]>>,
 }
 
 struct StagedCopy {

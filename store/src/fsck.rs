@@ -41,7 +41,16 @@ impl Store {
     pub async fn fsck(&self, only: Option<&UserName>, verify_hashes: bool) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         let client = self.inner.pool.get().await?;
-        let pending: i64 = client.cquery_one("SELECT count(*) FROM intents", &[]).await?.get(0);
+        // A running daemon keeps the intents of logged small writes for a moment (until its
+        // next sync): give it a few seconds to drop them before calling any interrupted.
+        let mut pending: i64 = 0;
+        for attempt in 0..30 {
+            pending = client.cquery_one("SELECT count(*) FROM intents", &[]).await?.get(0);
+            if pending == 0 || attempt == 29 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         if pending > 0 {
             report.problems.push(FsckProblem {
                 user: String::new(),

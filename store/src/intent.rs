@@ -124,11 +124,32 @@ fn dir_ok<'a>(dirs: &mut DirCache<'_>, dir: &'a str, ok: &mut Vec<&'a str>) -> c
 
 /// Carry out `ops` in order, skipping what is done, then fsync every directory touched.
 pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
+    apply_with(disk, ops, false)
+}
+
+/// Carry out the ops of a logged small write's intent (see [`crate::Store::write`]) without
+/// fsyncing their folders: the intent row stays until the whole filesystem is synced, and
+/// start-up replays it (after restoring its staged content from the database) if a crash comes
+/// first. The one thing made durable here is content moved onto a fresh name (an old file
+/// becoming a version): a replay takes an existing fresh name as done, so what it holds must
+/// be whole even if it was itself a logged write not yet synced.
+pub(crate) fn apply_deferred(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
+    apply_with(disk, ops, true)
+}
+
+fn apply_with(disk: &Disk, ops: &[DiskOp], deferred: bool) -> crate::Result<()> {
     let mut dirs = DirCache::new(disk);
     let mut touched: Vec<&str> = Vec::new();
     for op in ops {
         match op {
             DiskOp::Rename { from, to, done } => {
+                if deferred && *done == Done::ToExists {
+                    match dirs.fsync_file(from) {
+                        // Gone: a replay, and moved already.
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                        res => res.map_err(|e| crate::Error::io(format!("fsync {from}"), e))?,
+                    }
+                }
                 // The rename is tried first (the first time, it is never done yet); only a
                 // refusal asks whether a replay finds it done. Onto a fresh name (`ToExists`)
                 // nothing may be replaced: something there means done.
@@ -167,6 +188,9 @@ pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
                 touched.push(parent(path));
             }
         }
+    }
+    if deferred {
+        return Ok(());
     }
     touched.sort_unstable();
     touched.dedup();

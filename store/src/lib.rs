@@ -108,6 +108,9 @@ pub struct StoreConfig {
     pub clock: Clock,
     /// Most PostgreSQL connections to hold.
     pub pool_size: usize,
+    /// Log small writes (see [`Store::write`]) and sync the backing filesystem this long after
+    /// the first one left unsynced; `None`: fsync each write's file and folders before answering.
+    pub write_log: Option<std::time::Duration>,
 }
 
 impl StoreConfig {
@@ -118,6 +121,7 @@ impl StoreConfig {
             retention: RetentionPolicy::default(),
             clock: Clock::system(),
             pool_size: 32,
+            write_log: None,
         }
     }
 }
@@ -151,6 +155,19 @@ struct Inner {
     /// Bytes of closed new files on their way to a commit, per user ([`Store::commit_new_draft`]):
     /// counted against the quota until their commit counts them.
     committing: std::sync::Mutex<std::collections::HashMap<UserId, u64>>,
+    /// Logged small writes carried out and not yet synced (with `cfg.write_log`).
+    write_log: Option<WriteLog>,
+}
+
+/// The intents of logged small writes waiting for the next flush.
+struct WriteLog {
+    /// Their ids.
+    pending: std::sync::Mutex<Vec<i64>>,
+    /// Held through a flush (sync, then delete), so that a change waiting for one finds
+    /// every earlier logged write durable when it gets it.
+    flushing: tokio::sync::Mutex<()>,
+    /// Wakes the flusher when the first one is left.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// What start-up recovery did.
@@ -176,7 +193,12 @@ impl Store {
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(|e| Error::io(format!("opening data directory {}", cfg.data_dir.display()), e))?;
         let pool = db::pool(db, cfg.pool_size)?;
-        Ok(Store {
+        let write_log = cfg.write_log.map(|_| WriteLog {
+            pending: Default::default(),
+            flushing: Default::default(),
+            wake: Default::default(),
+        });
+        let store = Store {
             inner: Arc::new(Inner {
                 disk,
                 pool,
@@ -190,8 +212,67 @@ impl Store {
                 spare_ids: Default::default(),
                 batcher: Default::default(),
                 committing: Default::default(),
+                write_log,
             }),
-        })
+        };
+        if let (Some(delay), Some(log)) = (store.inner.cfg.write_log, &store.inner.write_log) {
+            tokio::spawn(flusher(Arc::downgrade(&store.inner), log.wake.clone(), delay));
+        }
+        Ok(store)
+    }
+
+    /// Make every logged small write durable on disk and forget its intent (see
+    /// [`Store::write`]). The daemon calls this on shutdown; it also runs by itself a moment
+    /// after each write, and before any other change is carried out.
+    pub async fn flush(&self) -> Result<()> {
+        if self.logged_pending() {
+            let client = self.inner.pool.get().await?;
+            self.flush_with(&client).await?;
+        }
+        Ok(())
+    }
+
+    fn logged_pending(&self) -> bool {
+        self.inner
+            .write_log
+            .as_ref()
+            .is_some_and(|log| !log.pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty())
+    }
+
+    /// Intents of logged writes carried out (unsynced): left for the next flush.
+    pub(crate) fn logged(&self, ids: Vec<i64>) {
+        let Some(log) = &self.inner.write_log else { return };
+        let mut pending = log.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.is_empty() {
+            log.wake.notify_one();
+        }
+        pending.extend(ids);
+    }
+
+    /// [`Store::flush`] on a connection the caller holds (so that a flush never waits for the
+    /// pool while changes waiting for it hold connections): syncfs, then the intents deleted.
+    pub(crate) async fn flush_with(&self, client: &deadpool_postgres::Object) -> Result<()> {
+        let Some(log) = &self.inner.write_log else { return Ok(()) };
+        // Taken even with nothing pending: a flush under way has taken its ids already, and
+        // what comes next must wait until they are durable.
+        let _flushing = log.flushing.lock().await;
+        let ids = std::mem::take(&mut *log.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let store = self.clone();
+        let res = async {
+            blocking(move || store.inner.disk.sync_all().map_err(|e| Error::io("syncfs", e))).await?;
+            // Durable before any later change is carried out (synchronous commit).
+            client.cexecute("DELETE FROM intents WHERE id = ANY($1)", &[&ids]).await?;
+            Ok(())
+        }
+        .await;
+        if res.is_err() {
+            // Left for the next flush (or the replay at start-up).
+            log.pending.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+        }
+        res
     }
 
     /// Apply the embedded migrations that are missing (under an advisory lock), refusing an
@@ -227,13 +308,32 @@ impl Store {
     /// progress).
     pub async fn recover(&self, _lock: &DataDirLock) -> Result<RecoveryReport> {
         let client = self.inner.pool.get().await?;
-        let rows = client.cquery("SELECT id, ops FROM intents ORDER BY id", &[]).await?;
+        let rows = client
+            .cquery("SELECT id, ops, logged_staging, logged_data, logged_mtime FROM intents ORDER BY id", &[])
+            .await?;
         let mut report = RecoveryReport::default();
         for row in rows {
             let id: i64 = row.get(0);
             let ops = intent::decode(row.get(1))?;
+            // A logged small write's staged content, as it was acknowledged: its file may have
+            // lost unsynced pages, or never have reached the disk.
+            let logged: Vec<((String, Vec<u8>), i64)> = row
+                .get::<_, Option<Vec<String>>>(2)
+                .unwrap_or_default()
+                .into_iter()
+                .zip(row.get::<_, Option<Vec<Vec<u8>>>>(3).unwrap_or_default())
+                .zip(row.get::<_, Option<Vec<i64>>>(4).unwrap_or_default())
+                .collect();
             let store = self.clone();
-            match blocking(move || intent::apply(&store.inner.disk, &ops)).await {
+            let replay = move || {
+                let disk = &store.inner.disk;
+                for ((staging, data), mtime) in &logged {
+                    disk.restore_staging(staging, data, *mtime)
+                        .map_err(|e| Error::io(format!("restoring {staging}"), e))?;
+                }
+                intent::apply(disk, &ops)
+            };
+            match blocking(replay).await {
                 Ok(()) => {
                     client.cexecute("DELETE FROM intents WHERE id = $1", &[&id]).await?;
                     report.intents_replayed += 1;
@@ -291,5 +391,21 @@ pub(crate) async fn detached<T: Send + 'static>(
         Ok(res) => res,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(Error::internal(format!("task failed: {e}"))),
+    }
+}
+
+/// Flush logged small writes a moment after the first one is left unsynced, so that many share
+/// one syncfs. Ends with the store.
+async fn flusher(inner: std::sync::Weak<Inner>, wake: Arc<tokio::sync::Notify>, delay: std::time::Duration) {
+    loop {
+        wake.notified().await;
+        tokio::time::sleep(delay).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let store = Store { inner };
+        if let Err(e) = store.flush().await {
+            tracing::error!(error = %e, "flushing logged writes (they stay logged)");
+            // Tried again after the delay.
+            wake.notify_one();
+        }
     }
 }

@@ -121,7 +121,10 @@ impl Store {
                 // ensure_dirs queues mkdirs for folders it created: they exist already.
                 fx.ops.retain(|op| !matches!(op, DiskOp::Mkdir { .. }));
                 // Interrupted commits recovery could not finish are moot now that the database
-                // follows the disk.
+                // follows the disk. Logged small writes waiting for their sync are not
+                // interrupted: they are synced first (none of this user's can be carried out
+                // meanwhile, under the tree lock).
+                store.flush_with(tx.db()).await?;
                 tx.cexecute("DELETE FROM intents WHERE user_id = $1", &[&user.id.0]).await?;
                 let detail = format!(
                     "{} added, {} modified, {} removed, {} skipped",

@@ -56,6 +56,9 @@ pub(crate) struct Locked {
     /// What the transaction changed, for the node cache at commit (one entry per [`close`]:
     /// a batch of writes closes once per user and actor).
     changed: std::sync::Mutex<Vec<(UserId, Changed)>>,
+    /// Intents of logged small writes (see [`crate::Store::write`]): carried out without
+    /// fsyncs and kept until the next flush.
+    logged: std::sync::Mutex<Vec<i64>>,
 }
 
 /// What a transaction changed, as the node cache needs it.
@@ -82,6 +85,10 @@ impl Tx<'_> {
 
     fn record(&self, user: UserId, changed: Changed) {
         self.0.changed.lock().unwrap_or_else(|e| e.into_inner()).push((user, changed));
+    }
+
+    fn logged(&self, intent: i64) {
+        self.0.logged.lock().unwrap_or_else(|e| e.into_inner()).push(intent);
     }
 }
 
@@ -181,7 +188,13 @@ impl Locked {
         let user = match set {
             LockSet::Path(u, _) | LockSet::Tree(u) => u,
         };
-        Ok(Locked { client: Some(client), user, in_tx: true, changed: Default::default() })
+        Ok(Locked {
+            client: Some(client),
+            user,
+            in_tx: true,
+            changed: Default::default(),
+            logged: Default::default(),
+        })
     }
 
     /// [`Locked::open`] for a batch, taking the locks of [`try_lock_sql_paths`] only if they
@@ -278,6 +291,10 @@ impl Locked {
     /// [`Locked::finish`] for a transaction with several intents (a batch of writes): all their
     /// operations in one trip to the blocking pool, so a folder written to by several of them
     /// is fsynced once.
+    ///
+    /// Intents of logged small writes only (see [`crate::Store::write`]) are carried out without
+    /// fsyncs and left for the next flush. Anything else first flushes those left so far: a
+    /// replay must never carry out an older intent after a newer change that is already durable.
     pub(crate) async fn finish_all(mut self, store: &Store, intents: Vec<(i64, Vec<DiskOp>)>) -> Result<()> {
         let Some(client) = self.client.take() else {
             return Err(Error::internal("the connection was lost at commit"));
@@ -287,20 +304,37 @@ impl Locked {
             tail.push_str("ROLLBACK; ");
         }
         if !intents.is_empty() {
-            let ids: Vec<String> = intents.iter().map(|(id, _)| id.to_string()).collect();
+            let logged = std::mem::take(self.logged.get_mut().unwrap_or_else(|e| e.into_inner()));
+            let deferred =
+                store.inner.write_log.is_some() && intents.iter().all(|(id, _)| logged.contains(id));
+            if !deferred && let Err(e) = store.flush_with(&client).await {
+                drop(Object::take(client));
+                return Err(e);
+            }
+            let ids: Vec<i64> = intents.iter().map(|(id, _)| *id).collect();
             let ops: Vec<DiskOp> = intents.into_iter().flat_map(|(_, ops)| ops).collect();
             let s = store.clone();
             // On failure the intent row stays and start-up replays it; the connection closes
             // on drop, releasing the locks.
-            if let Err(e) = blocking(move || intent::apply(&s.inner.disk, &ops)).await {
+            let applied = blocking(move || match deferred {
+                true => intent::apply_deferred(&s.inner.disk, &ops),
+                false => intent::apply(&s.inner.disk, &ops),
+            });
+            if let Err(e) = applied.await {
                 drop(Object::take(client));
                 return Err(e);
             }
-            // Losing this delete in a crash only means replaying an idempotent intent.
-            tail.push_str(&format!(
-                "BEGIN; SET LOCAL synchronous_commit = off; DELETE FROM intents WHERE id IN ({}); COMMIT; ",
-                ids.join(", ")
-            ));
+            if deferred {
+                // Left before unlocking: the next change of these paths flushes them first.
+                store.logged(ids);
+            } else {
+                // Losing this delete in a crash only means replaying an idempotent intent.
+                let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+                tail.push_str(&format!(
+                    "BEGIN; SET LOCAL synchronous_commit = off; DELETE FROM intents WHERE id IN ({}); COMMIT; ",
+                    ids.join(", ")
+                ));
+            }
         }
         tail.push_str("SELECT pg_advisory_unlock_all();");
         if let Err(e) = client.batch_execute(&tail).await {
@@ -367,6 +401,8 @@ pub(crate) struct Effects {
     /// Nodes as the transaction leaves them, for the node cache (unless an ancestor of
     /// something touched: those get new etags at the end).
     fresh: Vec<Node>,
+    /// Staged small files whose bytes go into the intent row (a logged write).
+    pub(crate) logged: Vec<(String, std::sync::Arc<[u8]>, Timestamp)>,
 }
 
 impl Effects {
@@ -381,6 +417,7 @@ impl Effects {
             keep_versions: Vec::new(),
             touched: Vec::new(),
             fresh: Vec::new(),
+            logged: Vec::new(),
         }
     }
 
@@ -397,6 +434,7 @@ impl Effects {
         self.keep_versions.extend(other.keep_versions);
         self.touched.extend(other.touched);
         self.fresh.extend(other.fresh);
+        self.logged.extend(other.logged);
     }
 
     /// Give every ancestor of `path` a new etag when the transaction closes.
@@ -466,6 +504,9 @@ pub(crate) async fn close(
     let a_detail: Vec<Option<String>> =
         fx.audit.iter().map(|a| audit_detail(actor, a.2.as_deref())).collect();
     let ops: Option<String> = (!fx.ops.is_empty()).then(|| intent::encode(&fx.ops));
+    let l_staging: Vec<&str> = fx.logged.iter().map(|(s, _, _)| s.as_str()).collect();
+    let l_data: Vec<&[u8]> = fx.logged.iter().map(|(_, d, _)| &d[..]).collect();
+    let l_mtime: Vec<i64> = fx.logged.iter().map(|(_, _, t)| t.0).collect();
     let mut changed = changed_by(&fx, &ancestors);
     let ancestors_etag = new_etag();
     // One statement for everything that needs the user's row lock (usage, journal sequence)
@@ -493,6 +534,9 @@ pub(crate) async fn close(
         &ancestors,
         &ops,
         &store.inner.notice_token,
+        &l_staging,
+        &l_data,
+        &l_mtime,
     ];
     let (checked, row) = tokio::join!(
         preflight,
@@ -520,7 +564,9 @@ pub(crate) async fn close(
                      FROM unnest($19::text[]) AS a(p)))
                  RETURNING 1),
              i AS (
-                 INSERT INTO intents (user_id, ops) SELECT $1, $20::text WHERE $20::text IS NOT NULL RETURNING id)
+                 INSERT INTO intents (user_id, ops, logged_staging, logged_data, logged_mtime)
+                 SELECT $1, $20::text, nullif($22::text[], '{}'), nullif($23::bytea[], '{}'), nullif($24::bigint[], '{}')
+                 WHERE $20::text IS NOT NULL RETURNING id)
              -- Commit asynchronously: durability comes from the barrier in `Locked::commit`,
              -- after the row lock is released.
              SELECT used_bytes, quota_bytes, journal_seq, (SELECT id FROM i),
@@ -588,7 +634,15 @@ pub(crate) async fn close(
                 .await?
                 .get(0),
         };
+        if !fx.logged.is_empty() {
+            tx.logged(id);
+        }
         return Ok(Some((id, fx.ops)));
+    }
+    if let Some(id) = intent_id
+        && !fx.logged.is_empty()
+    {
+        tx.logged(id);
     }
     Ok(intent_id.map(|id| (id, fx.ops)))
 }

@@ -365,7 +365,7 @@ impl Store {
             Ok((hash, crate::files::seal(&f, mtime)?))
         })
         .await?;
-        let content = Content { staging: rel.clone(), size: up.length, mtime, hash };
+        let content = Content { staging: rel.clone(), size: up.length, mtime, hash, logged: None };
         let (store, actor, user, path, id) =
             (self.clone(), actor.clone(), user.clone(), up.path.clone(), up.id.clone());
         detached(async move {
