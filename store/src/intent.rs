@@ -124,7 +124,7 @@ fn dir_ok<'a>(dirs: &mut DirCache<'_>, dir: &'a str, ok: &mut Vec<&'a str>) -> c
 
 /// Carry out `ops` in order, skipping what is done, then fsync every directory touched.
 pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
-    apply_with(disk, ops, false)
+    apply_with(disk, ops, None)
 }
 
 /// Carry out the ops of a logged small write's intent (see [`crate::Store::write`]) without
@@ -132,18 +132,26 @@ pub(crate) fn apply(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
 /// start-up replays it (after restoring its staged content from the database) if a crash comes
 /// first. The one thing made durable here is content moved onto a fresh name (an old file
 /// becoming a version): a replay takes an existing fresh name as done, so what it holds must
-/// be whole even if it was itself a logged write not yet synced.
-pub(crate) fn apply_deferred(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
-    apply_with(disk, ops, true)
+/// be whole even if it was itself a logged write not yet synced (`unsynced` tells which files
+/// may be).
+pub(crate) fn apply_deferred(
+    disk: &Disk,
+    ops: &[DiskOp],
+    unsynced: impl Fn(&str) -> bool,
+) -> crate::Result<()> {
+    apply_with(disk, ops, Some(&unsynced))
 }
 
-fn apply_with(disk: &Disk, ops: &[DiskOp], deferred: bool) -> crate::Result<()> {
+fn apply_with(disk: &Disk, ops: &[DiskOp], deferred: Option<&dyn Fn(&str) -> bool>) -> crate::Result<()> {
     let mut dirs = DirCache::new(disk);
     let mut touched: Vec<&str> = Vec::new();
     for op in ops {
         match op {
             DiskOp::Rename { from, to, done } => {
-                if deferred && *done == Done::ToExists {
+                if *done == Done::ToExists
+                    && let Some(unsynced) = deferred
+                    && unsynced(from)
+                {
                     match dirs.fsync_file(from) {
                         // Gone: a replay, and moved already.
                         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -189,7 +197,7 @@ fn apply_with(disk: &Disk, ops: &[DiskOp], deferred: bool) -> crate::Result<()> 
             }
         }
     }
-    if deferred {
+    if deferred.is_some() {
         return Ok(());
     }
     touched.sort_unstable();

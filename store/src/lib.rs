@@ -161,13 +161,22 @@ struct Inner {
 
 /// The intents of logged small writes waiting for the next flush.
 struct WriteLog {
-    /// Their ids.
-    pending: std::sync::Mutex<Vec<i64>>,
+    pending: std::sync::Mutex<Waiting>,
     /// Held through a flush (sync, then delete), so that a change waiting for one finds
     /// every earlier logged write durable when it gets it.
     flushing: tokio::sync::Mutex<()>,
     /// Wakes the flusher when the first one is left.
     wake: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    /// The intents' ids.
+    ids: Vec<i64>,
+    /// Where they put content not yet synced (data directory paths).
+    unsynced: std::collections::HashSet<String>,
+    /// The same, for the intents of a flush under way.
+    syncing: std::collections::HashSet<String>,
 }
 
 /// What start-up recovery did.
@@ -236,17 +245,27 @@ impl Store {
         self.inner
             .write_log
             .as_ref()
-            .is_some_and(|log| !log.pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty())
+            .is_some_and(|log| !log.pending.lock().unwrap_or_else(|e| e.into_inner()).ids.is_empty())
     }
 
-    /// Intents of logged writes carried out (unsynced): left for the next flush.
-    pub(crate) fn logged(&self, ids: Vec<i64>) {
+    /// Whether the file at `rel` may hold a logged write's content not yet synced.
+    pub(crate) fn unsynced(&self, rel: &str) -> bool {
+        self.inner.write_log.as_ref().is_some_and(|log| {
+            let w = log.pending.lock().unwrap_or_else(|e| e.into_inner());
+            w.unsynced.contains(rel) || w.syncing.contains(rel)
+        })
+    }
+
+    /// Intents of logged writes carried out (unsynced), which put content at `paths`: left
+    /// for the next flush.
+    pub(crate) fn logged(&self, ids: Vec<i64>, paths: Vec<String>) {
         let Some(log) = &self.inner.write_log else { return };
-        let mut pending = log.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.is_empty() {
+        let mut w = log.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if w.ids.is_empty() {
             log.wake.notify_one();
         }
-        pending.extend(ids);
+        w.ids.extend(ids);
+        w.unsynced.extend(paths);
     }
 
     /// [`Store::flush`] on a connection the caller holds (so that a flush never waits for the
@@ -256,7 +275,12 @@ impl Store {
         // Taken even with nothing pending: a flush under way has taken its ids already, and
         // what comes next must wait until they are durable.
         let _flushing = log.flushing.lock().await;
-        let ids = std::mem::take(&mut *log.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let ids = {
+            let mut w = log.pending.lock().unwrap_or_else(|e| e.into_inner());
+            // Still unsynced until the sync below returns.
+            w.syncing = std::mem::take(&mut w.unsynced);
+            std::mem::take(&mut w.ids)
+        };
         if ids.is_empty() {
             return Ok(());
         }
@@ -268,9 +292,12 @@ impl Store {
             Ok(())
         }
         .await;
+        let mut w = log.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let syncing = std::mem::take(&mut w.syncing);
         if res.is_err() {
             // Left for the next flush (or the replay at start-up).
-            log.pending.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+            w.ids.extend(ids);
+            w.unsynced.extend(syncing);
         }
         res
     }

@@ -313,11 +313,23 @@ impl Locked {
             }
             let ids: Vec<i64> = intents.iter().map(|(id, _)| *id).collect();
             let ops: Vec<DiskOp> = intents.into_iter().flat_map(|(_, ops)| ops).collect();
+            // Where the logged content goes (and any other content put in place: only more
+            // fsyncs if it is moved on before the flush).
+            let placed: Vec<String> = match deferred {
+                true => ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        DiskOp::Rename { to, done: intent::Done::FromMissing, .. } => Some(to.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                false => Vec::new(),
+            };
             let s = store.clone();
             // On failure the intent row stays and start-up replays it; the connection closes
             // on drop, releasing the locks.
             let applied = blocking(move || match deferred {
-                true => intent::apply_deferred(&s.inner.disk, &ops),
+                true => intent::apply_deferred(&s.inner.disk, &ops, |rel| s.unsynced(rel)),
                 false => intent::apply(&s.inner.disk, &ops),
             });
             if let Err(e) = applied.await {
@@ -326,7 +338,7 @@ impl Locked {
             }
             if deferred {
                 // Left before unlocking: the next change of these paths flushes them first.
-                store.logged(ids);
+                store.logged(ids, placed);
             } else {
                 // Losing this delete in a crash only means replaying an idempotent intent.
                 let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
