@@ -260,7 +260,8 @@ impl Disk {
         .map_err(err)?;
         let mut file = File::from(fd);
         file.write_all(data)?;
-        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime_ns.max(0) as u64))?;
+        // After the write, which sets the time to now.
+        rustix::fs::futimens(&file, &times(mtime_ns)).map_err(err)?;
         file.sync_all()
     }
 
@@ -301,12 +302,7 @@ impl Disk {
             Err(rustix::io::Errno::EXIST) => return Ok(()),
             Err(e) => return Err(err(e)),
         };
-        let t = rustix::fs::Timespec {
-            tv_sec: mtime_ns.div_euclid(1_000_000_000),
-            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
-        };
-        rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })
-            .map_err(err)
+        rustix::fs::futimens(&fd, &times(mtime_ns)).map_err(err)
     }
 
     /// (total, available) bytes of the filesystem holding the data directory.
@@ -319,12 +315,7 @@ impl Disk {
     pub(crate) fn set_mtime(&self, rel: &str, mtime_ns: i64) -> io::Result<()> {
         let (dir, name) = self.parent_of(rel)?;
         let name = if name.is_empty() { "." } else { name };
-        let t = rustix::fs::Timespec {
-            tv_sec: mtime_ns.div_euclid(1_000_000_000),
-            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
-        };
-        let times = rustix::fs::Timestamps { last_access: t, last_modification: t };
-        rustix::fs::utimensat(&dir, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(err)
+        rustix::fs::utimensat(&dir, name, &times(mtime_ns), AtFlags::SYMLINK_NOFOLLOW).map_err(err)
     }
 
     /// Create a fresh, empty staging directory (for copying a tree).
@@ -532,6 +523,15 @@ impl<'d> DirCache<'d> {
         .map_err(err)?;
         rustix::fs::fsync(&fd).map_err(err)
     }
+}
+
+/// Access and modification time both `mtime_ns` (nanoseconds since the epoch).
+fn times(mtime_ns: i64) -> rustix::fs::Timestamps {
+    let t = rustix::fs::Timespec {
+        tv_sec: mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+    };
+    rustix::fs::Timestamps { last_access: t, last_modification: t }
 }
 
 fn meta_of(st: &rustix::fs::Stat) -> Meta {

@@ -596,7 +596,7 @@ pub(crate) async fn close(
     let mut used: i64 = row.get(0);
     let quota: Option<i64> = row.get(1);
     let seq: i64 = row.get(2);
-    let intent_id: Option<i64> = row.get(3);
+    let mut intent_id: Option<i64> = row.get(3);
     changed.order = Some(crate::cache::Order {
         before: seq - n_journal,
         after: seq,
@@ -633,7 +633,7 @@ pub(crate) async fn close(
         }
         fx.ops.extend(extra.ops);
         let encoded = intent::encode(&fx.ops);
-        let id = match intent_id {
+        intent_id = Some(match intent_id {
             Some(id) => {
                 tx.cexecute("UPDATE intents SET ops = $2 WHERE id = $1", &[&id, &encoded]).await?;
                 id
@@ -645,11 +645,7 @@ pub(crate) async fn close(
                 )
                 .await?
                 .get(0),
-        };
-        if !fx.logged.is_empty() {
-            tx.logged(id);
-        }
-        return Ok(Some((id, fx.ops)));
+        });
     }
     if let Some(id) = intent_id
         && !fx.logged.is_empty()
