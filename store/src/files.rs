@@ -526,18 +526,21 @@ impl Store {
         now: Timestamp,
     ) -> Result<VersionId> {
         let hash = old.content_hash.ok_or_else(|| Error::internal("file without a content hash"))?;
-        // Both in one round trip; the list, sent second, includes the new version.
+        // Both in one round trip; the list, sent second, would include the new version if it
+        // were old enough.
         let (size, hash): (i64, &[u8]) = (old.size as i64, &hash.0);
         let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
             &[&user.id.0, &old.id.0, &size, &old.mtime.0, &hash, &old.etag.0, &now.0];
-        let by_node: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&old.id.0];
+        // Only versions old enough to be thinned (see `retention::thinning_horizon`).
+        let horizon = crate::retention::thinning_horizon(&self.inner.cfg.retention, now);
+        let by_node: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&old.id.0, &horizon.0];
         let (inserted, rows) = tokio::join!(
             tx.cquery_one(
                 "INSERT INTO versions (user_id, node_id, size, mtime_ns, content_hash, etag, created_at, modified_by)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT modified_by FROM nodes WHERE id = $2)) RETURNING id",
                 params,
             ),
-            tx.cquery("SELECT id, created_at FROM versions WHERE node_id = $1", by_node)
+            tx.cquery("SELECT id, created_at FROM versions WHERE node_id = $1 AND created_at <= $2", by_node)
         );
         let vid = VersionId(inserted?.get(0));
         let rows = rows?;

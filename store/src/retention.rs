@@ -42,6 +42,14 @@ fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// The newest a version can be and still be up for thinning at `now`: younger ones are all
+/// kept, and they never decide the fate of older ones, so [`expired`] needs only the versions
+/// created at or before this (a file saved every minute would otherwise read its whole day of
+/// versions at each save).
+pub fn thinning_horizon(policy: &RetentionPolicy, now: Timestamp) -> Timestamp {
+    Timestamp(now.0.saturating_sub(nanos(policy.keep_all)))
+}
+
 /// Given one file's versions (any order), return the ids to delete at time `now`.
 pub fn expired(
     policy: &RetentionPolicy,
@@ -128,6 +136,20 @@ mod tests {
     fn max_age_drops_old_versions() {
         let p = RetentionPolicy { max_age: Some(Duration::from_secs(90 * 24 * 3600)), ..Default::default() };
         check(&p, &[1, 89 * 24 * 60, 91 * 24 * 60, 400 * 24 * 60], &[91 * 24 * 60, 400 * 24 * 60]);
+    }
+
+    #[test]
+    fn versions_younger_than_the_horizon_change_nothing() {
+        let p = RetentionPolicy::default();
+        let now = Timestamp(1_000 * WEEK);
+        let versions: Vec<(VersionId, Timestamp)> =
+            (0..2_000).map(|i| (VersionId(i), Timestamp(now.0 - i * 7 * 60 * 1_000_000_000))).collect();
+        let horizon = thinning_horizon(&p, now);
+        let old: Vec<_> = versions.iter().filter(|v| v.1 <= horizon).copied().collect();
+        assert!(old.len() < versions.len() && !old.is_empty());
+        let all = expired(&p, &versions, now);
+        assert!(!all.is_empty());
+        assert_eq!(expired(&p, &old, now), all);
     }
 
     #[test]
