@@ -71,6 +71,10 @@ struct UserCache {
     max_seen: i64,
     /// Commits this process sent for the user that have not reported yet.
     in_flight: u32,
+    /// Another process changed the tree (or changes may have been missed) since this
+    /// process's commits in flight began: a report then cannot vouch for anything it did not
+    /// write itself.
+    foreign: bool,
 }
 
 /// Where a change falls in the user's journal (`before` → `after`), and the etag it gave each
@@ -401,7 +405,12 @@ impl NodeCache {
     /// This process is about to commit a change to `user`'s tree; [`NodeCache::committed`]
     /// follows, whatever happens.
     pub(crate) fn committing(&self, user: UserId) {
-        self.lock().users.entry(user).or_default().in_flight += 1;
+        let mut inner = self.lock();
+        let u = inner.users.entry(user).or_default();
+        if u.in_flight == 0 {
+            u.foreign = false;
+        }
+        u.in_flight += 1;
     }
 
     /// A commit of this process reported: what it changed (`None`: unknown, or it failed and
@@ -416,8 +425,9 @@ impl NodeCache {
     fn apply(&self, user: UserId, change: Option<Change<'_>>, own: bool) {
         let mut inner = self.lock();
         let u = inner.users.entry(user).or_default();
-        if own {
-            u.in_flight = u.in_flight.saturating_sub(1);
+        match own {
+            true => u.in_flight = u.in_flight.saturating_sub(1),
+            false => u.foreign = true,
         }
         u.generation += 1;
         let g = u.generation;
@@ -464,6 +474,13 @@ impl NodeCache {
                 u.pending.clear();
             }
         }
+        // A folder this change created is known to be empty (lookups of names in it need no
+        // query, see `get`) if the change is the last one to the user's tree: applied in order,
+        // or the one the count starts over from, with nothing else of this process in flight
+        // and no other process's change heard of since it began (that one could have written
+        // into the folder before this report).
+        let exact =
+            (patched && !whole) || (whole && !u.foreign && order.is_some_and(|o| u.seq == Some(o.after)));
         u.log_change(g, (!whole).then(|| ch.paths.to_vec()));
         inner.size = (inner.size + added).saturating_sub(gone);
         if !inner.enabled {
@@ -471,11 +488,8 @@ impl NodeCache {
         }
         let now = Instant::now();
         for n in ch.fresh {
-            // A folder created empty by a change applied in order (no later change to the
-            // user's tree has reported yet) is known to be empty: lookups of names in it need
-            // no query (see `get`).
-            let children = (patched && !whole && ch.new_dirs.iter().any(|d| d == n.path.as_str()))
-                .then(|| Arc::new(Vec::new()));
+            let children =
+                (exact && ch.new_dirs.iter().any(|d| d == n.path.as_str())).then(|| Arc::new(Vec::new()));
             inner.file(user, n.path.as_str(), Entry { node: Some(n.clone()), children, at: now });
         }
     }
@@ -520,6 +534,7 @@ impl NodeCache {
         inner.epoch += 1;
         for u in inner.users.values_mut() {
             u.forget();
+            u.foreign = true;
         }
         inner.size = 0;
     }
@@ -773,5 +788,62 @@ mod tests {
         c.committing(U);
         make_dir(&c, node(7, "late", true), &order(4, 5, &[""], "E5"));
         assert!(c.get(U, "late/a").is_err(), "a folder created after a gap is not known empty");
+    }
+
+    #[test]
+    fn a_folder_made_when_the_count_starts_over_is_known_empty() {
+        // Nothing known yet (as after a start, or after another process wrote): the change the
+        // count starts over from vouches for the folder it created.
+        let c = cache();
+        make_dir(&c, node(5, "new", true), &order(7, 8, &[""], "E8"));
+        assert_eq!(c.get(U, "new/a").unwrap(), None);
+        change(&c, &["new/a"], &[node(6, "new/a", false)], Some(&order(8, 9, &["", "new"], "E9")));
+        assert_eq!(c.get(U, "new/a").unwrap().unwrap().id, FileId(6));
+
+        // Another process changed the tree while the commit was in flight: it may have written
+        // into the folder before the report, so the folder is not known empty.
+        let c = cache();
+        c.committing(U);
+        c.bump(U);
+        let paths = ["x".to_owned()];
+        let dir = node(7, "x", true);
+        c.committed(
+            U,
+            Some(Change {
+                paths: &paths,
+                fresh: &[dir],
+                order: Some(&order(3, 4, &[""], "E4")),
+                new_dirs: &paths,
+            }),
+        );
+        assert!(c.get(U, "x/a").is_err(), "not known empty after another process's change");
+
+        // A later change of this process reported first (it may have written into the folder):
+        // the folder's change is not the last one, so it is not known empty.
+        let c = cache();
+        c.committing(U);
+        c.committing(U);
+        let later = ["y/a".to_owned()];
+        c.committed(
+            U,
+            Some(Change {
+                paths: &later,
+                fresh: &[],
+                order: Some(&order(4, 5, &["", "y"], "E5")),
+                new_dirs: &[],
+            }),
+        );
+        let paths = ["y".to_owned()];
+        let dir = node(8, "y", true);
+        c.committed(
+            U,
+            Some(Change {
+                paths: &paths,
+                fresh: &[dir],
+                order: Some(&order(3, 4, &[""], "E4")),
+                new_dirs: &paths,
+            }),
+        );
+        assert!(c.get(U, "y/a").is_err(), "not known empty when a later change reported first");
     }
 }
