@@ -146,8 +146,7 @@ impl Draft {
 
     /// Set the draft's modification time (kept by the commit).
     pub fn set_mtime(&self, t: Timestamp) -> Result<()> {
-        let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.0.max(0) as u64);
-        self.file.set_modified(st).map_err(|e| Error::io("draft mtime", e))
+        self.file.set_modified(t.to_system()).map_err(|e| Error::io("draft mtime", e))
     }
 
     /// The draft's file, for reading on: after a commit it is the live content; an uncommitted
@@ -239,8 +238,7 @@ impl Store {
                 false => store.inner.disk.create_staging(),
             }
             .map_err(|e| Error::io("draft", e))?;
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime.0.max(0) as u64);
-            if let Err(e) = file.set_modified(t) {
+            if let Err(e) = file.set_modified(mtime.to_system()) {
                 let _ = store.inner.disk.remove(&rel);
                 return Err(Error::io("draft mtime", e));
             }

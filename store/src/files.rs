@@ -1066,8 +1066,7 @@ pub(crate) fn seal(file: &File, mtime: Option<Timestamp>) -> Result<Timestamp> {
 /// [`seal`], with the fsync only if `sync`.
 fn seal_as(file: &File, mtime: Option<Timestamp>, sync: bool) -> Result<Timestamp> {
     if let Some(t) = mtime {
-        let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.0.max(0) as u64);
-        file.set_modified(st).map_err(|e| Error::io("set mtime", e))?;
+        file.set_modified(t.to_system()).map_err(|e| Error::io("set mtime", e))?;
     }
     if sync {
         file.sync_all().map_err(|e| Error::io("fsync", e))?;

@@ -89,6 +89,11 @@ impl Timestamp {
         }
     }
 
+    /// As a `SystemTime`, for setting a file's modification time (before 1970: the epoch).
+    pub fn to_system(self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.0.max(0) as u64)
+    }
+
     /// RFC 3339 in UTC with second precision, e.g. `2026-11-24T01:31:55Z`.
     pub fn to_rfc3339(self) -> String {
         let (y, mo, d, h, mi, s) = civil(self.secs());
