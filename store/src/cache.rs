@@ -570,6 +570,11 @@ mod tests {
     /// Report a change of this process, as `Locked::commit` does.
     fn change(c: &NodeCache, paths: &[&str], fresh: &[Node], order: Option<&Order>) {
         c.committing(U);
+        report(c, paths, fresh, order);
+    }
+
+    /// The report of a change whose commit began earlier ([`NodeCache::committing`]).
+    fn report(c: &NodeCache, paths: &[&str], fresh: &[Node], order: Option<&Order>) {
         let paths: Vec<String> = paths.iter().map(|p| (*p).to_owned()).collect();
         c.committed(U, Some(Change { paths: &paths, fresh, order, new_dirs: &[] }));
     }
@@ -577,6 +582,11 @@ mod tests {
     /// Report this process's change that created the empty folder `dir`.
     fn make_dir(c: &NodeCache, dir: Node, order: &Order) {
         c.committing(U);
+        report_dir(c, dir, order);
+    }
+
+    /// The report of a change creating the empty folder `dir` whose commit began earlier.
+    fn report_dir(c: &NodeCache, dir: Node, order: &Order) {
         let paths = [dir.path.as_str().to_owned()];
         c.committed(U, Some(Change { paths: &paths, fresh: &[dir], order: Some(order), new_dirs: &paths }));
     }
@@ -805,17 +815,7 @@ mod tests {
         let c = cache();
         c.committing(U);
         c.bump(U);
-        let paths = ["x".to_owned()];
-        let dir = node(7, "x", true);
-        c.committed(
-            U,
-            Some(Change {
-                paths: &paths,
-                fresh: &[dir],
-                order: Some(&order(3, 4, &[""], "E4")),
-                new_dirs: &paths,
-            }),
-        );
+        report_dir(&c, node(7, "x", true), &order(3, 4, &[""], "E4"));
         assert!(c.get(U, "x/a").is_err(), "not known empty after another process's change");
 
         // A later change of this process reported first (it may have written into the folder):
@@ -823,27 +823,8 @@ mod tests {
         let c = cache();
         c.committing(U);
         c.committing(U);
-        let later = ["y/a".to_owned()];
-        c.committed(
-            U,
-            Some(Change {
-                paths: &later,
-                fresh: &[],
-                order: Some(&order(4, 5, &["", "y"], "E5")),
-                new_dirs: &[],
-            }),
-        );
-        let paths = ["y".to_owned()];
-        let dir = node(8, "y", true);
-        c.committed(
-            U,
-            Some(Change {
-                paths: &paths,
-                fresh: &[dir],
-                order: Some(&order(3, 4, &[""], "E4")),
-                new_dirs: &paths,
-            }),
-        );
+        report(&c, &["y/a"], &[], Some(&order(4, 5, &["", "y"], "E5")));
+        report_dir(&c, node(8, "y", true), &order(3, 4, &[""], "E4"));
         assert!(c.get(U, "y/a").is_err(), "not known empty when a later change reported first");
     }
 }
