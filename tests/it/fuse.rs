@@ -2,7 +2,7 @@
 //! coherence with WebDAV, xattrs as dead properties, crash recovery, pjdfstest and fsx.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -391,22 +391,19 @@ fn killed_mid_write_the_mount_comes_back_and_fsck_is_clean() {
     let old = pattern(1 << 20, 5);
     fs::write(home.join("f.bin"), &old).unwrap();
 
-    let writer_home = home.clone();
-    let writer = std::thread::spawn(move || {
-        let mut h = OpenOptions::new().write(true).open(writer_home.join("f.bin")).unwrap();
-        let chunk = pattern(1 << 20, 6);
-        let mut written = 0u64;
-        loop {
-            if h.seek(SeekFrom::Start(written % (64 << 20))).is_err() || h.write_all(&chunk).is_err() {
-                return written;
-            }
-            written += chunk.len() as u64;
-        }
-    });
+    // The writer is a process of its own: every close of a descriptor of the file commits what
+    // was written so far (POSIX close), and a descriptor held by a thread of this test process
+    // would be inherited, and closed at exec, by whatever another test spawns meanwhile.
+    let mut writer = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=100000", "conv=notrunc", "status=none"])
+        .arg(format!("of={}", home.join("f.bin").display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(700));
+    assert!(writer.try_wait().unwrap().is_none(), "the writer was writing when the server died");
     d.kill_leaving_mount();
-    let written = writer.join().unwrap();
-    assert!(written > 0, "the writer was writing when the server died");
+    assert!(!writer.wait().unwrap().success(), "the writer's writes failed with the server gone");
 
     // The dead mount is recovered by the next start.
     let _d = env.start_daemon();
