@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak, mpsc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
@@ -220,14 +220,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// An inode the kernel knows.
+struct Known {
+    ctx: Arc<UserCtx>,
+    /// Lookups not yet forgotten.
+    lookups: u64,
+    /// When an entry reply last gave the kernel its name and attributes (each for [`TTL`]).
+    told: Instant,
+}
+
 struct Shared {
     store: Store,
     rt: Runtime,
     cfg: MountConfig,
     /// Users seen at the mount root, by name.
     users: Mutex<HashMap<String, Arc<UserCtx>>>,
-    /// Inodes the kernel knows: inode → (its user, lookup count).
-    inodes: Mutex<HashMap<u64, (Arc<UserCtx>, u64)>>,
+    /// Inodes the kernel knows, by inode.
+    inodes: Mutex<HashMap<u64, Known>>,
     /// Files with open handles.
     open: Mutex<HashMap<u64, Arc<Mutex<OpenFile>>>>,
     handles: Mutex<HashMap<u64, Handle>>,
@@ -254,7 +263,7 @@ struct UserCtx {
     /// The change journal position the kernel caches are current with.
     cursor: Mutex<i64>,
     /// When `user` was last read from the database.
-    refreshed: Mutex<std::time::Instant>,
+    refreshed: Mutex<Instant>,
 }
 
 impl UserCtx {
@@ -451,13 +460,55 @@ impl Flights {
 
 enum Handle {
     File { write: bool, backing: Option<Arc<BackingId>> },
-    Dir { entries: Vec<DirEnt> },
+    Dir(Listing),
+}
+
+/// What an open folder lists, taken when it is opened.
+enum Listing {
+    /// The mount root: one folder per user.
+    Users(Vec<DirEnt>),
+    /// A user's folder as the store's cache shares it; each entry's attributes are made only
+    /// if the kernel asks for them.
+    Folder(Arc<UserCtx>, Arc<Vec<Node>>),
 }
 
 struct DirEnt {
     ino: u64,
     name: String,
     attr: FileAttr,
+    ctx: Arc<UserCtx>,
+}
+
+impl Listing {
+    fn len(&self) -> usize {
+        match self {
+            Listing::Users(v) => v.len(),
+            Listing::Folder(_, v) => v.len(),
+        }
+    }
+
+    /// Entry `k`: (inode, name, kind).
+    fn entry(&self, k: usize) -> (u64, &str, FileType) {
+        match self {
+            Listing::Users(v) => (v[k].ino, &v[k].name, FileType::Directory),
+            Listing::Folder(_, v) => {
+                let n = &v[k];
+                (
+                    ino_of(n.id),
+                    n.path.name(),
+                    if n.is_dir { FileType::Directory } else { FileType::RegularFile },
+                )
+            }
+        }
+    }
+
+    /// Entry `k`'s attributes and user.
+    fn attr(&self, sh: &Shared, k: usize) -> (FileAttr, &Arc<UserCtx>) {
+        match self {
+            Listing::Users(v) => (v[k].attr, &v[k].ctx),
+            Listing::Folder(ctx, v) => (sh.attr(ctx, &v[k]), ctx),
+        }
+    }
 }
 
 struct Cairn {
@@ -516,19 +567,34 @@ impl Shared {
             root: ino_of(root.id),
             owner,
             cursor: Mutex::new(cursor),
-            refreshed: Mutex::new(std::time::Instant::now()),
+            refreshed: Mutex::new(Instant::now()),
         });
         Ok(lock(&self.users).entry(name.to_owned()).or_insert(ctx).clone())
     }
 
     /// The user an inode belongs to.
     fn ctx(&self, ino: u64) -> Res<Arc<UserCtx>> {
-        lock(&self.inodes).get(&ino).map(|(u, _)| u.clone()).ok_or(Errno::ESTALE)
+        lock(&self.inodes).get(&ino).map(|k| k.ctx.clone()).ok_or(Errno::ESTALE)
     }
 
     /// Record that the kernel learned of `ino` once more.
     fn remember(&self, ino: u64, ctx: &Arc<UserCtx>) {
-        lock(&self.inodes).entry(ino).or_insert_with(|| (ctx.clone(), 0)).1 += 1;
+        let now = Instant::now();
+        let mut inodes = lock(&self.inodes);
+        let k = inodes.entry(ino).or_insert_with(|| Known { ctx: ctx.clone(), lookups: 0, told: now });
+        k.lookups += 1;
+        k.told = now;
+    }
+
+    /// Whether the kernel was told the name and attributes of every one of `entries` lately
+    /// enough that it still holds them for a while (changes since reach it through the
+    /// notifier). Then a listing need not send them again.
+    fn told_lately(&self, listing: &Listing) -> bool {
+        let now = Instant::now();
+        let inodes = lock(&self.inodes);
+        (0..listing.len()).all(|k| {
+            inodes.get(&listing.entry(k).0).is_some_and(|known| now.duration_since(known.told) < TTL / 2)
+        })
     }
 
     fn node(&self, ctx: &UserCtx, ino: u64) -> Res<Node> {
@@ -683,7 +749,7 @@ impl Shared {
             let name = ctx.user().name;
             if let Ok(fresh) = self.run(self.store.user(&name)) {
                 *lock(&ctx.user) = fresh;
-                *lock(&ctx.refreshed) = std::time::Instant::now();
+                *lock(&ctx.refreshed) = Instant::now();
             }
         }
         ctx.user()
@@ -1046,7 +1112,7 @@ impl Shared {
         fh
     }
 
-    fn list(&self, ino: u64) -> Res<Vec<DirEnt>> {
+    fn list(&self, ino: u64) -> Res<Listing> {
         if ino == ROOT {
             let infos = self.run(self.store.list_users()).map_err(|e| errno::of(&e))?;
             let mut out = Vec::new();
@@ -1054,19 +1120,16 @@ impl Shared {
                 let name = info.user.name.as_str().to_owned();
                 let ctx = self.user_ctx(&name)?;
                 let root = self.node(&ctx, ctx.root)?;
-                out.push(DirEnt { ino: ctx.root, attr: self.attr(&ctx, &root), name });
+                out.push(DirEnt { ino: ctx.root, attr: self.attr(&ctx, &root), name, ctx });
             }
-            return Ok(out);
+            return Ok(Listing::Users(out));
         }
         let ctx = self.ctx(ino)?;
         self.settle_in(&fuse_actor(), ino)?;
         let dir = self.node(&ctx, ino)?;
         let user = ctx.user();
-        let nodes = self.run(self.store.list(&user, &dir.path)).map_err(|e| errno::of(&e))?;
-        Ok(nodes
-            .iter()
-            .map(|n| DirEnt { ino: ino_of(n.id), name: n.path.name().to_owned(), attr: self.attr(&ctx, n) })
-            .collect())
+        let nodes = self.run(self.store.children(&user, &dir.path)).map_err(|e| errno::of(&e))?;
+        Ok(Listing::Folder(ctx, nodes))
     }
 
     /// The extended attributes of file `id`: (name without `user.`, stored value).
@@ -1154,9 +1217,9 @@ impl Filesystem for Cairn {
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         let mut inodes = lock(&self.sh.inodes);
-        if let Some(entry) = inodes.get_mut(&ino.0) {
-            entry.1 = entry.1.saturating_sub(nlookup);
-            if entry.1 == 0 {
+        if let Some(k) = inodes.get_mut(&ino.0) {
+            k.lookups = k.lookups.saturating_sub(nlookup);
+            if k.lookups == 0 {
                 inodes.remove(&ino.0);
             }
         }
@@ -1610,14 +1673,14 @@ impl Filesystem for Cairn {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let entries = tryr!(reply, self.sh.list(ino.0));
-        let fh = self.sh.new_fh(Handle::Dir { entries });
+        let listing = tryr!(reply, self.sh.list(ino.0));
+        let fh = self.sh.new_fh(Handle::Dir(listing));
         reply.opened(FileHandle(fh), FopenFlags::empty());
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let handles = lock(&self.sh.handles);
-        let Some(Handle::Dir { entries }) = handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
+        let Some(Handle::Dir(listing)) = handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
         let mut i = offset;
         if i == 0 {
             if reply.add(ino, 1, FileType::Directory, ".") {
@@ -1631,8 +1694,9 @@ impl Filesystem for Cairn {
             }
             i = 2;
         }
-        for (k, e) in entries.iter().enumerate().skip(i as usize - 2) {
-            if reply.add(INodeNo(e.ino), k as u64 + 3, e.attr.kind, &e.name) {
+        for k in i as usize - 2..listing.len() {
+            let (e_ino, name, kind) = listing.entry(k);
+            if reply.add(INodeNo(e_ino), k as u64 + 3, kind, name) {
                 break;
             }
         }
@@ -1650,7 +1714,7 @@ impl Filesystem for Cairn {
         let sh = &self.sh;
         let ctx = if ino.0 == ROOT { None } else { Some(tryr!(reply, sh.ctx(ino.0))) };
         let handles = lock(&sh.handles);
-        let Some(Handle::Dir { entries }) = handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
+        let Some(Handle::Dir(listing)) = handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
         let dot = match &ctx {
             None => sh.root_attr(),
             Some(c) => match sh.node(c, ino.0) {
@@ -1670,19 +1734,22 @@ impl Filesystem for Cairn {
                 return reply.ok();
             }
             i = 2;
+            // The kernel asks with attributes at the start of every listing. When it holds every
+            // entry already (a folder just filled or looked through), sending them all again
+            // costs it a dentry lookup and an attribute update each: answer with the dots alone,
+            // and it reads on without attributes (READDIRPLUS_AUTO) from the next call.
+            if offset == 0 && sh.told_lately(listing) {
+                return reply.ok();
+            }
         }
-        for (k, e) in entries.iter().enumerate().skip(i as usize - 2) {
-            if reply.add(INodeNo(e.ino), k as u64 + 3, &e.name, &TTL, &e.attr, Generation(0)) {
+        for k in i as usize - 2..listing.len() {
+            let (e_ino, name, _) = listing.entry(k);
+            let (attr, owner) = listing.attr(sh, k);
+            if reply.add(INodeNo(e_ino), k as u64 + 3, name, &TTL, &attr, Generation(0)) {
                 break;
             }
             // A readdirplus entry counts as a lookup.
-            let owner = match &ctx {
-                Some(c) => Some(c.clone()),
-                None => sh.user_ctx(&e.name).ok(),
-            };
-            if let Some(c) = owner {
-                sh.remember(e.ino, &c);
-            }
+            sh.remember(e_ino, owner);
         }
         reply.ok();
     }

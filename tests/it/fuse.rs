@@ -176,6 +176,45 @@ fn webdav_and_mount_see_each_other_at_once() {
     });
 }
 
+/// Each name in the mount's folder `dir` with its size, as `ls -l` gets them.
+fn listing(dir: &Path) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().into_string().unwrap(), e.metadata().unwrap().len())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_listing_right_after_another_shows_what_changed_elsewhere() {
+    let (env, _d, home) = mounted(None);
+    let auth = basic("alice");
+    let a = [("Authorization", auth.as_str())];
+    let dir = home.join("list");
+    fs::create_dir(&dir).unwrap();
+    for (name, body) in [("a.txt", &b"1"[..]), ("b.txt", b"22"), ("c.txt", b"333")] {
+        fs::write(dir.join(name), body).unwrap();
+    }
+    let before = vec![("a.txt".into(), 1), ("b.txt".into(), 2), ("c.txt".into(), 3)];
+    assert_eq!(listing(&dir), before);
+    // The kernel knows every entry now, so the next listing comes without attributes: what
+    // WebDAV changes meanwhile must show all the same.
+    assert_eq!(http(env.port, "PUT", "/dav/list/a.txt", &a, b"longer now").status, 204);
+    let dest = format!("http://127.0.0.1:{}/dav/list/b2.txt", env.port);
+    let r = http(env.port, "MOVE", "/dav/list/b.txt", &[a[0], ("Destination", &dest)], b"");
+    assert_eq!(r.status, 201);
+    assert_eq!(http(env.port, "PUT", "/dav/list/d.txt", &a, b"4444").status, 201);
+    let after = vec![("a.txt".into(), 10), ("b2.txt".into(), 2), ("c.txt".into(), 3), ("d.txt".into(), 4)];
+    eventually("WebDAV's changes in a listing of the mount", || listing(&dir) == after);
+    assert_eq!(listing(&dir), after, "and in the listing after that");
+    fs::write(dir.join("c.txt"), b"through the mount").unwrap();
+    assert_eq!(listing(&dir)[2], ("c.txt".into(), 17), "a write through the mount, listed at once");
+}
+
 #[test]
 fn xattrs_are_dead_properties() {
     let (env, _d, home) = mounted(None);
