@@ -71,17 +71,11 @@ large() {
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
-# measure DIR: prints "write_MBps cold_MBps warm_MBps create_s stat_s unlink_s list_s", the
-# large-file figures the median of RUNS runs (single runs swing with this VM's memory and disk)
-measure() {
-    local d=$1 w c h ws=() cs=() hs=()
-    for _ in $(seq "$RUNS"); do
-        read -r w c h < <(large "$d")
-        ws+=("$w"); cs+=("$c"); hs+=("$h")
-    done
-    w=$(median "${ws[@]}"); c=$(median "${cs[@]}"); h=$(median "${hs[@]}")
+# small DIR W C H: prints "W C H create_s stat_s unlink_s list_s" (W C H passed through)
+small() {
+    local d=$1
     mkdir -p "$d/small"
-    python3 - "$d/small" "$FILES" "$w" "$c" "$h" <<'PY'
+    python3 - "$d/small" "$FILES" "$2" "$3" "$4" <<'PY'
 import os, sys, time
 d, n = sys.argv[1], int(sys.argv[2])
 w, c, h = (float(x) for x in sys.argv[3:6])
@@ -109,12 +103,26 @@ PY
     rmdir "$d/small"
 }
 
-echo "measuring native ($SIZE_MB MiB x $RUNS runs, $FILES files)..." >&2
-read -r nw nc nh ncr nst nun nls < <(measure "$B/native")
-echo "measuring bindfs..." >&2
-read -r bw bc_ bh bcr bst bun bls < <(measure "$B/bindfs")
-echo "measuring Cairn..." >&2
-read -r cw cc ch ccr cst cun cls < <(measure "$B/mnt/bench")
+# The large-file runs take turns (native, bindfs, Cairn, native, ...), so that this VM's
+# disk and memory, which drift over minutes, weigh on the three alike; each figure is the
+# median of RUNS runs.
+declare -A W C H dirs
+dirs=([native]="$B/native" [bindfs]="$B/bindfs" [cairn]="$B/mnt/bench")
+for r in $(seq "$RUNS"); do
+    for t in native bindfs cairn; do
+        echo "large files, run $r of $RUNS: $t ($SIZE_MB MiB)..." >&2
+        read -r w c h < <(large "${dirs[$t]}")
+        W[$t]+="$w "; C[$t]+="$c "; H[$t]+="$h "
+    done
+done
+fig() {
+    # shellcheck disable=SC2086
+    small "${dirs[$1]}" "$(median ${W[$1]})" "$(median ${C[$1]})" "$(median ${H[$1]})"
+}
+echo "small files ($FILES): native, bindfs, Cairn..." >&2
+read -r nw nc nh ncr nst nun nls < <(fig native)
+read -r bw bc_ bh bcr bst bun bls < <(fig bindfs)
+read -r cw cc ch ccr cst cun cls < <(fig cairn)
 
 ratio() { echo "$1 / $2" | bc -l | xargs printf "%.2fx"; }      # rate: higher is better
 tratio() { echo "$2 / $1" | bc -l | xargs printf "%.2fx"; }     # time: lower is better
