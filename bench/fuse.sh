@@ -71,14 +71,13 @@ large() {
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
-# small DIR W C H: prints "W C H create_s stat_s unlink_s list_s" (W C H passed through)
+# small DIR: prints "create_s stat_s unlink_s list_s" for one run
 small() {
     local d=$1
     mkdir -p "$d/small"
-    python3 - "$d/small" "$FILES" "$2" "$3" "$4" <<'PY'
+    python3 - "$d/small" "$FILES" <<'PY'
 import os, sys, time
 d, n = sys.argv[1], int(sys.argv[2])
-w, c, h = (float(x) for x in sys.argv[3:6])
 names = [os.path.join(d, f"f{i:05}") for i in range(n)]
 t = time.perf_counter()
 for p in names:
@@ -98,15 +97,15 @@ t = time.perf_counter()
 for p in names:
     os.unlink(p)
 unlink = time.perf_counter() - t
-print(f"{w:.1f} {c:.1f} {h:.1f} {create:.3f} {stat:.3f} {unlink:.3f} {listing:.3f}")
+print(f"{create:.3f} {stat:.3f} {unlink:.3f} {listing:.3f}")
 PY
     rmdir "$d/small"
 }
 
-# The large-file runs take turns (native, bindfs, Cairn, native, ...), so that this VM's
-# disk and memory, which drift over minutes, weigh on the three alike; each figure is the
-# median of RUNS runs.
-declare -A W C H dirs
+# The runs take turns (native, bindfs, Cairn, native, ...), so that this VM's disk and
+# memory, which drift over minutes (and ext4's inode allocation, slower for a while after
+# mass deletes), weigh on the three alike; each figure is the median of RUNS runs.
+declare -A W C H CR ST UN LS dirs
 dirs=([native]="$B/native" [bindfs]="$B/bindfs" [cairn]="$B/mnt/bench")
 for r in $(seq "$RUNS"); do
     for t in native bindfs cairn; do
@@ -115,11 +114,23 @@ for r in $(seq "$RUNS"); do
         W[$t]+="$w "; C[$t]+="$c "; H[$t]+="$h "
     done
 done
+for r in $(seq "$RUNS"); do
+    for t in native bindfs cairn; do
+        echo "small files, run $r of $RUNS: $t ($FILES files)..." >&2
+        read -r cr st un ls_ < <(small "${dirs[$t]}")
+        CR[$t]+="$cr "; ST[$t]+="$st "; UN[$t]+="$un "; LS[$t]+="$ls_ "
+    done
+done
+# fig TARGET: the medians, "write cold warm create stat unlink list"
 fig() {
-    # shellcheck disable=SC2086
-    small "${dirs[$1]}" "$(median ${W[$1]})" "$(median ${C[$1]})" "$(median ${H[$1]})"
+    local t=$1 a
+    for a in W C H CR ST UN LS; do
+        local -n arr=$a
+        # shellcheck disable=SC2086
+        printf '%s ' "$(median ${arr[$t]})"
+    done
+    echo
 }
-echo "small files ($FILES): native, bindfs, Cairn..." >&2
 read -r nw nc nh ncr nst nun nls < <(fig native)
 read -r bw bc_ bh bcr bst bun bls < <(fig bindfs)
 read -r cw cc ch ccr cst cun cls < <(fig cairn)
