@@ -10,12 +10,12 @@
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::batch::Job;
 use crate::db::Cached;
 use crate::disk::layout;
-use crate::files::{Content, Staging, WriteOutcome, in_txn, insert_file};
+use crate::files::{Content, SMALL_BODY, Staging, WriteOutcome, in_txn, insert_file};
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::txn::{
@@ -128,6 +128,13 @@ impl Draft {
         Ok(())
     }
 
+    /// The first `len` bytes (the whole of a small draft), for the write log.
+    fn bytes(&self, len: u64) -> Result<Arc<[u8]>> {
+        let mut buf = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut buf, 0).map_err(|e| Error::io("draft read", e))?;
+        Ok(buf.into())
+    }
+
     /// Current length.
     pub fn len(&self) -> u64 {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).len
@@ -155,11 +162,13 @@ impl Draft {
         self.file
     }
 
-    /// Make the bytes durable and compute the content hash (hashing the file again only if the
-    /// writes were not plain appends).
-    fn seal(&self) -> Result<(u64, ContentHash, Timestamp)> {
+    /// Make the bytes durable (unless `!sync`: a logged write) and compute the content hash
+    /// (hashing the file again only if the writes were not plain appends).
+    fn seal(&self, sync: bool) -> Result<(u64, ContentHash, Timestamp)> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.file.sync_all().map_err(|e| Error::io("draft fsync", e))?;
+        if sync {
+            self.file.sync_all().map_err(|e| Error::io("draft fsync", e))?;
+        }
         let hash = match st.hash.take().map(|(n, h)| (n, h.finish())) {
             Some((n, Some(h))) if n == st.len => h.finalize(),
             _ => {
@@ -288,7 +297,7 @@ impl Store {
         keep_version: bool,
     ) -> Result<Node> {
         // Seal on the blocking pool (fsync, maybe a hash of the whole file).
-        let (size, hash, mtime) = tokio::task::block_in_place(|| draft.seal())?;
+        let (size, hash, mtime) = tokio::task::block_in_place(|| draft.seal(true))?;
         let content = Content {
             staging: draft.staging.rel.clone().ok_or_else(|| Error::internal("draft already spent"))?,
             size,
@@ -422,7 +431,7 @@ impl Store {
                 WriteOutcome { node, created: true, version: None }
             }
         };
-        fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
+        fx.put_in_place(content, layout::user_path(&user.name, path));
         fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
         Ok((out, fx))
     }
@@ -444,15 +453,22 @@ impl Store {
         draft: Draft,
     ) -> Result<Node> {
         let mut counted = Some(Committing::new(self, user.id, draft.len()));
-        let (mut draft, (size, hash, mtime)) = blocking(move || {
-            let sealed = draft.seal()?;
-            Ok((draft, sealed))
+        // A small file is logged, as a small write is (see `Store::write`): its bytes go into
+        // the commit's intent row, so the draft needs no fsync of its own.
+        let log = self.inner.write_log.is_some() && draft.len() <= SMALL_BODY as u64;
+        let (mut draft, (size, hash, mtime), logged) = blocking(move || {
+            let sealed = draft.seal(!log)?;
+            let logged = match log {
+                true => Some(draft.bytes(sealed.0)?),
+                false => None,
+            };
+            Ok((draft, sealed, logged))
         })
         .await?;
         let mut staging = Staging { store: self.clone(), rel: draft.staging.rel.take() };
         draft.state.lock().unwrap_or_else(|e| e.into_inner()).spent = true;
         drop(draft);
-        let content = Content { staging: staging.rel().to_owned(), size, mtime, hash, logged: None };
+        let content = Content { staging: staging.rel().to_owned(), size, mtime, hash, logged };
         let mut tries = 0;
         loop {
             let dir = self.stat_id(user, parent).await?;

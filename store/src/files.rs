@@ -455,10 +455,7 @@ impl Store {
         };
         let out =
             self.put_content(tx, user, &actor.name, path, parent, old, content, true, &mut fx, now).await?;
-        fx.ops.push(DiskOp::rename(&content.staging, layout::user_path(&user.name, path), Done::FromMissing));
-        if let Some(bytes) = &content.logged {
-            fx.logged.push((content.staging.clone(), bytes.clone(), content.mtime));
-        }
+        fx.put_in_place(content, layout::user_path(&user.name, path));
         fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
         Ok((out, fx))
     }
@@ -1055,7 +1052,7 @@ async fn fill<R: AsyncRead + Unpin>(
 }
 
 /// Bodies up to this size are read into memory before staging (see [`Store::write`]).
-const SMALL_BODY: usize = 64 * 1024;
+pub(crate) const SMALL_BODY: usize = 64 * 1024;
 
 /// Make staged content durable: give it `mtime` (if any), fsync it, and return the
 /// modification time it now has (blocking).

@@ -433,6 +433,15 @@ impl Effects {
         }
     }
 
+    /// Queue the rename of `content`'s staged file to `to` (the backing path of its file), and
+    /// its bytes into the intent row if it is a logged small write.
+    pub(crate) fn put_in_place(&mut self, content: &crate::files::Content, to: String) {
+        self.ops.push(DiskOp::rename(&content.staging, to, intent::Done::FromMissing));
+        if let Some(bytes) = &content.logged {
+            self.logged.push((content.staging.clone(), bytes.clone(), content.mtime));
+        }
+    }
+
     /// Add `other`'s effects to these (a batch of writes closes once per user and actor). Only
     /// one write's replaced content can be the last resort of a quota check, so a merge has
     /// none: a batch that does not fit is retried write by write.
