@@ -464,6 +464,7 @@ enum Handle {
 }
 
 /// What an open folder lists, taken when it is opened.
+#[derive(Clone)]
 enum Listing {
     /// The mount root: one folder per user.
     Users(Vec<DirEnt>),
@@ -472,6 +473,7 @@ enum Listing {
     Folder(Arc<UserCtx>, Arc<Vec<Node>>),
 }
 
+#[derive(Clone)]
 struct DirEnt {
     ino: u64,
     name: String,
@@ -1713,8 +1715,13 @@ impl Filesystem for Cairn {
     ) {
         let sh = &self.sh;
         let ctx = if ino.0 == ROOT { None } else { Some(tryr!(reply, sh.ctx(ino.0))) };
-        let handles = lock(&sh.handles);
-        let Some(Handle::Dir(listing)) = handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
+        // A copy (the folder's listing is shared): attributes lock open files, and `open` holds
+        // its file's lock while it adds a handle, so none is made under the handles' lock.
+        let listing = match lock(&sh.handles).get(&fh.0) {
+            Some(Handle::Dir(listing)) => listing.clone(),
+            _ => return reply.error(Errno::EBADF),
+        };
+        let listing = &listing;
         let dot = match &ctx {
             None => sh.root_attr(),
             Some(c) => match sh.node(c, ino.0) {
