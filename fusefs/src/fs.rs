@@ -588,7 +588,7 @@ impl Shared {
         k.told = now;
     }
 
-    /// Whether the kernel was told the name and attributes of every one of `entries` lately
+    /// Whether the kernel was told the name and attributes of every entry of `listing` lately
     /// enough that it still holds them for a while (changes since reach it through the
     /// notifier). Then a listing need not send them again.
     fn told_lately(&self, listing: &Listing) -> bool {
