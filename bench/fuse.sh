@@ -41,7 +41,7 @@ cleanup() {
         rm -f "$B.img"
         rmdir "$B"
     else
-        rm -rf "$B"
+        rm -rf "$B" "$B.img"
     fi
 }
 trap cleanup EXIT
