@@ -95,6 +95,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0005_write_log.sql",
         sql: include_str!("../../schema/0005_write_log.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_batch_locks.sql",
+        sql: include_str!("../../schema/0006_batch_locks.sql"),
+    },
 ];
 
 /// The oldest PostgreSQL we run on.

@@ -59,6 +59,41 @@ pub(crate) struct Locked {
     /// Intents of logged small writes (see [`crate::Store::write`]): carried out without
     /// fsyncs and kept until the next flush.
     logged: std::sync::Mutex<Vec<i64>>,
+    /// Statements the connection still owes its last user (see [`Carried`]), sent ahead of
+    /// this transaction's BEGIN.
+    owed: String,
+}
+
+/// A connection whose last change is done except for its closing statements (deleting its
+/// intents, releasing its advisory locks), kept for the next change instead of spending a
+/// round trip on them: the next change sends them ahead of its BEGIN, in the same message. The
+/// group commit's leader carries its connection from batch to batch this way.
+/// [`Carried::release`] sends them now; dropping it closes the connection (which also frees
+/// the locks).
+pub(crate) struct Carried {
+    client: Option<Object>,
+    tail: String,
+}
+
+impl Carried {
+    /// Send the owed statements and return the connection to the pool.
+    pub(crate) async fn release(mut self) -> Result<()> {
+        let client = self.client.take().expect("client present until release");
+        if let Err(e) = client.batch_execute(&self.tail).await {
+            // It may still hold locks: close it instead of pooling it.
+            drop(Object::take(client));
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Carried {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
 }
 
 /// What a transaction changed, as the node cache needs it.
@@ -148,9 +183,9 @@ fn folder_locks(user: &User, ops: &[DiskOp]) -> String {
 
 /// The statement taking the locks of several single-path changes at once (a batch of writes)
 /// if they are all free, and failing with `lock_not_available` otherwise: every user's lock
-/// shared and every path's lock exclusive. A batch never waits for a lock, so one busy path or
-/// user (a long tree change) never holds up the others' writes; its writes are committed on
-/// their own instead, waiting as usual.
+/// shared and every path's lock exclusive (`cairn_try_lock_batch`, schema/0006). A batch never
+/// waits for a lock, so one busy path or user (a long tree change) never holds up the others'
+/// writes; its writes are committed on their own instead, waiting as usual.
 pub(crate) fn try_lock_sql_paths(items: &[(UserId, &VPath)]) -> String {
     let mut users: Vec<i64> = items.iter().map(|(u, _)| user_key(*u)).collect();
     let mut paths: Vec<i64> = items.iter().map(|(u, p)| path_key(*u, p)).collect();
@@ -158,15 +193,10 @@ pub(crate) fn try_lock_sql_paths(items: &[(UserId, &VPath)]) -> String {
     users.dedup();
     paths.sort_unstable();
     paths.dedup();
-    let calls: Vec<String> = users
-        .iter()
-        .map(|k| format!("pg_try_advisory_lock_shared({k})"))
-        .chain(paths.iter().map(|k| format!("pg_try_advisory_lock({k})")))
-        .collect();
-    format!(
-        "DO $$ BEGIN IF NOT ({}) THEN RAISE EXCEPTION 'a lock of the batch is taken' USING ERRCODE = 'lock_not_available'; END IF; END $$;",
-        calls.join(" AND ")
-    )
+    let list = |keys: &[i64]| keys.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    // A literal (integers only, so formatting them is safe): the call goes in the same simple
+    // query as BEGIN, before the statements pipelined behind it.
+    format!("SELECT cairn_try_lock_batch('{{{}}}', '{{{}}}');", list(&users), list(&paths))
 }
 
 /// After an asynchronous commit: a tiny synchronous commit whose WAL flush covers it.
@@ -185,23 +215,37 @@ impl Locked {
     /// A connection for a mutation whose transaction [`Locked::open`] opens.
     pub(crate) async fn connect(store: &Store, set: LockSet<'_>) -> Result<Locked> {
         let client = store.inner.pool.get().await?;
+        Ok(Locked::with(client, set, String::new()))
+    }
+
+    /// [`Locked::connect`] on a carried connection: its owed statements go ahead of the BEGIN
+    /// of [`Locked::try_open`] (the only opening that sends them).
+    pub(crate) fn connect_carried(mut carried: Carried, set: LockSet<'_>) -> Locked {
+        let client = carried.client.take().expect("client present until release");
+        Locked::with(client, set, std::mem::take(&mut carried.tail))
+    }
+
+    fn with(client: Object, set: LockSet<'_>, owed: String) -> Locked {
         let user = match set {
             LockSet::Path(u, _) | LockSet::Tree(u) => u,
         };
-        Ok(Locked {
+        Locked {
             client: Some(client),
             user,
             in_tx: true,
             changed: Default::default(),
             logged: Default::default(),
-        })
+            owed,
+        }
     }
 
     /// [`Locked::open`] for a batch, taking the locks of [`try_lock_sql_paths`] only if they
     /// are all free: `Ok(false)` if one is not (the transaction is then aborted, and so is
     /// everything sent behind it; [`Locked::finish`] releases what was taken).
+    /// A carried connection's owed statements go first: if one fails, so does the opening (and
+    /// [`Locked::finish`] still releases every lock).
     pub(crate) async fn try_open(&self, lock_sql: &str) -> Result<bool> {
-        match self.client().batch_execute(&format!("{BEGIN} {lock_sql}")).await {
+        match self.client().batch_execute(&format!("{}{BEGIN} {lock_sql}", self.owed)).await {
             Ok(()) => Ok(true),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
             Err(e) => Err(e.into()),
@@ -295,7 +339,18 @@ impl Locked {
     /// Intents of logged small writes only (see [`crate::Store::write`]) are carried out without
     /// fsyncs and left for the next flush. Anything else first flushes those left so far: a
     /// replay must never carry out an older intent after a newer change that is already durable.
-    pub(crate) async fn finish_all(mut self, store: &Store, intents: Vec<(i64, Vec<DiskOp>)>) -> Result<()> {
+    pub(crate) async fn finish_all(self, store: &Store, intents: Vec<(i64, Vec<DiskOp>)>) -> Result<()> {
+        self.finish_carrying(store, intents).await?.release().await
+    }
+
+    /// [`Locked::finish_all`] up to its last round trip: the disk work is done (and the logged
+    /// intents are left for the next flush), but the intent rows are not yet deleted nor the
+    /// locks released; the connection is handed back with those statements owed.
+    pub(crate) async fn finish_carrying(
+        mut self,
+        store: &Store,
+        intents: Vec<(i64, Vec<DiskOp>)>,
+    ) -> Result<Carried> {
         let Some(client) = self.client.take() else {
             return Err(Error::internal("the connection was lost at commit"));
         };
@@ -348,13 +403,8 @@ impl Locked {
                 ));
             }
         }
-        tail.push_str("SELECT pg_advisory_unlock_all();");
-        if let Err(e) = client.batch_execute(&tail).await {
-            // It may still hold locks: close it instead of pooling it.
-            drop(Object::take(client));
-            return Err(e.into());
-        }
-        Ok(())
+        tail.push_str("SELECT pg_advisory_unlock_all(); ");
+        Ok(Carried { client: Some(client), tail })
     }
 }
 

@@ -224,6 +224,23 @@ async fn batched_writes_each_get_their_own_answer() {
     assert!(shared_instants > 0, "no two writes were committed together");
     let report = store.fsck(None, true).await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+    // A batch's locks outlive it only while the next batch is at hand (it releases them in the
+    // message that opens it): once the writes stop, none is left, and a change needing the
+    // whole tree goes ahead at once.
+    let held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while tests::sql_i64(&env.db, held) > 0 {
+        assert!(std::time::Instant::now() < deadline, "advisory locks still held after the writes");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let d = p("/d");
+    let tree_change = store.delete(&alice_actor, &alice, &d, None);
+    tokio::time::timeout(std::time::Duration::from_secs(10), tree_change)
+        .await
+        .expect("a tree change after the writes waited for a lock")
+        .unwrap();
 }
 
 #[tokio::test]
