@@ -36,9 +36,7 @@ cleanup() {
     umount -l "$B/bindfs" 2>/dev/null || true
     [ -n "$CAIRN_PID" ] && { kill -TERM "$CAIRN_PID" 2>/dev/null || true; wait "$CAIRN_PID" 2>/dev/null || true; }
     if [ -n "$LOOP" ]; then
-        umount "$B" 2>/dev/null || umount -l "$B" || true
-        losetup -d "$LOOP" || true
-        rm -f "$B.img"
+        drop_ext4 "$B"
         rmdir "$B"
     else
         rm -rf "$B" "$B.img"
@@ -47,10 +45,7 @@ cleanup() {
 trap cleanup EXIT
 if [ "$FS" = ext4 ]; then
     # Room for one large file of each at a time, the database and the small files.
-    truncate -s "$((SIZE_MB * 3 + 8192))M" "$B.img"
-    mkfs.ext4 -q -F "$B.img"
-    LOOP=$(losetup --direct-io=on --find --show "$B.img")
-    mount "$LOOP" "$B"
+    fresh_ext4 "$B" "$((SIZE_MB * 3 + 8192))"
 fi
 chmod 755 "$B"
 

@@ -70,3 +70,21 @@ TOML
     PID=$!
     wait_healthy "$2" 60 || { cat "$B/log"; exit 1; }
 }
+
+# fresh_ext4 DIR SIZE_MB : mount on the empty folder DIR a fresh ext4 with a journal (mkfs.ext4's
+# defaults) of SIZE_MB, a sparse image DIR.img on a loop device with direct I/O; sets LOOP.
+# drop_ext4 DIR undoes it. Benches run every target on one such file system: a VM's root ext4
+# may have no journal, and without one ext4 skips inodes deleted in the last minutes when it
+# makes a file, so creates slow down after mass deletes (whoever ran after another's clean-up
+# paid for it).
+fresh_ext4() {
+    truncate -s "$2M" "$1.img"
+    mkfs.ext4 -q -F "$1.img"
+    LOOP=$(losetup --direct-io=on --find --show "$1.img")
+    mount "$LOOP" "$1"
+}
+drop_ext4() {
+    umount "$1" 2>/dev/null || umount -l "$1" || true
+    if [ -n "${LOOP:-}" ]; then losetup -d "$LOOP" || true; fi
+    rm -f "$1.img"
+}
