@@ -11,8 +11,15 @@ use std::time::{Duration, Instant};
 use tests::{Env, b3, basic, describe, eventually, http, pattern, record_figure, require_program, sql_i64};
 
 fn mounted(quota: Option<&str>) -> (Env, tests::Daemon, PathBuf) {
+    mounted_with(quota, "")
+}
+
+/// [`mounted`] with `config` appended to the daemon's configuration.
+fn mounted_with(quota: Option<&str>, config: &str) -> (Env, tests::Daemon, PathBuf) {
     let mut env = Env::new();
     let mp = env.enable_fuse();
+    let cfg = fs::read_to_string(&env.config).unwrap();
+    fs::write(&env.config, format!("{cfg}{config}")).unwrap();
     let d = env.start_daemon();
     env.add_user("alice", quota);
     let home = mp.join("alice");
@@ -424,14 +431,7 @@ fn a_write_only_handle_is_seen_by_readers_holding_cached_pages() {
 /// it from the disk puts it back. A large one is fsynced before its commit, as before.
 #[test]
 fn small_files_closed_in_the_mount_come_back_from_the_write_log() {
-    let mut env = Env::new();
-    let mp = env.enable_fuse();
-    let cfg = fs::read_to_string(&env.config).unwrap();
-    fs::write(&env.config, format!("{cfg}[storage]\nwrite_log_ms = 60000\n")).unwrap();
-    let d = env.start_daemon();
-    env.add_user("alice", None);
-    let home = mp.join("alice");
-    eventually("the user's folder in the mount", || home.is_dir());
+    let (env, d, home) = mounted_with(None, "[storage]\nwrite_log_ms = 60000\n");
     let small = pattern(10_000, 7);
     let large = pattern(200_000, 8);
     // The large one first: any commit not logged syncs and forgets the log before it. Each
@@ -457,12 +457,7 @@ fn small_files_closed_in_the_mount_come_back_from_the_write_log() {
 
 #[test]
 fn killed_mid_write_the_mount_comes_back_and_fsck_is_clean() {
-    let mut env = Env::new();
-    let mp = env.enable_fuse();
-    let d = env.start_daemon();
-    env.add_user("alice", None);
-    let home = mp.join("alice");
-    eventually("the user's folder in the mount", || home.is_dir());
+    let (env, d, home) = mounted(None);
     let old = pattern(1 << 20, 5);
     fs::write(home.join("f.bin"), &old).unwrap();
 
