@@ -122,9 +122,15 @@ impl Store {
                 fx.ops.retain(|op| !matches!(op, DiskOp::Mkdir { .. }));
                 // Interrupted commits recovery could not finish are moot now that the database
                 // follows the disk. Logged small writes waiting for their sync are not
-                // interrupted: they are synced first (none of this user's can be carried out
-                // meanwhile, under the tree lock).
-                store.flush_with(tx.db()).await?;
+                // interrupted: every one of this user's is carried out on disk already (none
+                // can be carried out meanwhile, under the tree lock), but maybe not synced, and
+                // it may be another process's (cairnctl scans beside a running cairnd, whose
+                // pending syncs this process knows nothing of). One syncfs makes them all
+                // durable before their rows go. (The scan used to run this process's flush
+                // here, inside its transaction: a scan rolled back, over the quota, undid the
+                // flush's deletes of every user's logged intents, left until a restart.)
+                let s = store.clone();
+                blocking(move || s.inner.disk.sync_all().map_err(|e| Error::io("syncfs", e))).await?;
                 tx.cexecute("DELETE FROM intents WHERE user_id = $1", &[&user.id.0]).await?;
                 let detail = format!(
                     "{} added, {} modified, {} removed, {} skipped",
