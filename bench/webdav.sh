@@ -36,8 +36,8 @@ cleanup() {
 trap cleanup EXIT
 if [ "$FS" = ext4 ]; then
     # Room for Cairn's files and versions (each 1 GiB upload over a name keeps the last as a
-    # version), each peer's files, the source file and the disk's own line.
-    fresh_ext4 "$B" 24576
+    # version), each peer's files, the source file and the disk line's files.
+    fresh_ext4 "$B" 28672
 fi
 chmod 755 "$B"
 C_PORT=18181 N_PORT=18182 A_PORT=18183
@@ -139,6 +139,17 @@ get_gib() {
     curl -s -o /dev/null -H "$(hdr "$1")" -w '%{speed_download}' "${URL[$1]}/get.bin" | awk '{printf "%.0f", $1/1e6}'
 }
 median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+# What the disk itself does with 1 GiB written to a new file and fsynced, measured as the PUTs
+# are (three in a row, median; the files stay, as Cairn keeps each replaced upload as a
+# version): the ceiling of a durable PUT. Cairn answers a PUT once its data is on disk; nginx
+# and Apache answer once it is in the page cache, so their PUT figures can pass this line.
+echo "==> the disk: 1 GiB written to a new file and fsynced (dd conv=fsync), median of 3" >&2
+d=()
+for i in 1 2 3; do
+    sync
+    d+=("$(dd if="$B/1g.bin" of="$B/dd-$i.bin" bs=1M conv=fsync 2>&1 | awk '/copied/ {for (f = 1; f <= NF; f++) if ($f == "s,") printf "%.0f", 1073741824 / $(f - 1) / 1e6}')")
+done
+R[disk]=$(median3 "${d[@]}")
 for s in cairn nginx apache; do
     echo "==> $s: 1 GiB PUT and GET, median of 3 (single runs swing with the page cache)" >&2
     p=(); g=()
@@ -211,18 +222,6 @@ for v in 1.1 2; do
     R[tls$v,put]=$(curl -sk --http$v -o /dev/null -H "$AUTH" -T "$B/1g.bin" -w '%{speed_upload}' "$TLS_URL/tls-$v.bin" | awk '{printf "%.0f", $1/1e6}')
     R[tls$v,get]=$(curl -sk --http$v -o /dev/null -H "$AUTH" -w '%{speed_download}' "$TLS_URL/tls-$v.bin" | awk '{printf "%.0f", $1/1e6}')
 done
-
-# What the disk itself does with 1 GiB written to a new file and fsynced (median of 3): the
-# ceiling of a durable PUT. Cairn answers a PUT once its data is on disk; nginx and Apache
-# answer once it is in the page cache, so their PUT figures can pass this line.
-echo "==> the disk: 1 GiB written to a new file and fsynced (dd conv=fsync), median of 3" >&2
-d=()
-for i in 1 2 3; do
-    sync
-    d+=("$(dd if="$B/1g.bin" of="$B/dd-$i.bin" bs=1M conv=fsync 2>&1 | awk '/copied/ {for (f = 1; f <= NF; f++) if ($f == "s,") printf "%.0f", 1073741824 / $(f - 1) / 1e6}')")
-done
-rm -f "$B"/dd-*.bin
-R[disk]=$(median3 "${d[@]}")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a/b; else print "-" }'; }
 echo
