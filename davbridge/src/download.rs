@@ -63,24 +63,47 @@ pub(crate) fn content_type(name: &str) -> &'static str {
 /// Files up to this size are read whole when they are in memory (see [`store::Store::open_small`]).
 pub(crate) const SMALL: u64 = 64 * 1024;
 
-/// The bytes to serve: the open file, and its whole content when it was small and at hand.
+/// The bytes to serve: the open file, or its whole content when it was small and at hand, or
+/// both (see [`store::Store::open_small`]).
 pub(crate) struct Source {
-    pub(crate) file: std::fs::File,
+    pub(crate) file: Option<std::fs::File>,
     pub(crate) bytes: Option<Bytes>,
 }
 
 impl Source {
-    pub(crate) fn new(file: std::fs::File, bytes: Option<Vec<u8>>) -> Source {
+    pub(crate) fn new(file: Option<std::fs::File>, bytes: Option<Vec<u8>>) -> Source {
         Source { file, bytes: bytes.map(Bytes::from) }
+    }
+
+    fn file(self) -> Result<std::fs::File, HttpError> {
+        self.file.ok_or_else(|| {
+            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "neither the file nor its bytes are at hand")
+        })
     }
 
     /// A body of `len` bytes from `start`.
     async fn range(self, start: u64, len: u64) -> Result<Body, HttpError> {
-        match self.bytes {
+        match &self.bytes {
             Some(b) if start + len <= b.len() as u64 => {
                 Ok(body::full(b.slice(start as usize..(start + len) as usize)))
             }
-            _ => body::file_range(self.file, start, len).await.map_err(read_error),
+            _ => body::file_range(self.file()?, start, len).await.map_err(read_error),
+        }
+    }
+
+    /// A multipart body: each part's head, then its bytes, then the trailer.
+    fn parts(self, parts: Vec<(Bytes, u64, u64)>, trailer: Bytes) -> Result<Body, HttpError> {
+        match &self.bytes {
+            Some(b) if parts.iter().all(|(_, s, n)| s + n <= b.len() as u64) => {
+                let mut out = Vec::new();
+                for (head, s, n) in &parts {
+                    out.extend_from_slice(head);
+                    out.extend_from_slice(&b[*s as usize..(s + n) as usize]);
+                }
+                out.extend_from_slice(&trailer);
+                Ok(body::full(Bytes::from(out)))
+            }
+            _ => Ok(body::file_parts(self.file()?, parts, trailer)),
         }
     }
 }
@@ -159,7 +182,7 @@ pub(crate) async fn respond(
                 .insert(header::CONTENT_TYPE, hv(&format!("multipart/byteranges; boundary={boundary}")));
             res.headers_mut().insert(header::CONTENT_LENGTH, hv(&total.to_string()));
             if !head {
-                *res.body_mut() = body::file_parts(src.file, parts, Bytes::from(trailer));
+                *res.body_mut() = src.parts(parts, Bytes::from(trailer))?;
             }
         }
     }

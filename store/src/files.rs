@@ -263,26 +263,34 @@ impl Store {
     }
 
     /// Like [`Store::open_file`], with the whole content as well when the file is at most
-    /// `small` bytes and both its name and its bytes are in memory. That case is served on the
-    /// calling task (a small GET then costs no trip to the blocking pool); anything that would
-    /// wait for the disk is opened on the pool as usual, without the bytes.
+    /// `small` bytes and its bytes are in memory: held by the store (a recently read small file
+    /// whose content is unchanged; then there is no open file), or its name and its bytes in the
+    /// kernel's caches. That case is served on the calling task (a small GET then costs no trip
+    /// to the blocking pool); anything that would wait for the disk is opened on the pool as
+    /// usual, without the bytes. Either the file or the bytes, or both, are there.
     pub async fn open_small(
         &self,
         user: &User,
         path: &VPath,
         small: u64,
-    ) -> Result<(Node, File, Option<Vec<u8>>)> {
+    ) -> Result<(Node, Option<File>, Option<Vec<u8>>)> {
         let node = self.stat(user, path).await?;
         if node.is_dir {
             return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
         }
         let rel = layout::user_path(&user.name, path);
         if node.size <= small {
+            if let Some(bytes) = self.inner.hot.get(&node) {
+                return Ok((node, None, Some(bytes.to_vec())));
+            }
             match self.inner.disk.open_read_cached(&rel) {
                 Ok(file) => {
                     let bytes = Disk::read_cached(&file, node.size as usize)
                         .map_err(|e| Error::io(format!("read {rel}"), e))?;
-                    return Ok((node, file, bytes));
+                    if let Some(b) = &bytes {
+                        self.inner.hot.offer(&node, b);
+                    }
+                    return Ok((node, Some(file), bytes));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(Error::io(format!("open {rel}"), e)),
@@ -293,7 +301,7 @@ impl Store {
             store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e))
         })
         .await?;
-        Ok((node, file, None))
+        Ok((node, Some(file), None))
     }
 
     /// Most bytes a write may bring: quota minus usage, plus everything that could be pruned,

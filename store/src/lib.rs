@@ -18,6 +18,7 @@ mod draft;
 mod error;
 mod files;
 mod fsck;
+mod hot;
 mod intent;
 mod journal;
 mod locks;
@@ -138,6 +139,8 @@ struct Inner {
     cfg: StoreConfig,
     target: DbTarget,
     cache: cache::NodeCache,
+    /// The bytes of small files recently read, by content hash.
+    hot: hot::HotFiles,
     /// The one `LISTEN cairn_changes` connection, shared by every watcher in this process.
     changes: std::sync::OnceLock<tokio::sync::broadcast::Sender<Option<notify::ChangeNotice>>>,
     /// Resumable uploads being appended to in this process.
@@ -214,6 +217,7 @@ impl Store {
                 cfg,
                 target: db.clone(),
                 cache: Default::default(),
+                hot: Default::default(),
                 changes: Default::default(),
                 uploads: Default::default(),
                 cred_generation: Default::default(),

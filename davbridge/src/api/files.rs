@@ -380,7 +380,8 @@ pub(crate) async fn version_content(cx: &Cx<'_>, id: i64) -> Result<Response<Bod
     let path = vpath(&q.path)?;
     let (v, file) = cx.store.open_version(&cx.user, &path, VersionId(id)).await?;
     let meta = download::Meta { etag: &v.etag, mtime: v.mtime, size: v.size };
-    serve_content(cx, meta, download::Source::new(file, None), &path, false, q.download.unwrap_or(true)).await
+    serve_content(cx, meta, download::Source::new(Some(file), None), &path, false, q.download.unwrap_or(true))
+        .await
 }
 
 /// Make an earlier content current again (the current one becomes a version).
