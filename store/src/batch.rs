@@ -173,7 +173,7 @@ impl Store {
                     release(c).await;
                 }
                 tokio::time::sleep(WRITE_BEHIND_LINGER).await;
-                self.inner.batcher.take(&mut batch, true);
+                self.inner.batcher.take(&mut batch, false);
             }
             let (res, next) = self.try_batch(&mut batch, carried.take()).await;
             carried = next;

@@ -17,7 +17,7 @@ use crate::types::Node;
 const CAP: usize = 16 * 1024 * 1024;
 
 /// Largest file kept.
-pub(crate) const MAX_FILE: u64 = 64 * 1024;
+const MAX_FILE: u64 = 64 * 1024;
 
 type Key = [u8; 32];
 
