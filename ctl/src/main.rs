@@ -588,7 +588,8 @@ async fn run(
                     "added": r.added.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                     "modified": r.modified.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                     "removed": r.removed.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                    "skipped": r.skipped.iter().map(|(p, why)| json!({"path": p, "reason": why})).collect::<Vec<_>>()}))
+                    "skipped": r.skipped.iter().map(|(p, why)| json!({"path": p, "reason": why})).collect::<Vec<_>>(),
+                    "over_quota": r.over_quota.map(|u| json!({"used": u.used, "quota": u.quota}))}))
                 .collect();
             out(j, Value::Array(value), || {
                 let mut s = String::new();
@@ -611,6 +612,14 @@ async fn run(
                     }
                     for (p, why) in &r.skipped {
                         s.push_str(&format!("  ! {p}: {why}\n"));
+                    }
+                    if let Some(u) = &r.over_quota {
+                        s.push_str(&format!(
+                            "  ! over quota: {} used of {}; writes that add bytes are refused until \
+                             files are deleted (and the trash emptied) or the quota is raised\n",
+                            store::format_size(u.used),
+                            store::format_size(u.quota.unwrap_or(0))
+                        ));
                     }
                 }
                 s.trim_end().to_owned()

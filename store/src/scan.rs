@@ -12,7 +12,7 @@ use crate::path::VPath;
 use crate::txn::{
     Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, insert_node, new_etag, node_from_row,
 };
-use crate::types::{Actor, ContentHash, Node, User, VersionId};
+use crate::types::{Actor, ContentHash, Node, Usage, User, VersionId};
 use crate::{Error, Result, Store, blocking, detached};
 
 /// What a scan found and did.
@@ -26,6 +26,11 @@ pub struct ScanReport {
     pub removed: Vec<VPath>,
     /// Entries left alone, with the reason (symlinks, invalid names).
     pub skipped: Vec<(String, String)>,
+    /// The user's footprint if the scan left them over their quota. The scan adopts what is on
+    /// disk whatever the quota (as lowering a quota below the usage does, it leaves the user
+    /// over it): their writes that add bytes are refused until they free space or the quota
+    /// is raised.
+    pub over_quota: Option<Usage>,
 }
 
 /// What the disk walk saw for one path.
@@ -42,7 +47,7 @@ impl Store {
         let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
         detached(async move {
             let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
+            let mut report: ScanReport = in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
                 let rows = tx
                     .cquery(&format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND trash_id IS NULL"), &[
                         &user.id.0,
@@ -54,6 +59,7 @@ impl Store {
                 let mut report = ScanReport { skipped, ..Default::default() };
                 let mut fx = Effects::new();
                 fx.may_prune = false;
+                fx.enforce_quota = false;
 
                 // Removals first (deepest first), so a file replaced by a folder is re-added cleanly.
                 for (path, node) in db.iter().rev() {
@@ -126,9 +132,8 @@ impl Store {
                 // can be carried out meanwhile, under the tree lock), but maybe not synced, and
                 // it may be another process's (cairnctl scans beside a running cairnd, whose
                 // pending syncs this process knows nothing of). One syncfs makes them all
-                // durable before their rows go. (The scan used to run this process's flush
-                // here, inside its transaction: a scan rolled back, over the quota, undid the
-                // flush's deletes of every user's logged intents, left until a restart.)
+                // durable before their rows go. (Not this process's flush: it would delete
+                // every user's logged intents inside this transaction, which may roll back.)
                 let s = store.clone();
                 blocking(move || s.inner.disk.sync_all().map_err(|e| Error::io("syncfs", e))).await?;
                 tx.cexecute("DELETE FROM intents WHERE user_id = $1", &[&user.id.0]).await?;
@@ -141,7 +146,12 @@ impl Store {
                 );
                 fx.audit.push(("scan", None, Some(detail)));
                 (report, fx)
-            })
+            })?;
+            let usage = store.usage(&user).await?;
+            if usage.quota.is_some_and(|q| usage.used > q) {
+                report.over_quota = Some(usage);
+            }
+            Ok(report)
         })
         .await
     }

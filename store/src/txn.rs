@@ -454,6 +454,9 @@ pub(crate) struct Effects {
     pub(crate) ops: Vec<DiskOp>,
     /// May prune old versions and trash to fit the quota.
     pub(crate) may_prune: bool,
+    /// Refuse the change if it leaves the user over quota (a scan does not: the disk holds
+    /// the files whatever the quota says, and the database follows the disk).
+    pub(crate) enforce_quota: bool,
     /// A version that may go too as a last resort (the one this write just created).
     pub(crate) last_resort: Option<(VersionId, u64)>,
     /// Ids of versions never to prune in this transaction (e.g. the one being restored).
@@ -475,6 +478,7 @@ impl Effects {
             audit: Vec::new(),
             ops: Vec::new(),
             may_prune: true,
+            enforce_quota: true,
             last_resort: None,
             keep_versions: Vec::new(),
             touched: Vec::new(),
@@ -501,6 +505,7 @@ impl Effects {
         self.audit.extend(other.audit);
         self.ops.extend(other.ops);
         self.may_prune &= other.may_prune;
+        self.enforce_quota |= other.enforce_quota;
         self.last_resort = None;
         self.keep_versions.extend(other.keep_versions);
         self.touched.extend(other.touched);
@@ -666,6 +671,7 @@ pub(crate) async fn close(
     if let Some(quota) = quota
         && used > quota
         && fx.usage_delta > 0
+        && fx.enforce_quota
     {
         // The slow path: make room, or refuse (the transaction then rolls back entirely).
         let mut extra = Effects::new();

@@ -1,6 +1,6 @@
 //! Files changed directly in the backing directory are picked up by `cairnctl scan`.
 
-use tests::{Env, b3, sql_i64};
+use tests::{Env, b3, describe, pattern, sql_i64};
 
 #[test]
 fn scan_adopts_outside_changes() {
@@ -47,6 +47,43 @@ fn scan_adopts_outside_changes() {
         again[0]["added"].as_array().unwrap().len() + again[0]["modified"].as_array().unwrap().len(),
         0
     );
+}
+
+/// Files put back by hand are adopted even when they leave the user over quota: the disk
+/// holds them whatever the quota says, and the database must follow it. The user is then over
+/// quota, as after an admin lowers a quota below the usage: writes that add bytes are refused
+/// until space is freed.
+#[test]
+fn scan_adopts_files_beyond_the_quota() {
+    let env = Env::new();
+    env.add_user("alice", Some("100"));
+    env.put_ok("alice", "/a.txt", &[b'a'; 40]);
+    let restored = pattern(300, 7);
+    std::fs::create_dir_all(env.user_dir("alice").join("old")).unwrap();
+    std::fs::write(env.user_dir("alice").join("old/restored.bin"), &restored).unwrap();
+
+    let report = env.ctl_json(&["scan", "alice"]);
+    assert_eq!(report[0]["added"], serde_json::json!(["/old", "/old/restored.bin"]));
+    assert_eq!(report[0]["over_quota"], serde_json::json!({"used": 340, "quota": 100}));
+    assert_eq!(env.ctl_json(&["files", "stat", "alice", "/old/restored.bin"])["blake3"], b3(&restored));
+    assert_eq!(env.ctl_json(&["quota", "show", "alice"])["used"], 340);
+    env.assert_fsck_clean();
+    let text = env.ctl_ok(&["scan", "alice"]);
+    assert!(text.contains("over quota: 340 B used of 100 B"), "{text}");
+
+    // Over quota: a write that adds bytes is refused, and nothing of it stays.
+    let out = env.put("alice", "/more.txt", b"more");
+    assert!(!out.status.success(), "a write over quota succeeded");
+    assert!(describe(&out).contains("quota"), "{}", describe(&out));
+    assert!(!env.user_dir("alice").join("more.txt").exists());
+
+    // Deleting the restored file and emptying the trash brings the user back under it.
+    env.ctl_ok(&["files", "rm", "alice", "/old/restored.bin"]);
+    env.ctl_ok(&["trash", "purge", "alice", "--all"]);
+    env.put_ok("alice", "/more.txt", b"more");
+    assert_eq!(env.ctl_json(&["scan", "alice"])[0]["over_quota"], serde_json::Value::Null);
+    assert_eq!(env.ctl_json(&["quota", "show", "alice"])["used"], 44);
+    env.assert_fsck_clean();
 }
 
 /// A change to one file reads only its own rows, however big the user's tree: deleting one of
