@@ -219,7 +219,8 @@ impl Locked {
     }
 
     /// [`Locked::connect`] on a carried connection: its owed statements go ahead of the BEGIN
-    /// of [`Locked::try_open`] (the only opening that sends them).
+    /// of whichever opening comes next ([`Locked::try_open`] or [`Locked::open`]), in the same
+    /// message, so they run before this transaction takes its locks.
     pub(crate) fn connect_carried(mut carried: Carried, set: LockSet<'_>) -> Locked {
         let client = carried.client.take().expect("client present until release");
         Locked::with(client, set, std::mem::take(&mut carried.tail))
@@ -257,9 +258,10 @@ impl Locked {
     /// so they run under the locks), saving a round trip. BEGIN comes first so that if taking
     /// a lock fails, the transaction is aborted and every query sent behind it fails too:
     /// none can run without the locks, or outside the transaction. The locks are session
-    /// locks, held past the commit until [`Locked::finish`].
+    /// locks, held past the commit until [`Locked::finish`]. A carried connection's owed
+    /// statements go first, as in [`Locked::try_open`].
     pub(crate) async fn open(&self, set: LockSet<'_>) -> Result<()> {
-        let sql = format!("{BEGIN} {}", lock_sql(&set));
+        let sql = format!("{}{BEGIN} {}", self.owed, lock_sql(&set));
         self.client().batch_execute(&sql).await?;
         Ok(())
     }
