@@ -3,9 +3,11 @@
 //! A write's staged content is committed by the *leader*, a task that runs while writes are
 //! waiting. It takes every write queued at that moment (up to [`MAX_BATCH`], one per path) and
 //! commits them in one transaction: one round trip opens it, takes all their locks and sends
-//! every write's first reads; their statements are pipelined; each user and actor gets one
-//! closing statement (usage, journal, audit, intent); one commit and one WAL flush cover them
-//! all; their renames share one trip to the blocking pool and one fsync per folder. Writes that
+//! every write's first reads; their statements are pipelined; one closing statement (usage,
+//! journal, audit, intent) covers every user and actor, each with its own rows (two, or more,
+//! when one user writes through several front ends at once: a statement updates a user's row
+//! once); one commit and one WAL flush cover them all; their renames share one trip to the
+//! blocking pool and one fsync per folder. Writes that
 //! arrive while a batch runs wait for the next one, so the batch size follows the load: a lone
 //! write is a batch of one, committed at once.
 //!
@@ -25,7 +27,7 @@ use tokio::sync::oneshot;
 use crate::draft::Committing;
 use crate::files::{Content, Staging, WriteOptions, WriteOutcome};
 use crate::path::VPath;
-use crate::txn::{Carried, Effects, LockSet, Locked, close, try_lock_sql_paths};
+use crate::txn::{Carried, Effects, LockSet, Locked, close_all, try_lock_sql_paths};
 use crate::types::{Actor, FileId, User, UserId};
 use crate::{Error, Result, Store};
 
@@ -283,10 +285,23 @@ impl Store {
                     None => groups.push((i, fx)),
                 }
             }
-            let closes =
-                groups.into_iter().map(|(j, fx)| close(self, &tx, &batch[j].user, &batch[j].actor, fx, now));
+            // One closing statement for all users, or one per round when a user has several
+            // groups (several actors): a statement updates each user's row once.
+            let mut rounds: Vec<Vec<(&User, &Actor, Effects)>> = Vec::new();
+            for (j, fx) in groups {
+                let user = &batch[j].user;
+                let round = match rounds.iter().position(|r| r.iter().all(|(u, _, _)| u.id != user.id)) {
+                    Some(r) => r,
+                    None => {
+                        rounds.push(Vec::new());
+                        rounds.len() - 1
+                    }
+                };
+                rounds[round].push((user, &batch[j].actor, fx));
+            }
+            let closes = rounds.into_iter().map(|round| close_all(self, &tx, round, now));
             let intents = futures_util::future::try_join_all(closes).await.map_err(Failed::BeforeCommit)?;
-            Ok((outs, intents.into_iter().flatten().collect::<Vec<_>>()))
+            Ok((outs, intents.into_iter().flatten().flatten().collect::<Vec<_>>()))
         }
         .await;
         match res {

@@ -53,8 +53,8 @@ pub(crate) struct Locked {
     user: UserId,
     /// A transaction is open (`begin` sent, no commit yet).
     in_tx: bool,
-    /// What the transaction changed, for the node cache at commit (one entry per [`close`]:
-    /// a batch of writes closes once per user and actor).
+    /// What the transaction changed, for the node cache at commit (one entry per user and
+    /// actor closed: a batch of writes closes several).
     changed: std::sync::Mutex<Vec<(UserId, Changed)>>,
     /// Intents of logged small writes (see [`crate::Store::write`]): carried out without
     /// fsyncs and kept until the next flush.
@@ -498,7 +498,7 @@ impl Effects {
         }
     }
 
-    /// Add `other`'s effects to these (a batch of writes closes once per user and actor). Only
+    /// Add `other`'s effects to these (a batch of writes merges them per user and actor). Only
     /// one write's replaced content can be the last resort of a quota check, so a merge has
     /// none: a batch that does not fit is retried write by write.
     pub(crate) fn absorb(&mut self, other: Effects) {
@@ -536,191 +536,304 @@ pub(crate) async fn close(
     tx: &Tx<'_>,
     user: &User,
     actor: &Actor,
-    mut fx: Effects,
+    fx: Effects,
     now: Timestamp,
 ) -> Result<Option<(i64, Vec<DiskOp>)>> {
-    // The disk is checked while the statement below runs (both must succeed before the
-    // commit): a failed check rolls the transaction back.
-    let preflight = async {
-        if fx.ops.is_empty() {
-            return Ok(());
-        }
-        let (s, ops) = (store.clone(), fx.ops.clone());
-        match blocking(move || intent::preflight(&s.inner.disk, &ops)).await {
-            Err(e) if e.kind() == ErrorKind::Conflict && e.message() == intent::FOLDER_MISSING => {
-                // The folder may be one a concurrent change has committed and not yet created
-                // on disk (this transaction read it committed). Every change that creates a
-                // folder beside others' writes (mkdir, a write creating its parents) holds that
-                // folder's path lock until its disk work is done: wait for those, then look
-                // again. A folder still missing was removed behind Cairn's back.
-                let keys = folder_locks(user, &fx.ops);
-                if !keys.is_empty() {
-                    tx.batch_execute(&keys).await?;
-                }
-                let (s, ops) = (store.clone(), fx.ops.clone());
-                blocking(move || intent::preflight(&s.inner.disk, &ops)).await
-            }
-            res => res,
-        }
-    };
-    let n_journal = fx.journal.len() as i64;
-    let mut ancestors: Vec<&str> = fx.touched.iter().flat_map(path_ancestors).collect();
-    ancestors.sort_unstable();
-    ancestors.dedup();
-    let j_kind: Vec<&str> = fx.journal.iter().map(|j| j.kind).collect();
-    let j_node: Vec<i64> = fx.journal.iter().map(|j| j.node_id.0).collect();
-    let j_dir: Vec<bool> = fx.journal.iter().map(|j| j.is_dir).collect();
-    let j_path: Vec<&str> = fx.journal.iter().map(|j| j.path.as_str()).collect();
-    let j_old: Vec<Option<&str>> =
-        fx.journal.iter().map(|j| j.old_path.as_ref().map(|p| p.as_str())).collect();
-    let j_size: Vec<Option<i64>> = fx.journal.iter().map(|j| j.size.map(|s| s as i64)).collect();
-    let j_etag: Vec<Option<&str>> =
-        fx.journal.iter().map(|j| j.etag.as_ref().map(|e| e.0.as_str())).collect();
-    let j_hash: Vec<Option<&[u8]>> = fx.journal.iter().map(|j| j.hash.as_ref().map(|h| &h.0[..])).collect();
-    let a_action: Vec<&str> = fx.audit.iter().map(|a| a.0).collect();
-    let a_path: Vec<Option<&str>> = fx.audit.iter().map(|a| a.1.as_deref()).collect();
-    let a_detail: Vec<Option<String>> =
-        fx.audit.iter().map(|a| audit_detail(actor, a.2.as_deref())).collect();
-    let ops: Option<String> = (!fx.ops.is_empty()).then(|| intent::encode(&fx.ops));
-    let l_staging: Vec<&str> = fx.logged.iter().map(|(s, _, _)| s.as_str()).collect();
-    let l_data: Vec<&[u8]> = fx.logged.iter().map(|(_, d, _)| &d[..]).collect();
-    let l_mtime: Vec<i64> = fx.logged.iter().map(|(_, _, t)| t.0).collect();
-    let mut changed = changed_by(&fx, &ancestors);
-    let ancestors_etag = new_etag();
-    // One statement for everything that needs the user's row lock (usage, journal sequence)
-    // and the ancestors' row locks: the lock is then held for this statement and the commit
-    // only, not for a round trip per row.
-    let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[
-        &user.id.0,
-        &fx.usage_delta,
-        &n_journal,
-        &now.0,
-        &j_kind,
-        &j_node,
-        &j_dir,
-        &j_path,
-        &j_old,
-        &j_size,
-        &j_etag,
-        &j_hash,
-        &actor.name,
-        &actor.origin.as_str(),
-        &a_action,
-        &a_path,
-        &a_detail,
-        &ancestors_etag.0,
-        &ancestors,
-        &ops,
-        &store.inner.notice_token,
-        &l_staging,
-        &l_data,
-        &l_mtime,
-    ];
-    let (checked, row) = tokio::join!(
-        preflight,
-        tx.cquery_one(
-            "WITH u AS (
-                 UPDATE users SET used_bytes = used_bytes + $2, journal_seq = journal_seq + $3
-                 WHERE id = $1 RETURNING used_bytes, quota_bytes, journal_seq),
-             j AS (
-                 INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash, origin)
-                 SELECT $1, (SELECT journal_seq FROM u) - $3 + t.ord, $4, t.kind, t.node, t.dir, t.path, t.old, t.size, t.etag, t.hash, $14
-                 FROM unnest($5::text[], $6::bigint[], $7::bool[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bytea[])
-                      WITH ORDINALITY AS t(kind, node, dir, path, old, size, etag, hash, ord)
-                 RETURNING 1),
-             a AS (
-                 INSERT INTO audit_log (at, user_id, actor, origin, action, path, detail)
-                 SELECT $4, $1, $13, $14, t.action, t.path, t.detail
-                 FROM unnest($15::text[], $16::text[], $17::text[]) AS t(action, path, detail)
-                 RETURNING 1),
-             -- Each ancestor by its full key, then by id: written as `path = ANY($19)`, a
-             -- planner that thinks the user has few nodes (statistics from before a big
-             -- import) scans all of them for every write.
-             e AS (
-                 UPDATE nodes SET etag = $18 WHERE id = ANY(ARRAY(
-                     SELECT (SELECT id FROM nodes WHERE user_id = $1 AND path = a.p AND trash_id IS NULL)
-                     FROM unnest($19::text[]) AS a(p)))
-                 RETURNING 1),
-             i AS (
-                 INSERT INTO intents (user_id, ops, logged_staging, logged_data, logged_mtime)
-                 SELECT $1, $20::text, nullif($22::text[], '{}'), nullif($23::bytea[], '{}'), nullif($24::bigint[], '{}')
-                 WHERE $20::text IS NOT NULL RETURNING id)
-             -- Commit asynchronously: durability comes from the barrier in `Locked::commit`,
-             -- after the row lock is released.
-             SELECT used_bytes, quota_bytes, journal_seq, (SELECT id FROM i),
-                    set_config('synchronous_commit', 'off', true),
-                    -- Delivered at commit: other processes drop their cached nodes of this user
-                    -- (this one knows what changed; the token tells it its own notices).
-                    pg_notify('cairn_changes', $1::text || ' ' || $21 || ' ' || $14),
-                    (SELECT count(*) FROM j), (SELECT count(*) FROM a), (SELECT count(*) FROM e)
-             FROM u",
-            params,
-        )
-    );
-    checked?;
-    let row = row?;
-    let mut used: i64 = row.get(0);
-    let quota: Option<i64> = row.get(1);
-    let seq: i64 = row.get(2);
-    let mut intent_id: Option<i64> = row.get(3);
-    changed.order = Some(crate::cache::Order {
-        before: seq - n_journal,
-        after: seq,
-        ancestors: ancestors.iter().map(|a| (*a).to_owned()).collect(),
-        etag: ancestors_etag,
-    });
-    tx.record(user.id, changed);
-    if let Some(quota) = quota
-        && used > quota
-        && fx.usage_delta > 0
-        && fx.enforce_quota
-    {
-        // The slow path: make room, or refuse (the transaction then rolls back entirely).
-        let mut extra = Effects::new();
-        extra.keep_versions = fx.keep_versions.clone();
-        extra.last_resort = fx.last_resort.take();
-        if fx.may_prune {
-            used -= prune(tx, user, used - quota, &mut extra).await?;
-        }
-        if used > quota
-            && let Some((vid, size)) = extra.last_resort.take()
-        {
-            // Keeping the replaced content as a version does not fit: drop it instead.
-            tx.cexecute("DELETE FROM versions WHERE id = $1", &[&vid.0]).await?;
-            extra.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, vid) });
-            used -= size as i64;
-            extra.audit.push(("version.prune", None, Some(format!("version {vid} dropped to fit quota"))));
-        }
-        if used > quota {
-            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
-        }
-        tx.cexecute("UPDATE users SET used_bytes = $2 WHERE id = $1", &[&user.id.0, &used]).await?;
-        for (action, path, detail) in &extra.audit {
-            audit(tx.db(), Some(user.id), actor, action, path.as_deref(), detail.as_deref(), now).await?;
-        }
-        fx.ops.extend(extra.ops);
-        let encoded = intent::encode(&fx.ops);
-        intent_id = Some(match intent_id {
-            Some(id) => {
-                tx.cexecute("UPDATE intents SET ops = $2 WHERE id = $1", &[&id, &encoded]).await?;
-                id
-            }
-            None => tx
-                .cquery_one(
-                    "INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id",
-                    &[&user.id.0, &encoded],
-                )
-                .await?
-                .get(0),
-        });
-    }
-    if let Some(id) = intent_id
-        && !fx.logged.is_empty()
-    {
-        tx.logged(id);
-    }
-    Ok(intent_id.map(|id| (id, fx.ops)))
+    let mut intents = close_all(store, tx, vec![(user, actor, fx)], now).await?;
+    Ok(intents.pop().flatten())
 }
+
+/// [`close`] for several users' changes in one transaction (a batch of writes), each with its
+/// own actor and effects, in one statement: the cost of a statement of six parts (binding,
+/// starting its executor) is paid once, not once per user, and the disk is preflighted in one
+/// trip to the blocking pool. The users must differ (the statement updates each user's row
+/// once). Returns each one's intent, in order.
+pub(crate) async fn close_all(
+    store: &Store,
+    tx: &Tx<'_>,
+    groups: Vec<(&User, &Actor, Effects)>,
+    now: Timestamp,
+) -> Result<Vec<Option<(i64, Vec<DiskOp>)>>> {
+    debug_assert!(
+        groups.iter().enumerate().all(|(i, (u, _, _))| groups[..i].iter().all(|(v, _, _)| v.id != u.id)),
+        "close_all: one group per user"
+    );
+    // The ancestors of what each group touched get a new etag (one per group).
+    let ancestors: Vec<Vec<String>> = groups
+        .iter()
+        .map(|(_, _, fx)| {
+            let mut a: Vec<&str> = fx.touched.iter().flat_map(path_ancestors).collect();
+            a.sort_unstable();
+            a.dedup();
+            a.into_iter().map(str::to_owned).collect()
+        })
+        .collect();
+    let etags: Vec<ETag> = groups.iter().map(|_| new_etag()).collect();
+    let changed: Vec<Changed> = groups
+        .iter()
+        .zip(&ancestors)
+        .map(|((_, _, fx), a)| changed_by(fx, &a.iter().map(String::as_str).collect::<Vec<_>>()))
+        .collect();
+    let rows = {
+        // The disk is checked while the statement below runs (both must succeed before the
+        // commit): a failed check rolls the transaction back.
+        let all_ops: Vec<DiskOp> = groups.iter().flat_map(|(_, _, fx)| fx.ops.iter().cloned()).collect();
+        let preflight = async {
+            if all_ops.is_empty() {
+                return Ok(());
+            }
+            let (s, ops) = (store.clone(), all_ops.clone());
+            match blocking(move || intent::preflight(&s.inner.disk, &ops)).await {
+                Err(e) if e.kind() == ErrorKind::Conflict && e.message() == intent::FOLDER_MISSING => {
+                    // The folder may be one a concurrent change has committed and not yet
+                    // created on disk (this transaction read it committed). Every change that
+                    // creates a folder beside others' writes (mkdir, a write creating its
+                    // parents) holds that folder's path lock until its disk work is done: wait
+                    // for those, then look again. A folder still missing was removed behind
+                    // Cairn's back.
+                    for (user, _, fx) in &groups {
+                        let keys = folder_locks(user, &fx.ops);
+                        if !keys.is_empty() {
+                            tx.batch_execute(&keys).await?;
+                        }
+                    }
+                    let (s, ops) = (store.clone(), all_ops.clone());
+                    blocking(move || intent::preflight(&s.inner.disk, &ops)).await
+                }
+                res => res,
+            }
+        };
+        let mut g = Columns::default();
+        for (k, ((user, actor, fx), anc)) in groups.iter().zip(&ancestors).enumerate() {
+            let grp = k as i64 + 1;
+            g.user.push(user.id.0);
+            g.delta.push(fx.usage_delta);
+            g.n_journal.push(fx.journal.len() as i64);
+            g.actor.push(actor.name.as_str());
+            g.origin.push(actor.origin.as_str());
+            g.ops.push((!fx.ops.is_empty()).then(|| intent::encode(&fx.ops)));
+            g.etag.push(etags[k].0.as_str());
+            for (ord, j) in fx.journal.iter().enumerate() {
+                g.j_grp.push(grp);
+                g.j_ord.push(ord as i64 + 1);
+                g.j_kind.push(j.kind);
+                g.j_node.push(j.node_id.0);
+                g.j_dir.push(j.is_dir);
+                g.j_path.push(j.path.as_str());
+                g.j_old.push(j.old_path.as_ref().map(|p| p.as_str()));
+                g.j_size.push(j.size.map(|s| s as i64));
+                g.j_etag.push(j.etag.as_ref().map(|e| e.0.as_str()));
+                g.j_hash.push(j.hash.as_ref().map(|h| &h.0[..]));
+            }
+            for (action, path, detail) in &fx.audit {
+                g.a_grp.push(grp);
+                g.a_action.push(action);
+                g.a_path.push(path.as_deref());
+                g.a_detail.push(audit_detail(actor, detail.as_deref()));
+            }
+            for a in anc {
+                g.e_grp.push(grp);
+                g.e_path.push(a.as_str());
+            }
+            for (staging, data, mtime) in &fx.logged {
+                g.l_grp.push(grp);
+                g.l_staging.push(staging.as_str());
+                g.l_data.push(&data[..]);
+                g.l_mtime.push(mtime.0);
+            }
+        }
+        let token = store.inner.notice_token.as_str();
+        let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[
+            &g.user,
+            &g.delta,
+            &g.n_journal,
+            &g.actor,
+            &g.origin,
+            &g.ops,
+            &g.etag,
+            &now.0,
+            &g.j_grp,
+            &g.j_ord,
+            &g.j_kind,
+            &g.j_node,
+            &g.j_dir,
+            &g.j_path,
+            &g.j_old,
+            &g.j_size,
+            &g.j_etag,
+            &g.j_hash,
+            &g.a_grp,
+            &g.a_action,
+            &g.a_path,
+            &g.a_detail,
+            &g.e_grp,
+            &g.e_path,
+            &g.l_grp,
+            &g.l_staging,
+            &g.l_data,
+            &g.l_mtime,
+            &token,
+        ];
+        let (checked, rows) = tokio::join!(preflight, tx.cquery(CLOSE_SQL, params));
+        checked?;
+        rows?
+    };
+    if rows.len() != groups.len() {
+        return Err(Error::new(ErrorKind::NotFound, "the account is gone"));
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for ((((user, actor, mut fx), row), (mut changed, anc)), etag) in
+        groups.into_iter().zip(rows).zip(changed.into_iter().zip(ancestors)).zip(etags)
+    {
+        let n_journal = fx.journal.len() as i64;
+        let mut used: i64 = row.get(1);
+        let quota: Option<i64> = row.get(2);
+        let seq: i64 = row.get(3);
+        let mut intent_id: Option<i64> = row.get(4);
+        changed.order =
+            Some(crate::cache::Order { before: seq - n_journal, after: seq, ancestors: anc, etag });
+        tx.record(user.id, changed);
+        if let Some(quota) = quota
+            && used > quota
+            && fx.usage_delta > 0
+            && fx.enforce_quota
+        {
+            // The slow path: make room, or refuse (the transaction then rolls back entirely).
+            let mut extra = Effects::new();
+            extra.keep_versions = fx.keep_versions.clone();
+            extra.last_resort = fx.last_resort.take();
+            if fx.may_prune {
+                used -= prune(tx, user, used - quota, &mut extra).await?;
+            }
+            if used > quota
+                && let Some((vid, size)) = extra.last_resort.take()
+            {
+                // Keeping the replaced content as a version does not fit: drop it instead.
+                tx.cexecute("DELETE FROM versions WHERE id = $1", &[&vid.0]).await?;
+                extra.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, vid) });
+                used -= size as i64;
+                extra.audit.push((
+                    "version.prune",
+                    None,
+                    Some(format!("version {vid} dropped to fit quota")),
+                ));
+            }
+            if used > quota {
+                return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+            }
+            tx.cexecute("UPDATE users SET used_bytes = $2 WHERE id = $1", &[&user.id.0, &used]).await?;
+            for (action, path, detail) in &extra.audit {
+                audit(tx.db(), Some(user.id), actor, action, path.as_deref(), detail.as_deref(), now).await?;
+            }
+            fx.ops.extend(extra.ops);
+            let encoded = intent::encode(&fx.ops);
+            intent_id = Some(match intent_id {
+                Some(id) => {
+                    tx.cexecute("UPDATE intents SET ops = $2 WHERE id = $1", &[&id, &encoded]).await?;
+                    id
+                }
+                None => tx
+                    .cquery_one(
+                        "INSERT INTO intents (user_id, ops) VALUES ($1, $2) RETURNING id",
+                        &[&user.id.0, &encoded],
+                    )
+                    .await?
+                    .get(0),
+            });
+        }
+        if let Some(id) = intent_id
+            && !fx.logged.is_empty()
+        {
+            tx.logged(id);
+        }
+        out.push(intent_id.map(|id| (id, fx.ops)));
+    }
+    Ok(out)
+}
+
+/// The parameters of [`CLOSE_SQL`]: one entry per group (a user's changes) in the first
+/// columns; the rest are rows of all groups, each naming its group (1-based).
+#[derive(Default)]
+struct Columns<'a> {
+    user: Vec<i64>,
+    delta: Vec<i64>,
+    n_journal: Vec<i64>,
+    actor: Vec<&'a str>,
+    origin: Vec<&'a str>,
+    ops: Vec<Option<String>>,
+    etag: Vec<&'a str>,
+    j_grp: Vec<i64>,
+    j_ord: Vec<i64>,
+    j_kind: Vec<&'a str>,
+    j_node: Vec<i64>,
+    j_dir: Vec<bool>,
+    j_path: Vec<&'a str>,
+    j_old: Vec<Option<&'a str>>,
+    j_size: Vec<Option<i64>>,
+    j_etag: Vec<Option<&'a str>>,
+    j_hash: Vec<Option<&'a [u8]>>,
+    a_grp: Vec<i64>,
+    a_action: Vec<&'a str>,
+    a_path: Vec<Option<&'a str>>,
+    a_detail: Vec<Option<String>>,
+    e_grp: Vec<i64>,
+    e_path: Vec<&'a str>,
+    l_grp: Vec<i64>,
+    l_staging: Vec<&'a str>,
+    l_data: Vec<&'a [u8]>,
+    l_mtime: Vec<i64>,
+}
+
+/// One statement for everything that needs the users' row locks (usage, journal sequence)
+/// and the ancestors' row locks: the locks are then held for this statement and the commit
+/// only, not for a round trip per row. Answers one row per group, in order.
+const CLOSE_SQL: &str = "WITH g AS (
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+              WITH ORDINALITY AS g(user_id, delta, n, actor, origin, ops, etag, idx)),
+     u AS (
+         UPDATE users SET used_bytes = used_bytes + g.delta, journal_seq = journal_seq + g.n
+         FROM g WHERE users.id = g.user_id
+         RETURNING users.id, used_bytes, quota_bytes, journal_seq),
+     j AS (
+         INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash, origin)
+         SELECT g.user_id, u.journal_seq - g.n + t.ord, $8, t.kind, t.node, t.dir, t.path, t.old, t.size, t.etag, t.hash, g.origin
+         FROM unnest($9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::bool[], $14::text[], $15::text[], $16::bigint[], $17::text[], $18::bytea[])
+              AS t(grp, ord, kind, node, dir, path, old, size, etag, hash)
+         JOIN g ON g.idx = t.grp JOIN u ON u.id = g.user_id),
+     a AS (
+         INSERT INTO audit_log (at, user_id, actor, origin, action, path, detail)
+         SELECT $8, g.user_id, g.actor, g.origin, t.action, t.path, t.detail
+         FROM unnest($19::bigint[], $20::text[], $21::text[], $22::text[]) AS t(grp, action, path, detail)
+         JOIN g ON g.idx = t.grp),
+     -- Each ancestor by its full key, then by id: written as `path = ANY(...)`, or as a join
+     -- with `nodes`, a planner that thinks the users have few nodes (statistics from before a
+     -- big import) scans all of them for every write. Each group is another user, so a node's
+     -- user names its group.
+     e AS (
+         UPDATE nodes SET etag = (SELECT g.etag FROM g WHERE g.user_id = nodes.user_id)
+         WHERE id = ANY(ARRAY(
+             SELECT (SELECT id FROM nodes WHERE user_id = g.user_id AND path = t.p AND trash_id IS NULL)
+             FROM unnest($23::bigint[], $24::text[]) AS t(grp, p) JOIN g ON g.idx = t.grp))),
+     l AS (
+         SELECT l.grp, array_agg(l.staging ORDER BY l.ord) AS staging, array_agg(l.data ORDER BY l.ord) AS data,
+                array_agg(l.mtime ORDER BY l.ord) AS mtime
+         FROM unnest($25::bigint[], $26::text[], $27::bytea[], $28::bigint[])
+              WITH ORDINALITY AS l(grp, staging, data, mtime, ord)
+         GROUP BY l.grp),
+     i AS (
+         INSERT INTO intents (user_id, ops, logged_staging, logged_data, logged_mtime)
+         SELECT g.user_id, g.ops, l.staging, l.data, l.mtime
+         FROM g LEFT JOIN l ON l.grp = g.idx WHERE g.ops IS NOT NULL
+         RETURNING id, user_id)
+     -- Commit asynchronously: durability comes from the barrier in `Locked::commit`, after the
+     -- row locks are released.
+     SELECT g.idx, u.used_bytes, u.quota_bytes, u.journal_seq, i.id,
+            set_config('synchronous_commit', 'off', true),
+            -- Delivered at commit: other processes drop their cached nodes of these users (this
+            -- one knows what changed; the token tells it its own notices).
+            pg_notify('cairn_changes', g.user_id::text || ' ' || $29 || ' ' || g.origin)
+     FROM g JOIN u ON u.id = g.user_id LEFT JOIN i ON i.user_id = g.user_id
+     ORDER BY g.idx";
 
 /// The cache's view of what `fx` changes: every journaled path (old and new) and every touched
 /// path; nodes left fresh unless their etag changes at the end as an ancestor.

@@ -99,6 +99,147 @@ async fn concurrent_writers_keep_everything_consistent() {
     assert_eq!(usage.used, usage.files + usage.versions + usage.trash);
 }
 
+/// A batch closes all its users' changes in one statement (one per round when a user writes
+/// through two front ends at once). Six users, each writing through WebDAV and REST at once, one
+/// of them over its quota so that its close prunes a version: every write lands with the
+/// journal entry and audit record of its own user and front end, gap-free per user, and usage
+/// stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_batch_closes_many_users_and_front_ends() {
+    use std::io::Read;
+    let env = Env::new();
+    let (store, first, _) = open(&env, Clock::system()).await;
+    let p = |s: &str| VPath::parse(s).unwrap();
+    let mut users = vec![first];
+    for i in 1..6 {
+        let name = UserName::parse(&format!("user{i}")).unwrap();
+        users.push(
+            store
+                .create_user(&Actor::system(), &name, "a long password here", Default::default())
+                .await
+                .unwrap(),
+        );
+    }
+    for u in &users {
+        store.mkdir(&Actor::user(Origin::Ctl, u, None), u, &p("/d")).await.unwrap();
+    }
+    // The first user: one file with one version (60,000 bytes used), and a quota of 100,000, so
+    // that a 50,000-byte write in the batch prunes the version.
+    let ctl = Actor::user(Origin::Ctl, &users[0], None);
+    write(&store, &ctl, &users[0], "/d/q", pattern(30_000, 1)).await;
+    write(&store, &ctl, &users[0], "/d/q", pattern(30_000, 2)).await;
+    store.set_quota(&Actor::system(), &users[0].name, Some(100_000)).await.unwrap();
+    users[0] = store.user(&users[0].name).await.unwrap();
+    let cursors: Vec<i64> = {
+        let mut c = Vec::new();
+        for u in &users {
+            c.push(store.journal_cursor(u).await.unwrap());
+        }
+        c
+    };
+
+    // (user, origin, path, bytes), written all at once, in rounds.
+    let mut written: Vec<(usize, Origin, String, Vec<u8>)> = Vec::new();
+    for round in 0..5 {
+        let mut jobs = Vec::new();
+        for (u, _) in users.iter().enumerate() {
+            for (k, origin) in [Origin::Dav, Origin::Rest, Origin::Dav, Origin::Rest].into_iter().enumerate()
+            {
+                let size = if u == 0 && round == 0 && k == 0 { 50_000 } else { 500 + 11 * k };
+                jobs.push((
+                    u,
+                    origin,
+                    format!("/d/r{round}-{k}"),
+                    pattern(size, (round * 100 + u * 10 + k) as u64),
+                ));
+            }
+        }
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(jobs.len()));
+        let tasks: Vec<_> = jobs
+            .into_iter()
+            .map(|(u, origin, path, data)| {
+                let (store, user, start) = (store.clone(), users[u].clone(), start.clone());
+                tokio::spawn(async move {
+                    let actor = Actor::user(origin, &user, None);
+                    start.wait().await;
+                    let res = store
+                        .write(
+                            &actor,
+                            &user,
+                            &VPath::parse(&path).unwrap(),
+                            std::io::Cursor::new(data.clone()),
+                            WriteOptions::default(),
+                        )
+                        .await;
+                    (u, origin, path, data, res)
+                })
+            })
+            .collect();
+        for t in tasks {
+            let (u, origin, path, data, res) = t.await.unwrap();
+            res.unwrap_or_else(|e| panic!("user {u} {path}: {e}"));
+            written.push((u, origin, path, data));
+        }
+    }
+
+    for (u, _, path, data) in &written {
+        let (_, mut f) = store.open_file(&users[*u], &p(path)).await.unwrap();
+        let mut got = Vec::new();
+        f.read_to_end(&mut got).unwrap();
+        assert!(got == *data, "user {u} {path}: content");
+    }
+    // Per user: gap-free, one entry per write, each naming the front end it came through.
+    let mut instants: Vec<(Timestamp, usize, Option<Origin>)> = Vec::new();
+    for (u, user) in users.iter().enumerate() {
+        let changes = store.changes(user, cursors[u], 1_000).await.unwrap();
+        let mine: Vec<_> = written.iter().filter(|w| w.0 == u).collect();
+        let seqs: Vec<i64> = changes.iter().map(|c| c.seq).collect();
+        assert_eq!(
+            seqs,
+            ((cursors[u] + 1)..=(cursors[u] + mine.len() as i64)).collect::<Vec<_>>(),
+            "user {u}"
+        );
+        for c in &changes {
+            let w =
+                mine.iter().find(|w| w.2 == c.path.to_string()).unwrap_or_else(|| panic!("user {u}: {c:?}"));
+            assert_eq!(c.origin, Some(w.1), "user {u} {}", w.2);
+            assert_eq!(c.kind, "create");
+            instants.push((c.at, u, c.origin));
+        }
+        let usage = store.usage(user).await.unwrap();
+        assert_eq!(usage.used, usage.files + usage.versions + usage.trash, "user {u}");
+    }
+    // The quota held: the first user's version went to make room.
+    let usage = store.usage(&users[0]).await.unwrap();
+    assert!(usage.used <= 100_000, "{usage:?}");
+    assert!(store.versions(&users[0], &p("/d/q")).await.unwrap().is_empty());
+    // Each write has its audit record, naming its user and front end.
+    let audit = store.audit_tail(10_000).await.unwrap();
+    for (u, origin, path, _) in &written {
+        let n = audit
+            .iter()
+            .filter(|a| {
+                a.action == "file.write"
+                    && a.actor == users[*u].name.as_str()
+                    && a.origin == origin.as_str()
+                    && a.path.as_deref() == Some(path.as_str())
+            })
+            .count();
+        assert_eq!(n, 1, "audit of user {u} {path}");
+    }
+    // Batches formed: some instant holds writes of two users, and some holds one user's writes
+    // through both front ends (two rounds of the closing statement in one transaction).
+    let together =
+        |a: &(Timestamp, usize, Option<Origin>), b: &(Timestamp, usize, Option<Origin>)| a.0 == b.0;
+    let two_users = instants.iter().any(|a| instants.iter().any(|b| together(a, b) && a.1 != b.1));
+    assert!(two_users, "no batch held two users");
+    let two_front_ends =
+        instants.iter().any(|a| instants.iter().any(|b| together(a, b) && a.1 == b.1 && a.2 != b.2));
+    assert!(two_front_ends, "no batch held one user's writes from two front ends");
+    let report = store.fsck(None, true).await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 /// Concurrent writes are committed in batches (group commit). Whatever a batch holds — two
 /// users, two actors, writes refused at commit (an etag that changed, a missing folder),
 /// several writes creating the same folder, writes from a second process on the same paths —
