@@ -10,6 +10,9 @@
 #     machine is saturated, so latency there is mostly the wait in line (50 users / throughput).
 #
 #   bench/api.sh [SECONDS] [USERS]        (defaults: 20 s, 50 users)
+#
+# As root, Cairn's data is on a fresh journaled ext4 on a loop device, as in bench/webdav.sh and
+# bench/fuse.sh (FS=dir: a folder of /tmp instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -21,7 +24,7 @@ cargo build --release --bins --quiet
 cargo build --release --quiet -p tests --bin apiload
 
 PORT=18191
-bench_cairnd cairn-apibench "$PORT"
+bench_cairnd cairn-apibench "$PORT" $([ "$(id -u)" = 0 ] && echo 8192)
 
 echo "==> $USERS users, each with 20 small files" >&2
 : > "$B/tokens"

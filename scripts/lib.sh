@@ -52,13 +52,19 @@ wait_healthy() {
     return 1
 }
 
-# bench_cairnd NAME PORT : start the release cairnd (managed PostgreSQL, log level warn) on
-# 127.0.0.1:PORT with its data in a fresh folder B=/tmp/NAME.XXXXXX; stop it and remove B on
-# exit. Sets B and PID; fails with the log if it does not become healthy.
+# bench_cairnd NAME PORT [EXT4_MB] : start the release cairnd (managed PostgreSQL, log level
+# warn) on 127.0.0.1:PORT with its data in a fresh folder B=/tmp/NAME.XXXXXX; stop it and remove B
+# on exit. With EXT4_MB (and FS unset or ext4), B is a fresh journaled ext4 of that size (see
+# fresh_ext4; as root), as the other benches use. Sets B and PID; fails with the log if it does
+# not become healthy.
 bench_cairnd() {
     B=$(mktemp -d "/tmp/$1.XXXXXX")
+    LOOP=
+    if [ -n "${3:-}" ] && [ "${FS:-ext4}" = ext4 ]; then
+        fresh_ext4 "$B" "$3"
+    fi
     chmod 755 "$B"
-    trap 'kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$B"' EXIT
+    trap 'kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null || true; if [ -n "$LOOP" ]; then drop_ext4 "$B"; rmdir "$B"; else rm -rf "$B"; fi' EXIT
     cat > "$B/cairnd.toml" <<TOML
 data_dir = "$B/data"
 [http]
