@@ -652,7 +652,6 @@ pub(crate) async fn close_all(
             &g.ops,
             &g.etag,
             &now.0,
-            &g.j_grp,
             &g.j_ord,
             &g.j_kind,
             &g.j_node,
@@ -662,19 +661,25 @@ pub(crate) async fn close_all(
             &g.j_size,
             &g.j_etag,
             &g.j_hash,
-            &g.a_grp,
             &g.a_action,
             &g.a_path,
             &g.a_detail,
-            &g.e_grp,
             &g.e_path,
-            &g.l_grp,
             &g.l_staging,
             &g.l_data,
             &g.l_mtime,
             &token,
+            // Only CLOSE_ALL_SQL tells the groups' rows apart.
+            &g.j_grp,
+            &g.a_grp,
+            &g.e_grp,
+            &g.l_grp,
         ];
-        let (checked, rows) = tokio::join!(preflight, tx.cquery(CLOSE_SQL, params));
+        let statement = match groups.len() {
+            1 => tx.cquery(CLOSE_ONE_SQL, &params[..25]),
+            _ => tx.cquery(CLOSE_ALL_SQL, params),
+        };
+        let (checked, rows) = tokio::join!(preflight, statement);
         checked?;
         rows?
     };
@@ -786,8 +791,10 @@ struct Columns<'a> {
 
 /// One statement for everything that needs the users' row locks (usage, journal sequence)
 /// and the ancestors' row locks: the locks are then held for this statement and the commit
-/// only, not for a round trip per row. Answers one row per group, in order.
-const CLOSE_SQL: &str = "WITH g AS (
+/// only, not for a round trip per row. Answers one row per group, in order. Its parameters are
+/// arrays: the first seven have an entry per group (a user's changes), the others are rows of
+/// all groups, `$26`-`$29` naming each row's group (1-based).
+const CLOSE_ALL_SQL: &str = "WITH g AS (
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
               WITH ORDINALITY AS g(user_id, delta, n, actor, origin, ops, etag, idx)),
      u AS (
@@ -797,13 +804,13 @@ const CLOSE_SQL: &str = "WITH g AS (
      j AS (
          INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash, origin)
          SELECT g.user_id, u.journal_seq - g.n + t.ord, $8, t.kind, t.node, t.dir, t.path, t.old, t.size, t.etag, t.hash, g.origin
-         FROM unnest($9::bigint[], $10::bigint[], $11::text[], $12::bigint[], $13::bool[], $14::text[], $15::text[], $16::bigint[], $17::text[], $18::bytea[])
+         FROM unnest($26::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::bool[], $13::text[], $14::text[], $15::bigint[], $16::text[], $17::bytea[])
               AS t(grp, ord, kind, node, dir, path, old, size, etag, hash)
          JOIN g ON g.idx = t.grp JOIN u ON u.id = g.user_id),
      a AS (
          INSERT INTO audit_log (at, user_id, actor, origin, action, path, detail)
          SELECT $8, g.user_id, g.actor, g.origin, t.action, t.path, t.detail
-         FROM unnest($19::bigint[], $20::text[], $21::text[], $22::text[]) AS t(grp, action, path, detail)
+         FROM unnest($27::bigint[], $18::text[], $19::text[], $20::text[]) AS t(grp, action, path, detail)
          JOIN g ON g.idx = t.grp),
      -- Each ancestor by its full key, then by id: written as `path = ANY(...)`, or as a join
      -- with `nodes`, a planner that thinks the users have few nodes (statistics from before a
@@ -813,11 +820,11 @@ const CLOSE_SQL: &str = "WITH g AS (
          UPDATE nodes SET etag = (SELECT g.etag FROM g WHERE g.user_id = nodes.user_id)
          WHERE id = ANY(ARRAY(
              SELECT (SELECT id FROM nodes WHERE user_id = g.user_id AND path = t.p AND trash_id IS NULL)
-             FROM unnest($23::bigint[], $24::text[]) AS t(grp, p) JOIN g ON g.idx = t.grp))),
+             FROM unnest($28::bigint[], $21::text[]) AS t(grp, p) JOIN g ON g.idx = t.grp))),
      l AS (
          SELECT l.grp, array_agg(l.staging ORDER BY l.ord) AS staging, array_agg(l.data ORDER BY l.ord) AS data,
                 array_agg(l.mtime ORDER BY l.ord) AS mtime
-         FROM unnest($25::bigint[], $26::text[], $27::bytea[], $28::bigint[])
+         FROM unnest($29::bigint[], $22::text[], $23::bytea[], $24::bigint[])
               WITH ORDINALITY AS l(grp, staging, data, mtime, ord)
          GROUP BY l.grp),
      i AS (
@@ -831,9 +838,41 @@ const CLOSE_SQL: &str = "WITH g AS (
             set_config('synchronous_commit', 'off', true),
             -- Delivered at commit: other processes drop their cached nodes of these users (this
             -- one knows what changed; the token tells it its own notices).
-            pg_notify('cairn_changes', g.user_id::text || ' ' || $29 || ' ' || g.origin)
+            pg_notify('cairn_changes', g.user_id::text || ' ' || $25 || ' ' || g.origin)
      FROM g JOIN u ON u.id = g.user_id LEFT JOIN i ON i.user_id = g.user_id
      ORDER BY g.idx";
+
+/// [`CLOSE_ALL_SQL`] for one group (a lone change, or a batch of one user's), with the same
+/// parameters but the last four: the same rows written, by a plan without the joins and the
+/// grouping that tell groups apart. Starting a statement's executor, node by node, is a good
+/// part of its cost (15% of the database's CPU in a profile of small writes one at a time); with
+/// `CLOSE_ALL_SQL` for one group, one client writing small files in a row lost 8-25% of its
+/// rate, with this statement nothing measurable.
+const CLOSE_ONE_SQL: &str = "WITH u AS (
+         UPDATE users SET used_bytes = used_bytes + ($2::bigint[])[1], journal_seq = journal_seq + ($3::bigint[])[1]
+         WHERE id = ($1::bigint[])[1] RETURNING used_bytes, quota_bytes, journal_seq),
+     j AS (
+         INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash, origin)
+         SELECT ($1::bigint[])[1], (SELECT journal_seq FROM u) - ($3::bigint[])[1] + t.ord, $8, t.kind, t.node, t.dir, t.path, t.old, t.size, t.etag, t.hash, ($5::text[])[1]
+         FROM unnest($9::bigint[], $10::text[], $11::bigint[], $12::bool[], $13::text[], $14::text[], $15::bigint[], $16::text[], $17::bytea[])
+              AS t(ord, kind, node, dir, path, old, size, etag, hash)),
+     a AS (
+         INSERT INTO audit_log (at, user_id, actor, origin, action, path, detail)
+         SELECT $8, ($1::bigint[])[1], ($4::text[])[1], ($5::text[])[1], t.action, t.path, t.detail
+         FROM unnest($18::text[], $19::text[], $20::text[]) AS t(action, path, detail)),
+     e AS (
+         UPDATE nodes SET etag = ($7::text[])[1] WHERE id = ANY(ARRAY(
+             SELECT (SELECT id FROM nodes WHERE user_id = ($1::bigint[])[1] AND path = t.p AND trash_id IS NULL)
+             FROM unnest($21::text[]) AS t(p)))),
+     i AS (
+         INSERT INTO intents (user_id, ops, logged_staging, logged_data, logged_mtime)
+         SELECT ($1::bigint[])[1], ($6::text[])[1], nullif($22::text[], '{}'), nullif($23::bytea[], '{}'), nullif($24::bigint[], '{}')
+         WHERE ($6::text[])[1] IS NOT NULL
+         RETURNING id)
+     SELECT 1::bigint, used_bytes, quota_bytes, journal_seq, (SELECT id FROM i),
+            set_config('synchronous_commit', 'off', true),
+            pg_notify('cairn_changes', ($1::bigint[])[1]::text || ' ' || $25 || ' ' || ($5::text[])[1])
+     FROM u";
 
 /// The cache's view of what `fx` changes: every journaled path (old and new) and every touched
 /// path; nodes left fresh unless their etag changes at the end as an ancestor.
