@@ -7,9 +7,9 @@
 //! journal, audit, intent) covers every user and actor, each with its own rows (two, or more,
 //! when one user writes through several front ends at once: a statement updates a user's row
 //! once); one commit and one WAL flush cover them all; their renames share one trip to the
-//! blocking pool and one fsync per folder. Writes that
-//! arrive while a batch runs wait for the next one, so the batch size follows the load: a lone
-//! write is a batch of one, committed at once.
+//! blocking pool and one fsync per folder. Writes that arrive while a batch runs wait for the
+//! next one, so the batch size follows the load: a lone write is a batch of one, committed at
+//! once.
 //!
 //! The leader never waits for a lock: a batch takes its locks only if they are all free. If one
 //! is taken (a tree change of one of its users, another commit of one of its paths), or anything

@@ -577,12 +577,15 @@ pub(crate) async fn close_all(
     let rows = {
         // The disk is checked while the statement below runs (both must succeed before the
         // commit): a failed check rolls the transaction back.
-        let all_ops: Vec<DiskOp> = groups.iter().flat_map(|(_, _, fx)| fx.ops.iter().cloned()).collect();
+        // Every group's operations, copied for each trip to the blocking pool.
+        let all_ops =
+            || -> Vec<DiskOp> { groups.iter().flat_map(|(_, _, fx)| fx.ops.iter().cloned()).collect() };
         let preflight = async {
-            if all_ops.is_empty() {
+            let ops = all_ops();
+            if ops.is_empty() {
                 return Ok(());
             }
-            let (s, ops) = (store.clone(), all_ops.clone());
+            let s = store.clone();
             match blocking(move || intent::preflight(&s.inner.disk, &ops)).await {
                 Err(e) if e.kind() == ErrorKind::Conflict && e.message() == intent::FOLDER_MISSING => {
                     // The folder may be one a concurrent change has committed and not yet
@@ -597,7 +600,7 @@ pub(crate) async fn close_all(
                             tx.batch_execute(&keys).await?;
                         }
                     }
-                    let (s, ops) = (store.clone(), all_ops.clone());
+                    let (s, ops) = (store.clone(), all_ops());
                     blocking(move || intent::preflight(&s.inner.disk, &ops)).await
                 }
                 res => res,
