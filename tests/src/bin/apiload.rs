@@ -133,6 +133,8 @@ fn main() {
         "{:<24} {:>9} {:>9} {:>9} {:>9} {:>10}",
         "endpoint", "requests", "p50 ms", "p99 ms", "max ms", "10ms/p99"
     );
+    let total: usize = all.iter().map(Vec::len).sum();
+    let total_us: u64 = all.iter().flatten().map(|&v| v as u64).sum();
     for (name, mut l) in names.iter().zip(all) {
         if l.is_empty() {
             continue;
@@ -150,4 +152,17 @@ fn main() {
         );
     }
     println!("non-2xx answers: {errors}");
+    let elapsed = start.elapsed().as_secs_f64();
+    let mean_ms = total_us as f64 / total.max(1) as f64 / 1000.0;
+    println!(
+        "requests: {total} in {elapsed:.1} s ({:.0}/s), mean latency {mean_ms:.2} ms",
+        total as f64 / elapsed
+    );
+    // The load generator's own CPU, for bench/api.sh's accounting (Linux reports it in 1/100 s).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks: u64 =
+        fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
+    println!("load generator cpu ticks: {ticks}");
 }
