@@ -759,8 +759,9 @@ pub(crate) async fn close_all(
     Ok(out)
 }
 
-/// The parameters of [`CLOSE_SQL`]: one entry per group (a user's changes) in the first
-/// columns; the rest are rows of all groups, each naming its group (1-based).
+/// The parameters of [`CLOSE_ALL_SQL`] (and, but for the group columns, of [`CLOSE_ONE_SQL`]):
+/// one entry per group (a user's changes) in the first columns; the rest are rows of all
+/// groups, each naming its group (1-based).
 #[derive(Default)]
 struct Columns<'a> {
     user: Vec<i64>,
