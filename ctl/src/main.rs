@@ -778,12 +778,16 @@ async fn files(store: &Store, actor: &Actor, j: bool, cmd: &FilesCmd) -> anyhow:
         }
         FilesCmd::Mv { user: u, from, to, overwrite } => {
             let u = user(store, u).await?;
-            let n = store.rename(actor, &u, &vpath(from)?, &vpath(to)?, *overwrite).await?;
+            let n = store
+                .rename(actor, &u, &vpath(from)?, &vpath(to)?, store::Replace::overwrite(*overwrite))
+                .await?;
             out(j, node_json(&n), || format!("moved to {}", n.path))
         }
         FilesCmd::Cp { user: u, from, to, overwrite } => {
             let u = user(store, u).await?;
-            let n = store.copy(actor, &u, &vpath(from)?, &vpath(to)?, *overwrite).await?;
+            let n = store
+                .copy(actor, &u, &vpath(from)?, &vpath(to)?, store::Replace::overwrite(*overwrite))
+                .await?;
             out(j, node_json(&n), || format!("copied to {}", n.path))
         }
     }

@@ -88,6 +88,7 @@ struct RawVersions {
 #[serde(deny_unknown_fields)]
 struct RawLog {
     level: Option<String>,
+    slow: Option<String>,
 }
 
 /// The validated configuration (stage two).
@@ -107,6 +108,8 @@ pub struct Config {
     pub retention: store::RetentionPolicy,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
     pub log_level: String,
+    /// Requests, FUSE waits and commits older than this are logged by the watchdog.
+    pub log_slow: Duration,
     /// Answer `PROPFIND Depth: infinity`.
     pub propfind_infinity: bool,
     /// TLS on the HTTP listener.
@@ -204,6 +207,13 @@ impl Config {
                 }
             },
             retention,
+            log_slow: match &raw.log.slow {
+                Some(s) => match parse_duration(s).context("[log] slow")? {
+                    d if d.is_zero() => anyhow::bail!("[log] slow must be at least 1s"),
+                    d => d,
+                },
+                None => Duration::from_secs(10),
+            },
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
             propfind_infinity: raw.webdav.propfind_infinity.unwrap_or(false),
         })

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    store::watchdog::start(cfg.log_slow);
     match real_main(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -36,6 +36,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::AlreadyExists => StatusCode::PRECONDITION_FAILED,
         ErrorKind::NotADirectory => StatusCode::CONFLICT,
         ErrorKind::IsADirectory => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::NotEmpty => StatusCode::CONFLICT,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         ErrorKind::Locked => StatusCode::LOCKED,

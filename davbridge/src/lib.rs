@@ -108,7 +108,16 @@ async fn handle(
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let uri_path = req.uri().path().to_owned();
-    let res = match Route::parse(&req) {
+    // Until its answer's head is ready (a body streams on its own).
+    let op = store::watchdog::begin("request", format!("{method} {uri_path}"));
+    let res = op.scope(route(&bridge, remote, req)).await;
+    drop(op);
+    tracing::debug!(%method, path = %uri_path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    Ok(res)
+}
+
+async fn route(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    match Route::parse(&req) {
         Ok(Route::Health) => match bridge.store.ping().await {
             Ok(()) => body::text(StatusCode::OK, "ok\n"),
             Err(e) => {
@@ -116,14 +125,12 @@ async fn handle(
                 body::text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
             }
         },
-        Ok(Route::Dav(url)) => dav::serve(&bridge, remote, url, req).await,
-        Ok(Route::Api) => api::serve(&bridge, remote, req).await,
+        Ok(Route::Dav(url)) => dav::serve(bridge, remote, url, req).await,
+        Ok(Route::Api) => api::serve(bridge, remote, req).await,
         Ok(Route::Web(asset)) => web::serve(asset, req.headers()),
         Ok(Route::NotFound) => body::text(StatusCode::NOT_FOUND, "not found\n"),
         Err(e) => body::error_response(&e),
-    };
-    tracing::debug!(%method, path = %uri_path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-    Ok(res)
+    }
 }
 
 /// Serve HTTP on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then

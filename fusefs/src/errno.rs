@@ -10,6 +10,7 @@ pub(crate) fn of(e: &Error) -> Errno {
         ErrorKind::AlreadyExists => Errno::EEXIST,
         ErrorKind::NotADirectory => Errno::ENOTDIR,
         ErrorKind::IsADirectory => Errno::EISDIR,
+        ErrorKind::NotEmpty => Errno::ENOTEMPTY,
         // A parent that vanished under us (the kernel itself refuses moving a folder into itself).
         ErrorKind::Conflict => Errno::ENOENT,
         ErrorKind::PreconditionFailed => Errno::ESTALE,

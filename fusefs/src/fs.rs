@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak, mpsc};
+use std::sync::{Arc, Condvar, Mutex, Weak, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -16,11 +16,12 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
 };
 use store::{
-    Actor, Draft, DraftOf, ETag, ErrorKind, FileId, Node, Origin, SetAttrs, Store, Timestamp, User, UserName,
-    VPath,
+    Actor, Draft, DraftOf, ETag, ErrorKind, FileId, Node, Origin, Replace, SetAttrs, Store, Timestamp, User,
+    UserName, VPath,
 };
 use tokio::runtime::Handle as Runtime;
 
+use crate::locks::{Leaf, lock_cv, lock_file, may_wait};
 use crate::{MountConfig, Owner, errno, xattr};
 
 /// How long the kernel may trust attributes and names without asking (changes made elsewhere
@@ -57,18 +58,18 @@ impl Mount {
             store: store.clone(),
             rt: rt.clone(),
             cfg: cfg.clone(),
-            users: Mutex::new(HashMap::new()),
-            inodes: Mutex::new(HashMap::new()),
-            open: Mutex::new(HashMap::new()),
-            handles: Mutex::new(HashMap::new()),
-            stale: Mutex::new(Default::default()),
-            pending: Mutex::new(PendingSet::default()),
-            unlinks: Mutex::new(Unlinks::default()),
+            users: Leaf::new(HashMap::new()),
+            inodes: Leaf::new(HashMap::new()),
+            open: Leaf::new(HashMap::new()),
+            handles: Leaf::new(HashMap::new()),
+            stale: Leaf::new(Default::default()),
+            pending: Leaf::new(PendingSet::default()),
+            unlinks: Leaf::new(Unlinks::default()),
             flights: Flights::new(MAX_FLIGHTS),
             unlinking: Flights::new(MAX_UNLINKS),
-            dirs: Mutex::new(HashMap::new()),
+            dirs: Leaf::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            inval: Mutex::new(inval_tx),
+            inval: Leaf::new(inval_tx),
         });
         let mut config = fuser::Config::default();
         config.mount_options = vec![
@@ -150,7 +151,7 @@ async fn watch(sh: Arc<Shared>) {
             msgs.push(m);
         }
         let users: Vec<Arc<UserCtx>> = {
-            let users = lock(&sh.users);
+            let users = sh.users.lock();
             if msgs.contains(&None) {
                 users.values().cloned().collect()
             } else {
@@ -168,22 +169,22 @@ async fn watch(sh: Arc<Shared>) {
 async fn catch_up(sh: &Shared, u: &UserCtx) -> store::Result<()> {
     let user = u.user();
     loop {
-        let after = *lock(&u.cursor);
+        let after = *u.cursor.lock();
         let changes = sh.store.changes(&user, after, 500).await?;
         let Some(last) = changes.last().map(|c| c.seq) else { return Ok(()) };
-        let tx = lock(&sh.inval).clone();
+        let tx = sh.inval.lock().clone();
         let mut parents: HashMap<VPath, Option<u64>> = HashMap::new();
         // The kernel already knows what came through the mount; invalidating it anyway would
         // detach whatever is mounted on a folder we just created.
         for c in changes.iter().filter(|c| c.origin != Some(Origin::Fuse)) {
             let ino = c.file_id.0 as u64 + 1;
             if c.is_dir && c.kind != "create" {
-                lock(&sh.dirs).clear();
+                sh.dirs.lock().clear();
             }
             let _ = tx.send(Inval::Inode(ino));
             // Never wait for an open file's lock here: its holder may be waiting on this runtime.
-            if lock(&sh.open).contains_key(&ino) {
-                lock(&sh.stale).insert(ino);
+            if sh.open.lock().contains_key(&ino) {
+                sh.stale.lock().insert(ino);
             }
             for path in std::iter::once(&c.path).chain(c.old_path.as_ref()) {
                 let Some(parent) = path.parent() else { continue };
@@ -200,7 +201,7 @@ async fn catch_up(sh: &Shared, u: &UserCtx) -> store::Result<()> {
                 }
             }
         }
-        *lock(&u.cursor) = last;
+        *u.cursor.lock() = last;
     }
 }
 
@@ -214,10 +215,6 @@ fn write_only_fopen(flags: i32) -> FopenFlags {
         OpenAccMode::O_WRONLY => FopenFlags::FOPEN_DIRECT_IO,
         _ => FopenFlags::empty(),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An inode the kernel knows.
@@ -234,41 +231,41 @@ struct Shared {
     rt: Runtime,
     cfg: MountConfig,
     /// Users seen at the mount root, by name.
-    users: Mutex<HashMap<String, Arc<UserCtx>>>,
+    users: Leaf<HashMap<String, Arc<UserCtx>>>,
     /// Inodes the kernel knows, by inode.
-    inodes: Mutex<HashMap<u64, Known>>,
+    inodes: Leaf<HashMap<u64, Known>>,
     /// Files with open handles.
-    open: Mutex<HashMap<u64, Arc<Mutex<OpenFile>>>>,
-    handles: Mutex<HashMap<u64, Handle>>,
+    open: Leaf<HashMap<u64, Arc<Mutex<OpenFile>>>>,
+    handles: Leaf<HashMap<u64, Handle>>,
     /// Paths of folders the kernel asked about: a hint, confirmed through the store's node
     /// cache before use, so a lookup in an unchanged folder costs one query, not two.
-    dirs: Mutex<HashMap<u64, VPath>>,
+    dirs: Leaf<HashMap<u64, VPath>>,
     /// Open files whose live content changed elsewhere: reopen before the next read.
-    stale: Mutex<std::collections::HashSet<u64>>,
+    stale: Leaf<std::collections::HashSet<u64>>,
     /// Files created through the mount and not yet in the store (see [`Pending`]).
-    pending: Mutex<PendingSet>,
-    unlinks: Mutex<Unlinks>,
+    pending: Leaf<PendingSet>,
+    unlinks: Leaf<Unlinks>,
     flights: Flights,
     /// Unlinks on their way to the trash.
     unlinking: Flights,
     next_fh: AtomicU64,
-    inval: Mutex<mpsc::Sender<Inval>>,
+    inval: Leaf<mpsc::Sender<Inval>>,
 }
 
 struct UserCtx {
     id: store::UserId,
-    user: Mutex<User>,
+    user: Leaf<User>,
     root: u64,
     owner: Owner,
     /// The change journal position the kernel caches are current with.
-    cursor: Mutex<i64>,
+    cursor: Leaf<i64>,
     /// When `user` was last read from the database.
-    refreshed: Mutex<Instant>,
+    refreshed: Leaf<Instant>,
 }
 
 impl UserCtx {
     fn user(&self) -> User {
-        lock(&self.user).clone()
+        self.user.lock().clone()
     }
 }
 
@@ -380,7 +377,11 @@ struct Flight {
 
 impl Flight {
     fn wait(&self) -> Res<()> {
-        let mut done = lock(&self.done);
+        may_wait("waiting for a flight");
+        let mut done = lock_cv(&self.done);
+        let _op = done.is_none().then(|| {
+            store::watchdog::begin("fuse", "waiting for a write-behind or unlink to land".to_owned())
+        });
         while done.is_none() {
             done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
         }
@@ -388,7 +389,7 @@ impl Flight {
     }
 
     fn finish(&self, res: Res<()>) {
-        *lock(&self.done) = Some(res);
+        *lock_cv(&self.done) = Some(res);
         self.cv.notify_all();
     }
 }
@@ -439,7 +440,10 @@ impl Flights {
     }
 
     fn begin(&self) {
-        let mut n = lock(&self.count);
+        may_wait("waiting for a flight slot");
+        let mut n = lock_cv(&self.count);
+        let _op = (*n >= self.limit)
+            .then(|| store::watchdog::begin("fuse", "waiting for a write-behind slot".to_owned()));
         while *n >= self.limit {
             n = self.cv.wait(n).unwrap_or_else(|e| e.into_inner());
         }
@@ -447,13 +451,14 @@ impl Flights {
     }
 
     fn end(&self) {
-        *lock(&self.count) -= 1;
+        *lock_cv(&self.count) -= 1;
         self.cv.notify_all();
     }
 
     /// Wait until every flight has landed (at most `limit`).
     fn drain(&self, limit: Duration) {
-        let n = lock(&self.count);
+        may_wait("draining flights");
+        let n = lock_cv(&self.count);
         let _ = self.cv.wait_timeout_while(n, limit, |n| *n > 0);
     }
 }
@@ -546,11 +551,13 @@ fn name_str(name: &OsStr) -> Res<&str> {
 
 impl Shared {
     fn run<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        may_wait("waiting on the runtime");
+        let op = store::watchdog::begin("fuse", "a call waiting on the store".to_owned());
+        self.rt.block_on(op.scope(f))
     }
 
     fn user_ctx(&self, name: &str) -> Res<Arc<UserCtx>> {
-        if let Some(u) = lock(&self.users).get(name) {
+        if let Some(u) = self.users.lock().get(name) {
             return Ok(u.clone());
         }
         let uname = UserName::parse(name).map_err(|_| Errno::ENOENT)?;
@@ -565,24 +572,24 @@ impl Shared {
         let owner = self.cfg.owners.get(name).copied().unwrap_or(self.cfg.owner);
         let ctx = Arc::new(UserCtx {
             id: user.id,
-            user: Mutex::new(user),
+            user: Leaf::new(user),
             root: ino_of(root.id),
             owner,
-            cursor: Mutex::new(cursor),
-            refreshed: Mutex::new(Instant::now()),
+            cursor: Leaf::new(cursor),
+            refreshed: Leaf::new(Instant::now()),
         });
-        Ok(lock(&self.users).entry(name.to_owned()).or_insert(ctx).clone())
+        Ok(self.users.lock().entry(name.to_owned()).or_insert(ctx).clone())
     }
 
     /// The user an inode belongs to.
     fn ctx(&self, ino: u64) -> Res<Arc<UserCtx>> {
-        lock(&self.inodes).get(&ino).map(|k| k.ctx.clone()).ok_or(Errno::ESTALE)
+        self.inodes.lock().get(&ino).map(|k| k.ctx.clone()).ok_or(Errno::ESTALE)
     }
 
     /// Record that the kernel learned of `ino` once more.
     fn remember(&self, ino: u64, ctx: &Arc<UserCtx>) {
         let now = Instant::now();
-        let mut inodes = lock(&self.inodes);
+        let mut inodes = self.inodes.lock();
         let k = inodes.entry(ino).or_insert_with(|| Known { ctx: ctx.clone(), lookups: 0, told: now });
         k.lookups += 1;
         k.told = now;
@@ -593,7 +600,7 @@ impl Shared {
     /// notifier). Then a listing need not send them again.
     fn told_lately(&self, listing: &Listing) -> bool {
         let now = Instant::now();
-        let inodes = lock(&self.inodes);
+        let inodes = self.inodes.lock();
         (0..listing.len()).all(|k| {
             inodes.get(&listing.entry(k).0).is_some_and(|known| now.duration_since(known.told) < TTL / 2)
         })
@@ -608,11 +615,13 @@ impl Shared {
         let ino = ino_of(node.id);
         let (mut size, mut mtime) = (node.size, node.mtime);
         if !node.is_dir
-            && let Some(of) = lock(&self.open).get(&ino).cloned()
-            && let Some(d) = &lock(&of).draft
+            && let Some(of) = self.opened(ino)
         {
-            size = d.len();
-            mtime = d.mtime().unwrap_or(mtime);
+            if let Some(d) = &lock_file(&of).draft {
+                size = d.len();
+                mtime = d.mtime().unwrap_or(mtime);
+            }
+            self.forget_open(ino, of);
         }
         let t = ts(mtime);
         FileAttr {
@@ -662,7 +671,7 @@ impl Shared {
         let ctx = self.ctx(parent)?;
         // The folder's last known path, confirmed through the store's node cache (exact for
         // changes made in this process, free while the user's tree is unchanged).
-        let cached = lock(&self.dirs).get(&parent).cloned();
+        let cached = self.dirs.lock().get(&parent).cloned();
         let confirmed = cached.filter(|p| {
             let user = ctx.user();
             self.run(self.store.stat(&user, p)).is_ok_and(|n| n.is_dir && ino_of(n.id) == parent)
@@ -674,7 +683,7 @@ impl Shared {
                 if !dir.is_dir {
                     return Err(Errno::ENOTDIR);
                 }
-                let mut dirs = lock(&self.dirs);
+                let mut dirs = self.dirs.lock();
                 if dirs.len() >= 100_000 {
                     dirs.clear();
                 }
@@ -702,20 +711,34 @@ impl Shared {
         }
     }
 
+    /// The open state of `ino`, made if there is none. Give it back through
+    /// [`Shared::forget_open`] unless a handle keeps it (see there).
     fn open_file(&self, ino: u64) -> Arc<Mutex<OpenFile>> {
-        lock(&self.open).entry(ino).or_default().clone()
+        self.open.lock().entry(ino).or_default().clone()
     }
 
-    /// Drop the open state of `ino` if no handle uses it any more.
-    fn forget_open(&self, ino: u64) {
-        let mut open = lock(&self.open);
-        if let Some(of) = open.get(&ino) {
-            let of = lock(of);
-            if of.cached == 0 && of.passthrough == 0 && of.draft.is_none() {
-                drop(of);
-                open.remove(&ino);
-                lock(&self.stale).remove(&ino);
-            }
+    /// The open state of `ino`, if it has one.
+    fn opened(&self, ino: u64) -> Option<Arc<Mutex<OpenFile>>> {
+        self.open.lock().get(&ino).cloned()
+    }
+
+    /// Give back `of`, the open state of `ino` taken without a handle, and drop it if no handle
+    /// uses it any more. Whoever gives back the last reference drops it: then nobody else can
+    /// hold or wait for its lock (references are taken under the map's lock), so this never
+    /// waits under the map's lock. A reference kept by a handle's call is given back by the
+    /// handle's `release`.
+    fn forget_open(&self, ino: u64, of: Arc<Mutex<OpenFile>>) {
+        drop(of);
+        let mut open = self.open.lock();
+        let Some(entry) = open.get(&ino) else { return };
+        if Arc::strong_count(entry) > 1 {
+            return;
+        }
+        let idle =
+            entry.try_lock().is_ok_and(|of| of.cached == 0 && of.passthrough == 0 && of.draft.is_none());
+        if idle {
+            open.remove(&ino);
+            self.stale.lock().remove(&ino);
         }
     }
 
@@ -730,7 +753,7 @@ impl Shared {
         // Written on through a copy of a handle whose close sent the file on its way.
         let _ = self.wait_flight(ino);
         // Changed elsewhere since we saw it: look again.
-        let known = of.node.take().filter(|_| !lock(&self.stale).contains(&ino));
+        let known = of.node.take().filter(|_| !self.stale.lock().contains(&ino));
         let user = self.user_for_write(ctx);
         let draft = self
             .run(async {
@@ -747,11 +770,11 @@ impl Shared {
 
     /// `ctx`'s user, read again if it is more than a second old (the quota may have changed).
     fn user_for_write(&self, ctx: &UserCtx) -> User {
-        if lock(&ctx.refreshed).elapsed() > Duration::from_secs(1) {
+        if ctx.refreshed.lock().elapsed() > Duration::from_secs(1) {
             let name = ctx.user().name;
             if let Ok(fresh) = self.run(self.store.user(&name)) {
-                *lock(&ctx.user) = fresh;
-                *lock(&ctx.refreshed) = Instant::now();
+                *ctx.user.lock() = fresh;
+                *ctx.refreshed.lock() = Instant::now();
             }
         }
         ctx.user()
@@ -771,7 +794,7 @@ impl Shared {
             Err(Ok(())) => {
                 // Its folder was deleted meanwhile: the file went with it (as POSIX loses the
                 // writes to an unlinked file).
-                lock(&self.pending).remove(&ino);
+                self.pending.lock().remove(&ino);
                 return Ok(());
             }
             Err(Err(e)) => {
@@ -788,11 +811,11 @@ impl Shared {
         match self.run(self.store.commit_draft(actor, &user, target, &mut draft, keep)) {
             Ok(node) => {
                 if let Some(p) = pending {
-                    lock(&self.pending).remove(&ino);
+                    self.pending.lock().remove(&ino);
                     if node.id != id_of(ino) {
                         // Someone created the name meanwhile and this content went into that
                         // file: the kernel must look the name up again.
-                        let _ = lock(&self.inval).send(Inval::Entry(p.parent, p.path.name().to_owned()));
+                        let _ = self.inval.lock().send(Inval::Entry(p.parent, p.path.name().to_owned()));
                     }
                 }
                 of.versioned = true;
@@ -811,7 +834,7 @@ impl Shared {
     /// The pending file `ino` (if it is one), at its folder's current path: the folder may
     /// have moved since (a WebDAV MOVE). `Err(Ok(()))` if the folder is gone.
     fn pending_where(&self, ctx: &UserCtx, ino: u64) -> Result<Option<Pending>, Res<()>> {
-        let Some(mut p) = lock(&self.pending).get(&ino).cloned() else { return Ok(None) };
+        let Some(mut p) = self.pending.lock().get(&ino).cloned() else { return Ok(None) };
         let user = ctx.user();
         let dir = match self.run(self.store.stat_id(&user, id_of(p.parent))) {
             Ok(d) if d.is_dir => d,
@@ -821,7 +844,7 @@ impl Shared {
         };
         if dir.path != p.path.parent().unwrap_or_else(VPath::root) {
             p.path = dir.path.join(p.path.name()).map_err(|_| Err(Errno::ENAMETOOLONG))?;
-            if let Some(q) = lock(&self.pending).get_mut(&ino) {
+            if let Some(q) = self.pending.lock().get_mut(&ino) {
                 q.path = p.path.clone();
             }
         }
@@ -830,7 +853,7 @@ impl Shared {
 
     /// The pending file `name` in the folder `parent`, if any.
     fn pending_named(&self, parent: u64, name: &str) -> Option<(u64, Pending)> {
-        let pending = lock(&self.pending);
+        let pending = self.pending.lock();
         let ino = pending.named(parent, name)?;
         pending.get(&ino).map(|p| (ino, p.clone()))
     }
@@ -838,7 +861,7 @@ impl Shared {
     /// What the store will hold for the pending file `ino` (its size and time come from the
     /// draft, see `attr`).
     fn pending_node(&self, ino: u64) -> Option<Node> {
-        lock(&self.pending).get(&ino).map(|p| Node {
+        self.pending.lock().get(&ino).map(|p| Node {
             id: id_of(ino),
             path: p.path.clone(),
             is_dir: false,
@@ -854,7 +877,7 @@ impl Shared {
     /// writes). Someone else having taken the name meanwhile leaves it pending: its first
     /// commit then becomes that file's new content.
     fn settle(&self, actor: &Actor, ino: u64) -> Res<()> {
-        if lock(&self.pending).is_empty() {
+        if self.pending.lock().is_empty() {
             return Ok(());
         }
         if let Some(f) = self.flight(ino) {
@@ -863,10 +886,10 @@ impl Shared {
             return Ok(());
         }
         let of_arc = self.open_file(ino);
-        let mut of = lock(&of_arc);
+        let mut of = lock_file(&of_arc);
         let res = self.settle_locked(actor, ino, &mut of);
         drop(of);
-        self.forget_open(ino);
+        self.forget_open(ino, of_arc);
         res
     }
 
@@ -880,7 +903,7 @@ impl Shared {
             Err(Ok(())) => {
                 // Its folder was deleted meanwhile: the file went with it (the open's writes
                 // go on into the draft and are dropped at its commit, as for any deleted file).
-                lock(&self.pending).remove(&ino);
+                self.pending.lock().remove(&ino);
                 return Ok(());
             }
             Err(Err(e)) => return Err(e),
@@ -888,7 +911,7 @@ impl Shared {
         let user = ctx.user();
         match self.run(self.store.create_file_with_id(actor, &user, &p.path, Some(p.mode), id_of(ino))) {
             Ok(node) => {
-                lock(&self.pending).remove(&ino);
+                self.pending.lock().remove(&ino);
                 of.node = Some(node);
                 Ok(())
             }
@@ -899,7 +922,7 @@ impl Shared {
 
     /// The pending file `ino`'s flight, if it is on its way to the store.
     fn flight(&self, ino: u64) -> Option<Arc<Flight>> {
-        lock(&self.pending).get(&ino).and_then(|p| Some(p.landing.as_ref()?.flight.clone()))
+        self.pending.lock().get(&ino).and_then(|p| Some(p.landing.as_ref()?.flight.clone()))
     }
 
     /// Wait for the pending file `ino` to land if it is on its way: the commit's result.
@@ -920,13 +943,13 @@ impl Shared {
         if of.cached + of.passthrough != 1 || of.over_quota {
             return false;
         }
-        if lock(&self.pending).get(&ino).is_none_or(|p| p.landing.is_some()) {
+        if self.pending.lock().get(&ino).is_none_or(|p| p.landing.is_some()) {
             return false;
         }
         let mtime = draft.mtime().unwrap_or_else(|_| self.store.clock().now());
         let flight = Arc::new(Flight::default());
         self.flights.begin();
-        match lock(&self.pending).get_mut(&ino) {
+        match self.pending.lock().get_mut(&ino) {
             Some(p) => p.landing = Some(Landing { size: draft.len(), mtime, flight: flight.clone() }),
             None => {
                 self.flights.end();
@@ -937,14 +960,14 @@ impl Shared {
         let (sh, actor, ctx) = (self.clone(), actor.clone(), ctx.clone());
         self.rt.spawn(async move {
             let res = sh.land(&actor, &ctx, ino, draft).await;
-            let p = lock(&sh.pending).remove(&ino);
+            let p = sh.pending.lock().remove(&ino);
             if let Err(e) = res {
                 tracing::warn!(
                     ino,
                     errno = e.code(),
                     "fuse: a file closed through the mount could not be committed; its content is lost"
                 );
-                let tx = lock(&sh.inval).clone();
+                let tx = sh.inval.lock().clone();
                 let _ = tx.send(Inval::Inode(ino));
                 if let Some(p) = p {
                     let _ = tx.send(Inval::Entry(p.parent, p.path.name().to_owned()));
@@ -959,7 +982,7 @@ impl Shared {
     /// Commit a flight's draft as the new file in its folder, wherever the folder is now (a
     /// folder deleted meanwhile took the file with it).
     async fn land(&self, actor: &Actor, ctx: &UserCtx, ino: u64, draft: Draft) -> Res<()> {
-        let Some(p) = lock(&self.pending).get(&ino).cloned() else { return Ok(()) };
+        let Some(p) = self.pending.lock().get(&ino).cloned() else { return Ok(()) };
         let user = ctx.user();
         let (dir, name) = (id_of(p.parent), p.path.name());
         match self.store.commit_new_draft(actor, &user, dir, name, id_of(ino), Some(p.mode), draft).await {
@@ -967,7 +990,7 @@ impl Shared {
                 if node.id != id_of(ino) {
                     // Someone created the name meanwhile and this content went into that
                     // file: the kernel must look the name up again.
-                    let _ = lock(&self.inval).send(Inval::Entry(p.parent, name.to_owned()));
+                    let _ = self.inval.lock().send(Inval::Entry(p.parent, name.to_owned()));
                 }
                 Ok(())
             }
@@ -979,13 +1002,13 @@ impl Shared {
     /// Settle every pending file `which` picks.
     fn settle_all(&self, actor: &Actor, which: impl Fn(u64, &Pending) -> bool) -> Res<()> {
         let inos: Vec<u64> =
-            lock(&self.pending).iter().filter(|(i, p)| which(**i, p)).map(|(i, _)| *i).collect();
+            self.pending.lock().iter().filter(|(i, p)| which(**i, p)).map(|(i, _)| *i).collect();
         inos.into_iter().try_for_each(|ino| self.settle(actor, ino))
     }
 
     /// The unlink on its way of `name` in `parent`, if any.
     fn tomb(&self, parent: u64, name: &str) -> Option<Arc<Flight>> {
-        lock(&self.unlinks).tombs.get(&(parent, name.to_owned())).cloned()
+        self.unlinks.lock().tombs.get(&(parent, name.to_owned())).cloned()
     }
 
     fn wait_tomb(&self, parent: u64, name: &str) {
@@ -997,7 +1020,7 @@ impl Shared {
     /// Wait for the unlinks on their way in the folders `which` picks.
     fn wait_tombs(&self, which: impl Fn(u64) -> bool) {
         let flights: Vec<Arc<Flight>> = {
-            let u = lock(&self.unlinks);
+            let u = self.unlinks.lock();
             if u.tombs.is_empty() {
                 return;
             }
@@ -1022,7 +1045,7 @@ impl Shared {
             flight: flight.clone(),
         };
         let start = {
-            let mut u = lock(&self.unlinks);
+            let mut u = self.unlinks.lock();
             u.tombs.insert((parent, name), flight);
             u.queue.push(tomb);
             !std::mem::replace(&mut u.running, true)
@@ -1038,7 +1061,7 @@ impl Shared {
     async fn unlinker(&self) {
         loop {
             let batch = {
-                let mut u = lock(&self.unlinks);
+                let mut u = self.unlinks.lock();
                 if u.queue.is_empty() {
                     u.running = false;
                     return;
@@ -1067,10 +1090,10 @@ impl Shared {
                     };
                     if let Err(e) = res {
                         tracing::warn!(path = %t.path, errno = e.code(), "fuse: a file unlinked through the mount could not be moved to the trash; it is back");
-                        let _ = lock(&self.inval).send(Inval::Entry(t.parent, t.name.clone()));
+                        let _ = self.inval.lock().send(Inval::Entry(t.parent, t.name.clone()));
                     }
                     {
-                        let mut u = lock(&self.unlinks);
+                        let mut u = self.unlinks.lock();
                         let key = (t.parent, t.name);
                         if u.tombs.get(&key).is_some_and(|f| Arc::ptr_eq(f, &t.flight)) {
                             u.tombs.remove(&key);
@@ -1110,7 +1133,7 @@ impl Shared {
 
     fn new_fh(&self, h: Handle) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(fh, h);
+        self.handles.lock().insert(fh, h);
         fh
     }
 
@@ -1218,7 +1241,7 @@ impl Filesystem for Cairn {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        let mut inodes = lock(&self.sh.inodes);
+        let mut inodes = self.sh.inodes.lock();
         if let Some(k) = inodes.get_mut(&ino.0) {
             k.lookups = k.lookups.saturating_sub(nlookup);
             if k.lookups == 0 {
@@ -1275,9 +1298,9 @@ impl Filesystem for Cairn {
             if node.is_dir {
                 return reply.error(Errno::EISDIR);
             }
-            let of = sh.open_file(ino.0);
+            let of_arc = sh.open_file(ino.0);
             let res = {
-                let mut of = lock(&of);
+                let mut of = lock_file(&of_arc);
                 let res = sh.ensure_draft(&ctx, ino.0, &mut of, size == 0).and_then(|()| {
                     let d = of.draft.as_ref().expect("draft");
                     d.set_len(size).map_err(|e| errno::of(&e))?;
@@ -1296,15 +1319,20 @@ impl Filesystem for Cairn {
                     other => other,
                 }
             };
-            sh.forget_open(ino.0);
+            sh.forget_open(ino.0, of_arc);
             tryr!(reply, res);
         }
         if let Some(t) = mtime
-            && let Some(of) = lock(&sh.open).get(&ino.0).cloned()
-            && let Some(d) = &lock(&of).draft
+            && let Some(of_arc) = sh.opened(ino.0)
         {
-            tryr!(reply, d.set_mtime(t).map_err(|e| errno::of(&e)));
-            mtime = None;
+            let res = match &lock_file(&of_arc).draft {
+                Some(d) => d.set_mtime(t).map(|()| true).map_err(|e| errno::of(&e)),
+                None => Ok(false),
+            };
+            sh.forget_open(ino.0, of_arc);
+            if tryr!(reply, res) {
+                mtime = None;
+            }
         }
         let node = if mode.is_some() || mtime.is_some() {
             let user = ctx.user();
@@ -1367,7 +1395,7 @@ impl Filesystem for Cairn {
         }
         // A file open through the mount is unlinked here and now (its handles' closes must
         // find it gone); any other behind the reply.
-        if !lock(&sh.open).contains_key(&ino_of(node.id)) {
+        if !sh.open.lock().contains_key(&ino_of(node.id)) {
             sh.unlink_behind(&actor(req), &ctx, parent.0, path);
             return reply.ok();
         }
@@ -1383,18 +1411,14 @@ impl Filesystem for Cairn {
         if !node.is_dir {
             return reply.error(Errno::ENOTDIR);
         }
+        // Files created in it through the mount count, on their way or not; the store checks
+        // that it is empty in the transaction that removes it.
         tryr!(reply, sh.settle_in(&actor(req), ino_of(node.id)));
         let user = ctx.user();
-        let res = sh.run(async {
-            if !sh.store.list(&user, &path).await?.is_empty() {
-                return Ok(false);
-            }
-            sh.store.delete(&actor(req), &user, &path, None).await.map(|_| true)
-        });
-        lock(&sh.dirs).clear();
+        let res = sh.run(sh.store.remove_dir(&actor(req), &user, &path));
+        sh.dirs.lock().clear();
         match res {
-            Ok(true) => reply.ok(),
-            Ok(false) => reply.error(Errno::ENOTEMPTY),
+            Ok(_) => reply.ok(),
             Err(e) => reply.error(errno::of(&e)),
         }
     }
@@ -1440,32 +1464,30 @@ impl Filesystem for Cairn {
         if from == to {
             return reply.ok();
         }
-        let user = ctx.user();
-        if let Some(dst) = tryr!(reply, sh.stat_path(&ctx, &to)) {
-            if flags.contains(RenameFlags::RENAME_NOREPLACE) {
-                return reply.error(Errno::EEXIST);
-            }
-            match (src.is_dir, dst.is_dir) {
-                (true, false) => return reply.error(Errno::ENOTDIR),
-                (false, true) => return reply.error(Errno::EISDIR),
-                (true, true) => {
-                    // Files created in it through the mount count, on their way or not.
-                    tryr!(reply, sh.settle_below(&who, &ctx, &to));
-                    let empty = tryr!(reply, sh.run(sh.store.list(&user, &to)).map_err(|e| errno::of(&e)));
-                    if !empty.is_empty() {
-                        return reply.error(Errno::ENOTEMPTY);
-                    }
-                }
-                (false, false) => {}
-            }
-        }
         if to.starts_with(&from) {
             return reply.error(Errno::EINVAL);
         }
-        let res = sh.run(sh.store.rename(&who, &user, &from, &to, true)).map_err(|e| errno::of(&e));
+        if from.starts_with(&to) {
+            // The destination is a folder holding the source.
+            return reply.error(Errno::ENOTEMPTY);
+        }
+        let replace = match flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            true => Replace::Nothing,
+            false => Replace::Posix,
+        };
+        if replace == Replace::Posix
+            && src.is_dir
+            && tryr!(reply, sh.stat_path(&ctx, &to)).is_some_and(|d| d.is_dir)
+        {
+            // Files created in it through the mount count, on their way or not; the store checks
+            // that it is empty in the transaction that replaces it.
+            tryr!(reply, sh.settle_below(&who, &ctx, &to));
+        }
+        let user = ctx.user();
+        let res = sh.run(sh.store.rename(&who, &user, &from, &to, replace)).map_err(|e| errno::of(&e));
         // A moved folder takes every cached path below it along (and a replaced one is gone).
         if src.is_dir || res.is_err() {
-            lock(&sh.dirs).clear();
+            sh.dirs.lock().clear();
         }
         tryr!(reply, res);
         reply.ok();
@@ -1490,7 +1512,7 @@ impl Filesystem for Cairn {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let trunc = write && flags.0 & libc::O_TRUNC != 0;
         let of_arc = sh.open_file(ino.0);
-        let mut of = lock(&of_arc);
+        let mut of = lock_file(&of_arc);
         if of.draft.is_none() {
             of.node = Some(node.clone());
         }
@@ -1519,7 +1541,7 @@ impl Filesystem for Cairn {
             };
             if let Err(e) = res {
                 drop(of);
-                sh.forget_open(ino.0);
+                sh.forget_open(ino.0, of_arc);
                 return reply.error(e);
             }
         }
@@ -1548,7 +1570,7 @@ impl Filesystem for Cairn {
         let of_arc = sh.open_file(ino.0);
         let mut buf = vec![0u8; size as usize];
         let file = {
-            let mut of = lock(&of_arc);
+            let mut of = lock_file(&of_arc);
             if let Some(d) = &of.draft {
                 let n = tryr!(
                     reply,
@@ -1556,7 +1578,7 @@ impl Filesystem for Cairn {
                 );
                 return reply.data(&buf[..n]);
             }
-            if lock(&sh.stale).remove(&ino.0) {
+            if sh.stale.lock().remove(&ino.0) {
                 of.live = None;
             }
             match &of.live {
@@ -1595,7 +1617,7 @@ impl Filesystem for Cairn {
         let sh = &self.sh;
         let ctx = tryr!(reply, sh.ctx(ino.0));
         let of_arc = sh.open_file(ino.0);
-        let mut of = lock(&of_arc);
+        let mut of = lock_file(&of_arc);
         let res = sh.ensure_draft(&ctx, ino.0, &mut of, false).and_then(|()| {
             let d = of.draft.as_ref().expect("draft");
             d.write_at(data, offset).map_err(|e| errno::of(&e))
@@ -1611,8 +1633,8 @@ impl Filesystem for Cairn {
     fn flush(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let sh = &self.sh;
         let ctx = tryr!(reply, sh.ctx(ino.0));
-        let Some(of_arc) = lock(&sh.open).get(&ino.0).cloned() else { return reply.ok() };
-        let mut of = lock(&of_arc);
+        let Some(of_arc) = sh.open.lock().get(&ino.0).cloned() else { return reply.ok() };
+        let mut of = lock_file(&of_arc);
         if sh.write_behind(&actor(req), &ctx, ino.0, &mut of) {
             return reply.ok();
         }
@@ -1631,11 +1653,12 @@ impl Filesystem for Cairn {
         reply: ReplyEmpty,
     ) {
         let sh = &self.sh;
-        let handle = lock(&sh.handles).remove(&fh.0);
+        let handle = sh.handles.lock().remove(&fh.0);
         let Some(Handle::File { write, backing }) = handle else { return reply.ok() };
         let mut res = Ok(());
-        if let Some(of_arc) = lock(&sh.open).get(&ino.0).cloned() {
-            let mut of = lock(&of_arc);
+        let Some(of_arc) = sh.opened(ino.0) else { return reply.ok() };
+        {
+            let mut of = lock_file(&of_arc);
             if backing.is_some() {
                 of.passthrough -= 1;
             } else {
@@ -1644,7 +1667,7 @@ impl Filesystem for Cairn {
             if write {
                 of.writers -= 1;
             }
-            if of.writers == 0 && (of.draft.is_some() || lock(&sh.pending).contains_key(&ino.0)) {
+            if of.writers == 0 && (of.draft.is_some() || sh.pending.lock().contains_key(&ino.0)) {
                 res = match sh.ctx(ino.0) {
                     Ok(ctx) => sh.commit(&actor(req), &ctx, ino.0, &mut of),
                     Err(e) => Err(e),
@@ -1656,7 +1679,7 @@ impl Filesystem for Cairn {
                 }
             }
         }
-        sh.forget_open(ino.0);
+        sh.forget_open(ino.0, of_arc);
         match res {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -1668,8 +1691,8 @@ impl Filesystem for Cairn {
         let sh = &self.sh;
         let ctx = tryr!(reply, sh.ctx(ino.0));
         tryr!(reply, sh.wait_flight(ino.0));
-        let Some(of_arc) = lock(&sh.open).get(&ino.0).cloned() else { return reply.ok() };
-        let mut of = lock(&of_arc);
+        let Some(of_arc) = sh.open.lock().get(&ino.0).cloned() else { return reply.ok() };
+        let mut of = lock_file(&of_arc);
         tryr!(reply, sh.commit(&actor(req), &ctx, ino.0, &mut of));
         reply.ok();
     }
@@ -1681,7 +1704,7 @@ impl Filesystem for Cairn {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let handles = lock(&self.sh.handles);
+        let handles = self.sh.handles.lock();
         let Some(Handle::Dir(listing)) = handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
         let mut i = offset;
         if i == 0 {
@@ -1717,7 +1740,7 @@ impl Filesystem for Cairn {
         let ctx = if ino.0 == ROOT { None } else { Some(tryr!(reply, sh.ctx(ino.0))) };
         // A copy (the folder's listing is shared): attributes lock open files, and `open` holds
         // its file's lock while it adds a handle, so none is made under the handles' lock.
-        let listing = match lock(&sh.handles).get(&fh.0) {
+        let listing = match sh.handles.lock().get(&fh.0) {
             Some(Handle::Dir(listing)) => listing.clone(),
             _ => return reply.error(Errno::EBADF),
         };
@@ -1769,7 +1792,7 @@ impl Filesystem for Cairn {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        lock(&self.sh.handles).remove(&fh.0);
+        self.sh.handles.lock().remove(&fh.0);
         reply.ok();
     }
 
@@ -1940,12 +1963,12 @@ impl Filesystem for Cairn {
             created: sh.store.clock().now(),
             landing: None,
         };
-        lock(&sh.pending).insert(ino, p);
+        sh.pending.lock().insert(ino, p);
         let node = sh.pending_node(ino).expect("just inserted");
         let write = OpenFlags(flags).acc_mode() != OpenAccMode::O_RDONLY;
         {
             let of_arc = sh.open_file(ino);
-            let mut of = lock(&of_arc);
+            let mut of = lock_file(&of_arc);
             of.cached += 1;
             if write {
                 of.writers += 1;
@@ -1994,7 +2017,7 @@ impl Filesystem for Cairn {
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
         let of_arc = sh.open_file(ino.0);
-        let mut of = lock(&of_arc);
+        let mut of = lock_file(&of_arc);
         let end = offset.saturating_add(length);
         let res = if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
             Ok(())

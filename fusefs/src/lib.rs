@@ -15,6 +15,7 @@
 
 mod errno;
 mod fs;
+mod locks;
 mod xattr;
 
 use std::collections::HashMap;

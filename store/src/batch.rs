@@ -148,7 +148,9 @@ impl Store {
             let store = self.clone();
             tokio::spawn(async move { store.lead().await });
         }
-        answer.await.unwrap_or_else(|_| Err((Error::internal("the write's commit was dropped"), None)))
+        crate::watchdog::waiting("the group commit", answer)
+            .await
+            .unwrap_or_else(|_| Err((Error::internal("the write's commit was dropped"), None)))
     }
 
     async fn lead(&self) {
@@ -177,7 +179,9 @@ impl Store {
                 tokio::time::sleep(WRITE_BEHIND_LINGER).await;
                 self.inner.batcher.take(&mut batch, false);
             }
-            let (res, next) = self.try_batch(&mut batch, carried.take()).await;
+            let op = crate::watchdog::begin("commit", format!("a batch of {} writes", batch.len()));
+            let (res, next) = op.scope(self.try_batch(&mut batch, carried.take())).await;
+            drop(op);
             carried = next;
             match res {
                 Ok(outs) => {

@@ -224,8 +224,11 @@ impl<C: deadpool_postgres::GenericClient + Sync> Cached for C {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>> {
-        let stmt = self.prepare_cached(sql).await?;
-        Ok(self.query(&stmt, params).await?)
+        crate::watchdog::waiting("the database", async {
+            let stmt = self.prepare_cached(sql).await?;
+            Ok(self.query(&stmt, params).await?)
+        })
+        .await
     }
 
     async fn cquery_opt(
@@ -233,8 +236,11 @@ impl<C: deadpool_postgres::GenericClient + Sync> Cached for C {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Option<tokio_postgres::Row>> {
-        let stmt = self.prepare_cached(sql).await?;
-        Ok(self.query_opt(&stmt, params).await?)
+        crate::watchdog::waiting("the database", async {
+            let stmt = self.prepare_cached(sql).await?;
+            Ok(self.query_opt(&stmt, params).await?)
+        })
+        .await
     }
 
     async fn cquery_one(
@@ -242,8 +248,11 @@ impl<C: deadpool_postgres::GenericClient + Sync> Cached for C {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<tokio_postgres::Row> {
-        let stmt = self.prepare_cached(sql).await?;
-        Ok(self.query_one(&stmt, params).await?)
+        crate::watchdog::waiting("the database", async {
+            let stmt = self.prepare_cached(sql).await?;
+            Ok(self.query_one(&stmt, params).await?)
+        })
+        .await
     }
 
     async fn cexecute(
@@ -251,8 +260,11 @@ impl<C: deadpool_postgres::GenericClient + Sync> Cached for C {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64> {
-        let stmt = self.prepare_cached(sql).await?;
-        Ok(self.execute(&stmt, params).await?)
+        crate::watchdog::waiting("the database", async {
+            let stmt = self.prepare_cached(sql).await?;
+            Ok(self.execute(&stmt, params).await?)
+        })
+        .await
     }
 }
 

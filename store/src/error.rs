@@ -21,6 +21,8 @@ pub enum ErrorKind {
     NotADirectory,
     /// A file was expected.
     IsADirectory,
+    /// A folder that had to be empty (removed, or replaced by a move) has entries.
+    NotEmpty,
     /// The operation conflicts with the tree: missing parent, moving a folder into itself.
     Conflict,
     /// A condition the caller set (If-Match, no-overwrite) does not hold.

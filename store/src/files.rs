@@ -46,6 +46,56 @@ pub struct WriteOptions {
     pub create_parents: bool,
 }
 
+/// What a move or copy does with something already at its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Nothing: an existing destination is `AlreadyExists` (WebDAV `Overwrite: F`).
+    Nothing,
+    /// Whatever is there, a folder with everything in it; it goes to the trash (WebDAV
+    /// `Overwrite: T`).
+    Anything,
+    /// As POSIX `rename(2)`: a file replaces a file and a folder an empty folder; a folder onto
+    /// a file is `NotADirectory`, a file onto a folder `IsADirectory`, a folder onto a folder
+    /// with entries `NotEmpty`. Checked under the tree lock, so an entry that arrives meanwhile
+    /// either makes the move fail or comes after it, never goes to the trash with the folder.
+    Posix,
+}
+
+impl Replace {
+    /// [`Replace::Anything`] if `overwrite`, else [`Replace::Nothing`] (WebDAV's `Overwrite`).
+    pub fn overwrite(overwrite: bool) -> Replace {
+        if overwrite { Replace::Anything } else { Replace::Nothing }
+    }
+
+    /// Whether `src` may replace `existing` at `to`, read in `tx` under the tree lock.
+    async fn check(self, tx: &Tx<'_>, src_is_dir: bool, existing: &Node, to: &VPath) -> Result<()> {
+        match self {
+            Replace::Anything => Ok(()),
+            Replace::Nothing => Err(Error::new(ErrorKind::AlreadyExists, format!("{to} already exists"))),
+            Replace::Posix => match (src_is_dir, existing.is_dir) {
+                (false, false) => Ok(()),
+                (true, false) => Err(Error::new(ErrorKind::NotADirectory, format!("{to} is not a folder"))),
+                (false, true) => Err(Error::new(ErrorKind::IsADirectory, format!("{to} is a folder"))),
+                (true, true) => must_be_empty(tx, existing).await,
+            },
+        }
+    }
+}
+
+/// `NotEmpty` unless the folder `dir` has no live entries (read in `tx`, under the tree lock).
+async fn must_be_empty(tx: &Tx<'_>, dir: &Node) -> Result<()> {
+    let row = tx
+        .cquery_one(
+            "SELECT EXISTS (SELECT 1 FROM nodes WHERE parent_id = $1 AND trash_id IS NULL)",
+            &[&dir.id.0],
+        )
+        .await?;
+    match row.get::<_, bool>(0) {
+        true => Err(Error::new(ErrorKind::NotEmpty, format!("{} is not empty", dir.path))),
+        false => Ok(()),
+    }
+}
+
 /// What a write did.
 #[derive(Debug, Clone)]
 pub struct WriteOutcome {
@@ -247,19 +297,33 @@ impl Store {
     }
 
     /// Open the file at `path` for reading (seek for ranges). The metadata query and the open
-    /// run at the same time; the database decides what exists.
+    /// run at the same time; the database decides what exists. The file is the one its node
+    /// describes (see [`Reread`]).
     pub async fn open_file(&self, user: &User, path: &VPath) -> Result<(Node, File)> {
         let rel = layout::user_path(&user.name, path);
-        let store = self.clone();
-        let open = blocking(move || {
-            store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e))
-        });
-        let (node, file) = tokio::join!(self.stat(user, path), open);
-        let node = node?;
-        if node.is_dir {
-            return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
+        let (node, file) = tokio::join!(self.stat(user, path), self.open_live(&rel));
+        let (mut node, mut file) = (live_file(node?, path)?, file);
+        let mut reread = Reread::new();
+        loop {
+            match file {
+                Ok(f) if agrees(&f, &node) => return Ok((node, f)),
+                Ok(f) if reread.exhausted() => return Ok((node, f)),
+                Err(e) if e.kind() != ErrorKind::NotFound || reread.exhausted() => {
+                    return Err(Error::io(format!("open {rel}"), e.into_io()));
+                }
+                _ => reread.wait().await,
+            }
+            node = live_file(self.stat(user, path).await?, path)?;
+            file = self.open_live(&rel).await;
         }
-        Ok((node, file?))
+    }
+
+    /// Open `rel` on the blocking pool; `NotFound` if it is missing.
+    async fn open_live(&self, rel: &str) -> std::result::Result<File, OpenError> {
+        let (store, rel) = (self.clone(), rel.to_owned());
+        blocking(move || Ok(store.inner.disk.open_read(&rel).map_err(OpenError)))
+            .await
+            .unwrap_or_else(|e| Err(OpenError(std::io::Error::other(e.to_string()))))
     }
 
     /// Like [`Store::open_file`], with the whole content as well when the file is at most
@@ -274,34 +338,43 @@ impl Store {
         path: &VPath,
         small: u64,
     ) -> Result<(Node, Option<File>, Option<Vec<u8>>)> {
-        let node = self.stat(user, path).await?;
-        if node.is_dir {
-            return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
-        }
         let rel = layout::user_path(&user.name, path);
-        if node.size <= small {
-            if let Some(bytes) = self.inner.hot.get(&node) {
-                return Ok((node, None, Some(bytes.to_vec())));
-            }
-            match self.inner.disk.open_read_cached(&rel) {
-                Ok(file) => {
-                    let bytes = Disk::read_cached(&file, node.size as usize)
-                        .map_err(|e| Error::io(format!("read {rel}"), e))?;
-                    if let Some(b) = &bytes {
-                        self.inner.hot.offer(&node, b);
-                    }
-                    return Ok((node, Some(file), bytes));
+        let mut reread = Reread::new();
+        loop {
+            let node = live_file(self.stat(user, path).await?, path)?;
+            if node.size <= small {
+                if let Some(bytes) = self.inner.hot.get(&node) {
+                    return Ok((node, None, Some(bytes.to_vec())));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(Error::io(format!("open {rel}"), e)),
+                match self.inner.disk.open_read_cached(&rel) {
+                    Ok(file) if agrees(&file, &node) || reread.exhausted() => {
+                        let bytes = Disk::read_cached(&file, node.size as usize)
+                            .map_err(|e| Error::io(format!("read {rel}"), e))?;
+                        if let Some(b) = &bytes {
+                            self.inner.hot.offer(&node, b);
+                        }
+                        return Ok((node, Some(file), bytes));
+                    }
+                    Ok(_) => {
+                        reread.wait().await;
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !reread.exhausted() => {
+                        reread.wait().await;
+                        continue;
+                    }
+                    Err(e) => return Err(Error::io(format!("open {rel}"), e)),
+                }
+            }
+            match self.open_live(&rel).await {
+                Ok(f) if agrees(&f, &node) || reread.exhausted() => return Ok((node, Some(f), None)),
+                Err(e) if e.kind() != ErrorKind::NotFound || reread.exhausted() => {
+                    return Err(Error::io(format!("open {rel}"), e.into_io()));
+                }
+                _ => reread.wait().await,
             }
         }
-        let store = self.clone();
-        let file = blocking(move || {
-            store.inner.disk.open_read(&rel).map_err(|e| Error::io(format!("open {rel}"), e))
-        })
-        .await?;
-        Ok((node, Some(file), None))
     }
 
     /// Most bytes a write may bring: quota minus usage, plus everything that could be pruned,
@@ -683,6 +756,24 @@ impl Store {
         path: &VPath,
         if_match: Option<ETag>,
     ) -> Result<TrashId> {
+        self.delete_node(actor, user, path, if_match, false).await
+    }
+
+    /// Remove the empty folder at `path` (to the trash, as any delete; POSIX `rmdir`): a file is
+    /// `NotADirectory`, a folder with entries `NotEmpty`. Checked under the tree lock, so an
+    /// entry that arrives meanwhile either makes this fail or comes after it.
+    pub async fn remove_dir(&self, actor: &Actor, user: &User, path: &VPath) -> Result<TrashId> {
+        self.delete_node(actor, user, path, None, true).await
+    }
+
+    async fn delete_node(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        if_match: Option<ETag>,
+        empty_dir: bool,
+    ) -> Result<TrashId> {
         if path.is_root() {
             return Err(Error::new(ErrorKind::PermissionDenied, "the root cannot be deleted"));
         }
@@ -697,6 +788,12 @@ impl Store {
                     && tag != &node.etag
                 {
                     return Err(Error::new(ErrorKind::PreconditionFailed, "the file has changed (etag)"));
+                }
+                if empty_dir {
+                    if !node.is_dir {
+                        return Err(Error::new(ErrorKind::NotADirectory, format!("{path} is not a folder")));
+                    }
+                    must_be_empty(&tx, &node).await?;
                 }
                 let tid = trash_node(&tx, &user, &node, &mut fx, now).await?;
                 fx.audit.push(("delete", Some(path.to_string()), Some(format!("trash item {tid}"))));
@@ -766,15 +863,15 @@ impl Store {
         .await
     }
 
-    /// Move or rename `from` to `to`. An existing `to` is replaced (and goes to the trash) only
-    /// with `overwrite`. File ids are kept.
+    /// Move or rename `from` to `to`. An existing `to` is replaced (and goes to the trash) as
+    /// `replace` allows. File ids are kept.
     pub async fn rename(
         &self,
         actor: &Actor,
         user: &User,
         from: &VPath,
         to: &VPath,
-        overwrite: bool,
+        replace: Replace,
     ) -> Result<Node> {
         check_move(from, to)?;
         let (store, actor, user, from, to) =
@@ -787,9 +884,7 @@ impl Store {
                     node_for_update(&tx, user.id, &from).await?.ok_or_else(|| Error::not_found(&from))?;
                 let parent = parent_dir(&tx, user.id, &to).await?;
                 if let Some(existing) = node_for_update(&tx, user.id, &to).await? {
-                    if !overwrite {
-                        return Err(Error::new(ErrorKind::AlreadyExists, format!("{to} already exists")));
-                    }
+                    replace.check(&tx, src.is_dir, &existing, &to).await?;
                     trash_node(&tx, &user, &existing, &mut fx, now).await?;
                 }
                 tx.cexecute(
@@ -835,14 +930,14 @@ impl Store {
 
     /// Copy `from` (a file, or a folder with everything below it) to `to`. New ids for the
     /// copies. An existing file at `to` keeps its id and its old content becomes a version; an
-    /// existing folder goes to the trash. Both only with `overwrite`.
+    /// existing folder goes to the trash. Both as `replace` allows.
     pub async fn copy(
         &self,
         actor: &Actor,
         user: &User,
         from: &VPath,
         to: &VPath,
-        overwrite: bool,
+        replace: Replace,
     ) -> Result<Node> {
         check_move(from, to)?;
         let (store, actor, user, from, to) =
@@ -874,8 +969,8 @@ impl Store {
                 let mut fx = Effects::new();
                 let parent = parent_dir(&tx, user.id, &to).await?;
                 let existing = node_for_update(&tx, user.id, &to).await?;
-                if existing.is_some() && !overwrite {
-                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{to} already exists")));
+                if let Some(target) = &existing {
+                    replace.check(&tx, root.is_dir, target, &to).await?;
                 }
                 let node = match existing {
                     Some(target) if !target.is_dir && !root.is_dir => {
@@ -1096,6 +1191,68 @@ struct StagedCopy {
     content: String,
     /// What to remove afterwards (the staging folder around `content`, or `content` itself).
     cleanup: String,
+}
+
+/// A live file's node, or `IsADirectory`.
+fn live_file(node: Node, path: &VPath) -> Result<Node> {
+    match node.is_dir {
+        true => Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder"))),
+        false => Ok(node),
+    }
+}
+
+/// Whether the open `file` holds what `node` describes (its length: a commit that changed the
+/// content gives the node a new length or a new file, see [`Reread`]).
+fn agrees(file: &File, node: &Node) -> bool {
+    file.metadata().is_ok_and(|m| m.len() == node.size)
+}
+
+/// An open that failed, kept as the `io::Error` it was (its kind says whether to look again).
+struct OpenError(std::io::Error);
+
+impl OpenError {
+    fn kind(&self) -> ErrorKind {
+        match self.0.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            _ => ErrorKind::Io,
+        }
+    }
+
+    fn into_io(self) -> std::io::Error {
+        self.0
+    }
+}
+
+/// Reading races committing: a commit updates the database first and moves files into place
+/// after (the durable-write order's step 6), and the node cache hears of a commit made
+/// elsewhere a moment later. A reader in between finds a node over another commit's file (of
+/// another length), or no file while the old content moves to the versions. Such a reader looks
+/// again, briefly and with growing pauses, until node and file agree: it gets the old content
+/// or the new one, never an error. Past the limit (a file changed on disk behind the store's
+/// back, which `scan` adopts) it takes the file as it is.
+struct Reread {
+    pause: std::time::Duration,
+    deadline: std::time::Instant,
+}
+
+impl Reread {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+    fn new() -> Reread {
+        Reread {
+            pause: std::time::Duration::from_micros(200),
+            deadline: std::time::Instant::now() + Reread::LIMIT,
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        std::time::Instant::now() >= self.deadline
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(std::time::Duration::from_millis(50));
+    }
 }
 
 fn check_write_preconditions(path: &VPath, current: Option<&Node>, opts: &WriteOptions) -> Result<()> {

@@ -35,6 +35,7 @@ mod types;
 mod uploads;
 mod users;
 mod versions;
+pub mod watchdog;
 
 use crate::db::Cached;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ pub use db::{DbTarget, MigrationReport};
 pub use delta::DeltaFrom;
 pub use draft::{Draft, DraftOf, SetAttrs};
 pub use error::{Error, ErrorKind, Result};
-pub use files::{WriteOptions, WriteOutcome};
+pub use files::{Replace, WriteOptions, WriteOutcome};
 pub use fsck::{FsckProblem, FsckReport};
 pub use journal::{Change, ChangePage};
 pub use locks::{Lock, NewLock};
@@ -406,7 +407,7 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + 
     {
         return tokio::task::block_in_place(f);
     }
-    match tokio::task::spawn_blocking(f).await {
+    match crate::watchdog::waiting("the disk (blocking pool)", tokio::task::spawn_blocking(f)).await {
         Ok(res) => res,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(Error::internal(format!("blocking task failed: {e}"))),

@@ -18,6 +18,7 @@ mod paths;
 mod quota;
 mod scan;
 mod store_api;
+mod stress;
 mod sync;
 mod tree;
 mod versions;

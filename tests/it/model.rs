@@ -156,9 +156,9 @@ async fn run(seed: u64, steps: usize) {
                 let before: Vec<i64> =
                     store.trash_list(&user).await.unwrap().iter().map(|t| t.id.0).collect();
                 let res = if is_move {
-                    store.rename(&actor, &user, &p(&a), &p(&b), overwrite).await
+                    store.rename(&actor, &user, &p(&a), &p(&b), store::Replace::overwrite(overwrite)).await
                 } else {
-                    store.copy(&actor, &user, &p(&a), &p(&b), overwrite).await
+                    store.copy(&actor, &user, &p(&a), &p(&b), store::Replace::overwrite(overwrite)).await
                 };
                 assert_eq!(res.is_ok(), ok, "{desc}: {} -> {res:?}", if is_move { "move" } else { "copy" });
                 count(if is_move { "move" } else { "copy" }, ok);

@@ -81,7 +81,7 @@ async fn concurrent_writers_keep_everything_consistent() {
             }
             let from = VPath::parse(&format!("/d/own{t}.bin")).unwrap();
             let to = VPath::parse(&format!("/moved{t}.bin")).unwrap();
-            store.rename(&actor, &user, &from, &to, false).await.unwrap();
+            store.rename(&actor, &user, &from, &to, store::Replace::Nothing).await.unwrap();
         }));
     }
     for t in tasks {
@@ -394,7 +394,7 @@ async fn journal_records_every_kind_of_change() {
     store.mkdir(&actor, &user, &p("/a")).await.unwrap();
     let w = write(&store, &actor, &user, "/a/f", b"1".to_vec()).await;
     write(&store, &actor, &user, "/a/f", b"22".to_vec()).await;
-    store.rename(&actor, &user, &p("/a/f"), &p("/a/g"), false).await.unwrap();
+    store.rename(&actor, &user, &p("/a/f"), &p("/a/g"), store::Replace::Nothing).await.unwrap();
     store.delete(&actor, &user, &p("/a/g"), None).await.unwrap();
     let changes = store.changes(&user, cursor, 100).await.unwrap();
     let kinds: Vec<(&str, String, Option<String>)> = changes

@@ -296,11 +296,15 @@ impl Env {
 
     /// Start cairnd and wait for /healthz.
     pub fn start_daemon(&self) -> Daemon {
-        let log = std::fs::File::create(
-            self.dir.join(format!("cairnd-{}.log", COUNTER.fetch_add(1, Ordering::SeqCst))),
-        )
-        .unwrap();
+        self.start_daemon_with_env(&[])
+    }
+
+    /// [`Env::start_daemon`] with `vars` set in its environment (e.g. `TOKIO_WORKER_THREADS`).
+    pub fn start_daemon_with_env(&self, vars: &[(&str, &str)]) -> Daemon {
+        let log_path = self.dir.join(format!("cairnd-{}.log", COUNTER.fetch_add(1, Ordering::SeqCst)));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(bin("cairnd"))
+            .envs(vars.iter().copied())
             .arg("--config")
             .arg(&self.config)
             .stdin(Stdio::null())
@@ -308,8 +312,13 @@ impl Env {
             .stderr(log)
             .spawn()
             .expect("spawn cairnd");
-        let mut daemon =
-            Daemon { child, port: self.port, tls: self.tls, mountpoint: self.mountpoint.clone() };
+        let mut daemon = Daemon {
+            child,
+            port: self.port,
+            tls: self.tls,
+            mountpoint: self.mountpoint.clone(),
+            log: log_path,
+        };
         daemon.wait_healthy(Duration::from_secs(60));
         daemon
     }
@@ -338,9 +347,16 @@ pub struct Daemon {
     port: u16,
     tls: bool,
     mountpoint: Option<PathBuf>,
+    /// Its stdout and stderr.
+    pub log: PathBuf,
 }
 
 impl Daemon {
+    /// What it has logged so far.
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
     /// Poll /healthz until 200, panicking with the reason if the process exits or time runs out.
     pub fn wait_healthy(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
@@ -521,8 +537,40 @@ pub fn try_http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<HttpResponse> {
+    http_within(port, method, target, headers, body, Duration::from_secs(120)).ok()
+}
+
+/// [`http`], answered within `limit` or an error saying how long it waited (for tests that
+/// fail on a server holding a request, rather than wait two minutes for it).
+pub fn http_within(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> Result<HttpResponse, String> {
+    let started = Instant::now();
+    let res = http_once(port, method, target, headers, body, limit);
+    let took = started.elapsed();
+    match res {
+        Some(r) if took < limit => Ok(r),
+        Some(r) => Err(format!("{method} {target} answered {} after {took:?} (limit {limit:?})", r.status)),
+        None => Err(format!("no answer to {method} {target} within {took:?} (limit {limit:?})")),
+    }
+}
+
+fn http_once(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> Option<HttpResponse> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    s.set_write_timeout(Some(limit)).ok()?;
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));

@@ -5,7 +5,7 @@ use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
-use store::{ETag, Node, TrashId, VersionId, WriteOptions};
+use store::{ETag, Node, Replace, TrashId, VersionId, WriteOptions};
 
 use super::model::*;
 use super::{Cx, Fail, Result, hv, json, read_json, read_json_opt, vpath};
@@ -253,9 +253,9 @@ pub(crate) async fn transfer(cx: &Cx<'_>, body: Incoming, is_move: bool) -> Resu
         }
     }
     let res = if is_move {
-        cx.store.rename(&cx.actor, &cx.user, &from, &to, req.overwrite).await
+        cx.store.rename(&cx.actor, &cx.user, &from, &to, Replace::overwrite(req.overwrite)).await
     } else {
-        cx.store.copy(&cx.actor, &cx.user, &from, &to, req.overwrite).await
+        cx.store.copy(&cx.actor, &cx.user, &from, &to, Replace::overwrite(req.overwrite)).await
     };
     let node = res.map_err(|e| match e.kind() {
         store::ErrorKind::AlreadyExists => Fail::new(StatusCode::CONFLICT, "already_exists", e.message()),

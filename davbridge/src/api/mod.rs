@@ -67,6 +67,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
         ErrorKind::NotADirectory => (StatusCode::CONFLICT, "not_a_folder"),
         ErrorKind::IsADirectory => (StatusCode::CONFLICT, "is_a_folder"),
+        ErrorKind::NotEmpty => (StatusCode::CONFLICT, "not_empty"),
         ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
         ErrorKind::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
         ErrorKind::Locked => (StatusCode::LOCKED, "locked"),

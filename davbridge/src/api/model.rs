@@ -13,7 +13,7 @@ pub struct ApiError {
 /// The error's details.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable code: `not_found`, `already_exists`, `not_a_folder`, `is_a_folder`, `conflict`,
+    /// Stable code: `not_found`, `already_exists`, `not_a_folder`, `is_a_folder`, `not_empty`, `conflict`,
     /// `precondition_failed`, `locked`, `quota_exceeded`, `invalid_path`, `invalid_input`,
     /// `checksum_mismatch`, `unauthenticated`, `forbidden`, `csrf`, `throttled`, `busy`,
     /// `method_not_allowed`, `unsupported_media_type`, `too_large`, `internal`.

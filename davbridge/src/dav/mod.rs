@@ -14,7 +14,7 @@ use http_body_util::{BodyDataStream, BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use store::{Actor, ErrorKind, Lock, Node, Origin, PropChange, Store, User, VPath, WriteOptions};
+use store::{Actor, ErrorKind, Lock, Node, Origin, PropChange, Replace, Store, User, VPath, WriteOptions};
 
 use self::headers::{Condition, DavUrl, Depth, IfList, href};
 use self::xml::{DAV, PropfindBody, QName, escape};
@@ -435,7 +435,7 @@ async fn copy_move(
         return Err(HttpError::new(StatusCode::CONFLICT, "the destination's folder does not exist"));
     }
     let res = if is_move {
-        ctx.store.rename(&ctx.actor, &ctx.user, from, dest, overwrite).await
+        ctx.store.rename(&ctx.actor, &ctx.user, from, dest, Replace::overwrite(overwrite)).await
     } else if src.is_dir && depth == Depth::Zero {
         // A shallow copy: the folder and its properties, none of its members.
         if existed.is_some() {
@@ -449,7 +449,7 @@ async fn copy_move(
         }
         Ok(made)
     } else {
-        ctx.store.copy(&ctx.actor, &ctx.user, from, dest, overwrite).await
+        ctx.store.copy(&ctx.actor, &ctx.user, from, dest, Replace::overwrite(overwrite)).await
     };
     res?;
     Ok(body::status(if existed.is_some() { StatusCode::NO_CONTENT } else { StatusCode::CREATED }))
