@@ -116,6 +116,9 @@ impl World {
 
     fn fail(&self, why: &str) -> ! {
         let log = self.daemon.log_text();
+        // A hung daemon answers nothing: end its mount's requests now, or the panic's unwinding
+        // would hang closing the files this test holds open there.
+        tests::abort_fuse(self.home.parent().expect("the mount point"));
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         panic!(
             "{why}\n--- cairnd's log, last lines ---\n{}",
@@ -298,7 +301,10 @@ impl Readers {
                     match res.status {
                         200 if whole(&res.body) => {}
                         200 => {
-                            return Err(format!("GET hot{r}.bin: a torn content of {} bytes", res.body.len()));
+                            return Err(format!(
+                                "GET hot{r}.bin: a torn content of {} bytes",
+                                res.body.len()
+                            ));
                         }
                         s => {
                             return Err(format!(

@@ -402,6 +402,12 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A daemon stuck with its mount's requests unanswered cannot exit once killed while any
+        // of its threads waits on that mount: abort the connection first (a deadlock then
+        // fails its test instead of hanging the suite).
+        if let Some(mp) = &self.mountpoint {
+            abort_fuse(mp);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         // A killed server leaves its FUSE mount behind (dead): detach it.
@@ -409,6 +415,27 @@ impl Drop for Daemon {
             let _ = Command::new("umount").arg("-l").arg(mp).stderr(Stdio::null()).status();
         }
     }
+}
+
+/// Abort the FUSE connection of the mount at `mountpoint` (its requests fail with ENOTCONN),
+/// found through `/proc/self/mountinfo` without touching the mount itself.
+pub fn abort_fuse(mountpoint: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    // Fields: id, parent, major:minor, root, mount point, ...; the minor is the connection.
+    let minor = info.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 4 && Path::new(f[4]) == mountpoint).then(|| f[2].split(':').nth(1).map(str::to_owned))?
+    });
+    let Some(minor) = minor else { return };
+    let connections = Path::new("/sys/fs/fuse/connections");
+    if !connections.join(&minor).exists() {
+        let _ = Command::new("mount")
+            .args(["-t", "fusectl", "none"])
+            .arg(connections)
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = std::fs::write(connections.join(&minor).join("abort"), "1");
 }
 
 /// FUSE tests need root (to mount with allow_other) and the kernel's /dev/fuse.
