@@ -54,8 +54,28 @@ fn parent(rel: &str) -> &str {
     crate::disk::split_parent(rel).0
 }
 
-/// The message of a preflight that found a destination folder missing on disk.
-pub(crate) const FOLDER_MISSING: &str = "the folder is missing on disk (run scan)";
+/// What a preflight found.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Preflight {
+    /// The disk can carry out the operations.
+    Ready,
+    /// A destination folder is missing on disk: one a concurrent change committed and has not
+    /// created yet (the caller waits for it and looks again), or one removed behind Cairn's back.
+    FolderMissing,
+}
+
+impl Preflight {
+    /// `FolderMissing` as the error its client gets.
+    pub(crate) fn into_result(self) -> crate::Result<()> {
+        match self {
+            Preflight::Ready => Ok(()),
+            Preflight::FolderMissing => {
+                Err(crate::Error::new(crate::ErrorKind::Conflict, "the folder is missing on disk (run scan)"))
+            }
+        }
+    }
+}
 
 /// The folders `ops` put things into (as stored on disk), for waiting on their creators.
 pub(crate) fn destination_folders(ops: &[DiskOp]) -> Vec<&str> {
@@ -76,7 +96,7 @@ pub(crate) fn destination_folders(ops: &[DiskOp]) -> Vec<&str> {
 /// every source exists and every destination folder is reachable without a symlink. A disk
 /// changed behind our back (or a planted symlink) then aborts the transaction instead of
 /// leaving a promise that cannot be kept.
-pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
+pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<Preflight> {
     let mut dirs = DirCache::new(disk);
     // Folders already found (or created by an earlier op): a batch of writes into one folder
     // checks it once.
@@ -94,30 +114,38 @@ pub(crate) fn preflight(disk: &Disk, ops: &[DiskOp]) -> crate::Result<()> {
                     }
                     Err(e) => return Err(crate::Error::io(format!("checking {from}"), e)),
                 }
-                dir_ok(&mut dirs, parent(to), &mut ok)?;
+                if !dir_ok(&mut dirs, parent(to), &mut ok)? {
+                    return Ok(Preflight::FolderMissing);
+                }
             }
             DiskOp::Mkdir { path } => {
-                dir_ok(&mut dirs, parent(path), &mut ok)?;
+                if !dir_ok(&mut dirs, parent(path), &mut ok)? {
+                    return Ok(Preflight::FolderMissing);
+                }
                 ok.push(path);
             }
             DiskOp::Remove { .. } => {}
-            DiskOp::CreateFile { path, .. } => dir_ok(&mut dirs, parent(path), &mut ok)?,
+            DiskOp::CreateFile { path, .. } => {
+                if !dir_ok(&mut dirs, parent(path), &mut ok)? {
+                    return Ok(Preflight::FolderMissing);
+                }
+            }
         }
     }
-    Ok(())
+    Ok(Preflight::Ready)
 }
 
-/// Check that `dir` is a folder (once per preflight: `ok` lists those found or created).
-fn dir_ok<'a>(dirs: &mut DirCache<'_>, dir: &'a str, ok: &mut Vec<&'a str>) -> crate::Result<()> {
+/// Whether `dir` is a folder (looked up once per preflight: `ok` lists those found or created).
+fn dir_ok<'a>(dirs: &mut DirCache<'_>, dir: &'a str, ok: &mut Vec<&'a str>) -> crate::Result<bool> {
     if dir.is_empty() || ok.contains(&dir) {
-        return Ok(());
+        return Ok(true);
     }
     match dirs.stat(dir) {
         Ok(Some(m)) if m.kind == crate::disk::Kind::Dir => {
             ok.push(dir);
-            Ok(())
+            Ok(true)
         }
-        Ok(_) => Err(crate::Error::new(crate::ErrorKind::Conflict, FOLDER_MISSING)),
+        Ok(_) => Ok(false),
         Err(e) => Err(crate::Error::io(format!("checking folder {dir}"), e)),
     }
 }
@@ -267,7 +295,7 @@ mod tests {
         let disk = Disk::open(&tmp).unwrap();
         disk.mkdir_all("files/u").unwrap();
         let ops = vec![DiskOp::CreateFile { path: "files/u/e".into(), mtime_ns: 1_700_000_000_123_456_789 }];
-        preflight(&disk, &ops).unwrap();
+        assert_eq!(preflight(&disk, &ops).unwrap(), Preflight::Ready);
         apply(&disk, &ops).unwrap();
         std::fs::write(disk.abs("files/u/e"), "").unwrap();
         apply(&disk, &ops).unwrap();
@@ -277,7 +305,7 @@ mod tests {
         // Its folder must exist.
         let missing = vec![DiskOp::CreateFile { path: "files/nobody/e".into(), mtime_ns: 0 }];
         let disk = Disk::open(&tmp).unwrap();
-        assert!(preflight(&disk, &missing).is_err());
+        assert_eq!(preflight(&disk, &missing).unwrap(), Preflight::FolderMissing);
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 

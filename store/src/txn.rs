@@ -13,7 +13,7 @@ use deadpool_postgres::Object;
 use tokio_postgres::Row;
 
 use crate::disk::layout;
-use crate::intent::{self, DiskOp};
+use crate::intent::{self, DiskOp, Preflight};
 use crate::path::{UserName, VPath};
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, UserId, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking};
@@ -586,8 +586,9 @@ pub(crate) async fn close_all(
                 return Ok(());
             }
             let s = store.clone();
-            match blocking(move || intent::preflight(&s.inner.disk, &ops)).await {
-                Err(e) if e.kind() == ErrorKind::Conflict && e.message() == intent::FOLDER_MISSING => {
+            match blocking(move || intent::preflight(&s.inner.disk, &ops)).await? {
+                Preflight::Ready => Ok(()),
+                Preflight::FolderMissing => {
                     // The folder may be one a concurrent change has committed and not yet
                     // created on disk (this transaction read it committed). Every change that
                     // creates a folder beside others' writes (mkdir, a write creating its
@@ -601,9 +602,8 @@ pub(crate) async fn close_all(
                         }
                     }
                     let (s, ops) = (store.clone(), all_ops());
-                    blocking(move || intent::preflight(&s.inner.disk, &ops)).await
+                    blocking(move || intent::preflight(&s.inner.disk, &ops)).await?.into_result()
                 }
-                res => res,
             }
         };
         let mut g = Columns::default();
