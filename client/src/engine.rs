@@ -92,6 +92,7 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// `YYYY-MM-DD HHMMSS` (UTC) for conflict names.
+#[allow(clippy::disallowed_methods)] // The client has no store Clock: a conflict is named by the local time.
 fn stamp() -> String {
     let secs =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;

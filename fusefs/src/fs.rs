@@ -1177,10 +1177,10 @@ impl Shared {
     }
 }
 
-fn time_of(t: TimeOrNow) -> Timestamp {
+fn time_of(t: TimeOrNow, clock: &store::Clock) -> Timestamp {
     match t {
         TimeOrNow::SpecificTime(st) => Timestamp::from_system(st),
-        TimeOrNow::Now => Timestamp::from_system(SystemTime::now()),
+        TimeOrNow::Now => clock.now(),
     }
 }
 
@@ -1293,7 +1293,7 @@ impl Filesystem for Cairn {
         let actor = actor(req);
         tryr!(reply, sh.settle(&actor, ino.0));
         let node = tryr!(reply, sh.node(&ctx, ino.0));
-        let mut mtime = mtime.map(time_of);
+        let mut mtime = mtime.map(|t| time_of(t, sh.store.clock()));
         if let Some(size) = size {
             if node.is_dir {
                 return reply.error(Errno::EISDIR);
@@ -1307,7 +1307,7 @@ impl Filesystem for Cairn {
                     if let Some(t) = mtime.take() {
                         d.set_mtime(t).map_err(|e| errno::of(&e))?;
                     } else {
-                        let _ = d.set_mtime(Timestamp::from_system(SystemTime::now()));
+                        let _ = d.set_mtime(sh.store.clock().now());
                     }
                     Ok(())
                 });

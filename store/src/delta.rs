@@ -257,8 +257,7 @@ impl Store {
         let store = self.clone();
         blocking(move || {
             let disk = &store.inner.disk;
-            let cutoff = Timestamp::from_system(std::time::SystemTime::now()).0
-                - older_than.as_nanos().min(i64::MAX as u128) as i64;
+            let cutoff = crate::disk::wall_now().0 - older_than.as_nanos().min(i64::MAX as u128) as i64;
             let mut removed = 0;
             for (name, meta) in
                 disk.read_dir(layout::SIGNATURES).map_err(|e| Error::io("listing signatures", e))?

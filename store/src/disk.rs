@@ -621,6 +621,13 @@ pub(crate) fn random_hex(n: usize) -> String {
     hex::encode(buf)
 }
 
+/// The file system's time now, to compare with file mtimes (a file being written a moment ago).
+/// Not the store's [`crate::Clock`], which tests move: the disk's times follow the wall clock.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn wall_now() -> crate::Timestamp {
+    crate::Timestamp::from_system(std::time::SystemTime::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

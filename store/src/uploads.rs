@@ -438,7 +438,7 @@ impl Store {
                 // Leave a file whose row is being written right now (created a moment ago).
                 if !expired.contains(&name)
                     && let Ok(Some(meta)) = disk.stat(&layout::upload(&name))
-                    && Timestamp::from_system(std::time::SystemTime::now()).0 - meta.mtime_ns < 60_000_000_000
+                    && crate::disk::wall_now().0 - meta.mtime_ns < 60_000_000_000
                 {
                     continue;
                 }

@@ -476,6 +476,8 @@ struct PropCtx {
     locks: HashMap<VPath, Vec<Lock>>,
     dead: HashMap<store::FileId, Vec<store::DeadProp>>,
     prefix: String,
+    /// The store's clock, for the time left on locks.
+    now: store::Timestamp,
 }
 
 /// Whether the live property `name` exists on `node` (without computing its value).
@@ -517,7 +519,7 @@ fn write_live(out: &mut String, name: &str, node: &Node, pc: &PropCtx) -> bool {
         ),
         "lockdiscovery" => {
             for l in pc.locks.get(&node.path).map(Vec::as_slice).unwrap_or(&[]) {
-                out.push_str(&activelock(l, &pc.prefix));
+                out.push_str(&activelock(l, &pc.prefix, pc.now));
             }
         }
         "quota-available-bytes" => {
@@ -548,8 +550,7 @@ fn escape_into(out: &mut String, s: &str) {
     }
 }
 
-fn activelock(l: &Lock, prefix: &str) -> String {
-    let now = store::Timestamp::from_system(std::time::SystemTime::now());
+fn activelock(l: &Lock, prefix: &str, now: store::Timestamp) -> String {
     let left = ((l.expires_at.0 - now.0) / 1_000_000_000).max(0);
     format!(
         "<D:activelock><D:locktype><D:write/></D:locktype><D:lockscope><D:{}/></D:lockscope><D:depth>{}</D:depth>{}\
@@ -652,7 +653,7 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
     }
     let ids: Vec<store::FileId> = nodes.iter().map(|n| n.id).collect();
     let dead = ctx.store.dead_props(&ctx.user, &ids).await?;
-    let pc = PropCtx { usage, locks, dead, prefix: ctx.url.prefix.clone() };
+    let pc = PropCtx { usage, locks, dead, prefix: ctx.url.prefix.clone(), now: ctx.store.clock().now() };
     // Rendered straight into one buffer sized for the usual ~800 bytes an entry: a 1,000-entry
     // folder is ~10,000 properties, and copying or regrowing the document dominated the time.
     let mut out = String::with_capacity(MULTISTATUS_HEAD.len() + 64 + nodes.len() * 1024);
@@ -766,10 +767,10 @@ async fn proppatch(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     Ok(multistatus(&resp(propstat(&names, StatusCode::OK))))
 }
 
-fn lock_response(lock: &Lock, prefix: &str, status: StatusCode) -> Response<Body> {
+fn lock_response(lock: &Lock, prefix: &str, now: store::Timestamp, status: StatusCode) -> Response<Body> {
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:prop xmlns:D=\"DAV:\"><D:lockdiscovery>{}</D:lockdiscovery></D:prop>\n",
-        activelock(lock, prefix)
+        activelock(lock, prefix, now)
     );
     let mut res = Response::new(body::full(xml));
     *res.status_mut() = status;
@@ -791,7 +792,7 @@ async fn lock(ctx: &Ctx<'_>, depth: Depth, timeout: u64, body: Incoming) -> Resu
         // A refresh: the If header names the lock.
         for token in &submitted {
             if let Ok(l) = ctx.store.refresh_lock(&ctx.user, path, token, timeout).await {
-                return Ok(lock_response(&l, &ctx.url.prefix, StatusCode::OK));
+                return Ok(lock_response(&l, &ctx.url.prefix, ctx.store.clock().now(), StatusCode::OK));
             }
         }
         return Err(HttpError::new(
@@ -815,7 +816,7 @@ async fn lock(ctx: &Ctx<'_>, depth: Depth, timeout: u64, body: Incoming) -> Resu
     };
     let lock = ctx.store.lock(&ctx.actor, &ctx.user, path, req).await?;
     if existing.is_some() {
-        return Ok(lock_response(&lock, &ctx.url.prefix, StatusCode::OK));
+        return Ok(lock_response(&lock, &ctx.url.prefix, ctx.store.clock().now(), StatusCode::OK));
     }
     // Locking an unmapped URL creates an empty resource (RFC 4918 §7.3).
     let opts = WriteOptions { create_only: true, expected_len: Some(0), ..Default::default() };
@@ -823,7 +824,7 @@ async fn lock(ctx: &Ctx<'_>, depth: Depth, timeout: u64, body: Incoming) -> Resu
         let _ = ctx.store.unlock(&ctx.actor, &ctx.user, path, &lock.token).await;
         return Err(e.into());
     }
-    Ok(lock_response(&lock, &ctx.url.prefix, StatusCode::CREATED))
+    Ok(lock_response(&lock, &ctx.url.prefix, ctx.store.clock().now(), StatusCode::CREATED))
 }
 
 async fn unlock(ctx: &Ctx<'_>, token: &str) -> Result<Response<Body>> {
