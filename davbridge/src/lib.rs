@@ -2,7 +2,7 @@
 //! class 1 and 2 (RFC 4918) under `/dav/`, `/remote.php/webdav/` and
 //! `/remote.php/dav/files/USER/`, plus `/healthz`.
 //!
-//! Every request is parsed into a [`Route`] (and WebDAV requests into a typed endpoint, see
+//! Every request is parsed into a `Route` (and WebDAV requests into a typed endpoint, see
 //! `dav`) before anything else happens; handlers never read raw headers. Authentication is
 //! HTTP Basic against `store`, cached and throttled in `auth`.
 

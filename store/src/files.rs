@@ -298,7 +298,7 @@ impl Store {
 
     /// Open the file at `path` for reading (seek for ranges). The metadata query and the open
     /// run at the same time; the database decides what exists. The file is the one its node
-    /// describes (see [`Reread`]).
+    /// describes (see `Reread` in this file).
     pub async fn open_file(&self, user: &User, path: &VPath) -> Result<(Node, File)> {
         let rel = layout::user_path(&user.name, path);
         let (node, file) = tokio::join!(self.stat(user, path), self.open_live(&rel));
