@@ -5,27 +5,12 @@ use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
-use store::{ETag, Node, Replace, TrashId, VersionId, WriteOptions};
+use store::{ETag, Replace, TrashId, VersionId, WriteOptions};
 
 use super::model::*;
 use super::{Cx, Fail, Result, hv, json, read_json, read_json_opt, vpath};
 use crate::body::Body;
 use crate::download;
-
-/// The API's view of a node.
-pub(crate) fn entry(n: &Node) -> Entry {
-    Entry {
-        id: n.id.0,
-        path: format!("/{}", n.path.as_str()),
-        name: n.path.name().to_owned(),
-        is_dir: n.is_dir,
-        size: n.size,
-        mtime: n.mtime.to_rfc3339(),
-        etag: n.etag.0.clone(),
-        hash: n.content_hash.map(|h| h.to_hex()),
-        content_type: (!n.is_dir).then(|| download::content_type(n.path.name()).to_owned()),
-    }
-}
 
 /// The folder's entries, folders first, sorted and paged.
 #[utoipa::path(get, path = "/api/v1/files", tag = "files", params(ListQuery),

@@ -414,3 +414,18 @@ pub struct Tree {
     /// The folder itself first, then everything below it.
     pub entries: Vec<Entry>,
 }
+
+/// The API's view of a node.
+pub(crate) fn entry(n: &store::Node) -> Entry {
+    Entry {
+        id: n.id.0,
+        path: format!("/{}", n.path.as_str()),
+        name: n.path.name().to_owned(),
+        is_dir: n.is_dir,
+        size: n.size,
+        mtime: n.mtime.to_rfc3339(),
+        etag: n.etag.0.clone(),
+        hash: n.content_hash.map(|h| h.to_hex()),
+        content_type: (!n.is_dir).then(|| crate::download::content_type(n.path.name()).to_owned()),
+    }
+}

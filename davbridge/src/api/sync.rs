@@ -15,7 +15,6 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::files::entry;
 use super::model::*;
 use super::{Cx, Fail, Result, hv, json, vpath};
 use crate::body::{self, Body};
