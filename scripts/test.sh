@@ -53,6 +53,10 @@ lint_missing() {
     fi
     echo "==> $1 not installed (rustup component add $1): $2 not checked" >&2
 }
+command -v python3 >/dev/null || need_pkgs python3
+echo "==> architecture: no module cycles within a crate (scripts/module-cycles.py)" >&2
+python3 scripts/module-cycles.py
+
 if cargo fmt --version >/dev/null 2>&1; then
     echo "==> cargo fmt --check" >&2
     cargo fmt --all -- --check
