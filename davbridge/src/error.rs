@@ -1,4 +1,5 @@
-//! The one mapping from `store`'s error kinds to HTTP, and the error bodies clients parse.
+//! WebDAV's mapping from `store`'s error kinds to HTTP, and the error bodies clients parse (the
+//! REST API has its own, with stable codes: `api::code_of`).
 //! WebDAV routes answer with the Sabre-style XML body Nextcloud clients read
 //! (`<d:error>` with `<s:exception>` and `<s:message>`); the message is `store`'s client-safe
 //! one, never a path of the backing directory or SQL (those go to the log).

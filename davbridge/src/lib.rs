@@ -1,10 +1,13 @@
 //! `davbridge`: Cairn's HTTP front end on hyper 1 (HTTP/1.1 and HTTP/2 on one port): WebDAV
 //! class 1 and 2 (RFC 4918) under `/dav/`, `/remote.php/webdav/` and
-//! `/remote.php/dav/files/USER/`, plus `/healthz`.
+//! `/remote.php/dav/files/USER/` (`dav`); the REST API under `/api/v1` with its OpenAPI
+//! document, tus uploads, the change feed and its push channel (`api`); the embedded web UI
+//! (`web`); and `/healthz`.
 //!
-//! Every request is parsed into a `Route` (and WebDAV requests into a typed endpoint, see
-//! `dav`) before anything else happens; handlers never read raw headers. Authentication is
-//! HTTP Basic against `store`, cached and throttled in `auth`.
+//! Every request is parsed into a `Route` (WebDAV requests into a typed endpoint, REST ones
+//! into an `Endpoint`) before anything else happens; handlers never read raw headers.
+//! Credentials (Basic, bearer tokens, session cookies) are checked against `store`, cached and
+//! throttled in `auth`.
 
 mod api;
 mod auth;

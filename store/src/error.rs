@@ -1,7 +1,8 @@
 //! The one error type of `store`.
 //!
-//! Policy: every public function returns [`Error`]. Front ends match on [`Error::kind`] only, in one
-//! exhaustive `match` each (HTTP status in `davbridge`, errno in `fusefs`, exit code in `ctl`).
+//! Policy: every public function returns [`Error`]. Front ends act on [`Error::kind`] only: an
+//! exhaustive `match` per protocol (WebDAV and REST statuses in `davbridge`, errno in `fusefs`);
+//! `ctl` picks its exit code by kind (usage errors 2, others 1).
 //! [`Error::message`] is safe to show a client: it never contains SQL, backing-directory paths or
 //! another user's names. The full story (source error, internal paths) is in the `Display` of
 //! the error's source chain, which goes to the log only.
