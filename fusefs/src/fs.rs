@@ -957,9 +957,11 @@ impl Shared {
             }
         }
         let draft = of.draft.take().expect("checked above");
-        let (sh, actor, ctx) = (self.clone(), actor.clone(), ctx.clone());
+        // Made here, not in the task: its bytes count against the quota from now on.
+        let landing = self.land(actor, ctx, ino, draft);
+        let sh = self.clone();
         self.rt.spawn(async move {
-            let res = sh.land(&actor, &ctx, ino, draft).await;
+            let res = landing.await;
             let p = sh.pending.lock().remove(&ino);
             if let Err(e) = res {
                 tracing::warn!(
@@ -979,23 +981,46 @@ impl Shared {
         true
     }
 
-    /// Commit a flight's draft as the new file in its folder, wherever the folder is now (a
-    /// folder deleted meanwhile took the file with it).
-    async fn land(&self, actor: &Actor, ctx: &UserCtx, ino: u64, draft: Draft) -> Res<()> {
-        let Some(p) = self.pending.lock().get(&ino).cloned() else { return Ok(()) };
+    /// The commit of a flight's draft as the new file in its folder, wherever the folder is
+    /// then (a folder deleted meanwhile took the file with it). The draft's bytes count against
+    /// the quota from this call on (see `Store::commit_new_draft`).
+    fn land(
+        self: &Arc<Self>,
+        actor: &Actor,
+        ctx: &UserCtx,
+        ino: u64,
+        draft: Draft,
+    ) -> impl std::future::Future<Output = Res<()>> + Send + 'static {
+        let pending = self.pending.lock().get(&ino).cloned();
         let user = ctx.user();
-        let (dir, name) = (id_of(p.parent), p.path.name());
-        match self.store.commit_new_draft(actor, &user, dir, name, id_of(ino), Some(p.mode), draft).await {
-            Ok(node) => {
-                if node.id != id_of(ino) {
-                    // Someone created the name meanwhile and this content went into that
-                    // file: the kernel must look the name up again.
-                    let _ = self.inval.lock().send(Inval::Entry(p.parent, name.to_owned()));
+        let commit = pending.map(|p| {
+            let name = p.path.name().to_owned();
+            let commit = self.store.commit_new_draft(
+                actor,
+                &user,
+                id_of(p.parent),
+                &name,
+                id_of(ino),
+                Some(p.mode),
+                draft,
+            );
+            (p.parent, name, commit)
+        });
+        let sh = self.clone();
+        async move {
+            let Some((parent, name, commit)) = commit else { return Ok(()) };
+            match commit.await {
+                Ok(node) => {
+                    if node.id != id_of(ino) {
+                        // Someone created the name meanwhile and this content went into that
+                        // file: the kernel must look the name up again.
+                        let _ = sh.inval.lock().send(Inval::Entry(parent, name));
+                    }
+                    Ok(())
                 }
-                Ok(())
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(errno::of(&e)),
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(errno::of(&e)),
         }
     }
 

@@ -441,8 +441,12 @@ impl Store {
     /// commit, see `batch.rs`): the FUSE mount's write-behind of files created and closed in a
     /// row. The folder is found by id, so a folder moved meanwhile gets the file in its new
     /// place; a folder deleted meanwhile is `NotFound` (the file went with it).
+    ///
+    /// The draft's bytes count against the user's quota from this call on, not from the first
+    /// poll of the future: a caller that hands the future to a task and returns (the mount's
+    /// `close`) leaves no moment where the next file could be granted the same bytes.
     #[allow(clippy::too_many_arguments)]
-    pub async fn commit_new_draft(
+    pub fn commit_new_draft(
         &self,
         actor: &Actor,
         user: &User,
@@ -451,8 +455,25 @@ impl Store {
         id: FileId,
         mode: Option<u32>,
         draft: Draft,
+    ) -> impl Future<Output = Result<Node>> + Send + use<> {
+        let counted = Committing::new(self, user.id, draft.len());
+        let (store, actor, user, name) = (self.clone(), actor.clone(), user.clone(), name.to_owned());
+        async move { store.commit_new_counted(&actor, &user, parent, &name, id, mode, draft, counted).await }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_new_counted(
+        &self,
+        actor: &Actor,
+        user: &User,
+        parent: FileId,
+        name: &str,
+        id: FileId,
+        mode: Option<u32>,
+        draft: Draft,
+        counted: Committing,
     ) -> Result<Node> {
-        let mut counted = Some(Committing::new(self, user.id, draft.len()));
+        let mut counted = Some(counted);
         // A small file is logged, as a small write is (see `Store::write`): its bytes go into
         // the commit's intent row, so the draft needs no fsync of its own.
         let log = self.inner.write_log.is_some() && draft.len() <= SMALL_BODY as u64;
