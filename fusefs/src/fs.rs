@@ -379,9 +379,9 @@ impl Flight {
     fn wait(&self) -> Res<()> {
         may_wait("waiting for a flight");
         let mut done = lock_cv(&self.done);
-        let _op = done.is_none().then(|| {
-            store::watchdog::begin("fuse", "waiting for a write-behind or unlink to land".to_owned())
-        });
+        let _op = done
+            .is_none()
+            .then(|| store::watchdog::begin("fuse", "waiting for a write-behind or unlink to land"));
         while done.is_none() {
             done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
         }
@@ -442,8 +442,8 @@ impl Flights {
     fn begin(&self) {
         may_wait("waiting for a flight slot");
         let mut n = lock_cv(&self.count);
-        let _op = (*n >= self.limit)
-            .then(|| store::watchdog::begin("fuse", "waiting for a write-behind slot".to_owned()));
+        let _op =
+            (*n >= self.limit).then(|| store::watchdog::begin("fuse", "waiting for a write-behind slot"));
         while *n >= self.limit {
             n = self.cv.wait(n).unwrap_or_else(|e| e.into_inner());
         }
@@ -552,7 +552,7 @@ fn name_str(name: &OsStr) -> Res<&str> {
 impl Shared {
     fn run<F: std::future::Future>(&self, f: F) -> F::Output {
         may_wait("waiting on the runtime");
-        let op = store::watchdog::begin("fuse", "a call waiting on the store".to_owned());
+        let op = store::watchdog::begin("fuse", "a call waiting on the store");
         self.rt.block_on(op.scope(f))
     }
 
@@ -949,16 +949,19 @@ impl Shared {
         let mtime = draft.mtime().unwrap_or_else(|_| self.store.clock().now());
         let flight = Arc::new(Flight::default());
         self.flights.begin();
-        match self.pending.lock().get_mut(&ino) {
-            Some(p) => p.landing = Some(Landing { size: draft.len(), mtime, flight: flight.clone() }),
+        let pending = match self.pending.lock().get_mut(&ino) {
+            Some(p) => {
+                p.landing = Some(Landing { size: draft.len(), mtime, flight: flight.clone() });
+                p.clone()
+            }
             None => {
                 self.flights.end();
                 return false;
             }
-        }
+        };
         let draft = of.draft.take().expect("checked above");
         // Made here, not in the task: its bytes count against the quota from now on.
-        let landing = self.land(actor, ctx, ino, draft);
+        let landing = self.land(actor, ctx, ino, &pending, draft);
         let sh = self.clone();
         self.rt.spawn(async move {
             let res = landing.await;
@@ -989,26 +992,21 @@ impl Shared {
         actor: &Actor,
         ctx: &UserCtx,
         ino: u64,
+        p: &Pending,
         draft: Draft,
     ) -> impl std::future::Future<Output = Res<()>> + Send + 'static {
-        let pending = self.pending.lock().get(&ino).cloned();
-        let user = ctx.user();
-        let commit = pending.map(|p| {
-            let name = p.path.name().to_owned();
-            let commit = self.store.commit_new_draft(
-                actor,
-                &user,
-                id_of(p.parent),
-                &name,
-                id_of(ino),
-                Some(p.mode),
-                draft,
-            );
-            (p.parent, name, commit)
-        });
+        let (parent, name) = (p.parent, p.path.name().to_owned());
+        let commit = self.store.commit_new_draft(
+            actor,
+            &ctx.user(),
+            id_of(parent),
+            &name,
+            id_of(ino),
+            Some(p.mode),
+            draft,
+        );
         let sh = self.clone();
         async move {
-            let Some((parent, name, commit)) = commit else { return Ok(()) };
             match commit.await {
                 Ok(node) => {
                     if node.id != id_of(ino) {

@@ -91,7 +91,7 @@ pub(crate) fn lock_file<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
         Ok(g) => g,
         Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => {
-            let _op = store::watchdog::begin("fuse", "waiting for an open file's lock".to_owned());
+            let _op = store::watchdog::begin("fuse", "waiting for an open file's lock");
             m.lock().unwrap_or_else(|e| e.into_inner())
         }
     }

@@ -456,57 +456,44 @@ impl Store {
         mode: Option<u32>,
         draft: Draft,
     ) -> impl Future<Output = Result<Node>> + Send + use<> {
-        let counted = Committing::new(self, user.id, draft.len());
+        let mut counted = Some(Committing::new(self, user.id, draft.len()));
         let (store, actor, user, name) = (self.clone(), actor.clone(), user.clone(), name.to_owned());
-        async move { store.commit_new_counted(&actor, &user, parent, &name, id, mode, draft, counted).await }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn commit_new_counted(
-        &self,
-        actor: &Actor,
-        user: &User,
-        parent: FileId,
-        name: &str,
-        id: FileId,
-        mode: Option<u32>,
-        draft: Draft,
-        counted: Committing,
-    ) -> Result<Node> {
-        let mut counted = Some(counted);
-        // A small file is logged, as a small write is (see `Store::write`): its bytes go into
-        // the commit's intent row, so the draft needs no fsync of its own.
-        let log = self.inner.write_log.is_some() && draft.len() <= SMALL_BODY as u64;
-        let (mut draft, (size, hash, mtime), logged) = blocking(move || {
-            let sealed = draft.seal(!log)?;
-            let logged = match log {
-                true => Some(draft.bytes(sealed.0)?),
-                false => None,
-            };
-            Ok((draft, sealed, logged))
-        })
-        .await?;
-        let mut staging = Staging { store: self.clone(), rel: draft.staging.rel.take() };
-        draft.state.lock().unwrap_or_else(|e| e.into_inner()).spent = true;
-        drop(draft);
-        let content = Content { staging: staging.rel().to_owned(), size, mtime, hash, logged };
-        let mut tries = 0;
-        loop {
-            let dir = self.stat_id(user, parent).await?;
-            if !dir.is_dir {
-                return Err(Error::not_found(format!("folder id {parent}")));
-            }
-            let path = dir.path.join(name).map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))?;
-            let job = Job::New { id, mode, counted: counted.take() };
-            match self.commit_batched(actor, user, &path, content.clone(), job, staging).await {
-                Ok(out) => return Ok(out.node),
-                // The folder moved between the look and the commit: look again.
-                Err((e, Some(s))) if e.kind() == ErrorKind::Conflict && s.rel.is_some() && tries < 3 => {
-                    tries += 1;
-                    staging = s;
-                    counted = Some(Committing::new(self, user.id, size));
+        async move {
+            // A small file is logged, as a small write is (see `Store::write`): its bytes go into
+            // the commit's intent row, so the draft needs no fsync of its own.
+            let log = store.inner.write_log.is_some() && draft.len() <= SMALL_BODY as u64;
+            let (mut draft, (size, hash, mtime), logged) = blocking(move || {
+                let sealed = draft.seal(!log)?;
+                let logged = match log {
+                    true => Some(draft.bytes(sealed.0)?),
+                    false => None,
+                };
+                Ok((draft, sealed, logged))
+            })
+            .await?;
+            let mut staging = Staging { store: store.clone(), rel: draft.staging.rel.take() };
+            draft.state.lock().unwrap_or_else(|e| e.into_inner()).spent = true;
+            drop(draft);
+            let content = Content { staging: staging.rel().to_owned(), size, mtime, hash, logged };
+            let mut tries = 0;
+            loop {
+                let dir = store.stat_id(&user, parent).await?;
+                if !dir.is_dir {
+                    return Err(Error::not_found(format!("folder id {parent}")));
                 }
-                Err((e, _)) => return Err(e),
+                let path =
+                    dir.path.join(&name).map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))?;
+                let job = Job::New { id, mode, counted: counted.take() };
+                match store.commit_batched(&actor, &user, &path, content.clone(), job, staging).await {
+                    Ok(out) => return Ok(out.node),
+                    // The folder moved between the look and the commit: look again.
+                    Err((e, Some(s))) if e.kind() == ErrorKind::Conflict && s.rel.is_some() && tries < 3 => {
+                        tries += 1;
+                        staging = s;
+                        counted = Some(Committing::new(&store, user.id, size));
+                    }
+                    Err((e, _)) => return Err(e),
+                }
             }
         }
     }

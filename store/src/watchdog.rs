@@ -9,6 +9,7 @@
 //! hangs thus names itself and its wait in the log within seconds, instead of a client's
 //! time-out minutes later with nothing said.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,7 +19,7 @@ const SHARDS: usize = 16;
 
 struct Entry {
     kind: &'static str,
-    what: String,
+    what: Cow<'static, str>,
     started: Instant,
     /// What it was last seen waiting on (`""`: working).
     stage: Mutex<&'static str>,
@@ -54,13 +55,14 @@ tokio::task_local! {
 }
 
 /// Register an operation: `kind` (`"request"`, `"fuse"`, `"commit"`) and what it is (a method
-/// and path, a FUSE call and inode). Cheap: one short lock of one of 16 shards.
-pub fn begin(kind: &'static str, what: String) -> Op {
+/// and path, a FUSE wait). Cheap: one short lock of one of 16 shards, and no allocation for a
+/// static `what`.
+pub fn begin(kind: &'static str, what: impl Into<Cow<'static, str>>) -> Op {
     let reg = registry();
     let id = reg.next.fetch_add(1, Ordering::Relaxed);
     let entry = Arc::new(Entry {
         kind,
-        what,
+        what: what.into(),
         started: Instant::now(),
         stage: Mutex::new(""),
         reported: AtomicU64::new(0),
@@ -131,7 +133,7 @@ pub fn due(threshold: Duration) -> Vec<Stuck> {
             };
             if age >= next {
                 e.reported.store((age.as_millis() as u64 * 2).max(1), Ordering::Relaxed);
-                out.push(Stuck { kind: e.kind, what: e.what.clone(), age, waiting_on: *lock(&e.stage) });
+                out.push(Stuck { kind: e.kind, what: e.what.to_string(), age, waiting_on: *lock(&e.stage) });
             }
         }
     }
@@ -170,7 +172,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_old_operation_is_reported_with_its_wait_then_at_each_doubling() {
-        let op = begin("request", "GET /unit-test-watchdog".into());
+        let op = begin("request", "GET /unit-test-watchdog");
         let stage =
             op.scope(waiting("the database", async { *lock(&CURRENT.with(|e| e.clone()).stage) })).await;
         assert_eq!(stage, "the database");
