@@ -308,8 +308,8 @@ impl Store {
             match file {
                 Ok(f) if agrees(&f, &node) => return Ok((node, f)),
                 Ok(f) if reread.exhausted() => return Ok((node, f)),
-                Err(e) if e.kind() != ErrorKind::NotFound || reread.exhausted() => {
-                    return Err(Error::io(format!("open {rel}"), e.into_io()));
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound || reread.exhausted() => {
+                    return Err(Error::io(format!("open {rel}"), e));
                 }
                 _ => reread.wait().await,
             }
@@ -318,12 +318,12 @@ impl Store {
         }
     }
 
-    /// Open `rel` on the blocking pool; `NotFound` if it is missing.
-    async fn open_live(&self, rel: &str) -> std::result::Result<File, OpenError> {
+    /// Open `rel` on the blocking pool (the error as the disk gave it: `NotFound` if missing).
+    async fn open_live(&self, rel: &str) -> std::io::Result<File> {
         let (store, rel) = (self.clone(), rel.to_owned());
-        blocking(move || Ok(store.inner.disk.open_read(&rel).map_err(OpenError)))
+        blocking(move || Ok(store.inner.disk.open_read(&rel)))
             .await
-            .unwrap_or_else(|e| Err(OpenError(std::io::Error::other(e.to_string()))))
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
     }
 
     /// Like [`Store::open_file`], with the whole content as well when the file is at most
@@ -369,8 +369,8 @@ impl Store {
             }
             match self.open_live(&rel).await {
                 Ok(f) if agrees(&f, &node) || reread.exhausted() => return Ok((node, Some(f), None)),
-                Err(e) if e.kind() != ErrorKind::NotFound || reread.exhausted() => {
-                    return Err(Error::io(format!("open {rel}"), e.into_io()));
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound || reread.exhausted() => {
+                    return Err(Error::io(format!("open {rel}"), e));
                 }
                 _ => reread.wait().await,
             }
@@ -1205,22 +1205,6 @@ fn live_file(node: Node, path: &VPath) -> Result<Node> {
 /// content gives the node a new length or a new file, see [`Reread`]).
 fn agrees(file: &File, node: &Node) -> bool {
     file.metadata().is_ok_and(|m| m.len() == node.size)
-}
-
-/// An open that failed, kept as the `io::Error` it was (its kind says whether to look again).
-struct OpenError(std::io::Error);
-
-impl OpenError {
-    fn kind(&self) -> ErrorKind {
-        match self.0.kind() {
-            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-            _ => ErrorKind::Io,
-        }
-    }
-
-    fn into_io(self) -> std::io::Error {
-        self.0
-    }
 }
 
 /// Reading races committing: a commit updates the database first and moves files into place
