@@ -136,6 +136,26 @@ fn open_and_write(w: &World, path: PathBuf, data: &'static [u8]) -> fs::File {
     })
 }
 
+/// Open the existing `path` through the mount with `O_TRUNC` and write `data`; returns the
+/// open handle.
+fn rewrite(w: &World, path: PathBuf, data: &'static [u8]) -> fs::File {
+    w.fuse("open and write", move || {
+        let mut h = fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+        h.write_all(data).unwrap();
+        h
+    })
+}
+
+/// PUT `body` at `target` on a thread of its own (to race something done through the mount).
+fn put_meanwhile(
+    w: &World,
+    target: String,
+    body: &'static [u8],
+) -> std::thread::JoinHandle<Result<HttpResponse, String>> {
+    let (port, auth) = (w.env.port, w.auth.clone());
+    std::thread::spawn(move || http_within(port, "PUT", &target, &[("Authorization", &auth)], body, LIMIT))
+}
+
 fn close(w: &World, h: fs::File) {
     w.fuse("close", move || drop(h));
 }
@@ -175,12 +195,7 @@ fn round(w: &World, worker: usize, round: usize) {
         2 => {
             let path = format!("/dav/{name}.txt");
             assert_eq!(w.http("PUT", &path, &[], b"first, over WebDAV").status, 201);
-            let p = home.join(format!("{name}.txt"));
-            let h = w.fuse("open and write", move || {
-                let mut h = fs::OpenOptions::new().write(true).truncate(true).open(&p).unwrap();
-                h.write_all(b"second, through the mount").unwrap();
-                h
-            });
+            let h = rewrite(w, home.join(format!("{name}.txt")), b"second, through the mount");
             let put = w.http("PUT", &path, &[], b"third, over WebDAV, while open");
             assert!(put.status == 204 || put.status == 201, "PUT while open: {}", put.status);
             close(w, h);
@@ -196,12 +211,7 @@ fn round(w: &World, worker: usize, round: usize) {
         3 => {
             let path = format!("/{name}.txt");
             assert_eq!(w.http("PUT", &format!("/dav{path}"), &[], b"before").status, 201);
-            let p = home.join(format!("{name}.txt"));
-            let h = w.fuse("open and write", move || {
-                let mut h = fs::OpenOptions::new().write(true).truncate(true).open(&p).unwrap();
-                h.write_all(b"written while it moved").unwrap();
-                h
-            });
+            let h = rewrite(w, home.join(format!("{name}.txt")), b"written while it moved");
             let body = format!(r#"{{"from": "{path}", "to": "/{name}-renamed.txt"}}"#);
             let r = w.http("POST", "/api/v1/move", &[("Content-Type", "application/json")], body.as_bytes());
             assert!(r.status == 200 || r.status == 201, "REST move: {} {}", r.status, r.text());
@@ -214,12 +224,7 @@ fn round(w: &World, worker: usize, round: usize) {
             mkdir(w, home.join(&name));
             let h = open_and_write(w, home.join(&name).join("a.txt"), b"in a folder renamed by the mount");
             let (from, to) = (home.join(&name), home.join(format!("{name}-r")));
-            let put = {
-                let (port, auth, target) = (w.env.port, w.auth.clone(), format!("/dav/{name}/b.txt"));
-                std::thread::spawn(move || {
-                    http_within(port, "PUT", &target, &[("Authorization", &auth)], b"put meanwhile", LIMIT)
-                })
-            };
+            let put = put_meanwhile(w, format!("/dav/{name}/b.txt"), b"put meanwhile");
             w.fuse("rename a folder", move || fs::rename(&from, &to).unwrap());
             let put = put.join().unwrap().unwrap_or_else(|e| w.fail(&e));
             close(w, h);
@@ -416,12 +421,7 @@ fn rmdir_and_rename_onto_a_folder_refuse_a_folder_a_put_just_filled() {
         if by_rename {
             mkdir(&w, w.home.join(format!("{dir}-src")));
         }
-        let put = {
-            let (port, auth, target) = (w.env.port, w.auth.clone(), format!("/dav/{dir}/up.txt"));
-            std::thread::spawn(move || {
-                http_within(port, "PUT", &target, &[("Authorization", &auth)], b"raced", LIMIT)
-            })
-        };
+        let put = put_meanwhile(&w, format!("/dav/{dir}/up.txt"), b"raced");
         let (home, d) = (w.home.clone(), dir.clone());
         let res = w.fuse("rmdir or rename racing a PUT", move || match by_rename {
             true => fs::rename(home.join(format!("{d}-src")), home.join(&d)),

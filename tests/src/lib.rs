@@ -564,7 +564,7 @@ pub fn try_http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<HttpResponse> {
-    http_within(port, method, target, headers, body, Duration::from_secs(120)).ok()
+    http_once(port, method, target, headers, body, Duration::from_secs(120))
 }
 
 /// [`http`], answered within `limit` or an error saying how long it waited (for tests that
