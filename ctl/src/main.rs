@@ -81,7 +81,7 @@ enum UserCmd {
         name: String,
         #[arg(long)]
         password_stdin: bool,
-        /// e.g. 10GiB; no limit if omitted.
+        /// e.g. 50MiB (binary: KiB, MiB, GiB, TiB, or K, M, G, T) or 50MB (decimal: kB, MB, GB, TB); no limit if omitted.
         #[arg(long)]
         quota: Option<String>,
         #[arg(long)]
@@ -124,7 +124,7 @@ enum TokenCmd {
 
 #[derive(Debug, Subcommand)]
 enum QuotaCmd {
-    /// Set a quota (e.g. 50GiB), or `none` for no limit.
+    /// Set a quota: 50MiB (binary: KiB, MiB, GiB, TiB, or K, M, G, T), 50MB (decimal: kB, MB, GB, TB), or `none` for no limit.
     Set { name: String, size: String },
     /// Show quota and usage.
     Show { name: String },
@@ -487,10 +487,13 @@ async fn run(
             out(
                 j,
                 json!({"name": u.name.as_str(), "quota": usage.quota, "used": usage.used, "files": usage.files,
-                          "versions": usage.versions, "trash": usage.trash}),
+                          "versions": usage.versions, "trash": usage.trash, "available": usage.available()}),
                 || {
+                    let free = usage.available().map_or(String::new(), |a| {
+                        format!("; {} free (versions and trash make room)", store::format_size(a))
+                    });
                     format!(
-                        "{}: {} used of {} (files {}, versions {}, trash {})",
+                        "{}: {} used of {} (files {}, versions {}, trash {}){free}",
                         u.name,
                         store::format_size(usage.used),
                         quota_text(usage.quota),

@@ -1,5 +1,6 @@
 //! The browser file explorer: static files compiled into the binary (no Node toolchain to
-//! build or run the server). Everything the page does goes through the public REST API.
+//! build or run the server): `web/index.html`, its stylesheet, and native ES modules loaded by
+//! the browser as they are. Everything the page does goes through the public REST API.
 
 use std::sync::OnceLock;
 
@@ -16,13 +17,27 @@ pub struct Asset {
     data: &'static [u8],
 }
 
+/// An ES module of the page (web/NAME).
+macro_rules! script {
+    ($name:literal) => {
+        Asset {
+            path: concat!("/", $name),
+            content_type: "text/javascript; charset=utf-8",
+            data: include_bytes!(concat!("../web/", $name)),
+        }
+    };
+}
+
 static ASSETS: &[Asset] = &[
     Asset { path: "/", content_type: "text/html; charset=utf-8", data: include_bytes!("../web/index.html") },
-    Asset {
-        path: "/app.js",
-        content_type: "text/javascript; charset=utf-8",
-        data: include_bytes!("../web/app.js"),
-    },
+    script!("app.js"),
+    script!("api.js"),
+    script!("dom.js"),
+    script!("format.js"),
+    script!("picker.js"),
+    script!("push.js"),
+    script!("tus.js"),
+    script!("uploads.js"),
     Asset {
         path: "/app.css",
         content_type: "text/css; charset=utf-8",
@@ -65,4 +80,20 @@ pub fn serve(asset: &'static Asset, req: &HeaderMap) -> Response<Body> {
         ),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file added to web/ but not to ASSETS would be a module the page cannot load.
+    #[test]
+    fn every_web_file_is_served() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let path = if name == "index.html" { "/".to_owned() } else { format!("/{name}") };
+            assert!(asset(&path).is_some(), "web/{name} is not in ASSETS");
+        }
+    }
 }

@@ -1,125 +1,36 @@
-// Cairn's file explorer. Plain JavaScript, no build step: the server embeds this file as is.
-// Every action goes through the public REST API (/api/v1) and tus (/api/v1/uploads/).
-'use strict';
+// Cairn's file explorer: native ES modules, no build step (the server embeds these files as
+// they are). Every action goes through the public REST API (/api/v1), tus (/api/v1/uploads/)
+// and the change feed (/api/v1/events). This module holds the views; the others are
+// dom.js, api.js, format.js, tus.js, uploads.js, push.js and picker.js.
 
-const $ = (sel, root = document) => root.querySelector(sel);
-const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
-const el = (tag, attrs = {}, ...kids) => {
-  const n = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') n.className = v;
-    else if (k === 'text') n.textContent = v;
-    else if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
-    else if (v === true) n.setAttribute(k, '');
-    else if (v !== false && v != null) n.setAttribute(k, v);
-  }
-  for (const kid of kids) if (kid != null) n.append(kid);
-  return n;
-};
+import { $, $$, el, icon, toast, fail, dismissAlert } from './dom.js';
+import { api, session, q, contentUrl, versionUrl } from './api.js';
+import { size, when, ago, joinPath, parentOf, baseName, placeName } from './format.js';
+import { enqueue, fits, initUploads } from './uploads.js';
+import { follow } from './push.js';
+import { pickFolder } from './picker.js';
 
 const state = {
   me: null,
-  csrf: null,
   path: '/',
   entries: [],
   selected: new Set(),
+  // Whether the selection was made as "everything" (select-all, Ctrl+A) rather than by
+  // pointing at items: a folder with one item, clicked, is not "all selected".
+  allChosen: false,
   anchor: null,
   sort: localStorage.getItem('cairn.sort') || 'name',
   order: localStorage.getItem('cairn.order') || 'asc',
   layout: localStorage.getItem('cairn.layout') || 'list',
   view: 'files',
   search: null,
+  feed: null,
+  versionsOf: null,
 };
 
-// ---------- API ----------
-
-class ApiError extends Error {
-  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
-}
-
-async function api(method, url, { json, body, headers = {}, raw = false } = {}) {
-  const h = { ...headers };
-  if (json !== undefined) { h['Content-Type'] = 'application/json'; body = JSON.stringify(json); }
-  if (state.csrf && !['GET', 'HEAD'].includes(method)) h['X-CSRF-Token'] = state.csrf;
-  const res = await fetch(url, { method, headers: h, body, credentials: 'same-origin' });
-  if (raw) return res;
-  if (res.status === 401 && !url.endsWith('/session')) { showSignIn(); throw new ApiError(401, 'unauthenticated', 'Please sign in again'); }
-  if (!res.ok) {
-    let code = 'error', message = res.statusText;
-    try { const e = (await res.json()).error; code = e.code; message = e.message; } catch (_) { /* not JSON */ }
-    throw new ApiError(res.status, code, message);
-  }
-  if (res.status === 204) return null;
-  return (res.headers.get('content-type') || '').includes('json') ? res.json() : res;
-}
-
-const q = (params) => new URLSearchParams(params).toString();
-const contentUrl = (path, download) => `/api/v1/content?${q({ path, ...(download ? { download: 'true' } : {}) })}`;
-
-// ---------- formatting ----------
-
-function size(n) {
-  if (n == null) return '';
-  const u = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
-  return `${i ? n.toFixed(n < 10 ? 1 : 0) : n} ${u[i]}`;
-}
-function when(iso) {
-  const d = new Date(iso);
-  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
-}
-function duration(s) {
-  if (!isFinite(s)) return '…';
-  if (s < 60) return `${Math.ceil(s)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.ceil(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-}
-const joinPath = (dir, name) => (dir === '/' ? '' : dir) + '/' + name;
-const parentOf = (p) => p.replace(/\/[^/]*$/, '') || '/';
-const baseName = (p) => p.split('/').pop();
 const isImage = (e) => (e.content_type || '').startsWith('image/');
 const isText = (e) => /^text\/|json|xml|javascript|x-sh|toml|yaml/.test(e.content_type || '');
-// Small inline icons (no icon font or emoji font needed): a folder, or a page with a label.
-const SVG = 'http://www.w3.org/2000/svg';
-function icon(e) {
-  const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('viewBox', '0 0 24 24');
-  svg.setAttribute('class', 'icon');
-  svg.setAttribute('aria-hidden', 'true');
-  const add = (tag, attrs) => {
-    const n = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    svg.append(n);
-  };
-  if (e.is_dir) {
-    add('path', { d: 'M2 6a2 2 0 0 1 2-2h5l2 2h9a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2z', fill: '#d9a441' });
-    return svg;
-  }
-  const t = e.content_type || '';
-  const [color, label] = t.startsWith('image/') ? ['#3c8dbc', 'IMG'] : t.startsWith('video/') ? ['#8e44ad', 'VID']
-    : t.startsWith('audio/') ? ['#16a085', 'AUD'] : t === 'application/pdf' ? ['#c0392b', 'PDF']
-    : t.startsWith('text/') ? ['#7f8c8d', 'TXT'] : /zip|tar|gzip|7z|rar/.test(t) ? ['#a0522d', 'ZIP'] : ['#95a5a6', ''];
-  add('path', { d: 'M5 2h10l5 5v15H5z', fill: color });
-  add('path', { d: 'M15 2v5h5', fill: 'rgba(255,255,255,.45)' });
-  if (label) {
-    const text = document.createElementNS(SVG, 'text');
-    for (const [k, v] of Object.entries({ x: '12.5', y: '18', 'font-size': '6', 'text-anchor': 'middle', fill: '#fff', 'font-family': 'sans-serif', 'font-weight': '700' })) text.setAttribute(k, v);
-    text.textContent = label;
-    svg.append(text);
-  }
-  return svg;
-}
-
-let toastTimer;
-function toast(msg) {
-  const t = $('#toast');
-  t.textContent = msg;
-  t.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { t.hidden = true; }, 3500);
-}
-const fail = (e) => { console.error(e); toast(e.message || String(e)); };
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 // ---------- theme ----------
 
@@ -132,16 +43,18 @@ applyTheme(localStorage.getItem('cairn.theme') || (matchMedia('(prefers-color-sc
 // ---------- sign in / out ----------
 
 function showSignIn() {
-  state.me = null; state.csrf = null;
+  state.me = null;
+  session.csrf = null;
+  if (state.feed) { state.feed.close(); state.feed = null; }
   $('#app').hidden = true;
   $('#signin').hidden = false;
   $('#signin-form input[name=user]').focus();
 }
+session.onSignedOut = showSignIn;
 
 async function start() {
   try {
-    const me = await api('GET', '/api/v1/me');
-    signedIn(me);
+    signedIn(await api('GET', '/api/v1/me'));
   } catch (e) {
     if (e.status !== 401) fail(e);
     showSignIn();
@@ -150,13 +63,16 @@ async function start() {
 
 function signedIn(me) {
   state.me = me;
-  state.csrf = me.csrf;
+  session.csrf = me.csrf;
   $('#signin').hidden = true;
   $('#app').hidden = false;
   $('#whoami').textContent = me.name;
+  $('#whoami').title = `Signed in as ${me.name}`;
   $('#admin-link').hidden = !me.is_admin;
   showQuota(me.usage);
   route();
+  if (state.feed) state.feed.close();
+  state.feed = follow({ onChanges: (_changes, { reset }) => scheduleRefresh(reset), onState: showLive });
 }
 
 $('#signin-form').addEventListener('submit', async (ev) => {
@@ -178,15 +94,41 @@ $('#signout').addEventListener('click', async () => {
   showSignIn();
 });
 
+// ---------- quota and the live feed ----------
+
 function showQuota(u) {
   const bar = $('#quota-bar');
   const pct = u.quota ? Math.min(100, (100 * u.used) / u.quota) : 0;
-  bar.firstElementChild.style.width = `${u.quota ? pct : 0}%`;
+  bar.firstElementChild.style.width = `${pct}%`;
   bar.classList.toggle('full', pct > 90);
-  $('#quota-text').textContent = u.quota ? `${size(u.used)} of ${size(u.quota)} used` : `${size(u.used)} used`;
+  bar.setAttribute('aria-valuenow', String(Math.round(pct)));
+  $('#quota-text').textContent = u.quota
+    ? `${size(u.used)} of ${size(u.quota)} used · ${size(u.available)} free`
+    : `${size(u.used)} used`;
 }
 async function refreshQuota() {
   try { showQuota(await api('GET', '/api/v1/quota')); } catch (_) { /* shown next time */ }
+}
+
+function showLive(s) {
+  const n = $('#live');
+  n.dataset.state = s;
+  n.textContent = s === 'live' ? '● live' : '○ reconnecting…';
+  n.title = s === 'live' ? 'Changes from other devices appear as they happen' : 'Connection lost; trying again';
+}
+
+// Changes arrive in bursts (a folder upload): one refresh per burst.
+let refreshTimer;
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refreshView, 150);
+}
+function refreshView() {
+  if (!state.me) return;
+  refreshQuota();
+  if (state.view === 'files' && !$('.rename-input')) loadFolder({ quiet: true }).catch(fail);
+  if (state.view === 'trash') loadTrash().catch(fail);
+  if (state.versionsOf && !$('#panel').hidden) showVersions(state.versionsOf, { quiet: true });
 }
 
 // ---------- routing ----------
@@ -219,14 +161,21 @@ function showView(v) {
 
 // ---------- folder view ----------
 
-async function loadFolder() {
+async function loadFolder({ quiet = false } = {}) {
   let entries;
+  const path = state.path;
   if (state.search) {
     entries = await api('GET', `/api/v1/search?${q({ q: state.search })}`);
     $('#search').value = state.search;
   } else {
-    const l = await api('GET', `/api/v1/files?${q({ path: state.path, sort: state.sort, order: state.order, limit: 5000 })}`);
-    entries = l.entries;
+    try {
+      entries = (await api('GET', `/api/v1/files?${q({ path, sort: state.sort, order: state.order, limit: 5000 })}`)).entries;
+    } catch (e) {
+      // The folder went away (moved or deleted elsewhere): show where it was.
+      if (quiet && e.status === 404 && path !== '/') { go(parentOf(path)); return; }
+      throw e;
+    }
+    if (path !== state.path) return;
   }
   state.entries = entries;
   const known = new Set(entries.map((e) => e.path));
@@ -294,7 +243,7 @@ function wireItem(node, e) {
   node.addEventListener('click', (ev) => {
     if (ev.shiftKey && state.anchor) rangeSelect(e.path);
     else if (ev.ctrlKey || ev.metaKey) toggle(e.path);
-    else { state.selected = new Set([e.path]); state.anchor = e.path; updateSelection(); }
+    else { state.selected = new Set([e.path]); state.allChosen = false; state.anchor = e.path; updateSelection(); }
   });
   node.addEventListener('dblclick', () => open(e));
   node.addEventListener('dragstart', (ev) => {
@@ -316,30 +265,67 @@ function dropTarget(node, folder) {
     if (!raw) return;
     ev.preventDefault(); ev.stopPropagation();
     node.classList.remove('drop-target');
-    moveInto(JSON.parse(raw), folder).catch(fail);
+    transfer('move', JSON.parse(raw), folder).catch(fail);
   });
 }
 
-async function moveInto(paths, folder) {
-  let moved = 0;
+/// Move or copy `paths` into `folder`, keeping their names; says what it did.
+async function transfer(verb, paths, folder) {
+  let n = 0;
   for (const p of paths) {
-    if (p === folder || parentOf(p) === folder || folder.startsWith(p + '/')) continue;
-    await api('POST', '/api/v1/move', { json: { from: p, to: joinPath(folder, baseName(p)) } });
-    moved++;
+    if (p === folder || folder.startsWith(p + '/')) continue;
+    if (verb === 'move' && parentOf(p) === folder) continue;
+    let to = joinPath(folder, baseName(p));
+    // A copy into its own folder gets a new name rather than an error.
+    if (verb === 'copy' && parentOf(p) === folder) to = joinPath(folder, copyName(baseName(p)));
+    await api('POST', `/api/v1/${verb}`, { json: { from: p, to } });
+    n++;
   }
-  if (moved) toast(`Moved ${moved} item${moved > 1 ? 's' : ''} to ${folder === '/' ? 'Home' : baseName(folder)}`);
+  if (n) toast(`${verb === 'move' ? 'Moved' : 'Copied'} ${plural(n, 'item')} to ${placeName(folder)}`);
+  state.selected.clear();
   await loadFolder();
+  if (verb === 'copy') refreshQuota();
 }
+function copyName(name) {
+  const dot = name.lastIndexOf('.');
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ''];
+  const taken = new Set(state.entries.map((e) => e.name));
+  for (let i = 1; ; i++) {
+    const candidate = `${stem} (copy${i > 1 ? ` ${i}` : ''})${ext}`;
+    if (!taken.has(candidate)) return candidate;
+  }
+}
+
+async function moveOrCopy(verb) {
+  const paths = [...state.selected];
+  if (!paths.length) return;
+  const folder = await pickFolder({
+    verb: verb === 'move' ? 'Move' : 'Copy',
+    count: paths.length,
+    start: state.search ? '/' : state.path,
+    moving: verb === 'move' ? paths : [],
+  });
+  if (folder != null) await transfer(verb, paths, folder).catch(fail);
+}
+$('#move-btn').addEventListener('click', () => moveOrCopy('move'));
+$('#copy-btn').addEventListener('click', () => moveOrCopy('copy'));
 
 function toggle(path) {
   if (state.selected.has(path)) state.selected.delete(path); else state.selected.add(path);
   state.anchor = path;
+  state.allChosen = false;
   updateSelection();
 }
 function rangeSelect(path) {
   const paths = state.entries.map((e) => e.path);
   const [a, b] = [paths.indexOf(state.anchor), paths.indexOf(path)].sort((x, y) => x - y);
   state.selected = new Set(paths.slice(a, b + 1));
+  state.allChosen = false;
+  updateSelection();
+}
+function selectAll(on) {
+  state.selected = on ? new Set(state.entries.map((e) => e.path)) : new Set();
+  state.allChosen = on;
   updateSelection();
 }
 function updateSelection() {
@@ -353,8 +339,14 @@ function updateSelection() {
   const one = n === 1 ? state.entries.find((e) => state.selected.has(e.path)) : null;
   $('#rename-btn').disabled = n !== 1;
   $('#delete-btn').disabled = n === 0;
+  $('#move-btn').disabled = n === 0;
+  $('#copy-btn').disabled = n === 0;
   $('#versions-btn').disabled = !one || one.is_dir;
-  $('#select-all').checked = n > 0 && n === state.entries.length;
+  // Checked only for "everything": all of several items, or what select-all chose.
+  const all = n > 0 && n === state.entries.length && (n > 1 || state.allChosen);
+  const box = $('#select-all');
+  box.checked = all;
+  box.indeterminate = n > 0 && n < state.entries.length;
 }
 const selectedEntries = () => state.entries.filter((e) => state.selected.has(e.path));
 
@@ -393,6 +385,7 @@ function rename(e) {
         state.selected = new Set([joinPath(parentOf(e.path), name)]);
       } catch (err) { fail(err); }
     }
+    input.remove();
     await loadFolder();
   };
   input.addEventListener('keydown', (ev) => {
@@ -411,7 +404,7 @@ async function deleteSelected() {
   if (!items.length) return;
   try {
     for (const e of items) await api('DELETE', `/api/v1/files?${q({ path: e.path })}`);
-    toast(`Moved ${items.length} item${items.length > 1 ? 's' : ''} to the trash`);
+    toast(`Moved ${plural(items.length, 'item')} to the trash`);
     state.selected.clear();
     await loadFolder();
     refreshQuota();
@@ -422,48 +415,51 @@ $('#sort').addEventListener('change', (ev) => { state.sort = ev.target.value; lo
 $('#order').addEventListener('click', () => { state.order = state.order === 'asc' ? 'desc' : 'asc'; localStorage.setItem('cairn.order', state.order); loadFolder().catch(fail); });
 $('#layout').addEventListener('click', toggleLayout);
 function toggleLayout() { state.layout = state.layout === 'list' ? 'grid' : 'list'; localStorage.setItem('cairn.layout', state.layout); render(); }
-$('#select-all').addEventListener('change', (ev) => { state.selected = ev.target.checked ? new Set(state.entries.map((e) => e.path)) : new Set(); updateSelection(); });
+$('#select-all').addEventListener('change', (ev) => selectAll(ev.target.checked));
 $('#theme').addEventListener('click', () => applyTheme(document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark'));
 $('#search').addEventListener('keydown', (ev) => {
   if (ev.key === 'Enter') { const v = ev.target.value.trim(); location.hash = v ? '#/search/' + encodeURIComponent(v) : '#/files/'; }
   if (ev.key === 'Escape') { ev.target.value = ''; ev.target.blur(); if (state.search) location.hash = '#/files/'; }
 });
+$('#alert-close').addEventListener('click', dismissAlert);
 
 // ---------- preview ----------
 
-async function preview(e) {
+/// Show a file (or, with `url`, an earlier version of it) without downloading it.
+async function preview(e, { url = contentUrl(e.path), download = contentUrl(e.path, true), title = e.name } = {}) {
   const dlg = $('#preview');
   const body = $('#preview-body');
-  $('#preview-title').textContent = e.name;
-  $('#preview-download').href = contentUrl(e.path, true);
+  $('#preview-title').textContent = title;
+  $('#preview-download').href = download;
   body.replaceChildren();
   const t = e.content_type || '';
-  if (t.startsWith('image/')) body.append(el('img', { src: contentUrl(e.path), alt: e.name }));
-  else if (t === 'application/pdf') body.append(el('iframe', { src: contentUrl(e.path), title: e.name }));
-  else if (t.startsWith('video/')) body.append(el('video', { src: contentUrl(e.path), controls: true }));
-  else if (t.startsWith('audio/')) body.append(el('audio', { src: contentUrl(e.path), controls: true }));
+  if (t.startsWith('image/')) body.append(el('img', { src: url, alt: title }));
+  else if (t === 'application/pdf') body.append(el('iframe', { src: url, title }));
+  else if (t.startsWith('video/')) body.append(el('video', { src: url, controls: true }));
+  else if (t.startsWith('audio/')) body.append(el('audio', { src: url, controls: true }));
   else if (isText(e) || e.size < 256 * 1024) {
     try {
-      const res = await api('GET', contentUrl(e.path), { raw: true, headers: { Range: 'bytes=0-1048575' } });
+      const res = await api('GET', url, { raw: true, headers: { Range: 'bytes=0-1048575' } });
       const text = await res.text();
       body.append(el('pre', { text: text + (e.size > 1048576 ? '\n…' : '') }));
     } catch (err) { fail(err); }
   } else body.append(el('p', { class: 'muted', text: 'No preview for this kind of file.' }));
-  dlg.showModal();
+  if (!dlg.open) dlg.showModal();
 }
 $('#preview-close').addEventListener('click', () => $('#preview').close());
 
 // ---------- versions panel ----------
 
 $('#versions-btn').addEventListener('click', () => { const [e] = selectedEntries(); if (e && !e.is_dir) showVersions(e); });
-function closePanel() { $('#panel').hidden = true; }
+function closePanel() { $('#panel').hidden = true; state.versionsOf = null; }
 $('#panel-close').addEventListener('click', closePanel);
 
-async function showVersions(e) {
+async function showVersions(e, { quiet = false } = {}) {
+  state.versionsOf = e;
   const panel = $('#panel');
   $('#panel-title').textContent = `Versions of ${e.name}`;
   const body = $('#panel-body');
-  body.replaceChildren(el('p', { class: 'muted', text: 'Loading…' }));
+  if (!quiet) body.replaceChildren(el('p', { class: 'muted', text: 'Loading…' }));
   panel.hidden = false;
   try {
     const [cur, versions] = await Promise.all([
@@ -471,8 +467,15 @@ async function showVersions(e) {
       api('GET', `/api/v1/versions?${q({ path: e.path })}`),
     ]);
     const list = el('ul', { id: 'versions-list' });
-    list.append(el('li', {}, el('strong', { text: 'Current' }), el('span', { class: 'muted', text: `${when(cur.mtime)} · ${size(cur.size)}` }),
-      el('div', { class: 'actions' }, el('a', { class: 'button', href: contentUrl(e.path, true), text: 'Download' }))));
+    const line = (label, v) => el('div', {},
+      el('strong', { text: label }), ' ',
+      el('time', { datetime: v.mtime, text: when(v.mtime, { seconds: true }) }),
+      el('span', { class: 'muted', text: ` · ${ago(v.mtime)}` }));
+    list.append(el('li', { class: 'current' }, line('Current', cur),
+      el('span', { class: 'muted', text: size(cur.size) }),
+      el('div', { class: 'actions' },
+        el('button', { text: 'Preview', onclick: () => preview(cur) }),
+        el('a', { class: 'button', href: contentUrl(e.path, true), text: 'Download' }))));
     for (const v of versions) {
       const restore = el('button', { text: 'Restore', 'data-version': v.id });
       restore.addEventListener('click', async () => {
@@ -484,16 +487,20 @@ async function showVersions(e) {
           refreshQuota();
         } catch (err) { fail(err); }
       });
+      const label = `Saved ${when(v.mtime, { seconds: true })}`;
       list.append(el('li', { 'data-version': v.id },
-        el('span', { text: `${v.author ? v.author : 'unknown'} · ${when(v.mtime)}` }),
-        el('span', { class: 'muted', text: `${size(v.size)} · replaced ${when(v.replaced_at)}` }),
+        line('Saved', v),
+        el('span', { class: 'muted', text: `${size(v.size)} · by ${v.author || 'unknown'} · content ${v.hash.slice(0, 8)} · replaced ${when(v.replaced_at, { seconds: true })}` }),
         el('div', { class: 'actions' },
-          el('a', { class: 'button', href: `/api/v1/versions/${v.id}/content?${q({ path: e.path, download: 'true' })}`, text: 'Download', download: e.name }),
+          el('button', { text: 'Preview', onclick: () => preview({ ...cur, size: v.size }, { url: versionUrl(v.id, e.path, false), download: versionUrl(v.id, e.path, true), title: `${e.name} · ${label}` }) }),
+          el('a', { class: 'button', href: versionUrl(v.id, e.path, true), text: 'Download', download: e.name }),
           restore)));
     }
     if (!versions.length) list.append(el('li', { class: 'muted', text: 'No earlier versions.' }));
     body.replaceChildren(list);
-  } catch (err) { fail(err); }
+  } catch (err) {
+    if (quiet && err.status === 404) closePanel(); else fail(err);
+  }
 }
 
 // ---------- trash ----------
@@ -508,8 +515,9 @@ async function loadTrash() {
     restore.addEventListener('click', async () => {
       try {
         await api('POST', `/api/v1/trash/${t.id}/restore`);
-        toast(`Restored ${t.name}`);
+        toast(`Restored ${t.name} to ${placeName(parentOf(t.path))}`);
         await loadTrash();
+        refreshQuota();
       } catch (e) { fail(e); }
     });
     const purge = el('button', { text: 'Delete forever' });
@@ -519,7 +527,7 @@ async function loadTrash() {
     });
     body.append(el('tr', { class: 'row', 'data-trash': t.id, 'data-path': t.path },
       el('td', {}, el('div', { class: 'name' }, icon({ is_dir: t.is_dir, content_type: '' }), el('span', { text: t.name }))),
-      el('td', { class: 'muted', text: parentOf(t.path) }),
+      el('td', { class: 'muted was-in', text: placeName(parentOf(t.path)) }),
       el('td', { class: 'num', text: size(t.size) }),
       el('td', { class: 'date', text: when(t.deleted_at) }),
       el('td', {}, restore, ' ', purge)));
@@ -532,25 +540,20 @@ $('#empty-trash').addEventListener('click', async () => {
 
 // ---------- admin ----------
 
-function parseSize(s) {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$/i.exec(s);
-  if (!m) return null;
-  return Math.round(parseFloat(m[1]) * { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 }[m[2].toLowerCase()]);
-}
-
+// Sizes go to the server as typed ("50 MiB", "50 MB", "10G"): it has the one parser, the same
+// as cairnctl's, and answers with the exact bytes or a clear error.
 async function loadUsers() {
   const users = await api('GET', '/api/v1/admin/users');
   const body = $('#users-list tbody');
   body.replaceChildren();
   for (const u of users) {
-    const quota = el('button', { text: u.quota == null ? 'none' : size(u.quota), title: 'Change quota' });
+    const quota = el('button', { class: 'quota', text: u.quota == null ? 'none' : size(u.quota), title: 'Change quota' });
     quota.addEventListener('click', async () => {
-      const v = prompt(`Quota for ${u.name} (e.g. 10G; empty for none)`, u.quota == null ? '' : size(u.quota));
+      const v = prompt(`Quota for ${u.name}, e.g. 50 MiB, 10 GB or 10G (empty for none)`, u.quota == null ? '' : size(u.quota));
       if (v === null) return;
-      const bytes = v.trim() ? parseSize(v) : null;
-      if (v.trim() && bytes == null) return toast('Not a size');
       try {
-        await api('PATCH', `/api/v1/admin/users/${encodeURIComponent(u.name)}`, { json: bytes == null ? { unlimited: true } : { quota: bytes } });
+        const after = await api('PATCH', `/api/v1/admin/users/${encodeURIComponent(u.name)}`, { json: v.trim() ? { quota: v.trim() } : { unlimited: true } });
+        toast(after.quota == null ? `${u.name} has no quota now` : `Quota of ${u.name}: ${size(after.quota)}`);
         await loadUsers();
       } catch (e) { fail(e); }
     });
@@ -563,222 +566,43 @@ async function loadUsers() {
       if (!confirm(`Delete ${u.name} and all their files?`)) return;
       try { await api('DELETE', `/api/v1/admin/users/${encodeURIComponent(u.name)}`); await loadUsers(); } catch (e) { fail(e); }
     });
+    const self = u.name === state.me.name;
     body.append(el('tr', { class: 'row', 'data-user': u.name },
       el('td', { text: u.name }), el('td', { text: u.is_admin ? 'admin' : 'user' }),
-      el('td', { class: 'num', text: size(u.used) }), el('td', {}, quota),
+      el('td', { class: 'num used', text: size(u.used) }), el('td', {}, quota),
       el('td', { text: u.disabled ? 'disabled' : 'active' }),
-      el('td', {}, u.name === state.me.name ? null : able, ' ', u.name === state.me.name ? null : del)));
+      el('td', {}, self ? null : able, ' ', self ? null : del)));
   }
 }
 $('#new-user').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);
   const quota = (f.get('quota') || '').trim();
-  const bytes = quota ? parseSize(quota) : null;
-  if (quota && bytes == null) return toast('Quota is not a size');
+  const done = $('#new-user-result');
+  done.textContent = '';
+  done.className = 'form-result';
   try {
-    await api('POST', '/api/v1/admin/users', { json: { name: f.get('name'), password: f.get('password'), is_admin: !!f.get('is_admin'), quota: bytes } });
+    const u = await api('POST', '/api/v1/admin/users', { json: { name: f.get('name'), password: f.get('password'), is_admin: !!f.get('is_admin'), ...(quota ? { quota } : {}) } });
     ev.target.reset();
+    done.textContent = `Created ${u.name}${u.is_admin ? ' (admin)' : ''} with ${u.quota == null ? 'no quota' : `a quota of ${size(u.quota)}`}.`;
     await loadUsers();
-  } catch (e) { fail(e); }
+  } catch (e) {
+    done.textContent = e.message;
+    done.className = 'form-result error';
+  }
 });
 
-// ---------- uploads (tus 1.0) ----------
+// ---------- uploads ----------
 
-const CHUNK = 8 * 1024 * 1024;
-const PARALLEL = 3;
-const uploads = [];
-let uploadsPaused = false;
+// Bytes an upload to `path` frees by replacing a file of this folder.
+const replacedSize = (path) => { const e = state.entries.find((x) => x.path === path && !x.is_dir); return e ? e.size : 0; };
 
-class Upload {
-  constructor(file, path) {
-    this.file = file;
-    this.path = path;
-    this.offset = 0;
-    this.state = 'queued'; // queued | running | paused | done | failed | cancelled
-    this.url = null;
-    this.xhr = null;
-    this.key = `cairn.tus.${path}.${file.size}.${file.lastModified}`;
-    this.li = el('li', { 'data-path': path, 'data-state': 'queued' },
-      el('span', { class: 'fname', text: path }),
-      el('span', { class: 'ctl' },
-        el('button', { text: '❚❚', title: 'Pause', onclick: () => this.pause() }),
-        el('button', { text: '▶', title: 'Resume', onclick: () => this.resume() }),
-        el('button', { text: '✕', title: 'Cancel', onclick: () => this.cancel() })),
-      el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0' }, el('span')),
-      el('span', { class: 'state', text: 'waiting' }));
-  }
-
-  set(stateName, text) {
-    this.state = stateName;
-    this.li.dataset.state = stateName;
-    this.li.className = stateName;
-    if (text !== undefined) this.li.querySelector('.state').textContent = text;
-    summary();
-  }
-
-  progress(sent) {
-    const pct = this.file.size ? Math.floor((100 * sent) / this.file.size) : 100;
-    const bar = this.li.querySelector('.bar');
-    bar.firstElementChild.style.width = `${pct}%`;
-    bar.setAttribute('aria-valuenow', String(pct));
-    this.sent = sent;
-    summary();
-  }
-
-  headers(extra = {}) {
-    const h = { 'Tus-Resumable': '1.0.0', ...extra };
-    if (state.csrf) h['X-CSRF-Token'] = state.csrf;
-    return h;
-  }
-
-  async run() {
-    this.set('running', 'starting');
-    try {
-      this.url = this.url || localStorage.getItem(this.key);
-      if (this.url) {
-        const res = await fetch(this.url, { method: 'HEAD', headers: this.headers() });
-        if (res.ok) this.offset = Number(res.headers.get('Upload-Offset'));
-        else { this.url = null; localStorage.removeItem(this.key); }
-      }
-      if (!this.url) {
-        const b64 = (s) => btoa(String.fromCharCode(...new TextEncoder().encode(s)));
-        const meta = `path ${b64(this.path)},mtime ${b64(String(Math.floor(this.file.lastModified / 1000)))}`;
-        const res = await fetch('/api/v1/uploads/', { method: 'POST', headers: this.headers({ 'Upload-Length': String(this.file.size), 'Upload-Metadata': meta }) });
-        if (!res.ok) throw await tusError(res);
-        this.url = res.headers.get('Location');
-        this.offset = Number(res.headers.get('Upload-Offset') || 0);
-        localStorage.setItem(this.key, this.url);
-      }
-      this.progress(this.offset);
-      while (this.offset < this.file.size) {
-        if (this.state !== 'running') return;
-        this.set('running', 'uploading');
-        this.offset = await this.patch(this.file.slice(this.offset, this.offset + CHUNK));
-        this.progress(this.offset);
-      }
-      localStorage.removeItem(this.key);
-      this.set('done', `done · ${size(this.file.size)}`);
-      this.progress(this.file.size);
-      scheduleRefresh();
-    } catch (e) {
-      if (this.state === 'paused' || this.state === 'cancelled') return;
-      this.set('failed', e.message || 'failed');
-    } finally {
-      pump();
-    }
-  }
-
-  patch(blob) {
-    return new Promise((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      this.xhr = xhr;
-      xhr.open('PATCH', this.url);
-      for (const [k, v] of Object.entries(this.headers({ 'Upload-Offset': String(this.offset), 'Content-Type': 'application/offset+octet-stream' }))) xhr.setRequestHeader(k, v);
-      const base = this.offset;
-      xhr.upload.onprogress = (ev) => this.progress(base + ev.loaded);
-      xhr.onload = () => {
-        this.xhr = null;
-        if (xhr.status === 204) resolve(Number(xhr.getResponseHeader('Upload-Offset')));
-        else {
-          let msg = `upload failed (${xhr.status})`;
-          try { msg = JSON.parse(xhr.responseText).error.message; } catch (_) { /* keep */ }
-          reject(new Error(msg));
-        }
-      };
-      xhr.onerror = () => { this.xhr = null; reject(new Error('network error')); };
-      xhr.onabort = () => { this.xhr = null; reject(new Error('paused')); };
-      xhr.send(blob);
-    });
-  }
-
-  pause() {
-    if (this.state !== 'running' && this.state !== 'queued') return;
-    this.set('paused', `paused at ${size(this.sent || this.offset)}`);
-    if (this.xhr) this.xhr.abort();
-    pump();
-  }
-
-  resume() {
-    if (this.state !== 'paused' && this.state !== 'failed') return;
-    this.set('queued', 'waiting');
-    pump();
-  }
-
-  async cancel() {
-    if (this.state === 'done') return;
-    const was = this.state;
-    this.set('cancelled', 'cancelled');
-    if (this.xhr) this.xhr.abort();
-    localStorage.removeItem(this.key);
-    if (this.url && was !== 'done') {
-      try { await fetch(this.url, { method: 'DELETE', headers: this.headers() }); } catch (_) { /* expires anyway */ }
-    }
-    pump();
-  }
-}
-
-async function tusError(res) {
-  try { return new Error((await res.json()).error.message); } catch (_) { return new Error(`upload refused (${res.status})`); }
-}
-
-let refreshTimer;
-function scheduleRefresh() {
-  clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => { if (state.view === 'files') loadFolder().catch(fail); refreshQuota(); }, 150);
-}
-
-function pump() {
-  if (uploadsPaused) return;
-  const running = uploads.filter((u) => u.state === 'running').length;
-  for (const u of uploads.filter((x) => x.state === 'queued').slice(0, Math.max(0, PARALLEL - running))) u.run();
-}
-
-let speedSamples = [];
-function summary() {
-  const active = uploads.filter((u) => !['cancelled'].includes(u.state));
-  const total = active.reduce((s, u) => s + u.file.size, 0);
-  const sent = active.reduce((s, u) => s + (u.state === 'done' ? u.file.size : (u.sent || 0)), 0);
-  const now = performance.now();
-  speedSamples.push([now, sent]);
-  speedSamples = speedSamples.filter(([t]) => now - t < 5000);
-  const [t0, s0] = speedSamples[0];
-  const speed = now > t0 ? ((sent - s0) * 1000) / (now - t0) : 0;
-  const left = speed > 0 ? (total - sent) / speed : Infinity;
-  const done = uploads.filter((u) => u.state === 'done').length;
-  const busy = uploads.some((u) => u.state === 'running' || u.state === 'queued');
-  $('#up-summary').textContent = busy
-    ? `${done}/${uploads.length} · ${size(sent)} of ${size(total)} · ${size(speed)}/s · ${duration(left)} left`
-    : `${done}/${uploads.length} done`;
-  $('#uploads').dataset.busy = busy ? '1' : '0';
-}
-
-function enqueue(file, path) {
-  const u = new Upload(file, path);
-  uploads.push(u);
-  $('#up-list').append(u.li);
-  $('#uploads').hidden = false;
-  summary();
-  pump();
-}
-
-$('#up-pause').addEventListener('click', (ev) => {
-  uploadsPaused = !uploadsPaused;
-  ev.target.textContent = uploadsPaused ? 'Resume all' : 'Pause all';
-  if (uploadsPaused) uploads.filter((u) => u.state === 'running' || u.state === 'queued').forEach((u) => u.pause());
-  else { uploads.filter((u) => u.state === 'paused').forEach((u) => u.set('queued', 'waiting')); pump(); }
-});
-$('#up-clear').addEventListener('click', () => {
-  for (let i = uploads.length - 1; i >= 0; i--) {
-    if (['done', 'cancelled'].includes(uploads[i].state)) { uploads[i].li.remove(); uploads.splice(i, 1); }
-  }
-  if (!uploads.length) $('#uploads').hidden = true;
-  summary();
-});
+initUploads(scheduleRefresh);
 
 $('#file-input').addEventListener('change', (ev) => {
-  for (const f of ev.target.files) enqueue(f, joinPath(state.path, f.name));
+  const files = [...ev.target.files].map((f) => [f, joinPath(state.path, f.name)]);
   ev.target.value = '';
+  enqueue(files, replacedSize).catch(fail);
 });
 
 // Walk a dropped folder (webkitGetAsEntry), creating empty folders too.
@@ -830,11 +654,13 @@ drop.addEventListener('drop', async (ev) => {
         files.push([f, joinPath(base, rel)]);
       }
     }
+    // Check the quota before creating anything: a batch that cannot fit leaves no trace.
+    if (!(await fits(files, replacedSize))) return;
     for (const f of folders) {
       try { await api('POST', '/api/v1/folders', { json: { path: f } }); } catch (e) { if (e.code !== 'already_exists') throw e; }
     }
     if (folders.length) await loadFolder();
-    for (const [f, p] of files) enqueue(f, p);
+    await enqueue(files, replacedSize);
   } catch (e) { fail(e); }
 });
 document.addEventListener('dragover', (ev) => { if (fromDesktop(ev)) ev.preventDefault(); });
@@ -843,7 +669,7 @@ document.addEventListener('drop', (ev) => { if (fromDesktop(ev)) ev.preventDefau
 // ---------- keyboard ----------
 
 document.addEventListener('keydown', (ev) => {
-  if (!state.me || ev.target.matches('input, textarea, select') || $('#preview').open) return;
+  if (!state.me || ev.target.matches('input, textarea, select') || $('#preview').open || $('#picker').open) return;
   if (state.view !== 'files') return;
   const k = ev.key;
   const focusIndex = () => state.entries.findIndex((e) => e.path === state.anchor);
@@ -853,14 +679,21 @@ document.addEventListener('keydown', (ev) => {
     const p = state.entries[i].path;
     state.anchor = p;
     state.selected = new Set([p]);
+    state.allChosen = false;
     updateSelection();
     const n = $(`[data-path="${CSS.escape(p)}"]`);
     if (n) n.scrollIntoView({ block: 'nearest' });
   };
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) {
+    if (k === 'a' && !ev.altKey) { ev.preventDefault(); selectAll(true); }
+    return;
+  }
   if (k === '/') { ev.preventDefault(); $('#search').focus(); }
   else if (k === 'n') newFolder();
   else if (k === 'u') $('#file-input').click();
   else if (k === 'g') toggleLayout();
+  else if (k === 'm' && state.selected.size) { ev.preventDefault(); moveOrCopy('move'); }
+  else if (k === 'c' && state.selected.size) { ev.preventDefault(); moveOrCopy('copy'); }
   else if (k === 'Delete') deleteSelected();
   else if (k === 'F2') { const [e] = selectedEntries(); if (e) { ev.preventDefault(); rename(e); } }
   else if (k === 'v') { const [e] = selectedEntries(); if (e && !e.is_dir) showVersions(e); }
@@ -868,7 +701,6 @@ document.addEventListener('keydown', (ev) => {
   else if (k === 'Backspace' && state.path !== '/') go(parentOf(state.path));
   else if (k === 'ArrowDown' || k === 'j') { ev.preventDefault(); moveFocus(1); }
   else if (k === 'ArrowUp' || k === 'k') { ev.preventDefault(); moveFocus(-1); }
-  else if (k === 'a' && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); state.selected = new Set(state.entries.map((e) => e.path)); updateSelection(); }
   else if (k === 'Escape') { state.selected.clear(); updateSelection(); closePanel(); }
 });
 

@@ -110,8 +110,10 @@ impl Store {
         let (delta_staging, file) = blocking(move || Staging::create(&store)).await?;
         let cap = limit.map(|l| l.saturating_add(l / 16).saturating_add(1 << 20));
         let (_, delta_file) = pump(&mut body, file, delta_staging.rel(), Vec::new(), |_, received| {
-            if cap.is_some_and(|c| received > c) {
-                return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+            if let (Some(c), Some(l)) = (cap, limit)
+                && received > c
+            {
+                return Err(Error::quota_outgrown(l));
             }
             Ok(())
         })
@@ -130,7 +132,7 @@ impl Store {
                 Ok(()) => {}
                 Err(delta::Error::Io(e)) => return Err(Error::io("applying a delta", e)),
                 Err(delta::Error::TooLarge(_)) => {
-                    return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+                    return Err(Error::quota_outgrown(limit.unwrap_or(u64::MAX)));
                 }
                 Err(e) => return Err(Error::new(ErrorKind::InvalidInput, e.to_string())),
             }

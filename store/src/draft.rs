@@ -87,8 +87,11 @@ impl Draft {
             return Err(Error::internal("write to a committed draft"));
         }
         let end = offset + buf.len() as u64;
-        if end > st.len && self.limit.is_some_and(|l| end > l) {
-            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+        if end > st.len
+            && let Some(l) = self.limit
+            && end > l
+        {
+            return Err(Error::quota(end, l));
         }
         self.file.write_all_at(buf, offset).map_err(|e| Error::io("draft write", e))?;
         st.hash = match st.hash.take() {
@@ -115,8 +118,11 @@ impl Draft {
         if st.spent {
             return Err(Error::internal("truncate of a committed draft"));
         }
-        if len > st.len && self.limit.is_some_and(|l| len > l) {
-            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+        if len > st.len
+            && let Some(l) = self.limit
+            && len > l
+        {
+            return Err(Error::quota(len, l));
         }
         self.file.set_len(len).map_err(|e| Error::io("draft truncate", e))?;
         st.hash = match st.hash.take() {
@@ -234,8 +240,11 @@ impl Store {
             Some(_) => self.write_limit(user, node.size).await?,
             None => None,
         };
-        if copy && limit.is_some_and(|l| node.size > l) {
-            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+        if copy
+            && let Some(l) = limit
+            && node.size > l
+        {
+            return Err(Error::quota(node.size, l));
         }
         let store = self.clone();
         let live = layout::user_path(&user.name, &node.path);

@@ -93,6 +93,27 @@ impl Error {
         Error::new(ErrorKind::NotFound, format!("{what} not found"))
     }
 
+    /// Over quota: `needed` bytes do not fit in the `free` bytes left. The message names both,
+    /// so every front end can tell the user by how much.
+    pub(crate) fn quota(needed: u64, free: u64) -> Error {
+        Error::new(
+            ErrorKind::QuotaExceeded,
+            format!(
+                "quota exceeded: {} needed, {} free",
+                crate::format_size(needed),
+                crate::format_size(free)
+            ),
+        )
+    }
+
+    /// Over quota while receiving: more than the `free` bytes arrived.
+    pub(crate) fn quota_outgrown(free: u64) -> Error {
+        Error::new(
+            ErrorKind::QuotaExceeded,
+            format!("quota exceeded: more than the {} free", crate::format_size(free)),
+        )
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         let kind = match source.raw_os_error() {
             // Quota enforced by the filesystem itself, or a full disk: the same answer for clients.

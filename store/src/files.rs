@@ -429,13 +429,15 @@ impl Store {
         if let (Some(limit), Some(len)) = (limit, opts.expected_len)
             && len > limit
         {
-            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+            return Err(Error::quota(len, limit));
         }
 
         let mut hasher = blake3::Hasher::new();
         let mut check = |chunk: &[u8], n_total: u64| {
-            if limit.is_some_and(|l| n_total > l) {
-                return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+            if let Some(l) = limit
+                && n_total > l
+            {
+                return Err(Error::quota_outgrown(l));
             }
             if opts.expected_len.is_some_and(|l| n_total > l) {
                 return Err(Error::new(ErrorKind::InvalidInput, "body longer than announced"));

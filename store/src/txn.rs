@@ -727,7 +727,15 @@ pub(crate) async fn close_all(
                 ));
             }
             if used > quota {
-                return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+                let over = (used - quota) as u64;
+                return Err(Error::new(
+                    ErrorKind::QuotaExceeded,
+                    format!(
+                        "quota exceeded: {} over the {} quota",
+                        crate::format_size(over),
+                        crate::format_size(quota as u64)
+                    ),
+                ));
             }
             tx.cexecute("UPDATE users SET used_bytes = $2 WHERE id = $1", &[&user.id.0, &used]).await?;
             for (action, path, detail) in &extra.audit {

@@ -211,6 +211,14 @@ pub struct Usage {
     pub uploads: u64,
 }
 
+impl Usage {
+    /// The largest new file that fits now (`None`: no limit). Versions and trash make room when
+    /// needed, so they count as free; reservations of uploads in progress do not.
+    pub fn available(&self) -> Option<u64> {
+        self.quota.map(|q| (q + self.versions + self.trash).saturating_sub(self.used + self.uploads))
+    }
+}
+
 /// Which front end a change came through; recorded in the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -274,41 +282,51 @@ impl Actor {
     }
 }
 
-/// Parse a size such as `1GiB`, `500 MB`, `1024`, `2.5G` (powers of 1024 for `K/M/G/T` and
-/// `KiB/MiB/...`, powers of 1000 for `kB/MB/GB/TB`).
+/// Parse a size as people type it: `1GiB`, `50 MiB`, `500 MB`, `1024`, `2.5G`. Binary units
+/// (`KiB`, `MiB`, `GiB`, `TiB`, and the bare `K`, `M`, `G`, `T` that `du` and `df` print) are
+/// powers of 1024; decimal units (`kB`, `MB`, `GB`, `TB`) are powers of 1000. Case does not
+/// matter. This is the one size vocabulary of `cairnctl`, the REST API and the web UI.
 pub fn parse_size(raw: &str) -> crate::Result<u64> {
     let s = raw.trim();
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let unit = unit.trim();
-    let mult: u64 = match unit {
-        "" | "B" | "b" => 1,
-        "K" | "k" | "KiB" | "Ki" => 1 << 10,
-        "M" | "MiB" | "Mi" => 1 << 20,
-        "G" | "GiB" | "Gi" => 1 << 30,
-        "T" | "TiB" | "Ti" => 1 << 40,
-        "kB" | "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        "TB" => 1_000_000_000_000,
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "ki" | "kib" => 1 << 10,
+        "m" | "mi" | "mib" => 1 << 20,
+        "g" | "gi" | "gib" => 1 << 30,
+        "t" | "ti" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
         _ => return Err(bad_size(raw)),
     };
-    let value: f64 = num.parse().map_err(|_| bad_size(raw))?;
-    let bytes = value * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > i64::MAX as f64 {
-        return Err(bad_size(raw));
-    }
-    Ok(bytes.round() as u64)
+    // Whole numbers are exact at any size; a fraction is rounded to the nearest byte.
+    let bytes = match num.parse::<u64>() {
+        Ok(n) => n.checked_mul(mult).filter(|&b| b <= i64::MAX as u64).ok_or_else(|| bad_size(raw))?,
+        Err(_) => {
+            let value: f64 = num.parse().map_err(|_| bad_size(raw))?;
+            let bytes = (value * mult as f64).round();
+            if !bytes.is_finite() || bytes < 0.0 || bytes > i64::MAX as f64 {
+                return Err(bad_size(raw));
+            }
+            bytes as u64
+        }
+    };
+    Ok(bytes)
 }
 
 fn bad_size(raw: &str) -> crate::Error {
     crate::Error::new(
         crate::ErrorKind::InvalidInput,
-        format!("invalid size {raw:?}: use a number with an optional unit such as 500MiB or 2GB"),
+        format!("invalid size {raw:?}: use a number with an optional unit such as 500 MiB or 2 GB"),
     )
 }
 
-/// Render a byte count for people: `1.5 GiB`.
+/// Render a byte count for people, in binary units with at most one decimal: `12 B`,
+/// `47.7 MiB`, `50 MiB`, `1.5 GiB`. The web UI's `size()` (web/format.js) renders the same text
+/// for the same number, so a quota reads alike on the page and in `cairnctl`.
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
@@ -317,7 +335,20 @@ pub fn format_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        return format!("{bytes} B");
+    }
+    // One decimal, dropped when it is zero; 1023.96 KiB rounds up into the next unit.
+    let mut tenths = (value * 10.0).round() as u64;
+    if tenths >= 10240 && unit + 1 < UNITS.len() {
+        tenths = 10;
+        unit += 1;
+    }
+    if tenths % 10 == 0 {
+        format!("{} {}", tenths / 10, UNITS[unit])
+    } else {
+        format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
+    }
 }
 
 #[cfg(test)]
@@ -334,8 +365,44 @@ mod tests {
         assert!(parse_size("-1").is_err());
         assert!(parse_size("1 parsec").is_err());
         assert!(parse_size("").is_err());
-        assert_eq!(format_size(1536 << 20), "1.5 GiB");
-        assert_eq!(format_size(12), "12 B");
+        assert_eq!(parse_size("50 MiB").unwrap(), 52_428_800);
+        assert_eq!(parse_size("50 MB").unwrap(), 50_000_000);
+        assert_eq!(parse_size("50mib").unwrap(), 52_428_800);
+        assert_eq!(parse_size("50 mb").unwrap(), 50_000_000);
+        assert_eq!(parse_size("10G").unwrap(), 10 << 30);
+        assert_eq!(parse_size("8191 PiB").ok(), None);
+        assert_eq!(parse_size("8388608 TiB").ok(), None);
+        for (bytes, text) in SIZE_VECTORS {
+            assert_eq!(format_size(*bytes), *text, "{bytes}");
+        }
+    }
+
+    /// The same table is checked against the web UI's `size()` (tests/web/unit.test.mjs).
+    const SIZE_VECTORS: &[(u64, &str)] = &[
+        (0, "0 B"),
+        (12, "12 B"),
+        (1023, "1023 B"),
+        (1024, "1 KiB"),
+        (100_000, "97.7 KiB"),
+        (1_048_550, "1 MiB"),
+        (1_048_524, "1023.9 KiB"),
+        (1_572_864, "1.5 MiB"),
+        (12 << 20, "12 MiB"),
+        (50_000_000, "47.7 MiB"),
+        (52_428_800, "50 MiB"),
+        (1536 << 20, "1.5 GiB"),
+        (5 << 40, "5 TiB"),
+    ];
+
+    #[test]
+    fn size_vectors_match_the_web_ui() {
+        let js = include_str!("../../tests/web/unit.test.mjs");
+        for (bytes, text) in SIZE_VECTORS {
+            assert!(
+                js.contains(&format!("[{bytes}, '{text}']")),
+                "tests/web/unit.test.mjs lacks [{bytes}, '{text}']"
+            );
+        }
     }
 
     #[test]

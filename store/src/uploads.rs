@@ -164,8 +164,11 @@ impl Store {
             Err(e) if e.kind() == ErrorKind::NotFound => 0,
             Err(e) => return Err(e),
         };
-        if user.quota.is_some() && self.write_limit(user, replaced).await?.is_some_and(|l| length > l) {
-            return Err(Error::new(ErrorKind::QuotaExceeded, "quota exceeded"));
+        if user.quota.is_some()
+            && let Some(limit) = self.write_limit(user, replaced).await?
+            && length > limit
+        {
+            return Err(Error::quota(length, limit));
         }
         let id = random_hex(16);
         let rel = layout::upload(&id);

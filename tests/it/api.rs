@@ -397,3 +397,36 @@ fn a_large_tus_upload_keeps_the_server_memory_flat() {
     ));
     assert!(rss < 150 << 20, "cairnd peak RSS {} MiB", rss >> 20);
 }
+
+/// A quota given to the admin API is stored exactly as typed: bytes, or text with a binary
+/// (MiB, G) or decimal (MB) unit; anything else is a clear 400 that changes nothing.
+#[test]
+fn admin_quotas_take_the_size_vocabulary_of_cairnctl() {
+    let env = Env::new();
+    env.add_admin("admin1");
+    let _d = env.start_daemon();
+    let admin = Client::new(&env, basic("admin1"));
+    let pw = "correct horse battery";
+    for (name, quota, bytes) in [
+        ("u1", json!("50 MiB"), 52_428_800u64),
+        ("u2", json!("50 MB"), 50_000_000),
+        ("u3", json!("50mib"), 52_428_800),
+        ("u4", json!("10G"), 10 << 30),
+        ("u5", json!(123_456), 123_456),
+    ] {
+        let (status, v) = admin.json(
+            "POST",
+            "/api/v1/admin/users",
+            Some(json!({"name": name, "password": pw, "quota": quota})),
+        );
+        assert_eq!((status, v["quota"].as_u64()), (201, Some(bytes)), "{quota}: {v}");
+        let shown = env.ctl_json(&["quota", "show", name]);
+        assert_eq!(shown["quota"], bytes, "cairnctl agrees for {quota}");
+    }
+    let (status, v) = admin.json("PATCH", "/api/v1/admin/users/u1", Some(json!({"quota": "2 GB"})));
+    assert_eq!((status, v["quota"].as_u64()), (200, Some(2_000_000_000)));
+    let (status, v) = admin.json("PATCH", "/api/v1/admin/users/u1", Some(json!({"quota": "lots"})));
+    assert_eq!((status, code(&v)), (400, "invalid_input"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("500 MiB or 2 GB"), "{v}");
+    assert_eq!(env.ctl_json(&["quota", "show", "u1"])["quota"], 2_000_000_000u64);
+}

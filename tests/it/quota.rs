@@ -25,6 +25,8 @@ fn pruning_order_then_refusal() {
         (u["files"].as_u64(), u["versions"].as_u64(), u["trash"].as_u64()),
         (Some(30 * 1024), Some(30 * 1024), Some(20 * 1024))
     );
+    // 80K used, but the version and the trash make room: 70K fit.
+    assert_eq!(u["available"], 70 * 1024);
 
     // 80K used; 40K more needs 20K freed: the trash item goes (it is older), the version stays.
     env.put_ok("alice", "/c", &pattern(40 * K, 4));
@@ -39,12 +41,20 @@ fn pruning_order_then_refusal() {
     // Nothing left to prune: refused, mid-stream (length unknown on stdin)...
     let out = env.put("alice", "/e", &pattern(10 * K, 6));
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("quota exceeded"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("quota exceeded: more than the 0 B free"),
+        "{}",
+        describe(&out)
+    );
     // ...and before a byte is read when the length is known.
     let src = env.dir.join("e.bin");
     std::fs::write(&src, pattern(10 * K, 6)).unwrap();
     let out = env.ctl(&["files", "put", "alice", "/e", "--from", src.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("quota exceeded"), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("quota exceeded: 10 KiB needed, 0 B free"),
+        "{}",
+        describe(&out)
+    );
 
     // Nothing of the refused writes is left: no entry, no staging file, usage unchanged.
     let out = env.ctl(&["files", "stat", "alice", "/e"]);
@@ -79,4 +89,35 @@ fn quota_set_and_show() {
     assert_eq!(out.status.code(), Some(2));
     env.ctl_ok(&["quota", "set", "alice", "none"]);
     assert_eq!(usage(&env)["quota"], Value::Null);
+}
+
+/// The free space is one number, the same in cairnctl, the REST API and WebDAV's
+/// quota-available-bytes: what a new file can take, counting versions and trash as room.
+#[test]
+fn available_space_is_the_same_through_every_front_end() {
+    let env = Env::new();
+    env.add_user("alice", Some("100KiB"));
+    env.put_ok("alice", "/a", &pattern(30 * K, 1));
+    env.put_ok("alice", "/a", &pattern(30 * K, 2));
+    env.put_ok("alice", "/old", &pattern(20 * K, 3));
+    env.ctl_ok(&["files", "rm", "alice", "/old"]);
+    let _d = env.start_daemon();
+    assert_eq!(usage(&env)["available"], 70 * 1024);
+    let text = env.ctl_ok(&["quota", "show", "alice"]);
+    assert!(text.contains("; 70 KiB free"), "{text}");
+    let rest =
+        tests::http(env.port, "GET", "/api/v1/quota", &[("Authorization", &tests::basic("alice"))], b"");
+    let rest: Value = serde_json::from_slice(&rest.body).unwrap();
+    assert_eq!(rest["available"], 70 * 1024);
+    let body =
+        br#"<?xml version="1.0"?><propfind xmlns="DAV:"><prop><quota-available-bytes/></prop></propfind>"#;
+    let res = tests::http(
+        env.port,
+        "PROPFIND",
+        "/dav/",
+        &[("Authorization", &tests::basic("alice")), ("Depth", "0")],
+        body,
+    );
+    let xml = res.text();
+    assert!(xml.contains(&format!("quota-available-bytes>{}<", 70 * 1024)), "{xml}");
 }

@@ -15,38 +15,53 @@ fn artifacts(name: &str) -> std::path::PathBuf {
     dir
 }
 
-#[test]
-fn browser_end_to_end() {
-    require_program("chromium", "chromium");
+/// Run `tests/web/SCRIPT` under node against the started daemon `env`, with `vars` in its
+/// environment and `tests/artifacts/ARTIFACTS` for its screenshots; fails with its output.
+fn node_script(env: &Env, script: &[&str], artifacts_name: &str, vars: &[(&str, &str)]) -> String {
     require_program("node", "nodejs");
     let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
     assert!(
         web.join("node_modules/playwright-core").is_dir(),
         "playwright-core is not installed: run `npm ci` in tests/web (scripts/test.sh does)"
     );
-    let env = Env::new();
-    env.add_user("alice", None);
-    let _d = env.start_daemon();
-    let out_dir = artifacts("web");
-    let started = std::time::Instant::now();
+    let out_dir = artifacts(artifacts_name);
     let out = Command::new("node")
-        .arg(web.join("e2e.mjs"))
+        .args(script)
+        .current_dir(&web)
         .env("CAIRN_URL", format!("http://127.0.0.1:{}/", env.port))
-        .env("CAIRN_USER", "alice")
         .env("CAIRN_PASSWORD", "correct horse battery")
         .env("ARTIFACTS", &out_dir)
+        .envs(vars.iter().copied())
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "browser tests failed (screenshots in {}):\n{}",
+        "{} failed (screenshots in {}):\n{}",
+        script.join(" "),
         out_dir.display(),
         describe(&out)
     );
-    let shots = std::fs::read_dir(&out_dir)
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Screenshots the browser script left in `tests/artifacts/NAME`.
+fn screenshots(name: &str) -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts").join(name);
+    std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png"))
-        .count();
+        .count()
+}
+
+#[test]
+fn browser_end_to_end() {
+    require_program("chromium", "chromium");
+    let env = Env::new();
+    env.add_user("alice", None);
+    let _d = env.start_daemon();
+    let started = std::time::Instant::now();
+    node_script(&env, &["e2e.mjs"], "web", &[("CAIRN_USER", "alice")]);
+    let shots = screenshots("web");
     assert!(shots >= 10, "expected a screenshot per step, found {shots}");
     record_figure(&format!(
         "web UI end-to-end (Playwright + Chromium): {shots} steps in {:.1} s",
@@ -55,15 +70,62 @@ fn browser_end_to_end() {
     env.assert_fsck_clean();
 }
 
+/// The explorer as a new family member meets it (tests/web/explorer.mjs), and the sizes it
+/// shows against what cairnctl stores and prints.
+#[test]
+fn explorer_sizes_live_listing_picker_quota_versions_and_phone() {
+    require_program("chromium", "chromium");
+    let env = Env::new();
+    env.add_admin("admin1");
+    let _d = env.start_daemon();
+    let stdout = node_script(&env, &["explorer.mjs"], "explorer", &[("CAIRN_ADMIN", "admin1")]);
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("FIGURE ")) {
+        record_figure(line);
+    }
+    assert!(screenshots("explorer") >= 12, "a screenshot per step");
+
+    // What the admin typed is what is stored, and the page and cairnctl say the same.
+    let users = env.ctl_json(&["user", "list"]);
+    let quota = |name: &str| {
+        users.as_array().unwrap().iter().find(|u| u["name"] == name).unwrap()["quota"].as_u64().unwrap()
+    };
+    assert_eq!(quota("carol"), 52_428_800, "\"50 MiB\" is 50 × 1024 × 1024 bytes");
+    assert_eq!(quota("dave"), 50_000_000, "\"50 MB\" is 50,000,000 bytes");
+    let shown: Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts/explorer/quota-shown.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let table = env.ctl_ok(&["user", "list"]);
+    for name in ["carol", "dave"] {
+        let line = table.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap();
+        let on_page = shown[name].as_str().unwrap();
+        assert!(line.ends_with(on_page), "cairnctl shows {line:?}, the page {on_page:?}");
+    }
+    env.assert_fsck_clean();
+}
+
+/// The web UI's DOM-free modules under node's test runner: sizes (the same table as
+/// store::format_size) and the tus client against this daemon.
+#[test]
+fn web_modules_under_node() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    env.add_user("bob", Some("1MiB"));
+    let _d = env.start_daemon();
+    let out = node_script(&env, &["--test", "unit.test.mjs"], "unit", &[]);
+    let passed = out.lines().find_map(|l| l.strip_prefix("# pass ")).unwrap_or("?").to_owned();
+    assert!(out.contains("# fail 0"), "{out}");
+    record_figure(&format!("web UI modules under node --test: {passed} passed"));
+}
+
 #[test]
 fn schemathesis_finds_no_server_errors_and_responses_match_the_spec() {
     require_program("schemathesis", "schemathesis (PyPI; scripts/test.sh installs it in target/tools/venv)");
     let env = Env::new();
-    let out = env.ctl_with_input(
-        &["user", "add", "admin1", "--admin", "--password-stdin"],
-        b"correct horse battery\n",
-    );
-    assert!(out.status.success(), "{}", describe(&out));
+    env.add_admin("admin1");
     let _d = env.start_daemon();
     let res = http(
         env.port,

@@ -246,6 +246,15 @@ impl Env {
         assert!(out.status.success(), "user add: {}", describe(&out));
     }
 
+    /// Add an administrator (password `correct horse battery`, no quota).
+    pub fn add_admin(&self, name: &str) {
+        let out = self.ctl_with_input(
+            &["user", "add", name, "--admin", "--password-stdin"],
+            b"correct horse battery\n",
+        );
+        assert!(out.status.success(), "user add --admin: {}", describe(&out));
+    }
+
     /// Write a file through cairnctl.
     pub fn put(&self, user: &str, path: &str, content: &[u8]) -> Output {
         self.ctl_with_input(&["files", "put", user, path], content)

@@ -25,6 +25,7 @@ fn usage_info(u: store::Usage) -> UsageInfo {
         versions: u.versions,
         trash: u.trash,
         uploads: u.uploads,
+        available: u.available(),
     }
 }
 
@@ -205,11 +206,9 @@ pub(crate) async fn admin_create(cx: &Cx<'_>, body: Incoming) -> Result<Response
     require_admin(cx)?;
     let req: NewUserRequest = read_json(&cx.headers, body).await?;
     let name = user_name(&req.name)?;
-    if req.quota.is_some_and(|q| q > i64::MAX as u64) {
-        return Err(Fail::bad("quota too large"));
-    }
+    let quota = req.quota.as_ref().map(Size::bytes).transpose()?;
     cx.store
-        .create_user(&cx.actor, &name, &req.password, NewUser { is_admin: req.is_admin, quota: req.quota })
+        .create_user(&cx.actor, &name, &req.password, NewUser { is_admin: req.is_admin, quota })
         .await
         .map_err(|e| match e.kind() {
             store::ErrorKind::AlreadyExists => Fail::new(StatusCode::CONFLICT, "already_exists", e.message()),
@@ -232,9 +231,7 @@ pub(crate) async fn admin_change(cx: &Cx<'_>, name: &str, body: Incoming) -> Res
     if req.quota.is_some() && req.unlimited {
         return Err(Fail::bad("give either quota or unlimited"));
     }
-    if req.quota.is_some_and(|q| q > i64::MAX as u64) {
-        return Err(Fail::bad("quota too large"));
-    }
+    let quota = req.quota.as_ref().map(Size::bytes).transpose()?;
     if name == cx.user.name && req.disabled == Some(true) {
         return Err(Fail::new(StatusCode::CONFLICT, "conflict", "you cannot disable your own account"));
     }
@@ -242,7 +239,7 @@ pub(crate) async fn admin_change(cx: &Cx<'_>, name: &str, body: Incoming) -> Res
     if let Some(pw) = &req.password {
         cx.store.set_password(&cx.actor, &name, pw).await?;
     }
-    if let Some(q) = req.quota {
+    if let Some(q) = quota {
         cx.store.set_quota(&cx.actor, &name, Some(q)).await?;
     } else if req.unlimited {
         cx.store.set_quota(&cx.actor, &name, None).await?;

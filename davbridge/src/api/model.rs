@@ -230,6 +230,8 @@ pub struct UsageInfo {
     pub trash: u64,
     /// Bytes reserved by resumable uploads in progress.
     pub uploads: u64,
+    /// The largest new file that fits now (`null`: no limit); versions and trash make room.
+    pub available: Option<u64>,
 }
 
 /// The signed-in user.
@@ -298,18 +300,38 @@ pub struct NewUserRequest {
     pub password: String,
     #[serde(default)]
     pub is_admin: bool,
-    /// Bytes (omit for no limit).
+    /// Bytes, or a size with a unit (omit for no limit).
     #[serde(default)]
-    pub quota: Option<u64>,
+    pub quota: Option<Size>,
+}
+
+/// A size: a number of bytes, or text with a unit as people type it: `"50 MiB"` (binary:
+/// KiB, MiB, GiB, TiB, and the bare K, M, G, T) or `"50 MB"` (decimal: kB, MB, GB, TB).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    /// The number of bytes, or a clear error.
+    pub fn bytes(&self) -> store::Result<u64> {
+        match self {
+            Size::Bytes(n) if *n > i64::MAX as u64 => store::parse_size(&n.to_string()),
+            Size::Bytes(n) => Ok(*n),
+            Size::Text(t) => store::parse_size(t),
+        }
+    }
 }
 
 /// Changes to an account (omitted fields stay).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
-    /// New quota in bytes.
+    /// New quota: bytes, or a size with a unit.
     #[serde(default)]
-    pub quota: Option<u64>,
+    pub quota: Option<Size>,
     /// Remove the quota.
     #[serde(default)]
     pub unlimited: bool,

@@ -524,9 +524,10 @@ fn write_live(out: &mut String, name: &str, node: &Node, pc: &PropCtx) -> bool {
         }
         "quota-available-bytes" => {
             let u = pc.usage.expect("checked by live_applies");
-            match u.quota {
-                Some(q) => {
-                    let _ = write!(out, "{}", q.saturating_sub(u.used));
+            // What a new file can take now (store's rule: versions and trash make room).
+            match u.available() {
+                Some(free) => {
+                    let _ = write!(out, "{free}");
                 }
                 None => out.push_str("-3"), // Nextcloud's "unlimited"
             }
