@@ -214,6 +214,9 @@ await withBrowser(async (page, { answers, shot }) => {
   await page.locator('#trash-list tr[data-path="/docs/from-phone.txt"]').waitFor();
   check(await wasIn('/notes.txt') === 'Home', 'a file from the top level was in Home');
   check(await wasIn('/docs/from-phone.txt') === 'Home / docs', 'a file from docs was in Home / docs');
+  // The open trash follows deletions made elsewhere.
+  await dav('DELETE', 'carol', '/while-away.txt');
+  await page.locator('#trash-list tr[data-path="/while-away.txt"]').waitFor({ timeout: 2000 });
   await shot('trash');
   // One item in a folder, clicked: the select-all box is not checked; select-all checks it.
   await page.locator('a[data-view=files]').click();
