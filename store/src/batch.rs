@@ -24,11 +24,12 @@ use std::collections::{HashSet, VecDeque};
 
 use tokio::sync::oneshot;
 
-use crate::draft::Committing;
-use crate::files::{Content, Staging, WriteOptions, WriteOutcome};
 use crate::path::VPath;
+use crate::quota::Committing;
+use crate::staging::{Content, Staging};
 use crate::txn::{Carried, Effects, LockSet, Locked, close_all, try_lock_sql_paths};
 use crate::types::{Actor, FileId, User, UserId};
+use crate::types::{WriteOptions, WriteOutcome};
 use crate::{Error, Result, Store};
 
 /// Most writes in one transaction.

@@ -14,9 +14,10 @@ use tokio::io::AsyncRead;
 
 use crate::db::Cached;
 use crate::disk::layout;
-use crate::files::{Content, Staging, WriteOptions, WriteOutcome, pump, seal};
 use crate::path::VPath;
+use crate::staging::{Content, Staging, pump, seal};
 use crate::types::{Actor, ContentHash, ETag, Node, Timestamp, User};
+use crate::types::{WriteOptions, WriteOutcome};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
 /// What [`Store::delta_from`] found.

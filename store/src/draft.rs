@@ -15,13 +15,15 @@ use std::sync::{Arc, Mutex};
 use crate::batch::Job;
 use crate::db::Cached;
 use crate::disk::layout;
-use crate::files::{Content, SMALL_BODY, Staging, WriteOutcome, in_txn, insert_file};
 use crate::intent::{DiskOp, Done};
+use crate::ops::insert_file;
 use crate::path::VPath;
-use crate::txn::{
-    Effects, LockSet, Locked, NODE_COLS, Tx, close, node_for_update, node_from_row, parent_dir,
-};
-use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, UserId};
+use crate::quota::Committing;
+use crate::rows::{NODE_COLS, node_for_update, node_from_row, parent_dir};
+use crate::staging::{Content, SMALL_BODY, Staging};
+use crate::txn::{Effects, LockSet, Tx, in_txn};
+use crate::types::WriteOutcome;
+use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
 /// An uncommitted new content for an existing file. Dropping it discards it.
@@ -198,39 +200,7 @@ impl Draft {
     }
 }
 
-/// Bytes of a new file between its close and its commit, counted against its user's quota
-/// (see [`Store::write_limit`]) while they are in neither the usage nor a draft.
-pub(crate) struct Committing {
-    store: Store,
-    user: UserId,
-    bytes: u64,
-}
-
-impl Committing {
-    fn new(store: &Store, user: UserId, bytes: u64) -> Committing {
-        *store.inner.committing.lock().unwrap_or_else(|e| e.into_inner()).entry(user).or_default() += bytes;
-        Committing { store: store.clone(), user, bytes }
-    }
-}
-
-impl Drop for Committing {
-    fn drop(&mut self) {
-        let mut all = self.store.inner.committing.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = all.get_mut(&self.user) {
-            *n -= self.bytes.min(*n);
-            if *n == 0 {
-                all.remove(&self.user);
-            }
-        }
-    }
-}
-
 impl Store {
-    /// Bytes of `user`'s new files closed and not yet committed.
-    pub(crate) fn committing(&self, user: UserId) -> u64 {
-        self.inner.committing.lock().unwrap_or_else(|e| e.into_inner()).get(&user).copied().unwrap_or(0)
-    }
-
     /// Start a draft of the file `node`: a copy of its content, or empty (`O_TRUNC`).
     pub async fn begin_draft(&self, user: &User, node: &Node, copy: bool) -> Result<Draft> {
         if node.is_dir {

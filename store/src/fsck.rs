@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::disk::{Kind, layout};
 use crate::path::{UserName, VPath};
+use crate::rows::{NODE_COLS, node_from_row};
 use crate::scan::hash_file;
-use crate::txn::{NODE_COLS, node_from_row};
 use crate::types::{ContentHash, Node};
 use crate::{Error, Result, Store, blocking};
 

@@ -16,26 +16,32 @@ mod delta;
 mod disk;
 mod draft;
 mod error;
-mod files;
 mod fsck;
 mod hot;
 mod intent;
 mod journal;
 mod locks;
 mod notify;
+mod ops;
 pub mod path;
 mod pgcluster;
 mod props;
+mod quota;
+mod read;
 pub mod retention;
+mod rows;
 mod scan;
 mod sessions;
+mod staging;
 mod trash;
+mod tree;
 mod txn;
 mod types;
 mod uploads;
 mod users;
 mod versions;
 pub mod watchdog;
+mod write;
 
 use crate::db::Cached;
 use std::path::{Path, PathBuf};
@@ -47,7 +53,6 @@ pub use db::{DbTarget, MigrationReport};
 pub use delta::DeltaFrom;
 pub use draft::{Draft, DraftOf, SetAttrs};
 pub use error::{Error, ErrorKind, Result};
-pub use files::{Replace, WriteOptions, WriteOutcome};
 pub use fsck::{FsckProblem, FsckReport};
 pub use journal::{Change, ChangePage};
 pub use locks::{Lock, NewLock};
@@ -58,9 +63,10 @@ pub use props::{DeadProp, PropChange};
 pub use retention::RetentionPolicy;
 pub use scan::ScanReport;
 pub use sessions::{NewSession, Session};
+pub use tree::Replace;
 pub use types::{
     Actor, ContentHash, ETag, FileId, Node, Origin, Timestamp, TrashId, TrashItem, Usage, User, UserId,
-    Version, VersionId, civil, format_size, parse_size,
+    Version, VersionId, WriteOptions, WriteOutcome, civil, format_size, parse_size,
 };
 pub use uploads::{Appended, Checksum, UPLOAD_TTL, Upload};
 pub use users::{AppPassword, AuditRecord, NewUser, UserInfo};

@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::disk::{Kind, Meta, layout};
-use crate::files::{ensure_dirs, in_txn};
 use crate::intent::DiskOp;
+use crate::ops::ensure_dirs;
 use crate::path::VPath;
-use crate::txn::{
-    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, insert_node, new_etag, node_from_row,
-};
+use crate::rows::{NODE_COLS, insert_node, new_etag, node_from_row};
+use crate::txn::{Effects, JournalEntry, LockSet, in_txn};
 use crate::types::{Actor, ContentHash, Node, Usage, User, VersionId};
 use crate::{Error, Result, Store, blocking, detached};
 

@@ -2,13 +2,11 @@
 
 use crate::db::Cached;
 use crate::disk::layout;
-use crate::files::{ensure_dirs, in_txn};
 use crate::intent::{DiskOp, Done};
+use crate::ops::ensure_dirs;
 use crate::path::VPath;
-use crate::txn::{
-    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, node_for_update, node_from_row,
-    purge_trash_item,
-};
+use crate::rows::{NODE_COLS, node_for_update, node_from_row};
+use crate::txn::{Effects, JournalEntry, LockSet, in_txn, purge_trash_item};
 use crate::types::{Actor, FileId, Node, Timestamp, TrashId, TrashItem, User};
 use crate::{Error, ErrorKind, Result, Store, detached};
 

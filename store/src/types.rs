@@ -351,6 +351,33 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// Conditions and details of a write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Only replace a file whose current etag is this (HTTP If-Match).
+    pub if_match: Option<ETag>,
+    /// Only create: fail if something exists (HTTP `If-None-Match: *`).
+    pub create_only: bool,
+    /// The body's announced length: a larger one than the quota allows is refused before a byte
+    /// is read, and a body of another length is refused.
+    pub expected_len: Option<u64>,
+    /// The modification time to give the file (clients preserve their local mtime).
+    pub mtime: Option<Timestamp>,
+    /// Create missing parent folders instead of failing with Conflict.
+    pub create_parents: bool,
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// The file as it is now.
+    pub node: Node,
+    /// True if the file did not exist before.
+    pub created: bool,
+    /// The version the previous content became, if any (and if it was kept).
+    pub version: Option<VersionId>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

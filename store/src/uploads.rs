@@ -20,10 +20,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::db::Cached;
 use crate::disk::{layout, random_hex};
-use crate::files::{Content, Staging, WriteOptions, WriteOutcome};
 use crate::path::VPath;
+use crate::staging::{Content, Staging};
 use crate::txn::audit;
 use crate::types::{Actor, ContentHash, Timestamp, User};
+use crate::types::{WriteOptions, WriteOutcome};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
 /// An upload left alone this long expires (its bytes and its quota reservation go).
@@ -365,7 +366,7 @@ impl Store {
             };
             let f = store.inner.disk.open_rw(&rel2, false).map_err(|e| Error::io("opening upload", e))?;
             // The bytes are durable already (each append is fsynced); this covers the mtime.
-            Ok((hash, crate::files::seal(&f, mtime)?))
+            Ok((hash, crate::staging::seal(&f, mtime)?))
         })
         .await?;
         let content = Content { staging: rel.clone(), size: up.length, mtime, hash, logged: None };

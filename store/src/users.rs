@@ -7,7 +7,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use crate::disk::layout;
 use crate::intent::DiskOp;
 use crate::path::UserName;
-use crate::txn::{audit, new_etag};
+use crate::rows::new_etag;
+use crate::txn::audit;
 use crate::types::{Actor, Timestamp, Usage, User, UserId};
 use crate::{Error, ErrorKind, Result, Store, blocking};
 

@@ -4,12 +4,10 @@ use crate::db::Cached;
 use std::fs::File;
 
 use crate::disk::layout;
-use crate::files::in_txn;
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
-use crate::txn::{
-    Effects, JournalEntry, LockSet, Locked, NODE_COLS, close, new_etag, node_for_update, node_from_row,
-};
+use crate::rows::{NODE_COLS, new_etag, node_for_update, node_from_row};
+use crate::txn::{Effects, JournalEntry, LockSet, in_txn};
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, Version, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 

@@ -1,0 +1,118 @@
+//! Node rows: the columns a [`Node`] is read from, and the SQL every module shares to insert,
+//! lock and look up nodes inside a transaction.
+
+use crate::db::Cached;
+use crate::path::VPath;
+use crate::txn::Tx;
+use crate::types::{ContentHash, ETag, FileId, Node, Timestamp, UserId};
+use crate::{Error, ErrorKind, Result};
+use tokio_postgres::Row;
+
+/// SQL: `path` is `$2` or below it (`$2` not the root), as an index range on `(user_id, path)`
+/// — from `$2` up to `$2 || '0'`, '0' being the byte after '/' — then the exact test. Written
+/// as `path = $2 OR` the descendants' range, the `OR` hides the range from the planner, which
+/// then reads every node of the user.
+macro_rules! subtree {
+    () => {
+        "path >= $2 AND path < $2 || '0' AND (path = $2 OR path > $2 || '/')"
+    };
+}
+
+pub(crate) use subtree;
+
+/// Columns for [`node_from_row`].
+pub(crate) const NODE_COLS: &str = "id, path, is_dir, size, mtime_ns, content_hash, etag, mode";
+
+pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
+    Ok(Node {
+        id: FileId(row.get(0)),
+        path: VPath::from_db(row.get(1))?,
+        is_dir: row.get(2),
+        size: row.get::<_, i64>(3) as u64,
+        mtime: Timestamp(row.get(4)),
+        content_hash: row.get::<_, Option<&[u8]>>(5).map(ContentHash::from_db).transpose()?,
+        etag: ETag(row.get(6)),
+        mode: row.get::<_, Option<i32>>(7).map(|m| m as u32),
+    })
+}
+
+/// Insert a live node with a fresh etag (and permission bits, if given).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn insert_node(
+    tx: &Tx<'_>,
+    id: Option<FileId>,
+    user: UserId,
+    parent: FileId,
+    path: &VPath,
+    is_dir: bool,
+    size: u64,
+    mtime: Timestamp,
+    hash: Option<ContentHash>,
+    author: Option<&str>,
+    mode: Option<u32>,
+) -> Result<Node> {
+    let row = tx
+        .cquery_one(
+            &format!(
+                "INSERT INTO nodes (id, user_id, parent_id, name, path, is_dir, size, mtime_ns, content_hash, etag, modified_by, mode)
+                 VALUES (COALESCE($12, nextval('nodes_id_seq')), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 RETURNING {NODE_COLS}"
+            ),
+            &[
+                &user.0,
+                &parent.0,
+                &path.name(),
+                &path.as_str(),
+                &is_dir,
+                &(size as i64),
+                &mtime.0,
+                &hash.as_ref().map(|h| &h.0[..]),
+                &new_etag().0,
+                &author,
+                &mode.map(|m| (m & 0o7777) as i32),
+                &id.map(|i| i.0),
+            ],
+        )
+        .await?;
+    node_from_row(&row)
+}
+
+/// A fresh entity tag.
+pub(crate) fn new_etag() -> ETag {
+    ETag(crate::disk::random_hex(8))
+}
+
+/// The live node at `path`, locked for update.
+pub(crate) async fn node_for_update(tx: &Tx<'_>, user: UserId, path: &VPath) -> Result<Option<Node>> {
+    tx.cquery_opt(
+        &format!(
+            "SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL FOR UPDATE"
+        ),
+        &[&user.0, &path.as_str()],
+    )
+    .await?
+    .map(|r| node_from_row(&r))
+    .transpose()
+}
+
+/// The live node at `path`, locked against deletion and moves but not against concurrent
+/// writes inside it (`FOR KEY SHARE`): for parents of what a transaction changes.
+pub(crate) async fn node_for_share(tx: &Tx<'_>, user: UserId, path: &VPath) -> Result<Option<Node>> {
+    tx.cquery_opt(
+        &format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL FOR KEY SHARE"),
+        &[&user.0, &path.as_str()],
+    )
+    .await?
+    .map(|r| node_from_row(&r))
+    .transpose()
+}
+
+/// The live directory that is `path`'s parent, or a Conflict error.
+pub(crate) async fn parent_dir(tx: &Tx<'_>, user: UserId, path: &VPath) -> Result<FileId> {
+    let parent = path.parent().ok_or_else(|| Error::new(ErrorKind::InvalidPath, "the root has no parent"))?;
+    match node_for_share(tx, user, &parent).await? {
+        Some(n) if n.is_dir => Ok(n.id),
+        Some(_) => Err(Error::new(ErrorKind::Conflict, format!("{parent} is not a folder"))),
+        None => Err(Error::new(ErrorKind::Conflict, format!("folder {parent} does not exist"))),
+    }
+}
