@@ -310,15 +310,9 @@ struct Pending {
     landing: Option<Landing>,
 }
 
-/// A new file's *write-behind*: closed by its only handle, its draft is committed by a task
-/// (with other writes waiting at that moment, see `store`'s group commit) while `close`
-/// returns at once, so a program writing many small files does not wait for one commit per
-/// file. Until the commit ends the file stays pending: lookups and attributes are answered
-/// here (size and time as closed), and anything that needs it in the store (another open, a
-/// rename, a listing of its folder, `fsync`, `fsyncdir`, unmounting) waits for the flight
-/// first. The store counts its bytes against the quota meanwhile. A crash before the commit
-/// loses the file, as a crash loses a local file that was closed but never fsynced; a failed
-/// commit is logged, and an `fsync` waiting for it gets the error.
+/// A new file's *write-behind* (the mechanism: docs/design/storage.md): closed by its only
+/// handle, on its way to the store in `flight`; `size` and `mtime` as closed, which lookups
+/// and attributes answer until the flight lands.
 #[derive(Clone)]
 struct Landing {
     size: u64,

@@ -19,6 +19,17 @@
 //! for its locks, getting its own answer), while the leader goes on. An error at or after the
 //! commit leaves the commit's fate unknown: every write of the batch gets it (their staging
 //! files belong to the intent either way, as for a single write).
+//!
+//! The leader keeps its connection from batch to batch: a batch's writes are answered once their
+//! renames are done, and the batch's last step (deleting intent rows, unlocking) goes out ahead
+//! of the next batch's `BEGIN`, in the message that opens it, or at once when no write waits.
+//! Until then its paths stay locked, so nothing changes them between the renames and the
+//! unlock. The try-locks are one call of `cairn_try_lock_batch` (schema/0006, compiled once per
+//! connection). A write that creates its parent folders takes the path lock of each folder it
+//! creates (top-down, as `mkdir` does), so two such writes take turns and the second finds the
+//! folder; a preflight that finds a destination folder missing waits for the path locks of the
+//! folders it writes into before looking again (a concurrent change may have committed the
+//! folder and not yet created it on disk).
 
 use std::collections::{HashSet, VecDeque};
 

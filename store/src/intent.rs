@@ -1,6 +1,6 @@
 //! Intents: the disk work a committed transaction promised, written in that same transaction.
 //!
-//! The durable-write order (see ARCHITECTURE.md) is: new content staged and fsynced → one
+//! The durable-write order (docs/design/storage.md) is: new content staged and fsynced → one
 //! PostgreSQL transaction with the metadata *and* an intent row listing the disk operations →
 //! the operations → the intent row deleted. A crash after the commit leaves the intent row;
 //! start-up replays it. Every operation is therefore idempotent, guarded by a condition that

@@ -5,7 +5,7 @@
 //! (WebDAV, REST, FUSE, the CLI) calls the same [`Store`] operations, so versioning, quotas, the
 //! audit log and the change journal behave the same whichever way a file arrives.
 //!
-//! This crate knows nothing of HTTP, WebDAV XML or FUSE. See ARCHITECTURE.md for the
+//! This crate knows nothing of HTTP, WebDAV XML or FUSE. See docs/design/storage.md for the
 //! durable-write order every mutation follows.
 
 mod batch;
