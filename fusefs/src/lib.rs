@@ -13,16 +13,23 @@
 //! - read-only opens use kernel passthrough (reads go straight to the backing file) where the
 //!   kernel offers it; writes always come through here.
 
+mod behind;
 mod errno;
 mod fs;
 mod locks;
+mod mount;
+mod settle;
+mod state;
 mod xattr;
 
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use fs::Mount;
+pub use mount::Mount;
+
+/// A FUSE call's result: an errno for the kernel on failure.
+type Res<T> = Result<T, fuser::Errno>;
 
 /// Who owns the files as the mount shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
