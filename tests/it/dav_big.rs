@@ -3,16 +3,14 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use tests::{Env, basic, pattern, peak_rss, record_figure};
+use tests::{alice, pattern, peak_rss, record_figure};
 
 const SIZE: u64 = 4 << 30;
 
 #[test]
 fn four_gib_round_trip_in_flat_memory() {
-    let env = Env::new();
-    let daemon = env.start_daemon();
-    env.add_user("alice", None);
-    let auth = basic("alice");
+    let (env, daemon, a) = alice();
+    let auth = a[0].1;
     let block = pattern(1 << 20, 42);
 
     // PUT, streamed from a repeating 1 MiB block with a counter so no two MiB are equal.

@@ -1,15 +1,11 @@
 //! The daemon caches metadata for reads; changes made by another process (`cairnctl`) reach it
 //! through PostgreSQL notifications, so WebDAV shows them promptly.
 
-use tests::{Env, basic, eventually, http};
+use tests::{alice, eventually, http};
 
 #[test]
 fn changes_from_another_process_show_through_webdav() {
-    let env = Env::new();
-    let _d = env.start_daemon();
-    env.add_user("alice", None);
-    let auth = basic("alice");
-    let a = [("Authorization", auth.as_str())];
+    let (env, _d, a) = alice();
     assert_eq!(http(env.port, "PUT", "/dav/f.txt", &a, b"from webdav").status, 201);
     let first = http(env.port, "GET", "/dav/f.txt", &a, b"");
     assert_eq!(first.body, b"from webdav");
@@ -37,11 +33,7 @@ fn changes_from_another_process_show_through_webdav() {
 /// ranges, is the file's current content, whichever process or protocol changed it last.
 #[test]
 fn small_files_served_from_memory_are_always_current() {
-    let env = Env::new();
-    let _d = env.start_daemon();
-    env.add_user("alice", None);
-    let auth = basic("alice");
-    let a = [("Authorization", auth.as_str())];
+    let (env, _d, a) = alice();
     let first = tests::pattern(3_000, 1);
     let second = tests::pattern(3_000, 2);
     let get = || http(env.port, "GET", "/dav/s.bin", &a, b"").body;

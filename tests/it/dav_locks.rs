@@ -1,16 +1,12 @@
 //! WebDAV locks live in PostgreSQL: they survive a restart and bind every front end alike.
 
-use tests::{Env, basic, http};
+use tests::{alice, http};
 
 const LOCKINFO: &[u8] = br#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>tester</D:owner></D:lockinfo>"#;
 
 #[test]
 fn locks_survive_a_restart() {
-    let env = Env::new();
-    let daemon = env.start_daemon();
-    env.add_user("alice", None);
-    let auth = basic("alice");
-    let a = [("Authorization", auth.as_str())];
+    let (env, daemon, a) = alice();
     assert_eq!(http(env.port, "PUT", "/dav/doc.txt", &a, b"v1").status, 201);
     let lock = http(env.port, "LOCK", "/dav/doc.txt", &[a[0], ("Timeout", "Second-3600")], LOCKINFO);
     assert_eq!(lock.status, 200, "{}", lock.text());

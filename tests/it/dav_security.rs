@@ -2,15 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use tests::{Env, basic, basic_auth, eventually, http};
+use tests::{Env, alice, basic, basic_auth, eventually, http};
 
 #[test]
 fn path_escapes_are_refused() {
-    let env = Env::new();
-    let _d = env.start_daemon();
-    env.add_user("alice", None);
-    let auth = basic("alice");
-    let a = [("Authorization", auth.as_str())];
+    let (env, _d, a) = alice();
     for target in [
         "/dav/%2e%2e/%2e%2e/etc/passwd",
         "/dav/%2E%2E/x",
@@ -66,11 +62,7 @@ fn other_users_and_hosts_are_out_of_reach() {
 
 #[test]
 fn planted_symlink_is_not_followed() {
-    let env = Env::new();
-    let _d = env.start_daemon();
-    env.add_user("alice", None);
-    let auth = basic("alice");
-    let a = [("Authorization", auth.as_str())];
+    let (env, _d, a) = alice();
     let outside = env.dir.join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("secret.txt"), b"SECRET").unwrap();
@@ -92,11 +84,7 @@ fn planted_symlink_is_not_followed() {
 
 #[test]
 fn hostile_bodies_and_headers() {
-    let env = Env::new();
-    let _d = env.start_daemon();
-    env.add_user("alice", None);
-    let auth = basic("alice");
-    let a = [("Authorization", auth.as_str())];
+    let (env, _d, a) = alice();
     assert_eq!(http(env.port, "PUT", "/dav/f.txt", &a, &vec![b'x'; 100_000]).status, 201);
     let laughs = format!(
         "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">{}]><D:propfind xmlns:D=\"DAV:\"><D:prop><D:x>&lol9;</D:x></D:prop></D:propfind>",

@@ -408,11 +408,7 @@ fn a_server_killed_mid_upload_resumes_and_converges() {
 
 #[test]
 fn expired_cursors_say_so() {
-    let env = Env::new();
-    env.add_user("alice", None);
-    let _d = env.start_daemon();
-    let auth = basic("alice");
-    let h = [("Authorization", auth.as_str())];
+    let (env, _d, h) = alice();
     let now = http(env.port, "GET", "/api/v1/changes?cursor=now", &h, b"");
     let cursor = serde_json::from_str::<serde_json::Value>(&now.text()).unwrap()["cursor"]
         .as_str()

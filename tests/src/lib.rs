@@ -535,6 +535,17 @@ impl HttpResponse {
     }
 }
 
+/// The prologue of most HTTP tests in one line: a fresh environment, the user `alice` (no
+/// quota), a started daemon, and her `Authorization` header. Bind all three (`let (env, _d, a)`):
+/// the daemon stops before the environment goes.
+pub fn alice() -> (Env, Daemon, [(&'static str, &'static str); 1]) {
+    let env = Env::new();
+    env.add_user("alice", None);
+    let daemon = env.start_daemon();
+    let auth: &'static str = Box::leak(basic("alice").into_boxed_str());
+    (env, daemon, [("Authorization", auth)])
+}
+
 /// Basic credentials of the test users made by [`Env::add_user`].
 pub fn basic(user: &str) -> String {
     basic_auth(user, "correct horse battery")
