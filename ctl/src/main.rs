@@ -213,13 +213,34 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cairnctl: {e:#}");
-            let usage = e.chain().any(|c| {
-                c.downcast_ref::<store::Error>().is_some_and(|e| {
-                    matches!(e.kind(), ErrorKind::InvalidPath | ErrorKind::InvalidInput | ErrorKind::NotFound)
-                })
-            });
-            ExitCode::from(if usage { 2 } else { 1 })
+            let kind = e.chain().find_map(|c| c.downcast_ref::<store::Error>()).map(store::Error::kind);
+            ExitCode::from(kind.map_or(1, exit_code))
         }
+    }
+}
+
+/// cairnctl's error table: 2 when the command named something wrong (a bad path, size or name,
+/// or nothing there), 1 for every other failure.
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::InvalidPath | ErrorKind::InvalidInput | ErrorKind::NotFound => 2,
+        ErrorKind::AlreadyExists
+        | ErrorKind::NotADirectory
+        | ErrorKind::IsADirectory
+        | ErrorKind::NotEmpty
+        | ErrorKind::Conflict
+        | ErrorKind::PreconditionFailed
+        | ErrorKind::Locked
+        | ErrorKind::QuotaExceeded
+        | ErrorKind::ChecksumMismatch
+        | ErrorKind::CursorExpired
+        | ErrorKind::Unauthenticated
+        | ErrorKind::PermissionDenied
+        | ErrorKind::Busy
+        | ErrorKind::Setup
+        | ErrorKind::Io
+        | ErrorKind::Database
+        | ErrorKind::Internal => 1,
     }
 }
 
@@ -792,6 +813,24 @@ async fn files(store: &Store, actor: &Actor, j: bool, cmd: &FilesCmd) -> anyhow:
                 .copy(actor, &u, &vpath(from)?, &vpath(to)?, store::Replace::overwrite(*overwrite))
                 .await?;
             out(j, node_json(&n), || format!("copied to {}", n.path))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind: a failure of the server is never blamed on the command line (exit 2 means
+    /// "fix what you typed").
+    #[test]
+    fn every_kind_has_an_exit_code() {
+        for &kind in ErrorKind::ALL {
+            let code = exit_code(kind);
+            assert!(code == 1 || code == 2, "{kind:?} → {code}");
+            if kind.is_server_side() {
+                assert_eq!(code, 1, "{kind:?}");
+            }
         }
     }
 }

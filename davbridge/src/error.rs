@@ -98,4 +98,22 @@ mod tests {
         assert_eq!(status_of(ErrorKind::PreconditionFailed), StatusCode::PRECONDITION_FAILED);
         assert_eq!(status_of(ErrorKind::NotFound), StatusCode::NOT_FOUND);
     }
+
+    /// Every kind: the caller's failures are 4xx (they can act on them), the server's are 5xx
+    /// (a client retries or reports them), and no failure reads as success. One exception, by
+    /// the protocol: a full quota is 507 Insufficient Storage (RFC 4918 §11.5), which WebDAV
+    /// clients (Nextcloud's among them) recognize.
+    #[test]
+    fn every_kind_has_a_status_of_its_class() {
+        for &kind in ErrorKind::ALL {
+            let status = status_of(kind);
+            if kind == ErrorKind::QuotaExceeded {
+                assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
+            } else if kind.is_server_side() {
+                assert!(status.is_server_error(), "{kind:?} → {status}");
+            } else {
+                assert!(status.is_client_error(), "{kind:?} → {status}");
+            }
+        }
+    }
 }

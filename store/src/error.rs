@@ -2,18 +2,33 @@
 //!
 //! Policy: every public function returns [`Error`]. Front ends act on [`Error::kind`] only: an
 //! exhaustive `match` per protocol (WebDAV and REST statuses in `davbridge`, errno in `fusefs`);
-//! `ctl` picks its exit code by kind (usage errors 2, others 1).
+//! `ctl` picks its exit code by kind (usage errors 2, others 1). Each table has a test over
+//! [`ErrorKind::ALL`].
 //! [`Error::message`] is safe to show a client: it never contains SQL, backing-directory paths or
 //! another user's names. The full story (source error, internal paths) is in the `Display` of
 //! the error's source chain, which goes to the log only.
 
 use std::fmt;
 
-/// What went wrong, in terms a front end can act on.
-/// Deliberately not `#[non_exhaustive]`: each front end maps it in one exhaustive `match`, so a
-/// new kind cannot ship unmapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
+/// Defines [`ErrorKind`] and [`ErrorKind::ALL`] from one list, so the list cannot miss a kind.
+macro_rules! error_kinds {
+    ($($(#[$doc:meta])* $kind:ident,)*) => {
+        /// What went wrong, in terms a front end can act on.
+        /// Deliberately not `#[non_exhaustive]`: each front end maps it in one exhaustive `match`,
+        /// so a new kind cannot ship unmapped; each mapping's test runs over [`ErrorKind::ALL`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, for tests of the front ends' mappings.
+            pub const ALL: &[ErrorKind] = &[$(ErrorKind::$kind,)*];
+        }
+    };
+}
+
+error_kinds! {
     /// The path, file, version, trash item or user does not exist (or is not the caller's).
     NotFound,
     /// Something already exists where a new thing was to be created.
@@ -55,6 +70,36 @@ pub enum ErrorKind {
     Database,
     /// A bug or an impossible state.
     Internal,
+}
+
+impl ErrorKind {
+    /// Whether the failure is the server's (its disk, its database, a bug, its setup), not
+    /// something the caller did or can change: every front end reports these as its generic
+    /// server failure (HTTP 5xx, `EIO`) and logs them.
+    pub fn is_server_side(self) -> bool {
+        match self {
+            ErrorKind::Busy
+            | ErrorKind::Setup
+            | ErrorKind::Io
+            | ErrorKind::Database
+            | ErrorKind::Internal => true,
+            ErrorKind::NotFound
+            | ErrorKind::AlreadyExists
+            | ErrorKind::NotADirectory
+            | ErrorKind::IsADirectory
+            | ErrorKind::NotEmpty
+            | ErrorKind::Conflict
+            | ErrorKind::PreconditionFailed
+            | ErrorKind::Locked
+            | ErrorKind::QuotaExceeded
+            | ErrorKind::InvalidPath
+            | ErrorKind::InvalidInput
+            | ErrorKind::ChecksumMismatch
+            | ErrorKind::CursorExpired
+            | ErrorKind::Unauthenticated
+            | ErrorKind::PermissionDenied => false,
+        }
+    }
 }
 
 /// The error of every `store` operation.

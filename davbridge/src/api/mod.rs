@@ -643,6 +643,35 @@ fn openapi_response() -> Response<Body> {
 mod tests {
     use super::*;
 
+    /// Every kind: a stable snake_case code, one per kind among the caller's failures (clients
+    /// branch on it), `internal` or `busy` for the server's; the status in the same class as
+    /// WebDAV's for the same kind, and always 4xx for the caller's.
+    #[test]
+    fn every_kind_has_a_code_and_a_status_of_its_class() {
+        let mut seen = std::collections::HashMap::new();
+        for &kind in store::ErrorKind::ALL {
+            let (status, code) = code_of(kind);
+            assert!(!code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
+            // WebDAV's one exception (507 for a full quota) is not REST's: 413.
+            if kind != store::ErrorKind::QuotaExceeded {
+                assert_eq!(
+                    status.is_server_error(),
+                    crate::error::status_of(kind).is_server_error(),
+                    "{kind:?}: REST {status}, WebDAV {}",
+                    crate::error::status_of(kind)
+                );
+            }
+            if kind.is_server_side() {
+                assert!(status.is_server_error() && ["internal", "busy"].contains(&code), "{kind:?}");
+            } else {
+                assert!(status.is_client_error(), "{kind:?} → {status}");
+                if let Some(other) = seen.insert(code, kind) {
+                    panic!("{kind:?} and {other:?} share the code {code}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn routes() {
         let p = |m: &str, path: &str| Endpoint::parse(&Method::from_bytes(m.as_bytes()).unwrap(), path).ok();
