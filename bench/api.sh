@@ -19,11 +19,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-have_pg_server || need_pkgs postgresql
-need_pkgs curl procps
+bench_setup curl procps
 SECS=${1:-20}
 USERS=${2:-50}
-cargo build --release --bins --quiet
 cargo build --release --quiet -p tests --bin apiload
 
 PORT=18191

@@ -8,14 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-have_pg_server || need_pkgs postgresql
-need_pkgs rsync curl
+bench_setup rsync curl
 MIB=${1:-1024}
-cargo build --release --bins --quiet
 
 PORT=18194
 bench_cairnd cairn-deltabench "$PORT"
-echo "bench-password-1" | target/release/cairnctl --config "$B/cairnd.toml" user add bench --admin --password-stdin >/dev/null
+bench_user bench --admin
 URL="http://127.0.0.1:$PORT"
 for c in a b; do
     echo "bench-password-1" | target/release/cairn --config-dir "$B/cfg-$c" login "$URL" --user bench --password-stdin --device "$c" >/dev/null

@@ -21,53 +21,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 [ "$(id -u)" = 0 ] || { echo "bench/fuse.sh must run as root (mounts, drop_caches)" >&2; exit 1; }
-have_pg_server || need_pkgs postgresql
-need_pkgs bindfs fuse3 python3
-cargo build --release --bins --quiet
+bench_setup bindfs fuse3 python3
 SIZE_MB=${SIZE_MB:-4096}
 FILES=${FILES:-10000}
 RUNS=${RUNS:-3}
 
-FS=${FS:-ext4}
-B=$(mktemp -d "${BENCH_DIR:-/var/tmp}/cairn-fuse-bench.XXXXXX")
-LOOP=
-CAIRN_PID=
-cleanup() {
-    umount -l "$B/bindfs" 2>/dev/null || true
-    [ -n "$CAIRN_PID" ] && { kill -TERM "$CAIRN_PID" 2>/dev/null || true; wait "$CAIRN_PID" 2>/dev/null || true; }
-    if [ -n "$LOOP" ]; then
-        drop_ext4 "$B"
-        rmdir "$B"
-    else
-        rm -rf "$B" "$B.img"
-    fi
-}
-trap cleanup EXIT
-if [ "$FS" = ext4 ]; then
-    # Room for one large file of each at a time, the database and the small files.
-    fresh_ext4 "$B" "$((SIZE_MB * 3 + 8192))"
-fi
-chmod 755 "$B"
-
-mkdir -p "$B/native" "$B/bind-src" "$B/bindfs" "$B/cairn"
+# The three side by side in B (room for one large file of each at a time, the database and the
+# small files); cairnd mounts at B/mnt.
+bench_teardown() { umount -l "$B/bindfs" 2>/dev/null || true; }
+BENCH_DIR=${BENCH_DIR:-/var/tmp} FUSE_MNT=mnt bench_cairnd cairn-fuse-bench 18191 $((SIZE_MB * 3 + 8192))
+mkdir -p "$B/native" "$B/bind-src" "$B/bindfs"
 bindfs "$B/bind-src" "$B/bindfs"
-cat > "$B/cairn/cairnd.toml" <<EOF
-data_dir = "$B/cairn/data"
-[http]
-listen = "127.0.0.1:18191"
-[fuse]
-mountpoint = "$B/mnt"
-[log]
-level = "warn"
-EOF
-target/release/cairnd --config "$B/cairn/cairnd.toml" 2>>"$B/cairn/log" &
-CAIRN_PID=$!
-wait_healthy 18191 60 || { cat "$B/cairn/log"; exit 1; }
-echo "bench-password-1" | target/release/cairnctl --config "$B/cairn/cairnd.toml" user add bench --password-stdin >/dev/null
+bench_user bench
 for _ in $(seq 100); do [ -d "$B/mnt/bench" ] && break; sleep 0.1; done
 
 now() { date +%s.%N; }
-cairnctl_() { target/release/cairnctl --config "$B/cairn/cairnd.toml" "$@"; }
+cairnctl_() { target/release/cairnctl --config "$B/cairnd.toml" "$@"; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 # large DIR: prints "write_MBps cold_MBps warm_MBps" for one run

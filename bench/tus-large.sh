@@ -7,14 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-have_pg_server || need_pkgs postgresql
-need_pkgs curl b3sum
+bench_setup curl b3sum
 GB=${1:-15}
-cargo build --release --bins --quiet
 
 PORT=18193
 bench_cairnd cairn-tusbench "$PORT"
-echo "bench-password-1" | target/release/cairnctl --config "$B/cairnd.toml" user add bench --password-stdin >/dev/null
+bench_user bench
 AUTH="bench:bench-password-1"
 
 SIZE=$((GB * 1000 * 1000 * 1000))

@@ -15,9 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-have_pg_server || need_pkgs postgresql
-need_pkgs nginx-extras apache2 wrk curl
-cargo build --release --bins --quiet
+bench_setup nginx-extras apache2 wrk curl
 
 FS=${FS:-ext4}
 B=$(mktemp -d /tmp/cairn-bench.XXXXXX)

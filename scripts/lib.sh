@@ -52,19 +52,29 @@ wait_healthy() {
     return 1
 }
 
+# bench_setup PACKAGE... : what every bench needs first: PostgreSQL's server and the PACKAGEs
+# (installed as root), and the release build.
+bench_setup() {
+    have_pg_server || need_pkgs postgresql
+    [ $# -eq 0 ] || need_pkgs "$@"
+    cargo build --release --bins --quiet
+}
+
 # bench_cairnd NAME PORT [EXT4_MB] : start the release cairnd (managed PostgreSQL, log level
-# warn) on 127.0.0.1:PORT with its data in a fresh folder B=/tmp/NAME.XXXXXX; stop it and remove B
-# on exit. With EXT4_MB (and FS unset or ext4), B is a fresh journaled ext4 of that size (see
-# fresh_ext4; as root), as the other benches use. Sets B and PID; fails with the log if it does
-# not become healthy.
+# warn) on 127.0.0.1:PORT with its data in a fresh folder B=${BENCH_DIR:-/tmp}/NAME.XXXXXX; stop
+# it and remove B on exit (after `bench_teardown`, if the bench defines one). With EXT4_MB (and
+# FS unset or ext4), B is a fresh journaled ext4 of that size (see fresh_ext4; as root), as the
+# other benches use. With FUSE_MNT (a folder name), cairnd also mounts at B/FUSE_MNT. Sets B and
+# PID; fails with the log if it does not become healthy.
 bench_cairnd() {
-    B=$(mktemp -d "/tmp/$1.XXXXXX")
+    B=$(mktemp -d "${BENCH_DIR:-/tmp}/$1.XXXXXX")
     LOOP=
+    PID=
     if [ -n "${3:-}" ] && [ "${FS:-ext4}" = ext4 ]; then
         fresh_ext4 "$B" "$3"
     fi
     chmod 755 "$B"
-    trap 'kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null || true; if [ -n "$LOOP" ]; then drop_ext4 "$B"; rmdir "$B"; else rm -rf "$B"; fi' EXIT
+    trap 'if declare -F bench_teardown >/dev/null; then bench_teardown; fi; [ -z "$PID" ] || kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null || true; if [ -n "$LOOP" ]; then drop_ext4 "$B"; rmdir "$B"; else rm -rf "$B" "$B.img"; fi' EXIT
     cat > "$B/cairnd.toml" <<TOML
 data_dir = "$B/data"
 [http]
@@ -72,9 +82,17 @@ listen = "127.0.0.1:$2"
 [log]
 level = "warn"
 TOML
+    if [ -n "${FUSE_MNT:-}" ]; then
+        printf '[fuse]\nmountpoint = "%s"\n' "$B/$FUSE_MNT" >> "$B/cairnd.toml"
+    fi
     target/release/cairnd --config "$B/cairnd.toml" 2>>"$B/log" &
     PID=$!
     wait_healthy "$2" 60 || { cat "$B/log"; exit 1; }
+}
+
+# bench_user NAME [--admin] : add the account NAME with the password bench-password-1.
+bench_user() {
+    echo "bench-password-1" | target/release/cairnctl --config "$B/cairnd.toml" user add "$@" --password-stdin >/dev/null
 }
 
 # fresh_ext4 DIR SIZE_MB : mount on the empty folder DIR a fresh ext4 with a journal (mkfs.ext4's
