@@ -2,6 +2,7 @@
 //! header it needs, then one handler calls `store`.
 
 pub mod headers;
+mod props;
 pub mod xml;
 
 use std::collections::{HashMap, HashSet};
@@ -17,6 +18,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use store::{Actor, ErrorKind, Lock, Node, Origin, PropChange, Replace, Store, User, VPath, WriteOptions};
 
 use self::headers::{Condition, DavUrl, Depth, IfList, href};
+use self::props::{
+    LIVE, MULTISTATUS_HEAD, MULTISTATUS_TAIL, PropCtx, activelock, content_type, empty_prop_element, propstat,
+};
 use self::xml::{DAV, PropfindBody, QName, escape};
 use crate::Bridge;
 use crate::auth::AuthOutcome;
@@ -208,10 +212,6 @@ async fn stat_opt(ctx: &Ctx<'_>, path: &VPath) -> Result<Option<Node>> {
 
 fn quoted(node: &Node) -> String {
     format!("\"{}\"", node.etag)
-}
-
-fn content_type(path: &VPath) -> &'static str {
-    download::content_type(path.name())
 }
 
 async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
@@ -455,152 +455,6 @@ async fn copy_move(
     Ok(body::status(if existed.is_some() { StatusCode::NO_CONTENT } else { StatusCode::CREATED }))
 }
 
-/// The live properties we serve, and whether `allprop` includes them.
-const LIVE: &[(&str, bool)] = &[
-    ("creationdate", true),
-    ("displayname", true),
-    ("getcontentlength", true),
-    ("getcontenttype", true),
-    ("getetag", true),
-    ("getlastmodified", true),
-    ("lockdiscovery", true),
-    ("resourcetype", true),
-    ("supportedlock", true),
-    ("quota-available-bytes", false),
-    ("quota-used-bytes", false),
-];
-
-/// What PROPFIND needs besides the nodes.
-struct PropCtx {
-    usage: Option<store::Usage>,
-    locks: HashMap<VPath, Vec<Lock>>,
-    dead: HashMap<store::FileId, Vec<store::DeadProp>>,
-    prefix: String,
-    /// The store's clock, for the time left on locks.
-    now: store::Timestamp,
-}
-
-/// Whether the live property `name` exists on `node` (without computing its value).
-fn live_applies(name: &str, node: &Node, pc: &PropCtx) -> bool {
-    match name {
-        "getcontentlength" | "getcontenttype" => !node.is_dir,
-        "quota-available-bytes" | "quota-used-bytes" => node.is_dir && pc.usage.is_some(),
-        _ => LIVE.iter().any(|(n, _)| *n == name),
-    }
-}
-
-/// Append `<D:name>value</D:name>` for a live property of `node`; false if it does not apply.
-/// Written straight into the response buffer: a 1,000-entry PROPFIND renders ~10,000 of these.
-fn write_live(out: &mut String, name: &str, node: &Node, pc: &PropCtx) -> bool {
-    use std::fmt::Write;
-    if !live_applies(name, node, pc) {
-        return false;
-    }
-    out.push_str("<D:");
-    out.push_str(name);
-    out.push('>');
-    match name {
-        "creationdate" => out.push_str(&node.mtime.to_rfc3339()),
-        "displayname" => escape_into(out, node.path.name()),
-        "getcontentlength" => {
-            let _ = write!(out, "{}", node.size);
-        }
-        "getcontenttype" => escape_into(out, content_type(&node.path)),
-        "getetag" => {
-            out.push_str("&quot;");
-            escape_into(out, &node.etag.0);
-            out.push_str("&quot;");
-        }
-        "getlastmodified" => out.push_str(&download::http_date(node.mtime)),
-        "resourcetype" if node.is_dir => out.push_str("<D:collection/>"),
-        "supportedlock" => out.push_str(
-            "<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
-             <D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>",
-        ),
-        "lockdiscovery" => {
-            for l in pc.locks.get(&node.path).map(Vec::as_slice).unwrap_or(&[]) {
-                out.push_str(&activelock(l, &pc.prefix, pc.now));
-            }
-        }
-        "quota-available-bytes" => {
-            let u = pc.usage.expect("checked by live_applies");
-            // What a new file can take now (store's rule: versions and trash make room).
-            match u.available() {
-                Some(free) => {
-                    let _ = write!(out, "{free}");
-                }
-                None => out.push_str("-3"), // Nextcloud's "unlimited"
-            }
-        }
-        "quota-used-bytes" => {
-            let _ = write!(out, "{}", pc.usage.expect("checked by live_applies").used);
-        }
-        _ => {}
-    }
-    out.push_str("</D:");
-    out.push_str(name);
-    out.push('>');
-    true
-}
-
-fn escape_into(out: &mut String, s: &str) {
-    if s.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')) {
-        out.push_str(&escape(s));
-    } else {
-        out.push_str(s);
-    }
-}
-
-fn activelock(l: &Lock, prefix: &str, now: store::Timestamp) -> String {
-    let left = ((l.expires_at.0 - now.0) / 1_000_000_000).max(0);
-    format!(
-        "<D:activelock><D:locktype><D:write/></D:locktype><D:lockscope><D:{}/></D:lockscope><D:depth>{}</D:depth>{}\
-         <D:timeout>Second-{left}</D:timeout><D:locktoken><D:href>{}</D:href></D:locktoken>\
-         <D:lockroot><D:href>{}</D:href></D:lockroot></D:activelock>",
-        if l.exclusive { "exclusive" } else { "shared" },
-        if l.depth_infinite { "infinity" } else { "0" },
-        l.owner.as_deref().unwrap_or(""),
-        escape(&l.token),
-        escape(&href(prefix, &l.path, false)),
-    )
-}
-
-fn empty_prop_element(q: &QName) -> String {
-    if q.ns == DAV {
-        format!("<D:{}/>", q.local)
-    } else if q.ns.is_empty() {
-        format!("<{} xmlns=\"\"/>", q.local)
-    } else {
-        format!("<P:{} xmlns:P=\"{}\"/>", q.local, escape(&q.ns))
-    }
-}
-
-const PROPSTAT_OPEN: &str = "<D:propstat><D:prop>";
-
-/// Close a propstat opened with [`PROPSTAT_OPEN`] (its properties written in between).
-fn end_propstat(out: &mut String, code: StatusCode) {
-    out.push_str("</D:prop><D:status>HTTP/1.1 ");
-    out.push_str(code.as_str());
-    out.push(' ');
-    out.push_str(code.canonical_reason().unwrap_or(""));
-    out.push_str("</D:status></D:propstat>");
-}
-
-fn push_propstat(out: &mut String, props: &str, code: StatusCode) {
-    out.push_str(PROPSTAT_OPEN);
-    out.push_str(props);
-    end_propstat(out, code);
-}
-
-fn propstat(props: &str, code: StatusCode) -> String {
-    let mut out = String::new();
-    push_propstat(&mut out, props, code);
-    out
-}
-
-const MULTISTATUS_HEAD: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">";
-const MULTISTATUS_TAIL: &str = "</D:multistatus>\n";
-
 fn multistatus(responses: &str) -> Response<Body> {
     multistatus_body(format!("{MULTISTATUS_HEAD}{responses}{MULTISTATUS_TAIL}"))
 }
@@ -655,71 +509,7 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
     let ids: Vec<store::FileId> = nodes.iter().map(|n| n.id).collect();
     let dead = ctx.store.dead_props(&ctx.user, &ids).await?;
     let pc = PropCtx { usage, locks, dead, prefix: ctx.url.prefix.clone(), now: ctx.store.clock().now() };
-    // Rendered straight into one buffer sized for the usual ~800 bytes an entry: a 1,000-entry
-    // folder is ~10,000 properties, and copying or regrowing the document dominated the time.
-    let mut out = String::with_capacity(MULTISTATUS_HEAD.len() + 64 + nodes.len() * 1024);
-    out.push_str(MULTISTATUS_HEAD);
-    // Named properties of one entry, reused from entry to entry.
-    let (mut found, mut missing) = (String::new(), String::new());
-    for n in nodes.iter().copied() {
-        out.push_str("<D:response><D:href>");
-        escape_into(&mut out, &href(&ctx.url.prefix, &n.path, n.is_dir));
-        out.push_str("</D:href>");
-        let dead = pc.dead.get(&n.id).map(Vec::as_slice).unwrap_or(&[]);
-        match &request {
-            PropfindBody::PropName => {
-                let mut names: String = LIVE
-                    .iter()
-                    .filter(|(name, _)| live_applies(name, n, &pc))
-                    .map(|(name, _)| format!("<D:{name}/>"))
-                    .collect();
-                for d in dead {
-                    names.push_str(&empty_prop_element(&QName {
-                        ns: d.namespace.clone(),
-                        local: d.name.clone(),
-                    }));
-                }
-                out.push_str(&propstat(&names, StatusCode::OK));
-            }
-            PropfindBody::AllProp(include) => {
-                out.push_str(PROPSTAT_OPEN);
-                for (name, in_all) in LIVE {
-                    if *in_all || include.iter().any(|q| q.ns == DAV && q.local == *name) {
-                        write_live(&mut out, name, n, &pc);
-                    }
-                }
-                for d in dead {
-                    out.push_str(&xml::render_dead(
-                        &QName { ns: d.namespace.clone(), local: d.name.clone() },
-                        &d.value,
-                    ));
-                }
-                end_propstat(&mut out, StatusCode::OK);
-            }
-            PropfindBody::Props(names) => {
-                found.clear();
-                missing.clear();
-                for q in names {
-                    if q.ns == DAV && write_live(&mut found, &q.local, n, &pc) {
-                        continue;
-                    } else if let Some(d) = dead.iter().find(|d| d.namespace == q.ns && d.name == q.local) {
-                        found.push_str(&xml::render_dead(q, &d.value));
-                    } else {
-                        missing.push_str(&empty_prop_element(q));
-                    }
-                }
-                if !found.is_empty() {
-                    push_propstat(&mut out, &found, StatusCode::OK);
-                }
-                if !missing.is_empty() {
-                    push_propstat(&mut out, &missing, StatusCode::NOT_FOUND);
-                }
-            }
-        }
-        out.push_str("</D:response>");
-    }
-    out.push_str(MULTISTATUS_TAIL);
-    Ok(multistatus_body(out))
+    Ok(multistatus_body(props::render(&request, &nodes, &pc)))
 }
 
 async fn proppatch(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
