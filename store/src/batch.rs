@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 use crate::path::VPath;
 use crate::quota::Committing;
 use crate::staging::{Content, Staging};
-use crate::txn::{Carried, Effects, LockSet, Locked, close_all, try_lock_sql_paths};
+use crate::txn::{Carried, Change, Effects, LockSet, Locked, close_all, try_lock_sql_paths};
 use crate::types::{Actor, FileId, User, UserId};
 use crate::types::{WriteOptions, WriteOutcome};
 use crate::{Error, Result, Store};
@@ -277,10 +277,12 @@ impl Store {
             let rows = batch.iter().map(|q| async {
                 match &q.job {
                     Job::Write(opts) => {
-                        self.write_rows(&tx, &q.actor, &q.user, &q.path, &q.content, opts, now).await
+                        self.write_rows(Change::new(&tx, &q.user, now), &q.actor, &q.path, &q.content, opts)
+                            .await
                     }
                     Job::New { id, mode, .. } => {
-                        self.new_rows(&tx, &q.actor, &q.user, &q.path, *id, *mode, &q.content, now).await
+                        let cx = Change::new(&tx, &q.user, now);
+                        self.new_rows(cx, &q.actor, &q.path, *id, *mode, &q.content).await
                     }
                 }
             });

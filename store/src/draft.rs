@@ -21,7 +21,7 @@ use crate::path::VPath;
 use crate::quota::Committing;
 use crate::rows::{NODE_COLS, node_for_update, node_from_row, parent_dir};
 use crate::staging::{Content, SMALL_BODY, Staging};
-use crate::txn::{Effects, LockSet, Tx, in_txn};
+use crate::txn::{Change, Effects, LockSet, in_txn};
 use crate::types::WriteOutcome;
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
@@ -295,7 +295,7 @@ impl Store {
                 }
             };
             in_txn!(s, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 let old = tx
                     .cquery_opt(
                         &format!(
@@ -314,31 +314,19 @@ impl Store {
                 let path = old.path.clone();
                 // An empty content is not worth a version.
                 let keep = (keep_version || old.etag != base) && old.size > 0;
-                let out = s
-                    .put_content(
-                        &tx,
-                        &user,
-                        &actor.name,
-                        &path,
-                        parent,
-                        Some(old),
-                        &content,
-                        keep,
-                        &mut fx,
-                        now,
-                    )
-                    .await?;
-                fx.ops.push(DiskOp::rename(
+                let out =
+                    s.put_content(&mut cx, &actor.name, &path, parent, Some(old), &content, keep).await?;
+                cx.fx.ops.push(DiskOp::rename(
                     &content.staging,
                     layout::user_path(&user.name, &path),
                     Done::FromMissing,
                 ));
-                fx.audit.push((
+                cx.fx.audit.push((
                     "file.write",
                     Some(path.to_string()),
                     Some(format!("{} bytes", content.size)),
                 ));
-                (out.node, fx)
+                cx.done(out.node)
             })
         })
         .await;
@@ -367,7 +355,7 @@ impl Store {
         mut staging: Option<&mut Staging>,
     ) -> Result<Node> {
         in_txn!(self, LockSet::Path(user.id, path), user, actor, now, |tx| {
-            let (out, fx) = self.new_rows(&tx, actor, user, path, id, mode, &content, now).await?;
+            let (out, fx) = self.new_rows(Change::new(&tx, user, now), actor, path, id, mode, &content).await?;
             (out.node, fx)
         }, after_commit {
             if let Some(s) = staging.as_mut() {
@@ -380,19 +368,16 @@ impl Store {
     /// `id` at `path`, or, if someone created `path` meanwhile, that file with this content
     /// (its old content queued to become a version); the content queued to be renamed into
     /// place.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn new_rows(
         &self,
-        tx: &Tx<'_>,
+        mut cx: Change<'_>,
         actor: &Actor,
-        user: &User,
         path: &VPath,
         id: FileId,
         mode: Option<u32>,
         content: &Content,
-        now: Timestamp,
     ) -> Result<(WriteOutcome, Effects)> {
-        let mut fx = Effects::new();
+        let (tx, user) = (cx.tx, cx.user);
         let (old, parent) = tokio::join!(node_for_update(tx, user.id, path), parent_dir(tx, user.id, path));
         let out = match old? {
             Some(old) if old.is_dir => {
@@ -400,19 +385,16 @@ impl Store {
             }
             Some(old) => {
                 let keep = old.size > 0;
-                self.put_content(tx, user, &actor.name, path, parent?, Some(old), content, keep, &mut fx, now)
-                    .await?
+                self.put_content(&mut cx, &actor.name, path, parent?, Some(old), content, keep).await?
             }
             None => {
-                let node =
-                    insert_file(tx, Some(id), user, &actor.name, parent?, path, content, mode, &mut fx)
-                        .await?;
+                let node = insert_file(&mut cx, Some(id), &actor.name, parent?, path, content, mode).await?;
                 WriteOutcome { node, created: true, version: None }
             }
         };
-        fx.put_in_place(content, layout::user_path(&user.name, path));
-        fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
-        Ok((out, fx))
+        cx.fx.put_in_place(content, layout::user_path(&user.name, path));
+        cx.fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
+        Ok(cx.done(out))
     }
 
     /// Commit a closed new file's draft as the file `id` named `name` in the folder `parent`
@@ -486,7 +468,7 @@ impl Store {
         detached(async move {
             let now = store.clock().now();
             let node: Node = in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 let row = tx
                     .cquery_opt(
                         &format!(
@@ -498,9 +480,9 @@ impl Store {
                     .await?
                     .ok_or_else(|| Error::not_found(format!("file id {id}")))?;
                 let node = node_from_row(&row)?;
-                fx.touch(&node.path);
-                fx.audit.push(("attrs", Some(node.path.to_string()), None));
-                (node, fx)
+                cx.fx.touch(&node.path);
+                cx.fx.audit.push(("attrs", Some(node.path.to_string()), None));
+                cx.done(node)
             })
             .map_err(|e: Error| e)?;
             if let Some(t) = attrs.mtime {

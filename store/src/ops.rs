@@ -7,20 +7,18 @@ use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, insert_node, node_for_update, node_from_row, parent_dir, subtree};
 use crate::staging::Content;
-use crate::txn::{Effects, JournalEntry, Tx, lock_folders_sql};
+use crate::txn::{Change, JournalEntry, Tx, lock_folders_sql};
 use crate::types::{ContentHash, FileId, Node, Timestamp, TrashId, User};
 use crate::{Error, ErrorKind, Result};
 
 /// Insert a folder row and queue its creation on disk.
 pub(crate) async fn insert_dir(
-    tx: &Tx<'_>,
-    user: &User,
+    cx: &mut Change<'_>,
     parent: FileId,
     path: &VPath,
     mode: Option<u32>,
-    fx: &mut Effects,
-    now: Timestamp,
 ) -> Result<Node> {
+    let (tx, user, now, fx) = (cx.tx, cx.user, cx.now, &mut cx.fx);
     let node = insert_node(tx, None, user.id, parent, path, true, 0, now, None, None, mode).await?;
     fx.ops.push(DiskOp::Mkdir { path: layout::user_path(&user.name, path) });
     fx.wrote("create", &node);
@@ -39,18 +37,16 @@ pub(crate) async fn free_slot(tx: &Tx<'_>, user: crate::types::UserId, path: &VP
 
 /// Insert the new file `path` holding `content` (with an id reserved for it and permission
 /// bits, if given), counting its bytes.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_file(
-    tx: &Tx<'_>,
+    cx: &mut Change<'_>,
     id: Option<FileId>,
-    user: &User,
     author: &str,
     parent: FileId,
     path: &VPath,
     content: &Content,
     mode: Option<u32>,
-    fx: &mut Effects,
 ) -> Result<Node> {
+    let (tx, user, fx) = (cx.tx, cx.user, &mut cx.fx);
     let (size, mtime, hash) = (content.size, content.mtime, Some(content.hash));
     let node =
         insert_node(tx, id, user.id, parent, path, false, size, mtime, hash, Some(author), mode).await?;
@@ -60,17 +56,14 @@ pub(crate) async fn insert_file(
 }
 
 /// Insert an empty file, created on disk by the intent (no staging: there are no bytes).
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_empty_file(
-    tx: &Tx<'_>,
+    cx: &mut Change<'_>,
     id: Option<FileId>,
-    user: &User,
     parent: FileId,
     path: &VPath,
     mode: Option<u32>,
-    fx: &mut Effects,
-    now: Timestamp,
 ) -> Result<Node> {
+    let (tx, user, now, fx) = (cx.tx, cx.user, cx.now, &mut cx.fx);
     let empty = ContentHash(*blake3::hash(b"").as_bytes());
     let node = insert_node(tx, id, user.id, parent, path, false, 0, now, Some(empty), None, mode).await?;
     fx.ops.push(DiskOp::CreateFile { path: layout::user_path(&user.name, path), mtime_ns: now.0 });
@@ -79,13 +72,8 @@ pub(crate) async fn insert_empty_file(
 }
 
 /// Make sure the folder `dir` and its ancestors exist, creating what is missing.
-pub(crate) async fn ensure_dirs(
-    tx: &Tx<'_>,
-    user: &User,
-    dir: &VPath,
-    fx: &mut Effects,
-    now: Timestamp,
-) -> Result<FileId> {
+pub(crate) async fn ensure_dirs(cx: &mut Change<'_>, dir: &VPath) -> Result<FileId> {
+    let (tx, user) = (cx.tx, cx.user);
     let mut chain = dir.ancestors();
     chain.reverse();
     chain.push(dir.clone());
@@ -117,7 +105,7 @@ pub(crate) async fn ensure_dirs(
             Some(_) => return Err(Error::new(ErrorKind::Conflict, format!("{p} is not a folder"))),
             None => {
                 let Some(parent) = parent else { return Err(Error::internal("user root missing")) };
-                insert_dir(tx, user, parent, &p, None, fx, now).await?.id
+                insert_dir(cx, parent, &p, None).await?.id
             }
         });
     }
@@ -125,13 +113,8 @@ pub(crate) async fn ensure_dirs(
 }
 
 /// Move a live node (and its subtree) to the trash: rows marked, content renamed.
-pub(crate) async fn trash_node(
-    tx: &Tx<'_>,
-    user: &User,
-    node: &Node,
-    fx: &mut Effects,
-    now: Timestamp,
-) -> Result<TrashId> {
+pub(crate) async fn trash_node(cx: &mut Change<'_>, node: &Node) -> Result<TrashId> {
+    let (tx, user, now) = (cx.tx, cx.user, cx.now);
     // One statement: the subtree's size, the trash item, the nodes moved into it, the locks
     // dropped (all under one snapshot: the sum and the update see the same subtree).
     let tid = TrashId(
@@ -159,13 +142,14 @@ pub(crate) async fn trash_node(
         .await?
         .get(0),
     );
-    trashed(fx, user, node, tid);
+    trashed(cx, node, tid);
     Ok(tid)
 }
 
 /// Queue what moving `node` into trash item `tid` changes besides its rows: its ancestors'
 /// etags, the journal, and the move on disk.
-pub(crate) fn trashed(fx: &mut Effects, user: &User, node: &Node, tid: TrashId) {
+pub(crate) fn trashed(cx: &mut Change<'_>, node: &Node, tid: TrashId) {
+    let (user, fx) = (cx.user, &mut cx.fx);
     fx.touch(&node.path);
     fx.journal.push(JournalEntry::for_node("delete", node));
     fx.ops.push(DiskOp::rename(
@@ -216,14 +200,13 @@ pub(crate) async fn trash_files(
 
 /// Insert rows for a copied subtree (`nodes` is the source, parents first) under `to`.
 pub(crate) async fn insert_copies(
-    tx: &Tx<'_>,
-    user: &User,
+    cx: &mut Change<'_>,
     from: &VPath,
     to: &VPath,
     parent: FileId,
     nodes: &[Node],
-    fx: &mut Effects,
 ) -> Result<Node> {
+    let (tx, user, fx) = (cx.tx, cx.user, &mut cx.fx);
     let mut ids: std::collections::HashMap<FileId, FileId> = std::collections::HashMap::new();
     let mut by_path: std::collections::HashMap<&VPath, FileId> = std::collections::HashMap::new();
     let mut root_copy = None;

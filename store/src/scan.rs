@@ -10,7 +10,7 @@ use crate::intent::DiskOp;
 use crate::ops::ensure_dirs;
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, insert_node, new_etag, node_from_row};
-use crate::txn::{Effects, JournalEntry, LockSet, in_txn};
+use crate::txn::{Change, JournalEntry, LockSet, in_txn};
 use crate::types::{Actor, ContentHash, Node, Usage, User, VersionId};
 use crate::{Error, Result, Store, blocking, detached};
 
@@ -56,9 +56,9 @@ impl Store {
                     rows.iter().map(|r| node_from_row(r).map(|n| (n.path.clone(), n))).collect::<Result<_>>()?;
                 let (seen, skipped) = store.walk(&user, &db).await?;
                 let mut report = ScanReport { skipped, ..Default::default() };
-                let mut fx = Effects::new();
-                fx.may_prune = false;
-                fx.enforce_quota = false;
+                let mut cx = Change::new(&tx, &user, now);
+                cx.fx.may_prune = false;
+                cx.fx.enforce_quota = false;
 
                 // Removals first (deepest first), so a file replaced by a folder is re-added cleanly.
                 for (path, node) in db.iter().rev() {
@@ -73,14 +73,14 @@ impl Store {
                         .cquery("DELETE FROM versions WHERE node_id = $1 RETURNING id, size", &[&node.id.0])
                         .await?;
                     for v in versions {
-                        fx.usage_delta -= v.get::<_, i64>(1);
-                        fx.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, VersionId(v.get(0))) });
+                        cx.fx.usage_delta -= v.get::<_, i64>(1);
+                        cx.fx.ops.push(DiskOp::Remove { path: layout::version_blob(&user.name, VersionId(v.get(0))) });
                     }
                     tx.cexecute("DELETE FROM properties WHERE node_id = $1", &[&node.id.0]).await?;
                     tx.cexecute("DELETE FROM nodes WHERE id = $1", &[&node.id.0]).await?;
-                    fx.usage_delta -= node.size as i64;
-                    fx.touch(path);
-                    fx.journal.push(JournalEntry::for_node("delete", node));
+                    cx.fx.usage_delta -= node.size as i64;
+                    cx.fx.touch(path);
+                    cx.fx.journal.push(JournalEntry::for_node("delete", node));
                     report.removed.push(path.clone());
                 }
                 for (path, s) in &seen {
@@ -100,31 +100,31 @@ impl Store {
                                     &[&node.id.0, &(s.meta.size as i64), &s.meta.mtime_ns, &&hash.0[..], &etag.0],
                                 )
                                 .await?;
-                            fx.usage_delta += s.meta.size as i64 - node.size as i64;
+                            cx.fx.usage_delta += s.meta.size as i64 - node.size as i64;
                             if changed {
                                 let updated = node_from_row(&row)?;
-                                fx.touch(path);
-                                fx.journal.push(JournalEntry::for_node("modify", &updated));
+                                cx.fx.touch(path);
+                                cx.fx.journal.push(JournalEntry::for_node("modify", &updated));
                                 report.modified.push(path.clone());
                             }
                         }
                         None => {
-                            let parent = ensure_dirs(&tx, &user, &path.parent().unwrap_or_else(VPath::root), &mut fx, now).await?;
+                            let parent = ensure_dirs(&mut cx, &path.parent().unwrap_or_else(VPath::root)).await?;
                             let is_dir = s.meta.kind == Kind::Dir;
                             let size = if is_dir { 0 } else { s.meta.size };
                             let mtime = crate::types::Timestamp(s.meta.mtime_ns);
                             let node = insert_node(&tx, None, user.id, parent, path, is_dir, size, mtime, s.hash, None, None).await?;
                             if !is_dir {
-                                fx.usage_delta += s.meta.size as i64;
+                                cx.fx.usage_delta += s.meta.size as i64;
                             }
-                            fx.touch(path);
-                            fx.journal.push(JournalEntry::for_node("create", &node));
+                            cx.fx.touch(path);
+                            cx.fx.journal.push(JournalEntry::for_node("create", &node));
                             report.added.push(path.clone());
                         }
                     }
                 }
                 // ensure_dirs queues mkdirs for folders it created: they exist already.
-                fx.ops.retain(|op| !matches!(op, DiskOp::Mkdir { .. }));
+                cx.fx.ops.retain(|op| !matches!(op, DiskOp::Mkdir { .. }));
                 // Interrupted commits recovery could not finish are moot now that the database
                 // follows the disk. Logged small writes waiting for their sync are not
                 // interrupted: every one of this user's is carried out on disk already (none
@@ -143,8 +143,8 @@ impl Store {
                     report.removed.len(),
                     report.skipped.len()
                 );
-                fx.audit.push(("scan", None, Some(detail)));
-                (report, fx)
+                cx.fx.audit.push(("scan", None, Some(detail)));
+                cx.done(report)
             })?;
             let usage = store.usage(&user).await?;
             if usage.quota.is_some_and(|q| usage.used > q) {

@@ -6,7 +6,7 @@ use crate::intent::{DiskOp, Done};
 use crate::ops::ensure_dirs;
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, node_for_update, node_from_row};
-use crate::txn::{Effects, JournalEntry, LockSet, in_txn, purge_trash_item};
+use crate::txn::{Change, JournalEntry, LockSet, in_txn, purge_trash_item};
 use crate::types::{Actor, FileId, Node, Timestamp, TrashId, TrashItem, User};
 use crate::{Error, ErrorKind, Result, Store, detached};
 
@@ -48,7 +48,7 @@ impl Store {
         detached(async move {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 let row = tx
                     .cquery_opt("SELECT orig_path, node_id FROM trash WHERE id = $1 AND user_id = $2 FOR UPDATE", &[
                         &id.0,
@@ -65,7 +65,7 @@ impl Store {
                 if node_for_update(&tx, user.id, &target).await?.is_some() {
                     return Err(Error::new(ErrorKind::AlreadyExists, format!("{target} already exists")));
                 }
-                let parent = ensure_dirs(&tx, &user, &target.parent().unwrap_or_else(VPath::root), &mut fx, now).await?;
+                let parent = ensure_dirs(&mut cx, &target.parent().unwrap_or_else(VPath::root)).await?;
                 tx.cexecute(
                     "UPDATE nodes SET trash_id = NULL, path = $3 || substr(path, char_length($2) + 1) WHERE trash_id = $1",
                     &[&id.0, &orig.as_str(), &target.as_str()],
@@ -79,15 +79,15 @@ impl Store {
                     .await?;
                 let node = node_from_row(&row)?;
                 tx.cexecute("DELETE FROM trash WHERE id = $1", &[&id.0]).await?;
-                fx.touch(&target);
-                fx.journal.push(JournalEntry::for_node("create", &node));
-                fx.ops.push(DiskOp::rename(
+                cx.fx.touch(&target);
+                cx.fx.journal.push(JournalEntry::for_node("create", &node));
+                cx.fx.ops.push(DiskOp::rename(
                     format!("{}/{}", layout::trash_dir(&user.name), id),
                     layout::user_path(&user.name, &target),
                     Done::FromMissing,
                 ));
-                fx.audit.push(("trash.restore", Some(target.to_string()), Some(format!("trash item {id}"))));
-                (node, fx)
+                cx.fx.audit.push(("trash.restore", Some(target.to_string()), Some(format!("trash item {id}"))));
+                cx.done(node)
             })
         })
         .await
@@ -99,7 +99,7 @@ impl Store {
         detached(async move {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 let ids: Vec<i64> = match id {
                     Some(id) => {
                         let found = tx
@@ -119,11 +119,15 @@ impl Store {
                 };
                 let mut freed = 0i64;
                 for tid in &ids {
-                    freed += purge_trash_item(&tx, &user.name, TrashId(*tid), &mut fx.ops).await?;
+                    freed += purge_trash_item(&tx, &user.name, TrashId(*tid), &mut cx.fx.ops).await?;
                 }
-                fx.usage_delta -= freed;
-                fx.audit.push(("trash.purge", None, Some(format!("{} item(s), {freed} bytes", ids.len()))));
-                (freed as u64, fx)
+                cx.fx.usage_delta -= freed;
+                cx.fx.audit.push((
+                    "trash.purge",
+                    None,
+                    Some(format!("{} item(s), {freed} bytes", ids.len())),
+                ));
+                cx.done(freed as u64)
             })
         })
         .await

@@ -8,7 +8,7 @@ use crate::ops::{free_slot, insert_copies, insert_dir, insert_empty_file, trash_
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, node_for_update, node_from_row, parent_dir, subtree};
 use crate::staging::{Content, Staging};
-use crate::txn::{Effects, JournalEntry, LockSet, Locked, Tx, close, in_txn};
+use crate::txn::{Change, JournalEntry, LockSet, Locked, Tx, close, in_txn};
 use crate::types::{Actor, ETag, FileId, Node, TrashId, User};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
@@ -97,17 +97,17 @@ impl Store {
         detached(async move {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 let parent = free_slot(&tx, user.id, &path).await?;
                 let node = match is_dir {
-                    true => insert_dir(&tx, &user, parent, &path, mode, &mut fx, now).await?,
-                    false => insert_empty_file(&tx, id, &user, parent, &path, mode, &mut fx, now).await?,
+                    true => insert_dir(&mut cx, parent, &path, mode).await?,
+                    false => insert_empty_file(&mut cx, id, parent, &path, mode).await?,
                 };
-                fx.audit.push(match is_dir {
+                cx.fx.audit.push(match is_dir {
                     true => ("dir.create", Some(path.to_string()), None),
                     false => ("file.write", Some(path.to_string()), Some("0 bytes".to_owned())),
                 });
-                (node, fx)
+                cx.done(node)
             })
         })
         .await
@@ -146,7 +146,7 @@ impl Store {
         detached(async move {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 let node =
                     node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
                 if let Some(tag) = &if_match
@@ -160,9 +160,9 @@ impl Store {
                     }
                     must_be_empty(&tx, &node).await?;
                 }
-                let tid = trash_node(&tx, &user, &node, &mut fx, now).await?;
-                fx.audit.push(("delete", Some(path.to_string()), Some(format!("trash item {tid}"))));
-                (tid, fx)
+                let tid = trash_node(&mut cx, &node).await?;
+                cx.fx.audit.push(("delete", Some(path.to_string()), Some(format!("trash item {tid}"))));
+                cx.done(tid)
             })
         })
         .await
@@ -182,7 +182,7 @@ impl Store {
         detached(async move {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 // Every file's row in one statement, then every move to the trash in another.
                 let wanted: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
                 let rows = tx
@@ -218,11 +218,11 @@ impl Store {
                     }
                 }
                 for (tid, (i, n)) in trash_files(&tx, &user, &doomed, now).await?.into_iter().zip(&doomed) {
-                    trashed(&mut fx, &user, n, tid);
-                    fx.audit.push(("delete", Some(n.path.to_string()), Some(format!("trash item {tid}"))));
+                    trashed(&mut cx, n, tid);
+                    cx.fx.audit.push(("delete", Some(n.path.to_string()), Some(format!("trash item {tid}"))));
                     answers[*i] = Ok(tid);
                 }
-                (answers, fx)
+                cx.done(answers)
             })
         })
         .await
@@ -244,13 +244,13 @@ impl Store {
         detached(async move {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 let src =
                     node_for_update(&tx, user.id, &from).await?.ok_or_else(|| Error::not_found(&from))?;
                 let parent = parent_dir(&tx, user.id, &to).await?;
                 if let Some(existing) = node_for_update(&tx, user.id, &to).await? {
                     replace.check(&tx, src.is_dir, &existing, &to).await?;
-                    trash_node(&tx, &user, &existing, &mut fx, now).await?;
+                    trash_node(&mut cx, &existing).await?;
                 }
                 tx.cexecute(
                     concat!(
@@ -276,18 +276,18 @@ impl Store {
                     &[&user.id.0, &from.as_str()],
                 )
                 .await?;
-                fx.touch(&from);
-                fx.touch(&to);
+                cx.fx.touch(&from);
+                cx.fx.touch(&to);
                 let mut j = JournalEntry::for_node("move", &node);
                 j.old_path = Some(from.clone());
-                fx.journal.push(j);
-                fx.ops.push(DiskOp::rename(
+                cx.fx.journal.push(j);
+                cx.fx.ops.push(DiskOp::rename(
                     layout::user_path(&user.name, &from),
                     layout::user_path(&user.name, &to),
                     Done::FromMissing,
                 ));
-                fx.audit.push(("move", Some(from.to_string()), Some(format!("to {to}"))));
-                (node, fx)
+                cx.fx.audit.push(("move", Some(from.to_string()), Some(format!("to {to}"))));
+                cx.done(node)
             })
         })
         .await
@@ -331,7 +331,7 @@ impl Store {
                 let staged = store.stage_copy(&user, &from, &nodes).await?;
                 let cleanup = Staging { store: store.clone(), rel: Some(staged.cleanup.clone()) };
                 let tx = locked.start_tx().await?;
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 let parent = parent_dir(&tx, user.id, &to).await?;
                 let existing = node_for_update(&tx, user.id, &to).await?;
                 if let Some(target) = &existing {
@@ -347,39 +347,28 @@ impl Store {
                             logged: None,
                         };
                         store
-                            .put_content(
-                                &tx,
-                                &user,
-                                &actor.name,
-                                &to,
-                                parent,
-                                Some(target),
-                                &content,
-                                true,
-                                &mut fx,
-                                now,
-                            )
+                            .put_content(&mut cx, &actor.name, &to, parent, Some(target), &content, true)
                             .await?
                             .node
                     }
                     existing => {
                         if let Some(target) = existing {
-                            trash_node(&tx, &user, &target, &mut fx, now).await?;
+                            trash_node(&mut cx, &target).await?;
                         }
-                        insert_copies(&tx, &user, &from, &to, parent, &nodes, &mut fx).await?
+                        insert_copies(&mut cx, &from, &to, parent, &nodes).await?
                     }
                 };
-                fx.ops.push(DiskOp::rename(
+                cx.fx.ops.push(DiskOp::rename(
                     &staged.content,
                     layout::user_path(&user.name, &to),
                     Done::FromMissing,
                 ));
                 if staged.cleanup != staged.content {
-                    fx.ops.push(DiskOp::Remove { path: staged.cleanup.clone() });
+                    cx.fx.ops.push(DiskOp::Remove { path: staged.cleanup.clone() });
                 }
-                fx.touch(&to);
-                fx.audit.push(("copy", Some(from.to_string()), Some(format!("to {to}"))));
-                let intent = close(&store, &tx, &user, &actor, fx, now).await?;
+                cx.fx.touch(&to);
+                cx.fx.audit.push(("copy", Some(from.to_string()), Some(format!("to {to}"))));
+                let intent = close(&store, &tx, &user, &actor, cx.fx, now).await?;
                 Ok((node, intent, cleanup))
             }
             .await;

@@ -7,7 +7,7 @@ use crate::disk::layout;
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, new_etag, node_for_update, node_from_row};
-use crate::txn::{Effects, JournalEntry, LockSet, in_txn};
+use crate::txn::{Change, JournalEntry, LockSet, in_txn};
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, Version, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
@@ -81,7 +81,7 @@ impl Store {
         detached(async move {
             let now = store.clock().now();
             in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
-                let mut fx = Effects::new();
+                let mut cx = Change::new(&tx, &user, now);
                 let node =
                     node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
                 if node.is_dir {
@@ -97,13 +97,13 @@ impl Store {
                     .await?
                     .ok_or_else(|| Error::not_found(format!("version {id} of {path}")))?;
                 let version = version_from_row(&row)?;
-                fx.keep_versions.push(id);
-                store.keep_as_version(&tx, &user, &node, &mut fx, now).await?;
+                cx.fx.keep_versions.push(id);
+                store.keep_as_version(&mut cx, &node).await?;
                 // The restored content stops being a version: its bytes move from the
                 // version count to the file count.
                 tx.cexecute("DELETE FROM versions WHERE id = $1", &[&id.0]).await?;
-                fx.usage_delta -= version.size as i64;
-                fx.usage_delta += version.size as i64 - node.size as i64;
+                cx.fx.usage_delta -= version.size as i64;
+                cx.fx.usage_delta += version.size as i64 - node.size as i64;
                 let row = tx
                     .cquery_one(
                         &format!(
@@ -120,15 +120,15 @@ impl Store {
                     )
                     .await?;
                 let restored = node_from_row(&row)?;
-                fx.ops.push(DiskOp::rename(
+                cx.fx.ops.push(DiskOp::rename(
                     layout::version_blob(&user.name, id),
                     layout::user_path(&user.name, &path),
                     Done::FromMissing,
                 ));
-                fx.touch(&path);
-                fx.journal.push(JournalEntry::for_node("modify", &restored));
-                fx.audit.push(("version.restore", Some(path.to_string()), Some(format!("version {id}"))));
-                (restored, fx)
+                cx.fx.touch(&path);
+                cx.fx.journal.push(JournalEntry::for_node("modify", &restored));
+                cx.fx.audit.push(("version.restore", Some(path.to_string()), Some(format!("version {id}"))));
+                cx.done(restored)
             })
         })
         .await

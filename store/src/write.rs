@@ -14,7 +14,7 @@ use crate::ops::{ensure_dirs, insert_file};
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, new_etag, node_for_update, node_from_row, parent_dir};
 use crate::staging::{Content, SMALL_BODY, Staging, fill, pump, seal, seal_as};
-use crate::txn::{Effects, LockSet, Tx, in_txn};
+use crate::txn::{Change, Effects, LockSet, in_txn};
 use crate::types::{
     Actor, ContentHash, FileId, Node, Timestamp, User, VersionId, WriteOptions, WriteOutcome,
 };
@@ -119,7 +119,7 @@ impl Store {
     ) -> Result<WriteOutcome> {
         let now = self.clock().now();
         in_txn!(self, LockSet::Path(user.id, path), user, actor, now, |tx| {
-            self.write_rows(&tx, actor, user, path, &content, &opts, now).await?
+            self.write_rows(Change::new(&tx, user, now), actor, path, &content, &opts).await?
         }, after_commit {
             staging.rel = None;
         })
@@ -128,24 +128,20 @@ impl Store {
     /// A write's rows and effects inside its transaction (under the path's lock): the file as
     /// `content` makes it (its folders too with `create_parents`), the old content queued to
     /// become a version, the staged content queued to be renamed into place.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write_rows(
         &self,
-        tx: &Tx<'_>,
+        mut cx: Change<'_>,
         actor: &Actor,
-        user: &User,
         path: &VPath,
         content: &Content,
         opts: &WriteOptions,
-        now: Timestamp,
     ) -> Result<(WriteOutcome, Effects)> {
-        let mut fx = Effects::new();
+        let (tx, user) = (cx.tx, cx.user);
         let (old, parent) = if opts.create_parents {
             // The file and its folders in one round trip (pipelined); a failed precondition
             // rolls back any folder created.
             let dir = path.parent().unwrap_or_else(VPath::root);
-            let (old, parent) =
-                tokio::join!(node_for_update(tx, user.id, path), ensure_dirs(tx, user, &dir, &mut fx, now));
+            let (old, parent) = tokio::join!(node_for_update(tx, user.id, path), ensure_dirs(&mut cx, &dir));
             let old = old?;
             check_write_preconditions(path, old.as_ref(), opts)?;
             (old, parent?)
@@ -157,11 +153,10 @@ impl Store {
             check_write_preconditions(path, old.as_ref(), opts)?;
             (old, parent?)
         };
-        let out =
-            self.put_content(tx, user, &actor.name, path, parent, old, content, true, &mut fx, now).await?;
-        fx.put_in_place(content, layout::user_path(&user.name, path));
-        fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
-        Ok((out, fx))
+        let out = self.put_content(&mut cx, &actor.name, path, parent, old, content, true).await?;
+        cx.fx.put_in_place(content, layout::user_path(&user.name, path));
+        cx.fx.audit.push(("file.write", Some(path.to_string()), Some(format!("{} bytes", content.size))));
+        Ok(cx.done(out))
     }
 
     /// Record `content` as the file at `path` (replacing `old`, which becomes a version if
@@ -170,28 +165,26 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn put_content(
         &self,
-        tx: &Tx<'_>,
-        user: &User,
+        cx: &mut Change<'_>,
         author: &str,
         path: &VPath,
         parent: FileId,
         old: Option<Node>,
         content: &Content,
         keep_version: bool,
-        fx: &mut Effects,
-        now: Timestamp,
     ) -> Result<WriteOutcome> {
+        let tx = cx.tx;
         let etag = new_etag();
         let size = content.size as i64;
         let (node, created, version) = match old {
             Some(old) => {
                 // The old bytes move from the file count to the version count (counted by
                 // keep_as_version); the file count changes by the difference.
-                fx.usage_delta += size - old.size as i64;
+                cx.fx.usage_delta += size - old.size as i64;
                 // Without a version, the rename of the new content replaces the old bytes.
                 let keep = async {
                     match keep_version {
-                        true => self.keep_as_version(tx, user, &old, fx, now).await.map(Some),
+                        true => self.keep_as_version(cx, &old).await.map(Some),
                         false => Ok(None),
                     }
                 };
@@ -208,24 +201,18 @@ impl Store {
                 let (vid, row) = tokio::join!(keep, update);
                 let vid = vid?;
                 let node = node_from_row(&row?)?;
-                fx.wrote("modify", &node);
+                cx.fx.wrote("modify", &node);
                 (node, false, vid)
             }
-            None => (insert_file(tx, None, user, author, parent, path, content, None, fx).await?, true, None),
+            None => (insert_file(cx, None, author, parent, path, content, None).await?, true, None),
         };
         Ok(WriteOutcome { node, created, version })
     }
 
     /// Turn `old`'s current content into a version (queued as a rename onto the version's blob
     /// name) and thin the file's versions by the retention policy.
-    pub(crate) async fn keep_as_version(
-        &self,
-        tx: &Tx<'_>,
-        user: &User,
-        old: &Node,
-        fx: &mut Effects,
-        now: Timestamp,
-    ) -> Result<VersionId> {
+    pub(crate) async fn keep_as_version(&self, cx: &mut Change<'_>, old: &Node) -> Result<VersionId> {
+        let (tx, user, now, fx) = (cx.tx, cx.user, cx.now, &mut cx.fx);
         let hash = old.content_hash.ok_or_else(|| Error::internal("file without a content hash"))?;
         // Both in one round trip; the list, sent second, would include the new version if it
         // were old enough.

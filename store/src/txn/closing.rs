@@ -120,6 +120,27 @@ impl Effects {
     }
 }
 
+/// One mutation inside its transaction: the transaction, whose tree it changes, its time, and
+/// what it records ([`Effects`], closed with the transaction by [`close`]). The steps of a
+/// mutation (`ops`, the write and draft rows) take it instead of the five values apart.
+pub(crate) struct Change<'a> {
+    pub(crate) tx: &'a Tx<'a>,
+    pub(crate) user: &'a User,
+    pub(crate) now: Timestamp,
+    pub(crate) fx: Effects,
+}
+
+impl<'a> Change<'a> {
+    pub(crate) fn new(tx: &'a Tx<'a>, user: &'a User, now: Timestamp) -> Change<'a> {
+        Change { tx, user, now, fx: Effects::new() }
+    }
+
+    /// The mutation's answer with its effects, as a transaction body yields them.
+    pub(crate) fn done<T>(self, out: T) -> (T, Effects) {
+        (out, self.fx)
+    }
+}
+
 /// Close a mutation's transaction: usage (pruning to fit the quota), journal, audit and intent.
 /// Returns the intent to carry out after commit.
 pub(crate) async fn close(
