@@ -8,12 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-bench_setup rsync curl
 MIB=${1:-1024}
-
-PORT=18194
-bench_cairnd cairn-deltabench "$PORT"
-bench_user bench --admin
+bench_start cairn-deltabench 18194 rsync curl
 URL="http://127.0.0.1:$PORT"
 for c in a b; do
     echo "bench-password-1" | target/release/cairn --config-dir "$B/cfg-$c" login "$URL" --user bench --password-stdin --device "$c" >/dev/null

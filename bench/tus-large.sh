@@ -7,12 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-bench_setup curl b3sum
 GB=${1:-15}
-
-PORT=18193
-bench_cairnd cairn-tusbench "$PORT"
-bench_user bench
+bench_start cairn-tusbench 18193 curl b3sum
 AUTH="bench:bench-password-1"
 
 SIZE=$((GB * 1000 * 1000 * 1000))

@@ -90,6 +90,17 @@ TOML
     wait_healthy "$2" 60 || { cat "$B/log"; exit 1; }
 }
 
+# bench_start NAME PORT PACKAGE... : bench_setup PACKAGE..., bench_cairnd NAME PORT, and the
+# admin account `bench` (password bench-password-1); sets PORT. For the benches of one server.
+bench_start() {
+    local name=$1
+    PORT=$2
+    shift 2
+    bench_setup "$@"
+    bench_cairnd "$name" "$PORT"
+    bench_user bench --admin
+}
+
 # bench_user NAME [--admin] : add the account NAME with the password bench-password-1.
 bench_user() {
     echo "bench-password-1" | target/release/cairnctl --config "$B/cairnd.toml" user add "$@" --password-stdin >/dev/null
