@@ -294,8 +294,7 @@ impl Store {
                     return s.commit_new(&actor, &user, &path, id, mode, content, now, None).await;
                 }
             };
-            in_txn!(s, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut cx = Change::new(&tx, &user, now);
+            in_txn!(s, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
                 let old = tx
                     .cquery_opt(
                         &format!(
@@ -314,8 +313,7 @@ impl Store {
                 let path = old.path.clone();
                 // An empty content is not worth a version.
                 let keep = (keep_version || old.etag != base) && old.size > 0;
-                let out =
-                    s.put_content(&mut cx, &actor.name, &path, parent, Some(old), &content, keep).await?;
+                let out = s.put_content(cx, &actor.name, &path, parent, Some(old), &content, keep).await?;
                 cx.fx.ops.push(DiskOp::rename(
                     &content.staging,
                     layout::user_path(&user.name, &path),
@@ -326,7 +324,7 @@ impl Store {
                     Some(path.to_string()),
                     Some(format!("{} bytes", content.size)),
                 ));
-                cx.done(out.node)
+                out.node
             })
         })
         .await;
@@ -467,8 +465,7 @@ impl Store {
         let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
         detached(async move {
             let now = store.clock().now();
-            let node: Node = in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut cx = Change::new(&tx, &user, now);
+            let node: Node = in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
                 let row = tx
                     .cquery_opt(
                         &format!(
@@ -482,7 +479,7 @@ impl Store {
                 let node = node_from_row(&row)?;
                 cx.fx.touch(&node.path);
                 cx.fx.audit.push(("attrs", Some(node.path.to_string()), None));
-                cx.done(node)
+                node
             })
             .map_err(|e: Error| e)?;
             if let Some(t) = attrs.mtime {

@@ -1,4 +1,4 @@
-//! The row-level steps of a mutation that also record what they change ([`Effects`]): inserting
+//! The row-level steps of a mutation that also record what they change ([`Effects`](crate::txn::Effects)): inserting
 //! folders, files and copies, making sure a path's folders exist, moving nodes to the trash.
 
 use crate::db::Cached;

@@ -6,7 +6,7 @@ use crate::intent::{DiskOp, Done};
 use crate::ops::ensure_dirs;
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, node_for_update, node_from_row};
-use crate::txn::{Change, JournalEntry, LockSet, in_txn, purge_trash_item};
+use crate::txn::{JournalEntry, LockSet, in_txn, purge_trash_item};
 use crate::types::{Actor, FileId, Node, Timestamp, TrashId, TrashItem, User};
 use crate::{Error, ErrorKind, Result, Store, detached};
 
@@ -47,8 +47,7 @@ impl Store {
         let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
         detached(async move {
             let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut cx = Change::new(&tx, &user, now);
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
                 let row = tx
                     .cquery_opt("SELECT orig_path, node_id FROM trash WHERE id = $1 AND user_id = $2 FOR UPDATE", &[
                         &id.0,
@@ -65,7 +64,7 @@ impl Store {
                 if node_for_update(&tx, user.id, &target).await?.is_some() {
                     return Err(Error::new(ErrorKind::AlreadyExists, format!("{target} already exists")));
                 }
-                let parent = ensure_dirs(&mut cx, &target.parent().unwrap_or_else(VPath::root)).await?;
+                let parent = ensure_dirs(cx, &target.parent().unwrap_or_else(VPath::root)).await?;
                 tx.cexecute(
                     "UPDATE nodes SET trash_id = NULL, path = $3 || substr(path, char_length($2) + 1) WHERE trash_id = $1",
                     &[&id.0, &orig.as_str(), &target.as_str()],
@@ -87,7 +86,7 @@ impl Store {
                     Done::FromMissing,
                 ));
                 cx.fx.audit.push(("trash.restore", Some(target.to_string()), Some(format!("trash item {id}"))));
-                cx.done(node)
+                node
             })
         })
         .await
@@ -98,8 +97,7 @@ impl Store {
         let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
         detached(async move {
             let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut cx = Change::new(&tx, &user, now);
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
                 let ids: Vec<i64> = match id {
                     Some(id) => {
                         let found = tx
@@ -127,7 +125,7 @@ impl Store {
                     None,
                     Some(format!("{} item(s), {freed} bytes", ids.len())),
                 ));
-                cx.done(freed as u64)
+                freed as u64
             })
         })
         .await

@@ -96,18 +96,17 @@ impl Store {
         let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
         detached(async move {
             let now = store.clock().now();
-            in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
-                let mut cx = Change::new(&tx, &user, now);
+            in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx, cx| {
                 let parent = free_slot(&tx, user.id, &path).await?;
                 let node = match is_dir {
-                    true => insert_dir(&mut cx, parent, &path, mode).await?,
-                    false => insert_empty_file(&mut cx, id, parent, &path, mode).await?,
+                    true => insert_dir(cx, parent, &path, mode).await?,
+                    false => insert_empty_file(cx, id, parent, &path, mode).await?,
                 };
                 cx.fx.audit.push(match is_dir {
                     true => ("dir.create", Some(path.to_string()), None),
                     false => ("file.write", Some(path.to_string()), Some("0 bytes".to_owned())),
                 });
-                cx.done(node)
+                node
             })
         })
         .await
@@ -145,8 +144,7 @@ impl Store {
         let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
         detached(async move {
             let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut cx = Change::new(&tx, &user, now);
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
                 let node =
                     node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
                 if let Some(tag) = &if_match
@@ -160,9 +158,9 @@ impl Store {
                     }
                     must_be_empty(&tx, &node).await?;
                 }
-                let tid = trash_node(&mut cx, &node).await?;
+                let tid = trash_node(cx, &node).await?;
                 cx.fx.audit.push(("delete", Some(path.to_string()), Some(format!("trash item {tid}"))));
-                cx.done(tid)
+                tid
             })
         })
         .await
@@ -181,8 +179,7 @@ impl Store {
         let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
         detached(async move {
             let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut cx = Change::new(&tx, &user, now);
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
                 // Every file's row in one statement, then every move to the trash in another.
                 let wanted: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
                 let rows = tx
@@ -218,11 +215,11 @@ impl Store {
                     }
                 }
                 for (tid, (i, n)) in trash_files(&tx, &user, &doomed, now).await?.into_iter().zip(&doomed) {
-                    trashed(&mut cx, n, tid);
+                    trashed(cx, n, tid);
                     cx.fx.audit.push(("delete", Some(n.path.to_string()), Some(format!("trash item {tid}"))));
                     answers[*i] = Ok(tid);
                 }
-                cx.done(answers)
+                answers
             })
         })
         .await
@@ -243,14 +240,13 @@ impl Store {
             (self.clone(), actor.clone(), user.clone(), from.clone(), to.clone());
         detached(async move {
             let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx| {
-                let mut cx = Change::new(&tx, &user, now);
+            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
                 let src =
                     node_for_update(&tx, user.id, &from).await?.ok_or_else(|| Error::not_found(&from))?;
                 let parent = parent_dir(&tx, user.id, &to).await?;
                 if let Some(existing) = node_for_update(&tx, user.id, &to).await? {
                     replace.check(&tx, src.is_dir, &existing, &to).await?;
-                    trash_node(&mut cx, &existing).await?;
+                    trash_node(cx, &existing).await?;
                 }
                 tx.cexecute(
                     concat!(
@@ -287,7 +283,7 @@ impl Store {
                     Done::FromMissing,
                 ));
                 cx.fx.audit.push(("move", Some(from.to_string()), Some(format!("to {to}"))));
-                cx.done(node)
+                node
             })
         })
         .await

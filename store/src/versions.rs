@@ -7,7 +7,7 @@ use crate::disk::layout;
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, new_etag, node_for_update, node_from_row};
-use crate::txn::{Change, JournalEntry, LockSet, in_txn};
+use crate::txn::{JournalEntry, LockSet, in_txn};
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, Version, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
@@ -80,8 +80,7 @@ impl Store {
         let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
         detached(async move {
             let now = store.clock().now();
-            in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx| {
-                let mut cx = Change::new(&tx, &user, now);
+            in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx, cx| {
                 let node =
                     node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
                 if node.is_dir {
@@ -98,7 +97,7 @@ impl Store {
                     .ok_or_else(|| Error::not_found(format!("version {id} of {path}")))?;
                 let version = version_from_row(&row)?;
                 cx.fx.keep_versions.push(id);
-                store.keep_as_version(&mut cx, &node).await?;
+                store.keep_as_version(cx, &node).await?;
                 // The restored content stops being a version: its bytes move from the
                 // version count to the file count.
                 tx.cexecute("DELETE FROM versions WHERE id = $1", &[&id.0]).await?;
@@ -128,7 +127,7 @@ impl Store {
                 cx.fx.touch(&path);
                 cx.fx.journal.push(JournalEntry::for_node("modify", &restored));
                 cx.fx.audit.push(("version.restore", Some(path.to_string()), Some(format!("version {id}"))));
-                cx.done(restored)
+                restored
             })
         })
         .await

@@ -16,10 +16,19 @@ pub(crate) use lock::*;
 
 /// Run a transaction under `locks`, close it (usage, journal, audit, intent), commit, carry out
 /// the intent, and unlock. `$body` is evaluated inside with `$tx` bound, and yields
-/// `(output, Effects)`. The optional `after_commit` block runs once the transaction is closed,
+/// `(output, Effects)`; written `|tx, cx|`, it also gets the mutation's [`Change`] as `cx` and
+/// yields the output alone. The optional `after_commit` block runs once the transaction is closed,
 /// just before the commit is sent: from then on whatever the transaction names (its staging
 /// files) belongs to its intent, whether or not the commit's answer arrives.
 macro_rules! in_txn {
+    ($store:expr, $locks:expr, $user:expr, $actor:expr, $now:expr, |$tx:ident, $cx:ident| $body:expr) => {
+        in_txn!($store, $locks, $user, $actor, $now, |$tx| {
+            let mut change = $crate::txn::Change::new(&$tx, $user, $now);
+            let $cx = &mut change;
+            let out = $body;
+            change.done(out)
+        })
+    };
     ($store:expr, $locks:expr, $user:expr, $actor:expr, $now:expr, |$tx:ident| $body:expr) => {
         in_txn!($store, $locks, $user, $actor, $now, |$tx| $body, after_commit {})
     };
