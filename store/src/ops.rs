@@ -1,5 +1,6 @@
-//! The row-level steps of a mutation that also record what they change ([`Effects`](crate::txn::Effects)): inserting
-//! folders, files and copies, making sure a path's folders exist, moving nodes to the trash.
+//! The row-level steps of a mutation that also record what they change (in its
+//! [`Change`]'s effects): inserting folders, files and copies, making sure a path's folders
+//! exist, moving nodes to the trash.
 
 use crate::db::Cached;
 use crate::disk::layout;

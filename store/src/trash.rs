@@ -6,9 +6,9 @@ use crate::intent::{DiskOp, Done};
 use crate::ops::ensure_dirs;
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, node_for_update, node_from_row};
-use crate::txn::{JournalEntry, LockSet, in_txn, purge_trash_item};
+use crate::txn::{JournalEntry, LockSet, change, in_txn, purge_trash_item};
 use crate::types::{Actor, FileId, Node, Timestamp, TrashId, TrashItem, User};
-use crate::{Error, ErrorKind, Result, Store, detached};
+use crate::{Error, ErrorKind, Result, Store};
 
 impl Store {
     /// The user's trash, newest first.
@@ -44,90 +44,78 @@ impl Store {
         id: TrashId,
         to: Option<VPath>,
     ) -> Result<Node> {
-        let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
-        detached(async move {
-            let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
-                let row = tx
-                    .cquery_opt("SELECT orig_path, node_id FROM trash WHERE id = $1 AND user_id = $2 FOR UPDATE", &[
-                        &id.0,
-                        &user.id.0,
-                    ])
-                    .await?
-                    .ok_or_else(|| Error::not_found(format!("trash item {id}")))?;
-                let orig = VPath::from_db(row.get(0))?;
-                let node_id: i64 = row.get(1);
-                let target = to.clone().unwrap_or_else(|| orig.clone());
-                if target.is_root() {
-                    return Err(Error::new(ErrorKind::InvalidPath, "cannot restore onto the root"));
-                }
-                if node_for_update(&tx, user.id, &target).await?.is_some() {
-                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{target} already exists")));
-                }
-                let parent = ensure_dirs(cx, &target.parent().unwrap_or_else(VPath::root)).await?;
-                tx.cexecute(
-                    "UPDATE nodes SET trash_id = NULL, path = $3 || substr(path, char_length($2) + 1) WHERE trash_id = $1",
-                    &[&id.0, &orig.as_str(), &target.as_str()],
+        change!(self, [store, actor, user], now, LockSet::Tree(user.id), |tx, cx| {
+            let row = tx
+                .cquery_opt(
+                    "SELECT orig_path, node_id FROM trash WHERE id = $1 AND user_id = $2 FOR UPDATE",
+                    &[&id.0, &user.id.0],
+                )
+                .await?
+                .ok_or_else(|| Error::not_found(format!("trash item {id}")))?;
+            let orig = VPath::from_db(row.get(0))?;
+            let node_id: i64 = row.get(1);
+            let target = to.clone().unwrap_or_else(|| orig.clone());
+            if target.is_root() {
+                return Err(Error::new(ErrorKind::InvalidPath, "cannot restore onto the root"));
+            }
+            if node_for_update(&tx, user.id, &target).await?.is_some() {
+                return Err(Error::new(ErrorKind::AlreadyExists, format!("{target} already exists")));
+            }
+            let parent = ensure_dirs(cx, &target.parent().unwrap_or_else(VPath::root)).await?;
+            tx.cexecute(
+                "UPDATE nodes SET trash_id = NULL, path = $3 || substr(path, char_length($2) + 1) WHERE trash_id = $1",
+                &[&id.0, &orig.as_str(), &target.as_str()],
+            )
+            .await?;
+            let row = tx
+                .cquery_one(
+                    &format!(
+                        "UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"
+                    ),
+                    &[&node_id, &parent.0, &target.name()],
                 )
                 .await?;
-                let row = tx
-                    .cquery_one(
-                        &format!("UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"),
-                        &[&node_id, &parent.0, &target.name()],
-                    )
-                    .await?;
-                let node = node_from_row(&row)?;
-                tx.cexecute("DELETE FROM trash WHERE id = $1", &[&id.0]).await?;
-                cx.fx.touch(&target);
-                cx.fx.journal.push(JournalEntry::for_node("create", &node));
-                cx.fx.ops.push(DiskOp::rename(
-                    format!("{}/{}", layout::trash_dir(&user.name), id),
-                    layout::user_path(&user.name, &target),
-                    Done::FromMissing,
-                ));
-                cx.fx.audit.push(("trash.restore", Some(target.to_string()), Some(format!("trash item {id}"))));
-                node
-            })
+            let node = node_from_row(&row)?;
+            tx.cexecute("DELETE FROM trash WHERE id = $1", &[&id.0]).await?;
+            cx.fx.touch(&target);
+            cx.fx.journal.push(JournalEntry::for_node("create", &node));
+            cx.fx.ops.push(DiskOp::rename(
+                format!("{}/{}", layout::trash_dir(&user.name), id),
+                layout::user_path(&user.name, &target),
+                Done::FromMissing,
+            ));
+            cx.fx.audit.push(("trash.restore", Some(target.to_string()), Some(format!("trash item {id}"))));
+            node
         })
-        .await
     }
 
     /// Delete trash items for good: one, or (with `None`) all. Returns the bytes freed.
     pub async fn trash_purge(&self, actor: &Actor, user: &User, id: Option<TrashId>) -> Result<u64> {
-        let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
-        detached(async move {
-            let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
-                let ids: Vec<i64> = match id {
-                    Some(id) => {
-                        let found = tx
-                            .cquery_opt(
-                                "SELECT id FROM trash WHERE id = $1 AND user_id = $2",
-                                &[&id.0, &user.id.0],
-                            )
-                            .await?;
-                        vec![found.ok_or_else(|| Error::not_found(format!("trash item {id}")))?.get(0)]
-                    }
-                    None => tx
-                        .cquery("SELECT id FROM trash WHERE user_id = $1", &[&user.id.0])
-                        .await?
-                        .iter()
-                        .map(|r| r.get(0))
-                        .collect(),
-                };
-                let mut freed = 0i64;
-                for tid in &ids {
-                    freed += purge_trash_item(&tx, &user.name, TrashId(*tid), &mut cx.fx.ops).await?;
+        change!(self, [store, actor, user], now, LockSet::Tree(user.id), |tx, cx| {
+            let ids: Vec<i64> = match id {
+                Some(id) => {
+                    let found = tx
+                        .cquery_opt(
+                            "SELECT id FROM trash WHERE id = $1 AND user_id = $2",
+                            &[&id.0, &user.id.0],
+                        )
+                        .await?;
+                    vec![found.ok_or_else(|| Error::not_found(format!("trash item {id}")))?.get(0)]
                 }
-                cx.fx.usage_delta -= freed;
-                cx.fx.audit.push((
-                    "trash.purge",
-                    None,
-                    Some(format!("{} item(s), {freed} bytes", ids.len())),
-                ));
-                freed as u64
-            })
+                None => tx
+                    .cquery("SELECT id FROM trash WHERE user_id = $1", &[&user.id.0])
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect(),
+            };
+            let mut freed = 0i64;
+            for tid in &ids {
+                freed += purge_trash_item(&tx, &user.name, TrashId(*tid), &mut cx.fx.ops).await?;
+            }
+            cx.fx.usage_delta -= freed;
+            cx.fx.audit.push(("trash.purge", None, Some(format!("{} item(s), {freed} bytes", ids.len()))));
+            freed as u64
         })
-        .await
     }
 }

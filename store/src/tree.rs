@@ -8,7 +8,7 @@ use crate::ops::{free_slot, insert_copies, insert_dir, insert_empty_file, trash_
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, node_for_update, node_from_row, parent_dir, subtree};
 use crate::staging::{Content, Staging};
-use crate::txn::{Change, JournalEntry, LockSet, Locked, Tx, close, in_txn};
+use crate::txn::{Change, JournalEntry, LockSet, Locked, Tx, change, close, in_txn};
 use crate::types::{Actor, ETag, FileId, Node, TrashId, User};
 use crate::{Error, ErrorKind, Result, Store, blocking, detached};
 
@@ -93,23 +93,18 @@ impl Store {
         if path.is_root() {
             return Err(Error::new(ErrorKind::AlreadyExists, "the root exists"));
         }
-        let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
-        detached(async move {
-            let now = store.clock().now();
-            in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx, cx| {
-                let parent = free_slot(&tx, user.id, &path).await?;
-                let node = match is_dir {
-                    true => insert_dir(cx, parent, &path, mode).await?,
-                    false => insert_empty_file(cx, id, parent, &path, mode).await?,
-                };
-                cx.fx.audit.push(match is_dir {
-                    true => ("dir.create", Some(path.to_string()), None),
-                    false => ("file.write", Some(path.to_string()), Some("0 bytes".to_owned())),
-                });
-                node
-            })
+        change!(self, [store, actor, user, path], now, LockSet::Path(user.id, &path), |tx, cx| {
+            let parent = free_slot(&tx, user.id, &path).await?;
+            let node = match is_dir {
+                true => insert_dir(cx, parent, &path, mode).await?,
+                false => insert_empty_file(cx, id, parent, &path, mode).await?,
+            };
+            cx.fx.audit.push(match is_dir {
+                true => ("dir.create", Some(path.to_string()), None),
+                false => ("file.write", Some(path.to_string()), Some("0 bytes".to_owned())),
+            });
+            node
         })
-        .await
     }
 
     /// Move the file or folder at `path` (with everything below it) to the trash.
@@ -141,29 +136,23 @@ impl Store {
         if path.is_root() {
             return Err(Error::new(ErrorKind::PermissionDenied, "the root cannot be deleted"));
         }
-        let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
-        detached(async move {
-            let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
-                let node =
-                    node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
-                if let Some(tag) = &if_match
-                    && tag != &node.etag
-                {
-                    return Err(Error::new(ErrorKind::PreconditionFailed, "the file has changed (etag)"));
+        change!(self, [store, actor, user, path], now, LockSet::Tree(user.id), |tx, cx| {
+            let node = node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
+            if let Some(tag) = &if_match
+                && tag != &node.etag
+            {
+                return Err(Error::new(ErrorKind::PreconditionFailed, "the file has changed (etag)"));
+            }
+            if empty_dir {
+                if !node.is_dir {
+                    return Err(Error::new(ErrorKind::NotADirectory, format!("{path} is not a folder")));
                 }
-                if empty_dir {
-                    if !node.is_dir {
-                        return Err(Error::new(ErrorKind::NotADirectory, format!("{path} is not a folder")));
-                    }
-                    must_be_empty(&tx, &node).await?;
-                }
-                let tid = trash_node(cx, &node).await?;
-                cx.fx.audit.push(("delete", Some(path.to_string()), Some(format!("trash item {tid}"))));
-                tid
-            })
+                must_be_empty(&tx, &node).await?;
+            }
+            let tid = trash_node(cx, &node).await?;
+            cx.fx.audit.push(("delete", Some(path.to_string()), Some(format!("trash item {tid}"))));
+            tid
         })
-        .await
     }
 
     /// Move the files at `paths` to the trash in one transaction (the FUSE mount's unlinks,
@@ -176,53 +165,49 @@ impl Store {
         user: &User,
         paths: Vec<VPath>,
     ) -> Result<Vec<Result<TrashId>>> {
-        let (store, actor, user) = (self.clone(), actor.clone(), user.clone());
-        detached(async move {
-            let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
-                // Every file's row in one statement, then every move to the trash in another.
-                let wanted: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
-                let rows = tx
-                    .cquery(
-                        &format!(
-                            // Each path by its full key, then the rows by id: as `path =
-                            // ANY($2)`, the generic plan scans all the user's nodes.
-                            "SELECT {NODE_COLS} FROM nodes WHERE id = ANY(ARRAY(
-                                 SELECT (SELECT id FROM nodes WHERE user_id = $1 AND path = a.p AND trash_id IS NULL)
-                                 FROM unnest($2::text[]) AS a(p)))
-                             FOR UPDATE"
-                        ),
-                        &[&user.id.0, &wanted],
-                    )
-                    .await?;
-                let mut found = std::collections::HashMap::with_capacity(rows.len());
-                for row in &rows {
-                    let n = node_from_row(row)?;
-                    found.insert(n.path.as_str().to_owned(), n);
-                }
-                let mut answers: Vec<Result<TrashId>> = Vec::with_capacity(paths.len());
-                let mut doomed = Vec::new();
-                // A path named twice is found once: the second time it is already gone.
-                for path in &paths {
-                    match found.remove(path.as_str()) {
-                        None => answers.push(Err(Error::not_found(path))),
-                        Some(n) if n.is_dir => answers
-                            .push(Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")))),
-                        Some(n) => {
-                            doomed.push((answers.len(), n));
-                            answers.push(Ok(TrashId(0)));
-                        }
+        change!(self, [store, actor, user], now, LockSet::Tree(user.id), |tx, cx| {
+            // Every file's row in one statement, then every move to the trash in another.
+            let wanted: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
+            let rows = tx
+                .cquery(
+                    &format!(
+                        // Each path by its full key, then the rows by id: as `path =
+                        // ANY($2)`, the generic plan scans all the user's nodes.
+                        "SELECT {NODE_COLS} FROM nodes WHERE id = ANY(ARRAY(
+                             SELECT (SELECT id FROM nodes WHERE user_id = $1 AND path = a.p AND trash_id IS NULL)
+                             FROM unnest($2::text[]) AS a(p)))
+                         FOR UPDATE"
+                    ),
+                    &[&user.id.0, &wanted],
+                )
+                .await?;
+            let mut found = std::collections::HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let n = node_from_row(row)?;
+                found.insert(n.path.as_str().to_owned(), n);
+            }
+            let mut answers: Vec<Result<TrashId>> = Vec::with_capacity(paths.len());
+            let mut doomed = Vec::new();
+            // A path named twice is found once: the second time it is already gone.
+            for path in &paths {
+                match found.remove(path.as_str()) {
+                    None => answers.push(Err(Error::not_found(path))),
+                    Some(n) if n.is_dir => {
+                        answers.push(Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder"))))
+                    }
+                    Some(n) => {
+                        doomed.push((answers.len(), n));
+                        answers.push(Ok(TrashId(0)));
                     }
                 }
-                for (tid, (i, n)) in trash_files(&tx, &user, &doomed, now).await?.into_iter().zip(&doomed) {
-                    trashed(cx, n, tid);
-                    cx.fx.audit.push(("delete", Some(n.path.to_string()), Some(format!("trash item {tid}"))));
-                    answers[*i] = Ok(tid);
-                }
-                answers
-            })
+            }
+            for (tid, (i, n)) in trash_files(&tx, &user, &doomed, now).await?.into_iter().zip(&doomed) {
+                trashed(cx, n, tid);
+                cx.fx.audit.push(("delete", Some(n.path.to_string()), Some(format!("trash item {tid}"))));
+                answers[*i] = Ok(tid);
+            }
+            answers
         })
-        .await
     }
 
     /// Move or rename `from` to `to`. An existing `to` is replaced (and goes to the trash) as
@@ -236,57 +221,50 @@ impl Store {
         replace: Replace,
     ) -> Result<Node> {
         check_move(from, to)?;
-        let (store, actor, user, from, to) =
-            (self.clone(), actor.clone(), user.clone(), from.clone(), to.clone());
-        detached(async move {
-            let now = store.clock().now();
-            in_txn!(&store, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
-                let src =
-                    node_for_update(&tx, user.id, &from).await?.ok_or_else(|| Error::not_found(&from))?;
-                let parent = parent_dir(&tx, user.id, &to).await?;
-                if let Some(existing) = node_for_update(&tx, user.id, &to).await? {
-                    replace.check(&tx, src.is_dir, &existing, &to).await?;
-                    trash_node(cx, &existing).await?;
-                }
-                tx.cexecute(
-                    concat!(
-                        "UPDATE nodes SET path = $3 || substr(path, char_length($2) + 1)
-                         WHERE user_id = $1 AND trash_id IS NULL AND ",
-                        subtree!()
+        change!(self, [store, actor, user, from, to], now, LockSet::Tree(user.id), |tx, cx| {
+            let src = node_for_update(&tx, user.id, &from).await?.ok_or_else(|| Error::not_found(&from))?;
+            let parent = parent_dir(&tx, user.id, &to).await?;
+            if let Some(existing) = node_for_update(&tx, user.id, &to).await? {
+                replace.check(&tx, src.is_dir, &existing, &to).await?;
+                trash_node(cx, &existing).await?;
+            }
+            tx.cexecute(
+                concat!(
+                    "UPDATE nodes SET path = $3 || substr(path, char_length($2) + 1)
+                     WHERE user_id = $1 AND trash_id IS NULL AND ",
+                    subtree!()
+                ),
+                &[&user.id.0, &from.as_str(), &to.as_str()],
+            )
+            .await?;
+            let row = tx
+                .cquery_one(
+                    &format!(
+                        "UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"
                     ),
-                    &[&user.id.0, &from.as_str(), &to.as_str()],
+                    &[&src.id.0, &parent.0, &to.name()],
                 )
                 .await?;
-                let row = tx
-                    .cquery_one(
-                        &format!(
-                            "UPDATE nodes SET parent_id = $2, name = $3 WHERE id = $1 RETURNING {NODE_COLS}"
-                        ),
-                        &[&src.id.0, &parent.0, &to.name()],
-                    )
-                    .await?;
-                let node = node_from_row(&row)?;
-                // Locks belong to the source's URLs and do not travel with a move (RFC 4918 §7.5).
-                tx.cexecute(
-                    concat!("DELETE FROM locks WHERE user_id = $1 AND ", subtree!()),
-                    &[&user.id.0, &from.as_str()],
-                )
-                .await?;
-                cx.fx.touch(&from);
-                cx.fx.touch(&to);
-                let mut j = JournalEntry::for_node("move", &node);
-                j.old_path = Some(from.clone());
-                cx.fx.journal.push(j);
-                cx.fx.ops.push(DiskOp::rename(
-                    layout::user_path(&user.name, &from),
-                    layout::user_path(&user.name, &to),
-                    Done::FromMissing,
-                ));
-                cx.fx.audit.push(("move", Some(from.to_string()), Some(format!("to {to}"))));
-                node
-            })
+            let node = node_from_row(&row)?;
+            // Locks belong to the source's URLs and do not travel with a move (RFC 4918 §7.5).
+            tx.cexecute(
+                concat!("DELETE FROM locks WHERE user_id = $1 AND ", subtree!()),
+                &[&user.id.0, &from.as_str()],
+            )
+            .await?;
+            cx.fx.touch(&from);
+            cx.fx.touch(&to);
+            let mut j = JournalEntry::for_node("move", &node);
+            j.old_path = Some(from.clone());
+            cx.fx.journal.push(j);
+            cx.fx.ops.push(DiskOp::rename(
+                layout::user_path(&user.name, &from),
+                layout::user_path(&user.name, &to),
+                Done::FromMissing,
+            ));
+            cx.fx.audit.push(("move", Some(from.to_string()), Some(format!("to {to}"))));
+            node
         })
-        .await
     }
 
     /// Copy `from` (a file, or a folder with everything below it) to `to`. New ids for the

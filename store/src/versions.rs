@@ -7,9 +7,9 @@ use crate::disk::layout;
 use crate::intent::{DiskOp, Done};
 use crate::path::VPath;
 use crate::rows::{NODE_COLS, new_etag, node_for_update, node_from_row};
-use crate::txn::{JournalEntry, LockSet, in_txn};
+use crate::txn::{JournalEntry, LockSet, change, in_txn};
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, Version, VersionId};
-use crate::{Error, ErrorKind, Result, Store, blocking, detached};
+use crate::{Error, ErrorKind, Result, Store, blocking};
 
 const VERSION_COLS: &str = "id, node_id, size, mtime_ns, content_hash, etag, created_at, modified_by";
 
@@ -77,59 +77,51 @@ impl Store {
         path: &VPath,
         id: VersionId,
     ) -> Result<Node> {
-        let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
-        detached(async move {
-            let now = store.clock().now();
-            in_txn!(&store, LockSet::Path(user.id, &path), &user, &actor, now, |tx, cx| {
-                let node =
-                    node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
-                if node.is_dir {
-                    return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
-                }
-                let row = tx
-                    .cquery_opt(
-                        &format!(
-                            "SELECT {VERSION_COLS} FROM versions WHERE id = $1 AND node_id = $2 FOR UPDATE"
-                        ),
-                        &[&id.0, &node.id.0],
-                    )
-                    .await?
-                    .ok_or_else(|| Error::not_found(format!("version {id} of {path}")))?;
-                let version = version_from_row(&row)?;
-                cx.fx.keep_versions.push(id);
-                store.keep_as_version(cx, &node).await?;
-                // The restored content stops being a version: its bytes move from the
-                // version count to the file count.
-                tx.cexecute("DELETE FROM versions WHERE id = $1", &[&id.0]).await?;
-                cx.fx.usage_delta -= version.size as i64;
-                cx.fx.usage_delta += version.size as i64 - node.size as i64;
-                let row = tx
-                    .cquery_one(
-                        &format!(
-                            "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5
-                             WHERE id = $1 RETURNING {NODE_COLS}"
-                        ),
-                        &[
-                            &node.id.0,
-                            &(version.size as i64),
-                            &version.mtime.0,
-                            &&version.content_hash.0[..],
-                            &new_etag().0,
-                        ],
-                    )
-                    .await?;
-                let restored = node_from_row(&row)?;
-                cx.fx.ops.push(DiskOp::rename(
-                    layout::version_blob(&user.name, id),
-                    layout::user_path(&user.name, &path),
-                    Done::FromMissing,
-                ));
-                cx.fx.touch(&path);
-                cx.fx.journal.push(JournalEntry::for_node("modify", &restored));
-                cx.fx.audit.push(("version.restore", Some(path.to_string()), Some(format!("version {id}"))));
-                restored
-            })
+        change!(self, [store, actor, user, path], now, LockSet::Path(user.id, &path), |tx, cx| {
+            let node = node_for_update(&tx, user.id, &path).await?.ok_or_else(|| Error::not_found(&path))?;
+            if node.is_dir {
+                return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
+            }
+            let row = tx
+                .cquery_opt(
+                    &format!("SELECT {VERSION_COLS} FROM versions WHERE id = $1 AND node_id = $2 FOR UPDATE"),
+                    &[&id.0, &node.id.0],
+                )
+                .await?
+                .ok_or_else(|| Error::not_found(format!("version {id} of {path}")))?;
+            let version = version_from_row(&row)?;
+            cx.fx.keep_versions.push(id);
+            store.keep_as_version(cx, &node).await?;
+            // The restored content stops being a version: its bytes move from the
+            // version count to the file count.
+            tx.cexecute("DELETE FROM versions WHERE id = $1", &[&id.0]).await?;
+            cx.fx.usage_delta -= version.size as i64;
+            cx.fx.usage_delta += version.size as i64 - node.size as i64;
+            let row = tx
+                .cquery_one(
+                    &format!(
+                        "UPDATE nodes SET size = $2, mtime_ns = $3, content_hash = $4, etag = $5
+                         WHERE id = $1 RETURNING {NODE_COLS}"
+                    ),
+                    &[
+                        &node.id.0,
+                        &(version.size as i64),
+                        &version.mtime.0,
+                        &&version.content_hash.0[..],
+                        &new_etag().0,
+                    ],
+                )
+                .await?;
+            let restored = node_from_row(&row)?;
+            cx.fx.ops.push(DiskOp::rename(
+                layout::version_blob(&user.name, id),
+                layout::user_path(&user.name, &path),
+                Done::FromMissing,
+            ));
+            cx.fx.touch(&path);
+            cx.fx.journal.push(JournalEntry::for_node("modify", &restored));
+            cx.fx.audit.push(("version.restore", Some(path.to_string()), Some(format!("version {id}"))));
+            restored
         })
-        .await
     }
 }

@@ -60,3 +60,19 @@ macro_rules! in_txn {
     }};
 }
 pub(crate) use in_txn;
+
+/// A whole mutation as a task of its own (`detached`: a client that goes away cannot cut it
+/// short): `self`, `actor`, `user` and the other named values are cloned into the task (as
+/// `store`, `actor`, `user`, ...), `now` is read from the store's clock, and the body runs in
+/// [`in_txn!`] under `locks` with `tx` and `cx`.
+macro_rules! change {
+    ($this:expr, [$store:ident, $actor:ident, $user:ident $(, $v:ident)*], $now:ident, $locks:expr, |$tx:ident, $cx:ident| $body:expr) => {{
+        let ($store, $actor, $user $(, $v)*) = ($this.clone(), $actor.clone(), $user.clone() $(, $v.clone())*);
+        $crate::detached(async move {
+            let $now = $store.clock().now();
+            $crate::txn::in_txn!(&$store, $locks, &$user, &$actor, $now, |$tx, $cx| $body)
+        })
+        .await
+    }};
+}
+pub(crate) use change;
