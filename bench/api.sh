@@ -16,9 +16,7 @@
 #
 # As root, Cairn's data is on a fresh journaled ext4 on a loop device, as in bench/webdav.sh and
 # bench/fuse.sh (FS=dir: a folder of /tmp instead).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. "$(dirname "$0")/../scripts/lib.sh"
 bench_setup curl procps
 SECS=${1:-20}
 USERS=${2:-50}

@@ -5,9 +5,7 @@
 # the same before/after pair with --no-whole-file and reports its --stats totals.
 #
 #   bench/delta.sh [SIZE_MIB]     (default 1024)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. "$(dirname "$0")/../scripts/lib.sh"
 MIB=${1:-1024}
 bench_start cairn-deltabench 18194 rsync curl
 URL="http://127.0.0.1:$PORT"

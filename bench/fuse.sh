@@ -17,9 +17,7 @@
 # so comparing against page-cache-only writes would measure something else. Cold reads drop
 # the page cache first. Cairn runs the release build with a managed PostgreSQL; unlinks on
 # Cairn go to the trash (that is the product).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. "$(dirname "$0")/../scripts/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "bench/fuse.sh must run as root (mounts, drop_caches)" >&2; exit 1; }
 bench_setup bindfs fuse3 python3
 SIZE_MB=${SIZE_MB:-4096}

@@ -4,9 +4,7 @@
 # the throughput, cairnd's peak RSS (VmHWM) and whether the stored blake3 matches the source's.
 #
 #   bench/tus-large.sh [SIZE_GB]          (needs about SIZE_GB of free disk under /tmp)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. "$(dirname "$0")/../scripts/lib.sh"
 GB=${1:-15}
 bench_start cairn-tusbench 18193 curl b3sum
 AUTH="bench:bench-password-1"

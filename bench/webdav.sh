@@ -12,9 +12,7 @@
 # request; the peers run without authentication (which only favours them). Cairn answers a PUT
 # only once it is durable; the peers never fsync. For scale, the last lines give what the disk
 # does with 1 GiB written to a new file and fsynced (dd conv=fsync).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. "$(dirname "$0")/../scripts/lib.sh"
 bench_setup nginx-extras apache2 wrk curl
 
 FS=${FS:-ext4}

@@ -1,4 +1,8 @@
-# Shared by run.sh and test.sh: install missing Debian packages when root, or name them.
+# Shared by run.sh, test.sh and the benches, each of which starts with
+#   . "$(dirname "$0")/../scripts/lib.sh"
+# Strict mode, the repository root as the working directory, and the helpers below.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # need_pkgs PKG... : install the Debian packages that are missing (as root), or stop with a
 # message naming them.

@@ -8,9 +8,7 @@
 # (default 127.0.0.1:8080). CAIRN_MOUNT=/srv/cairn (as root, with /dev/fuse) also mounts the
 # FUSE view of every user's files there. The first start creates the user `admin` and prints
 # its password.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. "$(dirname "$0")/../scripts/lib.sh"
 
 have_pg_server || need_pkgs postgresql
 echo "==> building (cargo build --release)" >&2

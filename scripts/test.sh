@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Run Cairn's whole test suite: lints, unit tests, and the integration tests against a real
 # PostgreSQL with the real binaries. As root, installs missing Debian packages with apt.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. "$(dirname "$0")/../scripts/lib.sh"
 
 have_pg_server || need_pkgs postgresql
 # Real WebDAV clients the integration tests drive.
