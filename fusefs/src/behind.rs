@@ -82,7 +82,7 @@ impl PendingSet {
 }
 
 /// Work carried out behind a reply (a write-behind, see [`Landing`], or an unlink, see
-/// [`Unlinks`](crate::state::Unlinks)), for whoever must wait for it.
+/// `state::Unlinks`), for whoever must wait for it.
 #[derive(Default)]
 pub(crate) struct Flight {
     /// `None` while in flight, then the result.
