@@ -2,9 +2,11 @@
 //! lock and look up nodes inside a transaction.
 
 use crate::db::Cached;
-use crate::path::VPath;
+use crate::disk::layout;
+use crate::intent::DiskOp;
+use crate::path::{UserName, VPath};
 use crate::txn::Tx;
-use crate::types::{ContentHash, ETag, FileId, Node, Timestamp, UserId};
+use crate::types::{ContentHash, ETag, FileId, Node, Timestamp, UserId, VersionId};
 use crate::{Error, ErrorKind, Result};
 use tokio_postgres::Row;
 
@@ -115,4 +117,30 @@ pub(crate) async fn parent_dir(tx: &Tx<'_>, user: UserId, path: &VPath) -> Resul
         Some(_) => Err(Error::new(ErrorKind::Conflict, format!("{parent} is not a folder"))),
         None => Err(Error::new(ErrorKind::Conflict, format!("folder {parent} does not exist"))),
     }
+}
+
+/// Delete a trash item's rows (its nodes and their versions go with it) and queue removal of
+/// its content and version blobs. Returns the bytes it held.
+pub(crate) async fn purge_trash_item(
+    tx: &Tx<'_>,
+    user: &UserName,
+    id: crate::TrashId,
+    ops: &mut Vec<DiskOp>,
+) -> Result<i64> {
+    let versions = tx
+        .cquery(
+            "SELECT v.id, v.size FROM versions v JOIN nodes n ON n.id = v.node_id WHERE n.trash_id = $1",
+            &[&id.0],
+        )
+        .await?;
+    let Some(row) = tx.cquery_opt("DELETE FROM trash WHERE id = $1 RETURNING size", &[&id.0]).await? else {
+        return Ok(0);
+    };
+    let mut size: i64 = row.get(0);
+    for v in versions {
+        size += v.get::<_, i64>(1);
+        ops.push(DiskOp::Remove { path: layout::version_blob(user, VersionId(v.get(0))) });
+    }
+    ops.push(DiskOp::Remove { path: format!("{}/{}", layout::trash_dir(user), id) });
+    Ok(size)
 }

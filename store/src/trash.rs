@@ -5,8 +5,9 @@ use crate::disk::layout;
 use crate::intent::{DiskOp, Done};
 use crate::ops::ensure_dirs;
 use crate::path::VPath;
+use crate::rows::purge_trash_item;
 use crate::rows::{NODE_COLS, node_for_update, node_from_row};
-use crate::txn::{JournalEntry, LockSet, change, in_txn, purge_trash_item};
+use crate::txn::{JournalEntry, LockSet, change, in_txn};
 use crate::types::{Actor, FileId, Node, Timestamp, TrashId, TrashItem, User};
 use crate::{Error, ErrorKind, Result, Store};
 

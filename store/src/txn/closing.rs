@@ -5,8 +5,8 @@ use super::*;
 use crate::db::Cached;
 use crate::disk::layout;
 use crate::intent::{self, DiskOp, Preflight};
-use crate::path::{UserName, VPath};
-use crate::rows::new_etag;
+use crate::path::VPath;
+use crate::rows::{new_etag, purge_trash_item};
 use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, UserId, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking};
 
@@ -595,32 +595,6 @@ async fn prune(tx: &Tx<'_>, user: &User, need: i64, fx: &mut Effects) -> Result<
         }
     }
     Ok(freed)
-}
-
-/// Delete a trash item's rows (its nodes and their versions go with it) and queue removal of
-/// its content and version blobs. Returns the bytes it held.
-pub(crate) async fn purge_trash_item(
-    tx: &Tx<'_>,
-    user: &UserName,
-    id: crate::TrashId,
-    ops: &mut Vec<DiskOp>,
-) -> Result<i64> {
-    let versions = tx
-        .cquery(
-            "SELECT v.id, v.size FROM versions v JOIN nodes n ON n.id = v.node_id WHERE n.trash_id = $1",
-            &[&id.0],
-        )
-        .await?;
-    let Some(row) = tx.cquery_opt("DELETE FROM trash WHERE id = $1 RETURNING size", &[&id.0]).await? else {
-        return Ok(0);
-    };
-    let mut size: i64 = row.get(0);
-    for v in versions {
-        size += v.get::<_, i64>(1);
-        ops.push(DiskOp::Remove { path: layout::version_blob(user, VersionId(v.get(0))) });
-    }
-    ops.push(DiskOp::Remove { path: format!("{}/{}", layout::trash_dir(user), id) });
-    Ok(size)
 }
 
 /// The ancestors of `path` as stored paths, the root (`""`) included: sync clients find
