@@ -18,7 +18,7 @@ use store::{Actor, ErrorKind, Node, Replace, SetAttrs, VPath};
 use crate::behind::Pending;
 use crate::locks::lock_file;
 use crate::state::{
-    Handle, ROOT, Shared, TTL, UserCtx, actor, id_of, ino_of, name_str, time_of, write_only_fopen,
+    Handle, ROOT, Shared, TTL, UNHANDLED, UserCtx, actor, id_of, ino_of, name_str, time_of, write_only_fopen,
 };
 use crate::{Res, errno, xattr};
 
@@ -156,6 +156,7 @@ impl Filesystem for Cairn {
                 // truncate(2) on a file nobody has open: commit at once.
                 match res {
                     Ok(()) if of.cached == 0 && of.passthrough == 0 => {
+                        of.unversioned.insert(UNHANDLED);
                         sh.commit(&actor, &ctx, ino.0, &mut of)
                     }
                     other => other,
@@ -355,6 +356,7 @@ impl Filesystem for Cairn {
         let trunc = write && flags.0 & libc::O_TRUNC != 0;
         let of_arc = sh.open_file(ino.0);
         let mut of = lock_file(&of_arc);
+        of.begin_open();
         if of.draft.is_none() {
             of.node = Some(node.clone());
         }
@@ -388,12 +390,13 @@ impl Filesystem for Cairn {
             }
         }
         of.cached += 1;
-        if write {
-            of.writers += 1;
-        }
         // While passthrough readers hold the file, the kernel refuses cached opens of it.
         let fopen = if of.passthrough > 0 { FopenFlags::FOPEN_DIRECT_IO } else { write_only_fopen(flags.0) };
         let fh = sh.new_fh(Handle::File { write, backing: None });
+        if write {
+            of.writers += 1;
+            of.unversioned.insert(fh);
+        }
         reply.opened(FileHandle(fh), fopen);
     }
 
@@ -509,6 +512,7 @@ impl Filesystem for Cairn {
             if write {
                 of.writers -= 1;
             }
+            of.unversioned.remove(&fh.0);
             if of.writers == 0 && (of.draft.is_some() || sh.pending.lock().contains_key(&ino.0)) {
                 res = match sh.ctx(ino.0) {
                     Ok(ctx) => sh.commit(&actor(req), &ctx, ino.0, &mut of),
@@ -815,8 +819,7 @@ impl Filesystem for Cairn {
             if write {
                 of.writers += 1;
             }
-            // The empty file just created needs no version.
-            of.versioned = true;
+            // The empty file just created needs no version (its handle is not `unversioned`).
             of.draft = Some(draft);
         }
         let attr = sh.attr(&ctx, &node);

@@ -90,6 +90,7 @@ pub(crate) struct Shared {
     pub(crate) flights: Flights,
     /// Unlinks on their way to the trash.
     pub(crate) unlinking: Flights,
+    /// The next file handle (0 is [`UNHANDLED`], never a handle).
     pub(crate) next_fh: AtomicU64,
     pub(crate) inval: Leaf<mpsc::Sender<Inval>>,
 }
@@ -111,6 +112,9 @@ impl UserCtx {
     }
 }
 
+/// The handle standing for a change made without one (see [`OpenFile::unversioned`]).
+pub(crate) const UNHANDLED: u64 = 0;
+
 /// The open state of one file, shared by its handles.
 #[derive(Default)]
 pub(crate) struct OpenFile {
@@ -125,12 +129,27 @@ pub(crate) struct OpenFile {
     pub(crate) draft: Option<Draft>,
     /// The file as open or the last commit saw it (saves a query when a draft starts).
     pub(crate) node: Option<Node>,
-    /// A version of the pre-open content has been kept already.
-    pub(crate) versioned: bool,
+    /// Write handles opened since a commit last kept the content it replaced as a version
+    /// ([`UNHANDLED`] for a change made without one, such as `truncate(2)`). While any is
+    /// here, the next commit keeps a version: one per open, however many writes, fsyncs and
+    /// closes, and whatever order the kernel sends one handle's release and the next one's
+    /// open in.
+    pub(crate) unversioned: std::collections::HashSet<u64>,
     /// A write hit the quota: the open's changes were dropped, and writes fail until every
     /// handle is closed (so no partial content is ever committed).
     pub(crate) over_quota: bool,
     pub(crate) backing: Weak<BackingId>,
+}
+
+impl OpenFile {
+    /// A first handle opens the file: the last open's quota failure does not carry over, even if
+    /// its state outlived it (a call such as `getattr` held it while the last handle closed,
+    /// so it stayed in the map).
+    pub(crate) fn begin_open(&mut self) {
+        if self.cached == 0 && self.passthrough == 0 && self.draft.is_none() {
+            self.over_quota = false;
+        }
+    }
 }
 
 pub(crate) enum Handle {
@@ -459,7 +478,7 @@ impl Shared {
             return self.settle_locked(actor, ino, of);
         };
         let user = ctx.user();
-        let keep = !of.versioned;
+        let keep = !of.unversioned.is_empty();
         let pending = match self.pending_where(ctx, ino) {
             Ok(p) => p,
             Err(Ok(())) => {
@@ -489,7 +508,7 @@ impl Shared {
                         let _ = self.inval.lock().send(Inval::Entry(p.parent, p.path.name().to_owned()));
                     }
                 }
-                of.versioned = true;
+                of.unversioned.clear();
                 of.node = Some(node);
                 of.live = Some(Arc::new(draft.into_file()));
                 Ok(())
