@@ -13,14 +13,15 @@ use fuser::{
     ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
     TimeOrNow,
 };
-use store::{Actor, ErrorKind, Node, Replace, SetAttrs, VPath};
+use store::{ErrorKind, Replace, SetAttrs};
 
 use crate::behind::Pending;
 use crate::locks::lock_file;
 use crate::state::{
-    Handle, ROOT, Shared, TTL, UNHANDLED, UserCtx, actor, id_of, ino_of, name_str, time_of, write_only_fopen,
+    Handle, ROOT, Shared, TTL, UNHANDLED, actor, create_empty, id_of, ino_of, name_str, read_full, time_of,
+    write_only_fopen,
 };
-use crate::{Res, errno, xattr};
+use crate::{errno, xattr};
 
 pub(crate) struct Cairn {
     pub(crate) sh: Arc<Shared>,
@@ -876,28 +877,6 @@ impl Filesystem for Cairn {
         tryr!(reply, res);
         reply.ok();
     }
-}
-
-/// Create an empty file (committed at once: the kernel needs its inode now).
-pub(crate) fn create_empty(sh: &Shared, actor: &Actor, ctx: &UserCtx, path: &VPath, mode: u32) -> Res<Node> {
-    let user = ctx.user();
-    sh.run(sh.store.create_file(actor, &user, path, Some(mode & 0o7777))).map_err(|e| errno::of(&e))
-}
-
-pub(crate) fn read_full(
-    mut read_at: impl FnMut(&mut [u8], u64) -> Res<usize>,
-    buf: &mut [u8],
-    offset: u64,
-) -> Res<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        let k = read_at(&mut buf[n..], offset + n as u64)?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    Ok(n)
 }
 
 pub(crate) fn sized(reply: ReplyXattr, size: u32, value: &[u8]) {

@@ -590,3 +590,25 @@ pub(crate) struct Tomb {
     pub(crate) actor: Actor,
     pub(crate) flight: Arc<Flight>,
 }
+
+/// Create an empty file (committed at once: the kernel needs its inode now).
+pub(crate) fn create_empty(sh: &Shared, actor: &Actor, ctx: &UserCtx, path: &VPath, mode: u32) -> Res<Node> {
+    let user = ctx.user();
+    sh.run(sh.store.create_file(actor, &user, path, Some(mode & 0o7777))).map_err(|e| errno::of(&e))
+}
+
+pub(crate) fn read_full(
+    mut read_at: impl FnMut(&mut [u8], u64) -> Res<usize>,
+    buf: &mut [u8],
+    offset: u64,
+) -> Res<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let k = read_at(&mut buf[n..], offset + n as u64)?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(n)
+}

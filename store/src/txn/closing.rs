@@ -7,7 +7,7 @@ use crate::disk::layout;
 use crate::intent::{self, DiskOp, Preflight};
 use crate::path::VPath;
 use crate::rows::{new_etag, purge_trash_item};
-use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, UserId, VersionId};
+use crate::types::{Actor, ContentHash, ETag, FileId, Node, Timestamp, User, VersionId};
 use crate::{Error, ErrorKind, Result, Store, blocking};
 
 /// A change-journal record to append.
@@ -522,33 +522,6 @@ fn changed_by(fx: &Effects, ancestors: &[&str]) -> Changed {
         .map(|j| j.path.as_str().to_owned())
         .collect();
     Changed { paths: (!paths.is_empty()).then_some(paths), fresh, order: None, new_dirs }
-}
-
-fn audit_detail(actor: &Actor, detail: Option<&str>) -> Option<String> {
-    match (&actor.remote, detail) {
-        (Some(remote), Some(d)) => Some(format!("{d} (from {remote})")),
-        (Some(remote), None) => Some(format!("from {remote}")),
-        (None, d) => d.map(str::to_owned),
-    }
-}
-
-/// Write one audit record.
-pub(crate) async fn audit(
-    tx: &impl deadpool_postgres::GenericClient,
-    user: Option<UserId>,
-    actor: &Actor,
-    action: &str,
-    path: Option<&str>,
-    detail: Option<&str>,
-    now: Timestamp,
-) -> Result<()> {
-    let detail = audit_detail(actor, detail);
-    tx.cexecute(
-        "INSERT INTO audit_log (at, user_id, actor, origin, action, path, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[&now.0, &user.map(|u| u.0), &actor.name, &actor.origin.as_str(), &action, &path, &detail],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Free at least `need` bytes by deleting the oldest versions and trash items, oldest first.

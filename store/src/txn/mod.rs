@@ -8,9 +8,11 @@
 //! The `UPDATE users` at the end of every transaction takes the user's row lock, which orders
 //! commits per user: journal sequence numbers are handed out in commit order.
 
+mod audit;
 mod closing;
 mod lock;
 
+pub(crate) use audit::*;
 pub(crate) use closing::*;
 pub(crate) use lock::*;
 
