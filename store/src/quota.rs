@@ -2,7 +2,7 @@
 //! trash as room, and the bytes of new files between their close and their commit.
 
 use crate::db::Cached;
-use crate::types::{User, UserId};
+use crate::types::{User, UserId, room};
 use crate::{Result, Store};
 
 /// Bytes of a new file between its close and its commit, counted against its user's quota
@@ -33,8 +33,8 @@ impl Drop for Committing {
 }
 
 impl Store {
-    /// Most bytes a write may bring: quota minus usage, plus everything that could be pruned,
-    /// plus the replaced content (which may be dropped as a last resort). `None`: no limit.
+    /// Most bytes a write may bring now ([`room`], from the database and the bytes committing).
+    /// `None`: no limit.
     pub(crate) async fn write_limit(&self, user: &User, replaced: u64) -> Result<Option<u64>> {
         let client = self.inner.pool.get().await?;
         let row = client
@@ -48,12 +48,11 @@ impl Store {
             )
             .await?;
         let Some(quota) = row.get::<_, Option<i64>>(0) else { return Ok(None) };
-        // New files closed through the mount and not yet committed count as used.
-        let used: i64 = row.get::<_, i64>(1) + self.committing(user.id) as i64;
-        let prunable: i64 = row.get(2);
-        // Resumable uploads in progress have their length reserved.
-        let reserved: i64 = row.get(3);
-        Ok(Some((quota - used - reserved + prunable + replaced as i64).max(0) as u64))
+        let bytes = |i: usize| row.get::<_, i64>(i).max(0) as u64;
+        // New files closed through the mount and not yet committed count as used; resumable
+        // uploads in progress have their length reserved.
+        let used = bytes(1) + self.committing(user.id);
+        Ok(Some(room(quota.max(0) as u64, used, bytes(2), bytes(3), replaced)))
     }
 
     /// Bytes of `user`'s new files closed and not yet committed.

@@ -215,8 +215,15 @@ impl Usage {
     /// The largest new file that fits now (`None`: no limit). Versions and trash make room when
     /// needed, so they count as free; reservations of uploads in progress do not.
     pub fn available(&self) -> Option<u64> {
-        self.quota.map(|q| (q + self.versions + self.trash).saturating_sub(self.used + self.uploads))
+        self.quota.map(|q| room(q, self.used, self.versions + self.trash, self.uploads, 0))
     }
+}
+
+/// The one rule for free space: most bytes a write may bring under `quota`, given what is
+/// `used`, what can be pruned to make room (versions, trash), what uploads in progress have
+/// `reserved`, and the content the write `replaced` (which may be dropped as a last resort).
+pub(crate) fn room(quota: u64, used: u64, prunable: u64, reserved: u64, replaced: u64) -> u64 {
+    (quota + prunable + replaced).saturating_sub(used + reserved)
 }
 
 /// Which front end a change came through; recorded in the audit log.
