@@ -6,7 +6,7 @@
 import { $, $$, el, icon, toast, fail, dismissAlert } from './dom.js';
 import { api, session, q, contentUrl, versionUrl } from './api.js';
 import { size, when, ago, joinPath, parentOf, baseName, placeName } from './format.js';
-import { enqueue, fits, initUploads } from './uploads.js';
+import { enqueue, initUploads } from './uploads.js';
 import { follow } from './push.js';
 import { pickFolder } from './picker.js';
 
@@ -654,13 +654,13 @@ drop.addEventListener('drop', async (ev) => {
         files.push([f, joinPath(base, rel)]);
       }
     }
-    // Check the quota before creating anything: a batch that cannot fit leaves no trace.
-    if (!(await fits(files, replacedSize))) return;
-    for (const f of folders) {
-      try { await api('POST', '/api/v1/folders', { json: { path: f } }); } catch (e) { if (e.code !== 'already_exists') throw e; }
-    }
-    if (folders.length) await loadFolder();
-    await enqueue(files, replacedSize);
+    // The folders are made only once the batch is known to fit: one that cannot leaves no trace.
+    await enqueue(files, replacedSize, async () => {
+      for (const f of folders) {
+        try { await api('POST', '/api/v1/folders', { json: { path: f } }); } catch (e) { if (e.code !== 'already_exists') throw e; }
+      }
+      if (folders.length) await loadFolder();
+    });
   } catch (e) { fail(e); }
 });
 document.addEventListener('dragover', (ev) => { if (fromDesktop(ev)) ev.preventDefault(); });

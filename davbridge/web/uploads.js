@@ -147,7 +147,7 @@ function add(file, path) {
 
 /// Whether `files` fit the quota now; if not, the user is told how much they need and how
 /// much is free, and nothing is sent.
-export async function fits(files, replaced = () => 0) {
+async function fits(files, replaced) {
   const usage = await api('GET', '/api/v1/quota');
   const need = files.reduce((s, [f, p]) => s + Math.max(0, f.size - replaced(p)), 0);
   const msg = fitMessage(need, usage, files.length);
@@ -156,10 +156,13 @@ export async function fits(files, replaced = () => 0) {
 }
 
 /// Upload `files` ([File, path] pairs). `replaced(path)` gives the size of a file the upload
-/// would replace (its bytes are freed). Nothing is sent when the batch cannot fit: the user is
-/// told how much it needs and how much is free.
-export async function enqueue(files, replaced = () => 0) {
-  if (!files.length || !(await fits(files, replaced))) return false;
+/// would replace (its bytes are freed). Nothing is sent, and `prepare` (e.g. creating a dropped
+/// folder's folders) does not run, when the batch cannot fit: the user is told how much it
+/// needs and how much is free.
+export async function enqueue(files, replaced = () => 0, prepare = async () => {}) {
+  if (files.length && !(await fits(files, replaced))) return false;
+  await prepare();
+  if (!files.length) return true;
   for (const [f, p] of files) add(f, p);
   $('#uploads').hidden = false;
   summary();

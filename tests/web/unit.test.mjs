@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { bytes } from './lib.mjs';
 
 // The page's modules are plain .js with no package.json beside them (every file in web/ is
 // served), which node before 20.19 would read as CommonJS: load them as ES modules by source.
@@ -60,12 +61,6 @@ test('an upload that cannot fit is described with its sizes', () => {
 const base = process.env.CAIRN_URL && process.env.CAIRN_URL.replace(/\/$/, '');
 const auth = (user) => ({ Authorization: 'Basic ' + Buffer.from(`${user}:${process.env.CAIRN_PASSWORD}`).toString('base64') });
 
-function bytes(n, seed) {
-  const out = Buffer.alloc(n);
-  let x = (seed * 2654435761) >>> 0;
-  for (let i = 0; i < n; i++) { x = (x * 1664525 + 1013904223) >>> 0; out[i] = x >>> 24; }
-  return out;
-}
 function blob(buf, lastModified = 1700000000000) {
   const b = new Blob([buf]);
   b.lastModified = lastModified;
