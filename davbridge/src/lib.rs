@@ -2,7 +2,8 @@
 //! class 1 and 2 (RFC 4918) under `/dav/`, `/remote.php/webdav/` and
 //! `/remote.php/dav/files/USER/` (`dav`); the REST API under `/api/v1` with its OpenAPI
 //! document, tus uploads, the change feed and its push channel (`api`); the embedded web UI
-//! (`web`); and `/healthz`.
+//! (`web`); what the Nextcloud and ownCloud clients need besides WebDAV (`nextcloud`); and
+//! `/healthz`.
 //!
 //! Every request is parsed into a `Route` (WebDAV requests into a typed endpoint, REST ones
 //! into an `Endpoint`) before anything else happens; handlers never read raw headers.
@@ -15,6 +16,7 @@ mod body;
 mod dav;
 mod download;
 mod error;
+mod nextcloud;
 mod web;
 
 use std::convert::Infallible;
@@ -73,6 +75,8 @@ enum Route {
     Api,
     /// The web UI's files.
     Web(&'static web::Asset),
+    /// What the Nextcloud clients need besides WebDAV.
+    Nextcloud(nextcloud::NcRoute),
     /// Anything else.
     NotFound,
 }
@@ -95,6 +99,9 @@ impl Route {
             && let Some(asset) = web::asset(path)
         {
             return Ok(Route::Web(asset));
+        }
+        if let Some(nc) = nextcloud::NcRoute::parse(req.method(), path)? {
+            return Ok(Route::Nextcloud(nc));
         }
         Ok(match dav::headers::parse_dav_url(path)? {
             Some(url) => Route::Dav(url),
@@ -131,6 +138,7 @@ async fn route(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incoming>)
         Ok(Route::Dav(url)) => dav::serve(bridge, remote, url, req).await,
         Ok(Route::Api) => api::serve(bridge, remote, req).await,
         Ok(Route::Web(asset)) => web::serve(asset, req.headers()),
+        Ok(Route::Nextcloud(nc)) => nextcloud::serve(bridge, remote, nc, req).await,
         Ok(Route::NotFound) => body::text(StatusCode::NOT_FOUND, "not found\n"),
         Err(e) => body::error_response(&e),
     }

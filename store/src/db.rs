@@ -100,6 +100,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0006_batch_locks.sql",
         sql: include_str!("../../schema/0006_batch_locks.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_nextcloud.sql",
+        sql: include_str!("../../schema/0007_nextcloud.sql"),
+    },
 ];
 
 /// The oldest PostgreSQL we run on.

@@ -10,6 +10,8 @@
 
 mod batch;
 mod cache;
+mod checksums;
+mod chunked;
 mod datadir;
 mod db;
 mod delta;
@@ -21,6 +23,7 @@ mod hot;
 mod intent;
 mod journal;
 mod locks;
+mod loginflow;
 mod notify;
 mod ops;
 pub mod path;
@@ -48,6 +51,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+pub use checksums::{ChecksumAlgo, ContentChecksum};
+pub use chunked::{Chunk, ChunkedUpload, natural_cmp};
 pub use datadir::DataDirLock;
 pub use db::{DbTarget, MigrationReport};
 pub use delta::DeltaFrom;
@@ -56,6 +61,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use fsck::{FsckProblem, FsckReport};
 pub use journal::{Change, ChangePage};
 pub use locks::{Lock, NewLock};
+pub use loginflow::{LOGIN_FLOW_TTL, NewLoginFlow};
 pub use notify::ChangeNotice;
 pub use path::{InvalidPath, UserName, VPath};
 pub use pgcluster::{ClusterOptions, ManagedCluster};
@@ -168,6 +174,10 @@ struct Inner {
     committing: std::sync::Mutex<std::collections::HashMap<UserId, u64>>,
     /// Logged small writes carried out and not yet synced (with `cfg.write_log`).
     write_log: Option<WriteLog>,
+    /// [`Store::instance_id`], once read.
+    instance: tokio::sync::OnceCell<String>,
+    /// Login Flow v2 requests pending (see `loginflow`).
+    login_flows: loginflow::LoginFlows,
 }
 
 /// The intents of logged small writes waiting for the next flush.
@@ -234,6 +244,8 @@ impl Store {
                 batcher: Default::default(),
                 committing: Default::default(),
                 write_log,
+                instance: Default::default(),
+                login_flows: Default::default(),
             }),
         };
         if let (Some(delay), Some(log)) = (store.inner.cfg.write_log, &store.inner.write_log) {
@@ -318,6 +330,20 @@ impl Store {
     /// edited or unknown applied migration.
     pub async fn migrate(&self) -> Result<MigrationReport> {
         db::migrate(&self.inner.pool).await
+    }
+
+    /// This server's identity, made once when its database was created: the suffix of the
+    /// file ids Nextcloud clients see (`oc:id`).
+    pub async fn instance_id(&self) -> Result<String> {
+        let id = self
+            .inner
+            .instance
+            .get_or_try_init(|| async {
+                let client = self.inner.pool.get().await?;
+                Ok::<_, Error>(client.cquery_one("SELECT id FROM instance", &[]).await?.get::<_, String>(0))
+            })
+            .await?;
+        Ok(id.clone())
     }
 
     /// Whether the database answers.

@@ -43,6 +43,7 @@ impl Store {
                         (SELECT coalesce(sum(size), 0)::BIGINT FROM versions WHERE user_id = $1)
                       + (SELECT coalesce(sum(size), 0)::BIGINT FROM trash WHERE user_id = $1),
                         (SELECT coalesce(sum(length), 0)::BIGINT FROM uploads WHERE user_id = $1 AND expires_at > $2)
+                      + (SELECT coalesce(sum(greatest(total_length, received)), 0)::BIGINT FROM chunked_uploads WHERE user_id = $1 AND expires_at > $2)
                  FROM users WHERE id = $1",
                 &[&user.id.0, &self.clock().now().0],
             )

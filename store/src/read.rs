@@ -113,6 +113,25 @@ impl Store {
         rows.iter().map(node_from_row).collect()
     }
 
+    /// The bytes of the files at `path` and below it (a folder's recursive size).
+    pub async fn tree_size(&self, user: &User, path: &VPath) -> Result<u64> {
+        let client = self.inner.pool.get().await?;
+        let row = client
+            .cquery_one(
+                &format!(
+                    "SELECT coalesce(sum(size), 0)::BIGINT FROM nodes WHERE user_id = $1 AND trash_id IS NULL AND NOT is_dir
+                       AND {}",
+                    match path.is_root() {
+                        true => "$2::text IS NOT NULL",
+                        false => "path > $2 || '/' AND path < $2 || '0'",
+                    }
+                ),
+                &[&user.id.0, &path.as_str()],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
     /// The folder at `path` and everything below it, by path (for `PROPFIND Depth: infinity`).
     pub async fn list_tree(&self, user: &User, path: &VPath) -> Result<Vec<Node>> {
         let client = self.inner.pool.get().await?;

@@ -372,6 +372,9 @@ pub struct WriteOptions {
     pub mtime: Option<Timestamp>,
     /// Create missing parent folders instead of failing with Conflict.
     pub create_parents: bool,
+    /// A digest the client claims for the body (Nextcloud's `OC-Checksum`): verified as the
+    /// bytes arrive, and remembered for the content (see `checksums`).
+    pub checksum: Option<crate::ContentChecksum>,
 }
 
 /// What a write did.

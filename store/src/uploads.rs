@@ -416,6 +416,7 @@ impl Store {
     /// and recording it) and rows without a file (a completion committed just before a crash).
     /// Returns how many uploads went.
     pub async fn expire_uploads(&self) -> Result<usize> {
+        let chunked = self.expire_chunked().await?;
         let client = self.inner.pool.get().await?;
         let now = self.clock().now();
         let expired: Vec<String> = client
@@ -457,6 +458,6 @@ impl Store {
             let client = self.inner.pool.get().await?;
             client.cexecute("DELETE FROM uploads WHERE id = ANY($1)", &[&missing]).await?;
         }
-        Ok(gone_files + missing.len())
+        Ok(gone_files + missing.len() + chunked)
     }
 }

@@ -338,6 +338,7 @@ impl Store {
                    (SELECT coalesce(sum(size), 0)::BIGINT FROM versions WHERE user_id = $1),
                    (SELECT coalesce(sum(size), 0)::BIGINT FROM trash WHERE user_id = $1),
                    (SELECT coalesce(sum(length), 0)::BIGINT FROM uploads WHERE user_id = $1 AND expires_at > $2)
+                      + (SELECT coalesce(sum(greatest(total_length, received)), 0)::BIGINT FROM chunked_uploads WHERE user_id = $1 AND expires_at > $2)
                  FROM users WHERE id = $1",
                 &[&user.id.0, &self.clock().now().0],
             )
@@ -440,6 +441,24 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+
+    /// Revoke the user's app password whose secret is `token` (a client signing itself out).
+    /// `false` if `token` is not one of the user's app passwords.
+    pub async fn revoke_app_password_secret(&self, actor: &Actor, user: &User, token: &str) -> Result<bool> {
+        let client = self.inner.pool.get().await?;
+        let id: Option<i64> = client
+            .cquery_opt(
+                "SELECT id FROM app_passwords WHERE user_id = $1 AND token_hash = $2",
+                &[&user.id.0, &token_hash(token)],
+            )
+            .await?
+            .map(|r| r.get(0));
+        drop(client);
+        match id {
+            Some(id) => self.revoke_app_password(actor, user, id).await.map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Record a failed sign-in (the front ends throttle; this keeps the trail).

@@ -54,6 +54,7 @@ impl Store {
         }
 
         let mut hasher = blake3::Hasher::new();
+        let mut digest = opts.checksum.as_ref().map(|c| c.digester());
         let mut check = |chunk: &[u8], n_total: u64| {
             if let Some(l) = limit
                 && n_total > l
@@ -64,6 +65,9 @@ impl Store {
                 return Err(Error::new(ErrorKind::InvalidInput, "body longer than announced"));
             }
             hasher.update(chunk);
+            if let Some(d) = &mut digest {
+                d.update(chunk);
+            }
             Ok(())
         };
         // The start of the body is read before anything is staged: a small body then costs one
@@ -94,6 +98,9 @@ impl Store {
         if opts.expected_len.is_some_and(|l| n_total != l) {
             return Err(Error::new(ErrorKind::InvalidInput, "body shorter than announced"));
         }
+        if let (Some(c), Some(d)) = (&opts.checksum, digest) {
+            c.verify(d)?;
+        }
         let content = Content {
             staging: staging.rel().to_owned(),
             size: n_total,
@@ -104,7 +111,13 @@ impl Store {
 
         // Committed with whatever other writes are waiting (group commit), to the end even if
         // this request goes away.
-        self.commit_batched(actor, user, path, content, Job::Write(opts), staging).await.map_err(|(e, _)| e)
+        let checksum = opts.checksum.clone();
+        let out =
+            self.commit_batched(actor, user, path, content, Job::Write(opts), staging).await.map_err(|(e, _)| e)?;
+        if let (Some(c), Some(hash)) = (checksum, &out.node.content_hash) {
+            self.remember_checksum(hash, &c).await;
+        }
+        Ok(out)
     }
 
     /// Commit staged content at `path` (the step `write`, copies and uploads share).
@@ -309,7 +322,7 @@ impl Store {
     }
 }
 
-fn check_write_preconditions(path: &VPath, current: Option<&Node>, opts: &WriteOptions) -> Result<()> {
+pub(crate) fn check_write_preconditions(path: &VPath, current: Option<&Node>, opts: &WriteOptions) -> Result<()> {
     if current.is_some_and(|n| n.is_dir) {
         return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
     }

@@ -8,7 +8,7 @@
 mod account;
 mod files;
 pub mod model;
-mod sync;
+pub(crate) mod sync;
 mod tus;
 
 pub use sync::TransferCounters;

@@ -64,7 +64,7 @@ async fn parse_cursor(store: &Store, user: &User, raw: &str) -> Result<i64> {
 }
 
 /// Wait until `user`'s tree may have changed (or the notices were interrupted).
-async fn changed(rx: &mut broadcast::Receiver<Option<store::ChangeNotice>>, user: store::UserId) {
+pub(crate) async fn changed(rx: &mut broadcast::Receiver<Option<store::ChangeNotice>>, user: store::UserId) {
     loop {
         match rx.recv().await {
             Ok(Some(n)) if n.user == user => return,

@@ -2,7 +2,7 @@
 //! header it needs, then one handler calls `store`.
 
 pub mod headers;
-mod props;
+pub(crate) mod props;
 pub mod xml;
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +19,7 @@ use store::{Actor, ErrorKind, Lock, Node, Origin, PropChange, Replace, Store, Us
 
 use self::headers::{Condition, DavUrl, Depth, IfList, href};
 use self::props::{
-    LIVE, MULTISTATUS_HEAD, MULTISTATUS_TAIL, PropCtx, activelock, content_type, empty_prop_element, propstat,
+    LIVE, MULTISTATUS_HEAD, MULTISTATUS_TAIL, OcCtx, PropCtx, activelock, content_type, empty_prop_element, propstat,
 };
 use self::xml::{DAV, PropfindBody, QName, escape};
 use crate::Bridge;
@@ -176,7 +176,7 @@ async fn handle(
     }
 }
 
-async fn read_xml_body(body: Incoming) -> Result<Bytes> {
+pub(crate) async fn read_xml_body(body: Incoming) -> Result<Bytes> {
     match Limited::new(body, xml::MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -208,6 +208,13 @@ async fn stat_opt(ctx: &Ctx<'_>, path: &VPath) -> Result<Option<Node>> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The headers the Nextcloud clients read after a change: `ETag`, `OC-ETag`, `OC-FileId`.
+pub(crate) fn oc_headers(h: &mut HeaderMap, node: &Node, instance: &str) {
+    h.insert(header::ETAG, hv(&quoted(node)));
+    h.insert("oc-etag", hv(&quoted(node)));
+    h.insert("oc-fileid", hv(&props::oc_id(node.id, instance)));
 }
 
 fn quoted(node: &Node) -> String {
@@ -347,17 +354,19 @@ async fn put(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     }
     opts.create_only = get("if-none-match").is_some_and(|v| v.trim() == "*");
     opts.expected_len = get("content-length").and_then(|v| v.parse().ok());
-    if let Some(mtime) = get("x-oc-mtime").and_then(|v| v.parse::<i64>().ok()) {
-        opts.mtime = Some(store::Timestamp(mtime.saturating_mul(1_000_000_000)));
+    if let Some(mtime) = get("x-oc-mtime") {
+        let secs: i64 = mtime.trim().parse().map_err(|_| bad("X-OC-Mtime must be whole seconds"))?;
+        opts.mtime = Some(store::Timestamp(secs.saturating_mul(1_000_000_000)));
+    }
+    if let Some(c) = get("oc-checksum") {
+        opts.checksum = store::ContentChecksum::parse(c)?;
     }
     // A folder at `path` is refused by `store` (IsADirectory → 405) before the body is read.
     let stream = BodyDataStream::new(body).map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
     let out = ctx.store.write(&ctx.actor, &ctx.user, path, reader, opts.clone()).await?;
     let mut res = body::status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
-    res.headers_mut().insert(header::ETAG, hv(&quoted(&out.node)));
-    res.headers_mut().insert("oc-etag", hv(&quoted(&out.node)));
-    res.headers_mut().insert("oc-fileid", hv(&out.node.id.to_string()));
+    oc_headers(res.headers_mut(), &out.node, &ctx.store.instance_id().await?);
     if opts.mtime.is_some() {
         res.headers_mut().insert("x-oc-mtime", HeaderValue::from_static("accepted"));
     }
@@ -397,8 +406,10 @@ async fn mkcol(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     let submitted = check_if(ctx).await?;
     let parent = parent_of(path);
     require_unlocked(ctx, &submitted, &[path, &parent], false).await?;
-    ctx.store.mkdir(&ctx.actor, &ctx.user, path).await?;
-    Ok(body::status(StatusCode::CREATED))
+    let made = ctx.store.mkdir(&ctx.actor, &ctx.user, path).await?;
+    let mut res = body::status(StatusCode::CREATED);
+    oc_headers(res.headers_mut(), &made, &ctx.store.instance_id().await?);
+    Ok(res)
 }
 
 async fn copy_move(
@@ -451,8 +462,10 @@ async fn copy_move(
     } else {
         ctx.store.copy(&ctx.actor, &ctx.user, from, dest, Replace::overwrite(overwrite)).await
     };
-    res?;
-    Ok(body::status(if existed.is_some() { StatusCode::NO_CONTENT } else { StatusCode::CREATED }))
+    let node = res?;
+    let mut res = body::status(if existed.is_some() { StatusCode::NO_CONTENT } else { StatusCode::CREATED });
+    oc_headers(res.headers_mut(), &node, &ctx.store.instance_id().await?);
+    Ok(res)
 }
 
 fn multistatus(responses: &str) -> Response<Body> {
@@ -460,7 +473,7 @@ fn multistatus(responses: &str) -> Response<Body> {
 }
 
 /// A 207 of `xml`, a whole document (starting with [`MULTISTATUS_HEAD`]).
-fn multistatus_body(xml: String) -> Response<Body> {
+pub(crate) fn multistatus_body(xml: String) -> Response<Body> {
     let mut res = Response::new(body::full(xml));
     *res.status_mut() = StatusCode::MULTI_STATUS;
     res.headers_mut()
@@ -508,8 +521,32 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
     }
     let ids: Vec<store::FileId> = nodes.iter().map(|n| n.id).collect();
     let dead = ctx.store.dead_props(&ctx.user, &ids).await?;
-    let pc = PropCtx { usage, locks, dead, prefix: ctx.url.prefix.clone(), now: ctx.store.clock().now() };
+    let oc = oc_ctx(ctx, &request, &nodes, depth).await?;
+    let pc = PropCtx { usage, locks, dead, prefix: ctx.url.prefix.clone(), now: ctx.store.clock().now(), oc };
     Ok(multistatus_body(props::render(&request, &nodes, &pc)))
+}
+
+/// What the `oc:` properties a PROPFIND names need (nothing when it names none).
+async fn oc_ctx(ctx: &Ctx<'_>, request: &PropfindBody, nodes: &[&Node], depth: Depth) -> Result<OcCtx> {
+    let PropfindBody::Props(names) = request else { return Ok(OcCtx::default()) };
+    let wants = |local: &str| names.iter().any(|q| q.ns == xml::OC && q.local == local);
+    if !names.iter().any(|q| q.ns == xml::OC || q.ns == xml::NC) {
+        return Ok(OcCtx::default());
+    }
+    let mut oc = OcCtx { owner: ctx.user.name.to_string(), ..Default::default() };
+    if wants("id") {
+        oc.instance = ctx.store.instance_id().await?;
+    }
+    if wants("checksums") {
+        let hashes: Vec<store::ContentHash> = nodes.iter().filter_map(|n| n.content_hash).collect();
+        oc.checksums = ctx.store.checksums(&hashes).await?;
+    }
+    // A folder's recursive size costs a walk of its subtree: given for the folder asked about
+    // (the clients ask Depth 0 before syncing a new folder), not for every folder listed.
+    if wants("size") && depth == Depth::Zero && nodes[0].is_dir {
+        oc.tree_sizes.insert(nodes[0].id, ctx.store.tree_size(&ctx.user, &nodes[0].path).await?);
+    }
+    Ok(oc)
 }
 
 async fn proppatch(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {

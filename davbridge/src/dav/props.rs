@@ -8,7 +8,7 @@ use hyper::StatusCode;
 use store::{Lock, Node, VPath};
 
 use super::headers::href;
-use super::xml::{self, DAV, PropfindBody, QName, escape};
+use super::xml::{self, DAV, NC, OC, PropfindBody, QName, escape};
 use crate::download;
 
 /// The media type served for `path` (by its name).
@@ -39,6 +39,68 @@ pub(crate) struct PropCtx {
     pub(crate) prefix: String,
     /// The store's clock, for the time left on locks.
     pub(crate) now: store::Timestamp,
+    /// What the `oc:`/`nc:` properties need.
+    pub(crate) oc: OcCtx,
+}
+
+/// What the Nextcloud properties need besides the nodes.
+#[derive(Default)]
+pub(crate) struct OcCtx {
+    /// The server's instance id, the suffix of `oc:id`.
+    pub(crate) instance: String,
+    /// The owner of the tree (`oc:owner-id`).
+    pub(crate) owner: String,
+    /// Known checksums by content (`oc:checksums`).
+    pub(crate) checksums: HashMap<store::ContentHash, String>,
+    /// Folders' recursive sizes (`oc:size`), where computed.
+    pub(crate) tree_sizes: HashMap<store::FileId, u64>,
+}
+
+/// `oc:id`: the file id zero-padded to 8 digits, then the instance id (Nextcloud's format).
+pub(crate) fn oc_id(id: store::FileId, instance: &str) -> String {
+    format!("{:08}{instance}", id.0)
+}
+
+/// `oc:permissions` of the owner's own files and folders (Nextcloud's letters and order:
+/// readable, deletable, renamable, movable, and writable or creating files and folders).
+pub(crate) fn oc_permissions(is_dir: bool) -> &'static str {
+    if is_dir { "RGDNVCK" } else { "RGDNVW" }
+}
+
+/// Append an `oc:` or `nc:` live property of `node`; false if Cairn has none by that name
+/// for it (it is then a dead property, or 404).
+pub(crate) fn write_oc(out: &mut String, q: &QName, node: &Node, pc: &PropCtx) -> bool {
+    use std::fmt::Write;
+    let (prefix, name) = match q.ns.as_str() {
+        OC => ("oc", q.local.as_str()),
+        NC => ("nc", q.local.as_str()),
+        _ => return false,
+    };
+    let value: std::borrow::Cow<'_, str> = match (prefix, name) {
+        ("oc", "id") => oc_id(node.id, &pc.oc.instance).into(),
+        ("oc", "fileid") => node.id.0.to_string().into(),
+        ("oc", "permissions") => oc_permissions(node.is_dir).into(),
+        ("oc", "size") if !node.is_dir => node.size.to_string().into(),
+        ("oc", "size") => match pc.oc.tree_sizes.get(&node.id) {
+            Some(n) => n.to_string().into(),
+            None => return false,
+        },
+        ("oc", "checksums") => match node.content_hash.as_ref().and_then(|h| pc.oc.checksums.get(h)) {
+            Some(c) => {
+                let _ = write!(out, "<oc:checksums><oc:checksum>{}</oc:checksum></oc:checksums>", escape(c));
+                return true;
+            }
+            None => return false,
+        },
+        // Nothing is shared yet; an empty fingerprint means "nothing restored from a backup".
+        ("oc", "share-types") | ("oc", "data-fingerprint") => "".into(),
+        ("oc", "owner-id") | ("oc", "owner-display-name") => escape(&pc.oc.owner).into(),
+        ("nc", "has-preview") => "false".into(),
+        ("nc", "is-encrypted") => "0".into(),
+        _ => return false,
+    };
+    let _ = write!(out, "<{prefix}:{name}>{value}</{prefix}:{name}>");
+    true
 }
 
 /// Whether the live property `name` exists on `node` (without computing its value).
@@ -159,8 +221,8 @@ pub(crate) fn propstat(props: &str, code: StatusCode) -> String {
     out
 }
 
-pub(crate) const MULTISTATUS_HEAD: &str =
-    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">";
+pub(crate) const MULTISTATUS_HEAD: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\" \
+     xmlns:s=\"http://sabredav.org/ns\" xmlns:oc=\"http://owncloud.org/ns\" xmlns:nc=\"http://nextcloud.org/ns\">";
 
 pub(crate) const MULTISTATUS_TAIL: &str = "</D:multistatus>\n";
 
@@ -213,7 +275,7 @@ pub(crate) fn render(request: &PropfindBody, nodes: &[&Node], pc: &PropCtx) -> S
                 found.clear();
                 missing.clear();
                 for q in names {
-                    if q.ns == DAV && write_live(&mut found, &q.local, n, pc) {
+                    if q.ns == DAV && write_live(&mut found, &q.local, n, pc) || write_oc(&mut found, q, n, pc) {
                         continue;
                     } else if let Some(d) = dead.iter().find(|d| d.namespace == q.ns && d.name == q.local) {
                         found.push_str(&xml::render_dead(q, &d.value));
@@ -249,7 +311,7 @@ mod tests {
             is_dir,
             size,
             mtime: Timestamp(1_795_484_915_000_000_000 + id * 1_000_000_000),
-            content_hash: None,
+            content_hash: (!is_dir).then_some(store::ContentHash([id as u8; 32])),
             etag: ETag(format!("etag-{id}")),
             mode: None,
         }
@@ -298,6 +360,15 @@ mod tests {
             )]),
             prefix: "/dav".to_owned(),
             now,
+            oc: OcCtx {
+                instance: "oc0123456789".to_owned(),
+                owner: "alice".to_owned(),
+                checksums: HashMap::from([(
+                    file.content_hash.unwrap(),
+                    "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d".to_owned(),
+                )]),
+                tree_sizes: HashMap::from([(root.id, 5)]),
+            },
         };
         let nodes = [&root, &file, &docs];
         let requests = [
@@ -316,6 +387,28 @@ mod tests {
                 ]),
             ),
             ("propname", PropfindBody::PropName),
+            (
+                "the Nextcloud client's listing",
+                PropfindBody::Props(
+                    [
+                        (DAV, "resourcetype"),
+                        (DAV, "getlastmodified"),
+                        (DAV, "getcontentlength"),
+                        (DAV, "getetag"),
+                        (OC, "size"),
+                        (OC, "id"),
+                        (OC, "fileid"),
+                        (OC, "downloadURL"),
+                        (OC, "dDC"),
+                        (OC, "permissions"),
+                        (OC, "checksums"),
+                        (OC, "data-fingerprint"),
+                        (OC, "share-types"),
+                    ]
+                    .map(|(ns, l)| q(ns, l))
+                    .to_vec(),
+                ),
+            ),
         ];
         let mut got = String::new();
         for (name, request) in &requests {

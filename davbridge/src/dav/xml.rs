@@ -19,6 +19,10 @@ const MAX_ELEMENTS: usize = 20_000;
 
 /// The WebDAV namespace.
 pub const DAV: &str = "DAV:";
+/// ownCloud's namespace (`oc:` properties the Nextcloud clients sync by).
+pub const OC: &str = "http://owncloud.org/ns";
+/// Nextcloud's namespace.
+pub const NC: &str = "http://nextcloud.org/ns";
 
 /// A namespace-qualified name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

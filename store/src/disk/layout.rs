@@ -7,6 +7,7 @@ pub(crate) const STAGING: &str = ".cairn/staging";
 pub(crate) const VERSIONS: &str = ".cairn/versions";
 pub(crate) const TRASH: &str = ".cairn/trash";
 pub(crate) const UPLOADS: &str = ".cairn/uploads";
+pub(crate) const CHUNKS: &str = ".cairn/chunks";
 pub(crate) const SIGNATURES: &str = ".cairn/signatures";
 
 /// `files/USER/<path>` (`files/USER` for the root).
@@ -33,6 +34,11 @@ pub(crate) fn trash_dir(user: &UserName) -> String {
 /// The bytes of a resumable upload received so far.
 pub(crate) fn upload(id: &str) -> String {
     format!("{UPLOADS}/{id}")
+}
+
+/// The folder of a chunked upload's chunks.
+pub(crate) fn chunks(id: &str) -> String {
+    format!("{CHUNKS}/{id}")
 }
 
 /// The cached rsync signature of a content.

@@ -82,6 +82,7 @@ impl Disk {
             (layout::VERSIONS, 0o700),
             (layout::TRASH, 0o700),
             (layout::UPLOADS, 0o700),
+            (layout::CHUNKS, 0o700),
             (layout::SIGNATURES, 0o700),
         ] {
             disk.mkdir(dir)?;
