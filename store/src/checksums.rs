@@ -60,7 +60,8 @@ impl ContentChecksum {
     /// Parse `TYPE:hex` (the type in any case). `Ok(None)` for a type Cairn does not compute
     /// (`ADLER32`, `SHA3-256`): such a claim is neither checked nor remembered.
     pub fn parse(raw: &str) -> Result<Option<ContentChecksum>> {
-        let bad = || Error::new(ErrorKind::InvalidInput, format!("malformed checksum {raw:?}: expected TYPE:hex"));
+        let bad =
+            || Error::new(ErrorKind::InvalidInput, format!("malformed checksum {raw:?}: expected TYPE:hex"));
         let (ty, hex) = raw.trim().split_once(':').ok_or_else(bad)?;
         let algo = match ty.to_ascii_uppercase().as_str() {
             "SHA1" => ChecksumAlgo::Sha1,
@@ -161,7 +162,10 @@ impl Store {
         let keys: Vec<&[u8]> = hashes.iter().map(|h| &h.0[..]).collect();
         let client = self.inner.pool.get().await?;
         let rows = client
-            .cquery("SELECT content_hash, checksums FROM content_checksums WHERE content_hash = ANY($1)", &[&keys])
+            .cquery(
+                "SELECT content_hash, checksums FROM content_checksums WHERE content_hash = ANY($1)",
+                &[&keys],
+            )
             .await?;
         rows.iter().map(|r| Ok((ContentHash::from_db(r.get(0))?, r.get(1)))).collect()
     }

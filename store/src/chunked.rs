@@ -186,10 +186,19 @@ impl Store {
         let up = from_row(&row)?;
         let store = self.clone();
         let dir = layout::chunks(&up.id);
-        blocking(move || store.inner.disk.mkdir(&dir).map_err(|e| Error::io("creating upload folder", e))).await?;
-        let detail = total_length.map(|n| format!("{n} bytes, chunked"));
-        audit(&client, Some(user.id), actor, "upload.create", destination.map(|p| p.as_str()), detail.as_deref(), now)
+        blocking(move || store.inner.disk.mkdir(&dir).map_err(|e| Error::io("creating upload folder", e)))
             .await?;
+        let detail = total_length.map(|n| format!("{n} bytes, chunked"));
+        audit(
+            &client,
+            Some(user.id),
+            actor,
+            "upload.create",
+            destination.map(|p| p.as_str()),
+            detail.as_deref(),
+            now,
+        )
+        .await?;
         Ok(up)
     }
 
@@ -234,13 +243,15 @@ impl Store {
         let dir = layout::chunks(&up.id);
         let rel = format!("{dir}/{chunk}");
         let (store, rel2) = (self.clone(), rel.clone());
-        let replaced = blocking(move || Ok(store.inner.disk.stat(&rel2).ok().flatten().map_or(0, |m| m.size))).await?;
+        let replaced =
+            blocking(move || Ok(store.inner.disk.stat(&rel2).ok().flatten().map_or(0, |m| m.size))).await?;
         // What this chunk may bring: the room left, plus what the upload has reserved and not
         // yet received, plus the chunk it replaces.
         let allowance = match user.quota {
-            Some(_) => self.write_limit(user, 0).await?.map(|room| {
-                room + up.total_length.unwrap_or(0).saturating_sub(up.received) + replaced
-            }),
+            Some(_) => self
+                .write_limit(user, 0)
+                .await?
+                .map(|room| room + up.total_length.unwrap_or(0).saturating_sub(up.received) + replaced),
             None => None,
         };
         if let (Some(a), Some(l)) = (allowance, len)
@@ -250,8 +261,10 @@ impl Store {
         }
         let tmp = format!("{dir}/.part-{}", random_hex(8));
         let (store, tmp2) = (self.clone(), tmp.clone());
-        let file = blocking(move || store.inner.disk.open_rw(&tmp2, true).map_err(|e| Error::io("creating chunk", e)))
-            .await?;
+        let file = blocking(move || {
+            store.inner.disk.open_rw(&tmp2, true).map_err(|e| Error::io("creating chunk", e))
+        })
+        .await?;
         let guard = Staging { store: self.clone(), rel: Some(tmp.clone()) };
         let check = |_: &[u8], n: u64| {
             if let Some(a) = allowance
@@ -309,7 +322,9 @@ impl Store {
         })
         .await?;
         let client = self.inner.pool.get().await?;
-        client.cexecute("UPDATE chunked_uploads SET received = $2 WHERE id = $1", &[&up.id, &(received as i64)]).await?;
+        client
+            .cexecute("UPDATE chunked_uploads SET received = $2 WHERE id = $1", &[&up.id, &(received as i64)])
+            .await?;
         Ok(())
     }
 
@@ -318,8 +333,16 @@ impl Store {
         let up = self.chunked_row(user, name).await?;
         let client = self.inner.pool.get().await?;
         client.cexecute("DELETE FROM chunked_uploads WHERE id = $1", &[&up.id]).await?;
-        audit(&client, Some(user.id), actor, "upload.delete", up.destination.as_ref().map(|p| p.as_str()), None, self.clock().now())
-            .await?;
+        audit(
+            &client,
+            Some(user.id),
+            actor,
+            "upload.delete",
+            up.destination.as_ref().map(|p| p.as_str()),
+            None,
+            self.clock().now(),
+        )
+        .await?;
         drop(client);
         let (store, dir) = (self.clone(), layout::chunks(&up.id));
         blocking(move || store.inner.disk.remove(&dir).map_err(|e| Error::io("removing upload", e))).await
@@ -357,7 +380,8 @@ impl Store {
             Err(e) => return Err(e),
         };
         crate::write::check_write_preconditions(path, current.as_ref(), &opts)?;
-        let (store, dir, checksum, mtime) = (self.clone(), layout::chunks(&up.id), opts.checksum.clone(), opts.mtime);
+        let (store, dir, checksum, mtime) =
+            (self.clone(), layout::chunks(&up.id), opts.checksum.clone(), opts.mtime);
         let (staging, content) = blocking(move || {
             let (staging, mut out) = Staging::create(&store)?;
             let mut hasher = blake3::Hasher::new();
@@ -412,7 +436,9 @@ impl Store {
                 store.remember_checksum(&hash, c).await;
             }
             let (s, dir) = (store.clone(), layout::chunks(&up.id));
-            if let Err(e) = blocking(move || s.inner.disk.remove(&dir).map_err(|e| Error::io("removing upload", e))).await {
+            if let Err(e) =
+                blocking(move || s.inner.disk.remove(&dir).map_err(|e| Error::io("removing upload", e))).await
+            {
                 tracing::warn!(error = %e, "could not remove an assembled upload's chunks (expiry will)");
             }
             Ok(out)

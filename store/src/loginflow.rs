@@ -86,7 +86,13 @@ impl Store {
 
     /// Grant a pending flow to `user`: an app password labelled `label` (the app's name as
     /// the person saw it) is made, for the flow's next poll.
-    pub async fn grant_login_flow(&self, actor: &Actor, user: &User, login_token: &str, label: &str) -> Result<()> {
+    pub async fn grant_login_flow(
+        &self,
+        actor: &Actor,
+        user: &User,
+        login_token: &str,
+        label: &str,
+    ) -> Result<()> {
         // Claimed before the password exists, so that one flow never yields two.
         {
             let mut map = self.inner.login_flows.lock();

@@ -112,8 +112,10 @@ impl Store {
         // Committed with whatever other writes are waiting (group commit), to the end even if
         // this request goes away.
         let checksum = opts.checksum.clone();
-        let out =
-            self.commit_batched(actor, user, path, content, Job::Write(opts), staging).await.map_err(|(e, _)| e)?;
+        let out = self
+            .commit_batched(actor, user, path, content, Job::Write(opts), staging)
+            .await
+            .map_err(|(e, _)| e)?;
         if let (Some(c), Some(hash)) = (checksum, &out.node.content_hash) {
             self.remember_checksum(hash, &c).await;
         }
@@ -322,7 +324,11 @@ impl Store {
     }
 }
 
-pub(crate) fn check_write_preconditions(path: &VPath, current: Option<&Node>, opts: &WriteOptions) -> Result<()> {
+pub(crate) fn check_write_preconditions(
+    path: &VPath,
+    current: Option<&Node>,
+    opts: &WriteOptions,
+) -> Result<()> {
     if current.is_some_and(|n| n.is_dir) {
         return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
     }

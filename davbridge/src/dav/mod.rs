@@ -19,7 +19,8 @@ use store::{Actor, ErrorKind, Lock, Node, Origin, PropChange, Replace, Store, Us
 
 use self::headers::{Condition, DavUrl, Depth, IfList, href};
 use self::props::{
-    LIVE, MULTISTATUS_HEAD, MULTISTATUS_TAIL, OcCtx, PropCtx, activelock, content_type, empty_prop_element, propstat,
+    LIVE, MULTISTATUS_HEAD, MULTISTATUS_TAIL, OcCtx, PropCtx, activelock, content_type, empty_prop_element,
+    propstat,
 };
 use self::xml::{DAV, PropfindBody, QName, escape};
 use crate::Bridge;

@@ -275,7 +275,9 @@ pub(crate) fn render(request: &PropfindBody, nodes: &[&Node], pc: &PropCtx) -> S
                 found.clear();
                 missing.clear();
                 for q in names {
-                    if q.ns == DAV && write_live(&mut found, &q.local, n, pc) || write_oc(&mut found, q, n, pc) {
+                    if q.ns == DAV && write_live(&mut found, &q.local, n, pc)
+                        || write_oc(&mut found, q, n, pc)
+                    {
                         continue;
                     } else if let Some(d) = dead.iter().find(|d| d.namespace == q.ns && d.name == q.local) {
                         found.push_str(&xml::render_dead(q, &d.value));

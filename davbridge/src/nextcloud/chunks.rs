@@ -136,7 +136,13 @@ fn seg(name: &str) -> String {
 /// `MOVE .../ID/.file`: assemble at `Destination`. The If header's entity tag (ownCloud and
 /// Nextcloud put the destination's last known ETag there) or `If-Match` must match the file
 /// being replaced; `Overwrite: F` refuses an existing one.
-async fn assemble(bridge: &Bridge, actor: &Actor, user: &User, id: &str, h: &HeaderMap) -> Result<Response<Body>> {
+async fn assemble(
+    bridge: &Bridge,
+    actor: &Actor,
+    user: &User,
+    id: &str,
+    h: &HeaderMap,
+) -> Result<Response<Body>> {
     let dest = destination(h, user)?;
     let mut opts = WriteOptions::default();
     if let Some(im) = get(h, "if-match")

@@ -58,7 +58,9 @@ impl HistoryUrl {
                 Some(HistoryUrl::Versions { user: own(u), file, version: rest.first().map(|v| own(v)) })
             }
             ["versions", u, "restore", ..] => Some(HistoryUrl::VersionRestore { user: own(u) }),
-            ["trashbin", ..] | ["versions", ..] => Some(HistoryUrl::Trash { user: String::new(), item: None }),
+            ["trashbin", ..] | ["versions", ..] => {
+                Some(HistoryUrl::Trash { user: String::new(), item: None })
+            }
             _ => None,
         })
     }
@@ -126,7 +128,9 @@ pub(crate) async fn serve(
                     let name = format!("{}.d{}", t.orig_path.name(), t.id.0);
                     let node = Node {
                         id: t.file_id,
-                        path: VPath::root().join(&name).map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?,
+                        path: VPath::root()
+                            .join(&name)
+                            .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?,
                         is_dir: t.is_dir,
                         size: if t.is_dir { 0 } else { t.size },
                         mtime: t.deleted_at,
@@ -141,14 +145,22 @@ pub(crate) async fn serve(
                         ("trashbin-deletion-time", (t.deleted_at.0 / 1_000_000_000).to_string()),
                         ("trashbin-original-folder", escape(parent.as_str().trim_start_matches('/'))),
                     ];
-                    out.push_str(&entry(&request, &node, &format!("{prefix}/trash"), &instance, &user, &extra));
+                    out.push_str(&entry(
+                        &request,
+                        &node,
+                        &format!("{prefix}/trash"),
+                        &instance,
+                        &user,
+                        &extra,
+                    ));
                 }
             }
             out.push_str(crate::dav::props::MULTISTATUS_TAIL);
             Ok(crate::dav::multistatus_body(out))
         }
         ("MOVE", HistoryUrl::Trash { item: Some(item), .. }) => {
-            let dest = dest.ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "Destination header missing"))?;
+            let dest =
+                dest.ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "Destination header missing"))?;
             let restore = format!("/remote.php/dav/trashbin{}/restore/", seg(user.name.as_str()));
             if !percent_decoded_path(&dest).contains(&*percent_decoded_path(&restore)) {
                 return Err(HttpError::new(StatusCode::FORBIDDEN, "a trash item can only be restored"));
@@ -282,9 +294,13 @@ fn entry(
         }
     }
     let request = match request {
-        PropfindBody::Props(names) => {
-            PropfindBody::Props(names.iter().filter(|q| !(q.ns == NC && extra.iter().any(|(n, _)| *n == q.local))).cloned().collect())
-        }
+        PropfindBody::Props(names) => PropfindBody::Props(
+            names
+                .iter()
+                .filter(|q| !(q.ns == NC && extra.iter().any(|(n, _)| *n == q.local)))
+                .cloned()
+                .collect(),
+        ),
         other => other.clone(),
     };
     let doc = crate::dav::props::render(&request, &[node], &pc);

@@ -22,7 +22,8 @@ pub(crate) fn device_name(ua: &str) -> String {
     let ua = ua.trim();
     let version_after = |marker: &str| -> Option<String> {
         let i = ua.to_ascii_lowercase().find(&marker.to_ascii_lowercase())?;
-        let v: String = ua[i + marker.len()..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
+        let v: String =
+            ua[i + marker.len()..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
         Some(v.trim_end_matches("git").to_owned())
     };
     if let Some(v) = version_after("mirall/") {
@@ -98,10 +99,7 @@ mod tests {
             ),
             "Nextcloud desktop 3.7.3 (nextcloudcmd, debian-6.1.0-27-amd64)"
         );
-        assert_eq!(
-            device_name("Mozilla/5.0 (Android) Nextcloud-android/3.29.0"),
-            "Nextcloud Android 3.29.0"
-        );
+        assert_eq!(device_name("Mozilla/5.0 (Android) Nextcloud-android/3.29.0"), "Nextcloud Android 3.29.0");
         assert_eq!(device_name("Mozilla/5.0 (iOS) Nextcloud-iOS/5.5.2"), "Nextcloud iOS 5.5.2");
         assert_eq!(device_name("curl/8.0"), "curl/8.0");
         assert_eq!(device_name(""), "an app that did not name itself");

@@ -84,7 +84,9 @@ impl NcRoute {
                     let s = segs(rest)?;
                     match s.as_slice() {
                         [user] => NcRoute::Uploads { user: user.clone(), id: None, chunk: None },
-                        [user, id] => NcRoute::Uploads { user: user.clone(), id: Some(id.clone()), chunk: None },
+                        [user, id] => {
+                            NcRoute::Uploads { user: user.clone(), id: Some(id.clone()), chunk: None }
+                        }
                         [user, id, chunk] => NcRoute::Uploads {
                             user: user.clone(),
                             id: Some(id.clone()),
@@ -143,8 +145,10 @@ pub(crate) async fn basic_user(
 
 pub(crate) fn unauthorized() -> Response<Body> {
     let mut res = body::error_response(&HttpError::new(StatusCode::UNAUTHORIZED, "sign in required"));
-    res.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Cairn\", charset=\"UTF-8\""));
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"Cairn\", charset=\"UTF-8\""),
+    );
     res
 }
 
@@ -152,7 +156,8 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bo
     // Compact on purpose: the desktop client finds `"statuscode":200` by a text match.
     let mut res = Response::new(body::full(value.to_string()));
     *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     res
 }
 

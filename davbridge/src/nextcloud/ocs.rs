@@ -112,7 +112,8 @@ fn envelope(v2: bool, xml: bool, status: StatusCode, data: Value) -> Response<Bo
     out.push_str("</ocs>\n");
     let mut res = Response::new(body::full(out));
     *res.status_mut() = http;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
     res
 }
 
@@ -174,7 +175,9 @@ async fn user_info(bridge: &Bridge, user: &store::User) -> store::Result<Value> 
             json!({"free": free, "used": u.used, "total": total, "quota": u.quota,
                    "relative": if total == 0 { 0.0 } else { (u.used as f64 * 10000.0 / total as f64).round() / 100.0 }})
         }
-        None => json!({"free": Value::Null, "used": u.used, "total": Value::Null, "quota": -3, "relative": 0.0}),
+        None => {
+            json!({"free": Value::Null, "used": u.used, "total": Value::Null, "quota": -3, "relative": 0.0})
+        }
     };
     Ok(json!({
         "id": user.name.as_str(),

@@ -36,7 +36,10 @@ pub(crate) fn serve(
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
     let h = req.headers();
-    let is_ws = h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+    let is_ws = h
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
         && h.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
     let key = h.get(header::SEC_WEBSOCKET_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (Some(key), true) = (key, is_ws) else {
@@ -47,7 +50,9 @@ pub(crate) fn serve(
     tokio::spawn(async move {
         match upgrade.await {
             Ok(up) => {
-                let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None).await;
+                let ws =
+                    tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None)
+                        .await;
                 session(ws, &bridge, remote).await;
             }
             Err(e) => tracing::debug!(error = %e, "notify_push upgrade failed"),
