@@ -14,6 +14,7 @@ mod dav_tls;
 mod fuse;
 mod migrations;
 mod model;
+mod nextcloud;
 mod paths;
 mod quota;
 mod scan;

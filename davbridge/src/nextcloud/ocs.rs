@@ -158,7 +158,8 @@ fn capabilities<B>(bridge: &Bridge, req: &Request<B>) -> Value {
             "files_sharing": {"api_enabled": false},
             "notify_push": {
                 "type": ["files"],
-                "endpoints": {"websocket": ws, "pre_auth": format!("{base}/index.php/apps/notify_push/pre_auth")},
+                // No `pre_auth`: that is for web sessions, which Cairn's own UI does not need.
+                "endpoints": {"websocket": ws},
             },
             // A conflict's losing copy is uploaded by the client that made it, so an edit is
             // never stranded on one device.
