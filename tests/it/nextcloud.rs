@@ -566,37 +566,33 @@ fn chunked_uploads_refuse_bad_input_and_leave_the_tree_unchanged() {
         let hex: String = sha1::Sha1::digest(&whole).iter().map(|b| format!("{b:02x}")).collect();
         format!("SHA1:{hex}")
     };
-    let cases: &[(&str, &[(&str, &[u8])], Vec<(&str, String)>, u16, &str)] = &[
+    // (upload, its chunks, the MOVE's headers, the status, what the message says)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a [(&'a str, &'a str)], u16, &'a str);
+    let both = vec![("00001", &one[..]), ("00002", &two[..])];
+    let cases: Vec<Case<'_>> = vec![
         // A chunk missing: the total does not add up.
-        ("missing", &[("00001", &one)], vec![("OC-Total-Length", "1000000".into())], 400, "sum up"),
+        ("missing", vec![("00001", &one[..])], &[("OC-Total-Length", "1000000")], 400, "sum up"),
         // The client claims another total.
-        (
-            "total",
-            &[("00001", &one), ("00002", &two)],
-            vec![("OC-Total-Length", "999999".into())],
-            400,
-            "sum up",
-        ),
+        ("total", both.clone(), &[("OC-Total-Length", "999999")], 400, "sum up"),
         // A checksum that does not match the bytes.
         (
             "checksum",
-            &[("00001", &one), ("00002", &two)],
-            vec![("OC-Checksum", "SHA1:0000000000000000000000000000000000000000".into())],
+            both.clone(),
+            &[("OC-Checksum", "SHA1:0000000000000000000000000000000000000000")],
             400,
             "checksum",
         ),
         // Into another user's files.
-        ("elsewhere", &[("00001", &one), ("00002", &two)], vec![], 403, "another user"),
+        ("elsewhere", both, &[], 403, "another user"),
     ];
-    for (id, chunks, headers, status, says) in cases {
+    for (id, chunks, headers, status, says) in &cases {
         let u = up(id);
         assert_eq!(u.mkcol(&[]), 201, "{id}");
-        for (name, data) in *chunks {
+        for (name, data) in chunks {
             assert_eq!(u.put(name, data), 201, "{id}");
         }
         let dest = if *id == "elsewhere" { "bob/stolen.bin".to_owned() } else { format!("alice/{id}.bin") };
-        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = u.assemble(&dest, &h);
+        let r = u.assemble(&dest, headers);
         assert_eq!(r.status, *status, "{id}: {}", r.text());
         assert!(r.text().to_lowercase().contains(says), "{id}: {}", r.text());
     }
