@@ -32,6 +32,7 @@ static ASSETS: &[Asset] = &[
     Asset { path: "/", content_type: "text/html; charset=utf-8", data: include_bytes!("../web/index.html") },
     script!("app.js"),
     script!("api.js"),
+    script!("devices.js"),
     script!("dom.js"),
     script!("format.js"),
     script!("picker.js"),

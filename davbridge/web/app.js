@@ -1,7 +1,7 @@
 // Cairn's file explorer: native ES modules, no build step (the server embeds these files as
 // they are). Every action goes through the public REST API (/api/v1), tus (/api/v1/uploads/)
 // and the change feed (/api/v1/events). This module holds the views; the others are
-// dom.js, api.js, format.js, tus.js, uploads.js, push.js and picker.js.
+// dom.js, api.js, format.js, tus.js, uploads.js, push.js, picker.js and devices.js.
 
 import { $, $$, el, icon, toast, fail, dismissAlert } from './dom.js';
 import { api, session, q, contentUrl, versionUrl } from './api.js';
@@ -9,6 +9,7 @@ import { size, when, ago, joinPath, parentOf, baseName, placeName } from './form
 import { enqueue, initUploads } from './uploads.js';
 import { follow } from './push.js';
 import { pickFolder } from './picker.js';
+import { flowToken, showGrant, loadDevices } from './devices.js';
 
 const state = {
   me: null,
@@ -48,6 +49,7 @@ function showSignIn() {
   if (state.feed) { state.feed.close(); state.feed = null; }
   $('#app').hidden = true;
   $('#signin').hidden = false;
+  $('#signin-hint').hidden = !flowToken;
   $('#signin-form input[name=user]').focus();
 }
 session.onSignedOut = showSignIn;
@@ -65,6 +67,8 @@ function signedIn(me) {
   state.me = me;
   session.csrf = me.csrf;
   $('#signin').hidden = true;
+  // Opened by an app signing in (Login Flow v2): only the question, not the explorer.
+  if (flowToken) return showGrant(me);
   $('#app').hidden = false;
   $('#whoami').textContent = me.name;
   $('#whoami').title = `Signed in as ${me.name}`;
@@ -138,6 +142,7 @@ function route() {
   const h = decodeURIComponent(location.hash.slice(1) || '/files/');
   closePanel();
   if (h.startsWith('/trash')) return showView('trash');
+  if (h.startsWith('/devices')) return showView('devices');
   if (h.startsWith('/admin') && state.me.is_admin) return showView('admin');
   if (h.startsWith('/search/')) { state.search = h.slice(8); return showView('files'); }
   state.search = null;
@@ -152,10 +157,12 @@ function showView(v) {
   state.view = v;
   $('#files-view').hidden = v !== 'files';
   $('#trash-view').hidden = v !== 'trash';
+  $('#devices-view').hidden = v !== 'devices';
   $('#admin-view').hidden = v !== 'admin';
   $$('.views a').forEach((a) => a.classList.toggle('active', a.dataset.view === v));
   if (v === 'files') loadFolder().catch(fail);
   if (v === 'trash') loadTrash().catch(fail);
+  if (v === 'devices') loadDevices().catch(fail);
   if (v === 'admin') loadUsers().catch(fail);
 }
 

@@ -70,6 +70,24 @@ fn browser_end_to_end() {
     env.assert_fsck_clean();
 }
 
+/// A phone app signing in with Login Flow v2 (tests/web/loginflow.mjs): the grant page, the
+/// poll, the app password, and revoking it from the Devices view.
+#[test]
+fn login_flow_grants_a_phone_app_and_devices_revoke_it() {
+    require_program("chromium", "chromium");
+    let env = Env::new();
+    env.add_user("alice", None);
+    let _d = env.start_daemon();
+    node_script(&env, &["loginflow.mjs"], "loginflow", &[("CAIRN_USER", "alice")]);
+    assert!(screenshots("loginflow") >= 5);
+    let audit = env.ctl_ok(&["audit"]);
+    // The grant is on the record, under the app's name.
+    assert!(
+        audit.lines().any(|l| l.contains("app_password.create") && l.contains("Nextcloud Android 3.29.0")),
+        "{audit}"
+    );
+}
+
 /// The explorer as a new family member meets it (tests/web/explorer.mjs), and the sizes it
 /// shows against what cairnctl stores and prints.
 #[test]

@@ -154,6 +154,29 @@ pub(crate) async fn revoke_token(cx: &Cx<'_>, id: i64) -> Result<Response<Body>>
     Ok(body::status(StatusCode::NO_CONTENT))
 }
 
+/// A pending Login Flow v2 request (a Nextcloud or ownCloud app signing in): which app asks.
+/// The token is the last part of the URL the app opened in the browser.
+#[utoipa::path(get, path = "/api/v1/login-flows/{token}", tag = "account",
+    params(("token" = String, Path, description = "The login token from the app's URL")),
+    responses((status = 200, description = "The app that asks", body = LoginFlowInfo),
+              (status = 404, description = "No such pending request (granted, expired or never made)", body = ApiError)))]
+pub(crate) async fn login_flow(cx: &Cx<'_>, token: &str) -> Result<Response<Body>> {
+    let device = cx.store.login_flow_device(token)?;
+    Ok(json(StatusCode::OK, &LoginFlowInfo { device }))
+}
+
+/// Grant a pending Login Flow v2 request: an app password named after the app is made and
+/// handed to the app at its next poll (it is never shown here).
+#[utoipa::path(post, path = "/api/v1/login-flows/{token}", tag = "account",
+    params(("token" = String, Path, description = "The login token from the app's URL")),
+    responses((status = 204, description = "Granted; the app signs in at its next poll"),
+              (status = 404, description = "No such pending request (granted, expired or never made)", body = ApiError)))]
+pub(crate) async fn grant_login_flow(cx: &Cx<'_>, token: &str) -> Result<Response<Body>> {
+    let device = cx.store.login_flow_device(token)?;
+    cx.store.grant_login_flow(&cx.actor, &cx.user, token, &device).await?;
+    Ok(body::status(StatusCode::NO_CONTENT))
+}
+
 fn require_admin(cx: &Cx<'_>) -> Result<()> {
     if cx.user.is_admin {
         Ok(())

@@ -125,6 +125,8 @@ enum Endpoint {
     Tokens,
     NewToken,
     RevokeToken(i64),
+    LoginFlow(String),
+    GrantLoginFlow(String),
     List,
     Stat,
     Download { head: bool },
@@ -196,6 +198,14 @@ impl Endpoint {
                 let t = id(t)?;
                 pick("DELETE", (m == "DELETE").then_some(E::RevokeToken(t)))?
             }
+            ["login-flows", t] => pick(
+                "GET, POST",
+                match m {
+                    "GET" => Some(E::LoginFlow(t.to_string())),
+                    "POST" => Some(E::GrantLoginFlow(t.to_string())),
+                    _ => None,
+                },
+            )?,
             ["files"] => pick(
                 "GET, DELETE",
                 match m {
@@ -486,6 +496,8 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         Endpoint::Tokens => account::tokens(&cx).await,
         Endpoint::NewToken => account::new_token(&cx, body).await,
         Endpoint::RevokeToken(id) => account::revoke_token(&cx, id).await,
+        Endpoint::LoginFlow(token) => account::login_flow(&cx, &token).await,
+        Endpoint::GrantLoginFlow(token) => account::grant_login_flow(&cx, &token).await,
         Endpoint::List => files::list(&cx).await,
         Endpoint::Stat => files::stat(&cx).await,
         Endpoint::Download { head } => files::download(&cx, head).await,
@@ -546,7 +558,7 @@ Resumable uploads use tus 1.0 at `/api/v1/uploads/`. Sync clients follow the cha
     ),
     paths(
         account::sign_in, account::sign_out, account::me, account::tokens, account::new_token,
-        account::revoke_token, account::quota,
+        account::revoke_token, account::login_flow, account::grant_login_flow, account::quota,
         files::list, files::stat, files::download, files::upload, files::mkdir, files::move_,
         files::copy, files::delete, files::trash, files::trash_empty, files::trash_restore,
         files::trash_purge, files::versions, files::version_content, files::version_restore,

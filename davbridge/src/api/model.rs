@@ -263,6 +263,13 @@ pub struct TokenInfo {
     pub last_used_at: Option<String>,
 }
 
+/// A pending sign-in of a Nextcloud or ownCloud app (Login Flow v2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginFlowInfo {
+    /// The app, as it named itself: "Nextcloud Android 3.29.0", "Nextcloud desktop 3.7.3 (...)".
+    pub device: String,
+}
+
 /// A token to create.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
