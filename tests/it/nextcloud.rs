@@ -596,6 +596,23 @@ fn chunked_uploads_refuse_bad_input_and_leave_the_tree_unchanged() {
         assert_eq!(r.status, *status, "{id}: {}", r.text());
         assert!(r.text().to_lowercase().contains(says), "{id}: {}", r.text());
     }
+    // A WebDAV lock on the destination holds for chunked uploads too: refused (423) without
+    // its token, assembled with it.
+    let lockinfo = br#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let lock = http(env.port, "LOCK", "/dav/ok.bin", &[("Authorization", &alice)], lockinfo);
+    assert_eq!(lock.status, 200, "{}", lock.text());
+    let token = lock.header("lock-token").unwrap().trim_matches(['<', '>']).to_owned();
+    let u = up("locked");
+    assert_eq!(u.mkcol(&[]), 201);
+    assert_eq!(u.put("1", b"replacement"), 201);
+    let r = u.assemble("alice/ok.bin", &[]);
+    assert_eq!(r.status, 423, "{}", r.text());
+    assert_eq!(env.get("alice", "/ok.bin"), whole, "a refused assembly changes nothing");
+    let with_token = format!("(<{token}>)");
+    let r = u.assemble("alice/ok.bin", &[("If", &with_token)]);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(env.get("alice", "/ok.bin"), b"replacement");
+
     // Bob cannot touch alice's upload, nor learn it exists.
     let bob = basic("bob");
     for (method, path) in [
@@ -624,12 +641,12 @@ fn chunked_uploads_refuse_bad_input_and_leave_the_tree_unchanged() {
     let r = u.assemble("alice/checked.bin", &[("OC-Checksum", sha1_of_whole.as_str())]);
     assert_eq!(r.status, 201, "{}", r.text());
 
-    // Over quota partway (6 MB, 2 MB used by the files above): refused with 507 while
+    // Over quota partway (6 MB, about 1 MB used by the files above): refused with 507 while
     // chunks arrive, and nothing lands.
     let u = up("big");
     assert_eq!(u.mkcol(&[]), 201);
     let mut statuses = Vec::new();
-    for i in 0..12 {
+    for i in 0..16 {
         statuses.push(u.put(&format!("{i:05}"), &pattern(400_000, i)));
     }
     assert!(statuses.contains(&507), "{statuses:?}");

@@ -314,11 +314,23 @@ async fn require_unlocked(
     paths: &[&VPath],
     below: bool,
 ) -> Result<()> {
-    if !ctx.store.has_locks(&ctx.user).await? {
+    check_locks(ctx.store, &ctx.user, submitted, paths, below).await
+}
+
+/// [`require_unlocked`] for the other front doors to the same files (the Nextcloud chunked
+/// upload's final MOVE).
+pub(crate) async fn check_locks(
+    store: &Store,
+    user: &User,
+    submitted: &HashSet<String>,
+    paths: &[&VPath],
+    below: bool,
+) -> Result<()> {
+    if !store.has_locks(user).await? {
         return Ok(());
     }
     for (i, path) in paths.iter().enumerate() {
-        let locks = ctx.store.locks(&ctx.user, path, below && i == 0).await?;
+        let locks = store.locks(user, path, below && i == 0).await?;
         let exclusive_missing = locks.iter().any(|l| l.exclusive && !submitted.contains(&l.token));
         let shared: Vec<&Lock> = locks.iter().filter(|l| !l.exclusive).collect();
         let shared_missing = !shared.is_empty() && !shared.iter().any(|l| submitted.contains(&l.token));
@@ -334,7 +346,7 @@ async fn require_unlocked(
 }
 
 /// The parent of a path for lock checks (its membership changes when a child comes or goes).
-fn parent_of(path: &VPath) -> VPath {
+pub(crate) fn parent_of(path: &VPath) -> VPath {
     path.parent().unwrap_or_else(VPath::root)
 }
 

@@ -135,7 +135,8 @@ fn seg(name: &str) -> String {
 
 /// `MOVE .../ID/.file`: assemble at `Destination`. The If header's entity tag (ownCloud and
 /// Nextcloud put the destination's last known ETag there) or `If-Match` must match the file
-/// being replaced; `Overwrite: F` refuses an existing one.
+/// being replaced; `Overwrite: F` refuses an existing one; a WebDAV lock on the destination
+/// (or on its folder) refuses it (423) unless the If header carries the lock's token.
 async fn assemble(
     bridge: &Bridge,
     actor: &Actor,
@@ -150,15 +151,25 @@ async fn assemble(
     {
         opts.if_match = Some(store::ETag(headers::etag_value(im).to_owned()));
     }
+    // Lock tokens in the If header unlock the destination, as for any WebDAV write.
+    let mut tokens = std::collections::HashSet::new();
     if let Some(raw) = get(h, "if") {
         for list in headers::parse_if(raw)? {
             for (negated, c) in list.conditions {
-                if let (false, Condition::ETag(e)) = (negated, c) {
-                    opts.if_match = Some(store::ETag(headers::etag_value(&e).to_owned()));
+                match (negated, c) {
+                    (false, Condition::ETag(e)) => {
+                        opts.if_match = Some(store::ETag(headers::etag_value(&e).to_owned()));
+                    }
+                    (false, Condition::Token(t)) => {
+                        tokens.insert(t);
+                    }
+                    _ => {}
                 }
             }
         }
     }
+    let parent = crate::dav::parent_of(&dest.path);
+    crate::dav::check_locks(&bridge.store, user, &tokens, &[&dest.path, &parent], false).await?;
     opts.create_only = !headers::parse_overwrite(get(h, "overwrite"))?;
     if let Some(mtime) = get(h, "x-oc-mtime") {
         let secs: i64 = mtime.trim().parse().map_err(|_| bad("X-OC-Mtime must be whole seconds"))?;
