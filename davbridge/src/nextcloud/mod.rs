@@ -1,5 +1,5 @@
-//! The surface the Nextcloud and ownCloud clients need beyond WebDAV (the protocol as they
-//! use it: `docs/design/nextcloud.md`): discovery (`status.php`, the OCS capabilities and user),
+//! The surface the Nextcloud and ownCloud clients need beyond WebDAV (what is built and why:
+//! `davbridge/README.md`, "The Nextcloud and ownCloud apps"): discovery (`status.php`, the OCS capabilities and user),
 //! Login Flow v2 (`login`), chunked uploads (`chunks`), trash and versions (`history`), the
 //! notify_push websocket (`push`), and safe answers for the optional endpoints the apps touch.
 //! Files themselves are plain WebDAV (`dav`), served under `/remote.php/dav/files/USER/` with
