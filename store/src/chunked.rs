@@ -450,7 +450,12 @@ impl Store {
     pub(crate) async fn expire_chunked(&self) -> Result<usize> {
         let client = self.inner.pool.get().await?;
         let now = self.clock().now();
-        client.cexecute("DELETE FROM chunked_uploads WHERE expires_at <= $1", &[&now.0]).await?;
+        let expired: std::collections::HashSet<String> = client
+            .cquery("DELETE FROM chunked_uploads WHERE expires_at <= $1 RETURNING id", &[&now.0])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let live: std::collections::HashSet<String> =
             client.cquery("SELECT id FROM chunked_uploads", &[]).await?.iter().map(|r| r.get(0)).collect();
         drop(client);
@@ -461,7 +466,8 @@ impl Store {
             for (name, meta) in disk.read_dir(layout::CHUNKS).map_err(|e| Error::io("listing uploads", e))? {
                 let name = String::from_utf8_lossy(&name).into_owned();
                 // A folder made a moment ago may be waiting for its row.
-                if live.contains(&name) || crate::disk::wall_now().0 - meta.mtime_ns < 60_000_000_000 {
+                let young = crate::disk::wall_now().0 - meta.mtime_ns < 60_000_000_000;
+                if live.contains(&name) || (young && !expired.contains(&name)) {
                     continue;
                 }
                 disk.remove(&layout::chunks(&name)).map_err(|e| Error::io("removing upload", e))?;

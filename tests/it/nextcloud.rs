@@ -452,9 +452,21 @@ impl Ws {
 
     /// The next text frame (answering pings on the way).
     fn text(&mut self) -> String {
+        self.try_text(Duration::from_secs(20)).expect("a text frame within 20 s")
+    }
+
+    /// The next text frame, or None if none comes within `limit`.
+    fn try_text(&mut self, limit: Duration) -> Option<String> {
+        self.0.set_read_timeout(Some(limit)).unwrap();
         loop {
             let mut h = [0u8; 2];
-            self.0.read_exact(&mut h).unwrap();
+            if let Err(e) = self.0.read_exact(&mut h) {
+                assert!(
+                    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                    "{e}"
+                );
+                return None;
+            }
             let mut len = u64::from(h[1] & 0x7f);
             if len == 126 {
                 let mut l = [0u8; 2];
@@ -464,7 +476,7 @@ impl Ws {
             let mut payload = vec![0u8; len as usize];
             self.0.read_exact(&mut payload).unwrap();
             match h[0] & 0x0f {
-                1 => return String::from_utf8(payload).unwrap(),
+                1 => return Some(String::from_utf8(payload).unwrap()),
                 9 => self.send(0xA, &payload),
                 8 => panic!("the server closed the socket: {payload:?}"),
                 _ => {}
@@ -500,13 +512,30 @@ fn notify_push_tells_a_connected_client_of_a_change_within_two_seconds() {
         took.as_millis()
     ));
 
+    // A burst of changes is a few messages, not one each: at most one per 300 ms (the
+    // debounce) after the first.
+    while ws.try_text(Duration::from_millis(700)).is_some() {}
+    let auth = basic_auth("alice", &secret);
+    let started = Instant::now();
+    for i in 0..30 {
+        assert_eq!(
+            http(env.port, "PUT", &format!("/dav/burst-{i}.txt"), &[("Authorization", &auth)], b"x").status,
+            201
+        );
+    }
+    let burst = started.elapsed();
+    let mut messages = 0;
+    while let Some(m) = ws.try_text(Duration::from_millis(700)) {
+        assert_eq!(m, "notify_file");
+        messages += 1;
+    }
+    let most = burst.as_millis() / 300 + 2;
+    assert!(messages >= 1 && messages as u128 <= most, "{messages} messages for 30 changes in {burst:?}");
+
     // Another user's changes are not announced to alice.
     env.add_user("bob", None);
     env.put_ok("bob", "/bobs.txt", b"b");
-    ws.0.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
-    let mut h = [0u8; 1];
-    let got = ws.0.read(&mut h);
-    assert!(got.is_err(), "alice heard of bob's change: {got:?}");
+    assert_eq!(ws.try_text(Duration::from_millis(1500)), None, "alice heard of bob's change");
 }
 
 /// A chunked upload driven by hand: MKCOL, chunks, MOVE `.file`.

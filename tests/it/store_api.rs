@@ -479,3 +479,42 @@ async fn files_deleted_together_each_go_to_the_trash_once() {
     let report = store.fsck(None, true).await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+#[tokio::test]
+async fn chunked_uploads_survive_a_restart_and_expire_when_abandoned() {
+    let env = Env::new();
+    let start = Timestamp(20_000 * DAY);
+    let clock = Clock::fixed(start);
+    let (store, user, actor) = open(&env, clock.clone()).await;
+    store.create_chunked(&actor, &user, "t1", Some(10), None).await.unwrap();
+    store.put_chunk(&user, "t1", "1", std::io::Cursor::new(b"hello".to_vec()), Some(5)).await.unwrap();
+    assert_eq!(store.usage(&user).await.unwrap().uploads, 10, "the announced total is reserved");
+
+    // A restart (a new Store on the same data): the acknowledged chunk is there, the upload
+    // goes on and lands.
+    drop(store);
+    let mut cfg = StoreConfig::new(&env.data_dir);
+    cfg.clock = clock.clone();
+    let store = Store::open(cfg, &DbTarget::Url(env.conninfo.clone())).await.unwrap();
+    let user = store.user(&user.name).await.unwrap();
+    let (_, chunks) = store.chunked(&user, "t1").await.unwrap();
+    assert_eq!(chunks.iter().map(|c| (c.name.as_str(), c.size)).collect::<Vec<_>>(), [("1", 5)]);
+    store.put_chunk(&user, "t1", "2", std::io::Cursor::new(b"world".to_vec()), Some(5)).await.unwrap();
+    let path = VPath::parse("/hw.txt").unwrap();
+    store.assemble_chunked(&actor, &user, "t1", &path, WriteOptions::default(), None).await.unwrap();
+    assert_eq!(std::fs::read(env.user_dir("alice").join("hw.txt")).unwrap(), b"helloworld");
+    assert_eq!(store.stat(&user, &path).await.unwrap().size, 10);
+
+    // Abandoned: a day after its last chunk it is gone, with its chunks and its reservation.
+    store.create_chunked(&actor, &user, "t2", Some(1000), None).await.unwrap();
+    store.put_chunk(&user, "t2", "1", std::io::Cursor::new(vec![7u8; 100]), Some(100)).await.unwrap();
+    clock.set(Timestamp(start.0 + 23 * HOUR));
+    store.expire_uploads().await.unwrap();
+    assert!(store.chunked(&user, "t2").await.is_ok(), "not yet a day old");
+    clock.set(Timestamp(start.0 + 25 * HOUR));
+    store.expire_uploads().await.unwrap();
+    assert_eq!(store.chunked(&user, "t2").await.unwrap_err().kind(), store::ErrorKind::NotFound);
+    assert_eq!(std::fs::read_dir(env.data_dir.join(".cairn/chunks")).unwrap().count(), 0);
+    assert_eq!(store.usage(&user).await.unwrap().uploads, 0);
+    assert!(store.fsck(None, true).await.unwrap().problems.is_empty());
+}

@@ -2,8 +2,9 @@
 //! plain WebSocket at `/push/ws`; the client sends its login name and password as two text
 //! frames, the server answers `authenticated` (or `err: Invalid credentials` and closes), then
 //! sends `notify_file` whenever something in the user's files changes, through any front end
-//! or process. A burst of changes is one message (a short debounce); the client reacts by
-//! syncing, so a spare message costs one PROPFIND and a missed one a whole poll interval.
+//! or process: the first change at once, the rest of a burst as one more message at most
+//! every [`DEBOUNCE`]. The client reacts by syncing, so a spare message costs one PROPFIND
+//! and a missed one a whole poll interval.
 //! The credentials are checked again every few seconds: a revoked app password closes it.
 
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use crate::error::HttpError;
 
 /// How long the client has to send its credentials (notify_push's limit).
 const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
-/// Changes closer together than this are one message.
+/// After a message, changes within this time are one more message at its end.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 /// How often the credentials are checked again (a cache hit unless they changed).
 const RECHECK: Duration = Duration::from_secs(2);
@@ -103,15 +104,28 @@ where
     }
     let mut ping = tokio::time::interval(Duration::from_secs(30));
     let mut recheck = tokio::time::interval(RECHECK);
+    // The first change is told at once; changes within DEBOUNCE after a message are one more
+    // message when that time is up.
+    let mut quiet_until = tokio::time::Instant::now();
+    let mut pending = false;
     loop {
         tokio::select! {
             () = crate::api::sync::changed(&mut changes, user.id) => {
-                // Let the rest of a burst arrive, then one message for all of it.
-                tokio::time::sleep(DEBOUNCE).await;
-                while changes.try_recv().is_ok() {}
+                if tokio::time::Instant::now() < quiet_until {
+                    pending = true;
+                    continue;
+                }
                 if tx.send(Message::text("notify_file")).await.is_err() {
                     return;
                 }
+                quiet_until = tokio::time::Instant::now() + DEBOUNCE;
+            }
+            () = tokio::time::sleep_until(quiet_until), if pending => {
+                pending = false;
+                if tx.send(Message::text("notify_file")).await.is_err() {
+                    return;
+                }
+                quiet_until = tokio::time::Instant::now() + DEBOUNCE;
             }
             _ = recheck.tick() => {
                 if !matches!(check().await, AuthOutcome::User(_)) {
