@@ -152,8 +152,11 @@ fn tree(root: &Path) -> BTreeMap<String, Option<String>> {
     out
 }
 
+/// The client's folder and the server's files are the same, byte for byte, and the server's
+/// metadata agrees with its files (`cairnctl fsck --verify`).
 fn assert_same_tree(local: &Path, env: &Env, user: &str) {
     assert_eq!(tree(local), tree(&env.user_dir(user)), "the client's folder and the server's files differ");
+    env.assert_fsck_clean();
 }
 
 fn mtime(p: &Path) -> i64 {
@@ -240,6 +243,7 @@ fn nextcloudcmd_first_sync_then_changes_on_both_sides_conflict_and_restart() {
         std::fs::write(local.join(name), pattern(100 + i, i as u64)).unwrap();
     }
     std::fs::write(local.join("hello.txt"), b"hello, edited on the desktop\n").unwrap();
+    std::fs::write(local.join("empty.txt"), b"").unwrap();
     std::fs::create_dir_all(local.join("New Folder")).unwrap();
     std::fs::write(local.join("New Folder/inside.txt"), b"inside\n").unwrap();
     std::fs::rename(local.join("blob.bin"), local.join("Docs/blob moved.bin")).unwrap();
@@ -276,6 +280,12 @@ fn nextcloudcmd_first_sync_then_changes_on_both_sides_conflict_and_restart() {
     assert_eq!(copies.len(), 1, "{copies:?}");
     assert_eq!(env.get("alice", &format!("/{}", copies[0])), b"the desktop's second edit\n");
     assert_same_tree(&local, &env, "alice");
+    // Another device gets both contents too.
+    let laptop = env.dir.join("laptop");
+    std::fs::create_dir_all(&laptop).unwrap();
+    sync_ok(NEXTCLOUD, &env, "alice", &secret, &laptop, None);
+    assert_same_tree(&laptop, &env, "alice");
+    assert_eq!(std::fs::read(laptop.join(&copies[0])).unwrap(), b"the desktop's second edit\n");
 
     // 6. After a restart, ids and ETags are the same: the next run transfers nothing.
     assert!(d.stop().success());
@@ -366,6 +376,11 @@ fn nextcloudcmd_uploads_200_mib_in_chunks_and_replaces_it_keeping_a_version() {
     assert_eq!(b3_file(&on_server), b3_file(&file));
     let versions = env.ctl_json(&["versions", "list", "alice", "/video.mkv"]);
     assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    // And it comes down to another device byte for byte.
+    let other = env.dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    sync_ok(NEXTCLOUD, &env, "alice", &secret, &other, None);
+    assert_eq!(b3_file(&other.join("video.mkv")), b3_file(&file));
     // The chunks are gone once assembled.
     let left = std::fs::read_dir(env.data_dir.join(".cairn/chunks")).unwrap().count();
     assert_eq!(left, 0, "chunk folders left behind");
