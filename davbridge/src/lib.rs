@@ -53,6 +53,8 @@ pub struct Bridge {
     tls: bool,
     /// Bytes moved by the API's transfer endpoints.
     transfer: api::TransferCounters,
+    /// Photo previews for the Nextcloud apps.
+    previews: nextcloud::preview::Previews,
 }
 
 impl Bridge {
@@ -60,7 +62,7 @@ impl Bridge {
     /// credential changes).
     pub fn new(store: store::Store, opts: BridgeOptions) -> Bridge {
         let auth = auth::Auth::new(store.clone());
-        Bridge { store, auth, opts, tls: false, transfer: Default::default() }
+        Bridge { store, auth, opts, tls: false, transfer: Default::default(), previews: Default::default() }
     }
 }
 

@@ -702,3 +702,82 @@ fn chunked_uploads_refuse_bad_input_and_leave_the_tree_unchanged() {
     assert!(env.ctl_json(&["files", "ls", "bob", "/"]).as_array().unwrap().is_empty());
     env.assert_fsck_clean();
 }
+
+#[test]
+fn previews_of_photos_fit_or_fill_the_box_and_only_their_owner_sees_them() {
+    let (env, _d, a) = tests::alice();
+    env.add_user("bob", None);
+    let encode = |img: image::DynamicImage, format: image::ImageFormat| {
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    };
+    let photo =
+        image::RgbImage::from_fn(1600, 1200, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let jpeg = encode(image::DynamicImage::ImageRgb8(photo), image::ImageFormat::Jpeg);
+    let logo = image::RgbaImage::from_fn(300, 300, |x, _| image::Rgba([200, 30, 30, (x % 256) as u8]));
+    let png = encode(image::DynamicImage::ImageRgba8(logo), image::ImageFormat::Png);
+    assert_eq!(http(env.port, "MKCOL", "/dav/Photos", &a, b"").status, 201);
+    for (path, body) in [
+        ("/dav/Photos/IMG%200001.jpg", &jpeg[..]),
+        ("/dav/Photos/logo.png", &png),
+        ("/dav/notes.txt", b"text"),
+    ] {
+        assert_eq!(http(env.port, "PUT", path, &a, body).status, 201, "{path}");
+    }
+    let id = env.ctl_json(&["files", "stat", "alice", "/Photos/IMG 0001.jpg"])["id"].as_i64().unwrap();
+    let preview = |target: &str, auth: &[(&str, &str)]| http(env.port, "GET", target, auth, b"");
+    let dims = |r: &tests::HttpResponse, mime: &str| {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some(mime));
+        let img = image::load_from_memory(&r.body).unwrap();
+        (img.width(), img.height())
+    };
+
+    // Android and the desktop: by file id; `a=1` fits the box, `mode=cover` fills it.
+    let fit = preview(&format!("/index.php/core/preview?fileId={id}&x=256&y=256&a=1"), &a);
+    assert_eq!(dims(&fit, "image/jpeg"), (256, 192));
+    assert!(fit.body.len() < 40_000, "a preview is small: {} bytes", fit.body.len());
+    let cover = preview(&format!("/index.php/core/preview?fileId={id}&x=256&y=256&a=1&mode=cover"), &a);
+    assert_eq!(dims(&cover, "image/jpeg"), (256, 256));
+    // iOS: by path; older apps: the thumbnail URL.
+    let ios = preview("/index.php/core/preview.png?file=%2FPhotos%2FIMG%200001.jpg&x=64&y=64", &a);
+    assert_eq!(dims(&ios, "image/jpeg"), (64, 64));
+    let old = preview("/index.php/apps/files/api/v1/thumbnail/100/100/Photos/IMG%200001.jpg", &a);
+    assert_eq!(dims(&old, "image/jpeg"), (100, 75));
+    // Transparency stays: PNG.
+    let logo = preview("/index.php/core/preview.png?file=%2FPhotos%2Flogo.png&x=100&y=100&a=1", &a);
+    assert_eq!(dims(&logo, "image/png"), (100, 100));
+    // Asked again with its ETag: 304.
+    let etag = fit.header("etag").unwrap().to_owned();
+    let again = preview(
+        &format!("/index.php/core/preview?fileId={id}&x=256&y=256&a=1"),
+        &[a[0], ("If-None-Match", &etag)],
+    );
+    assert_eq!(again.status, 304);
+
+    // No preview of a text file; bob learns nothing of alice's photo; no sign-in, 401.
+    let txt = env.ctl_json(&["files", "stat", "alice", "/notes.txt"])["id"].as_i64().unwrap();
+    assert_eq!(preview(&format!("/index.php/core/preview?fileId={txt}&x=64&y=64"), &a).status, 404);
+    let bob = basic("bob");
+    let r = preview(&format!("/index.php/core/preview?fileId={id}&x=64&y=64"), &[("Authorization", &bob)]);
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        preview("/index.php/core/preview.png?file=%2FPhotos%2FIMG%200001.jpg", &[("Authorization", &bob)])
+            .status,
+        404
+    );
+    assert_eq!(preview(&format!("/index.php/core/preview?fileId={id}"), &[]).status, 401);
+
+    // The listing tells the apps which files have previews.
+    let body = br#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:nc="http://nextcloud.org/ns"><d:prop><nc:has-preview/></d:prop></d:propfind>"#;
+    let text: String = ["/remote.php/dav/files/alice/", "/remote.php/dav/files/alice/Photos/"]
+        .iter()
+        .map(|url| http(env.port, "PROPFIND", url, &[a[0], ("Depth", "1")], body).text())
+        .collect();
+    let has = |name: &str| {
+        let at = text.find(name).unwrap_or_else(|| panic!("{name} in {text}"));
+        text[at..].split("</D:response>").next().unwrap().contains("has-preview>true<")
+    };
+    assert!(has("IMG%200001.jpg") && has("logo.png") && !has("notes.txt"), "{text}");
+}

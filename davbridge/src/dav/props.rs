@@ -95,7 +95,7 @@ pub(crate) fn write_oc(out: &mut String, q: &QName, node: &Node, pc: &PropCtx) -
         // Nothing is shared yet; an empty fingerprint means "nothing restored from a backup".
         ("oc", "share-types") | ("oc", "data-fingerprint") => "".into(),
         ("oc", "owner-id") | ("oc", "owner-display-name") => escape(&pc.oc.owner).into(),
-        ("nc", "has-preview") => "false".into(),
+        ("nc", "has-preview") => crate::nextcloud::preview::has_preview(node).to_string().into(),
         ("nc", "is-encrypted") => "0".into(),
         _ => return false,
     };

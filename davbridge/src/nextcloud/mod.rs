@@ -1,7 +1,7 @@
 //! The surface the Nextcloud and ownCloud clients need beyond WebDAV (what is built and why:
 //! `davbridge/README.md`, "The Nextcloud and ownCloud apps"): discovery (`status.php`, the OCS capabilities and user),
 //! Login Flow v2 (`login`), chunked uploads (`chunks`), trash and versions (`history`), the
-//! notify_push websocket (`push`), and safe answers for the optional endpoints the apps touch.
+//! notify_push websocket (`push`), photo previews (`preview`), and safe answers for the optional endpoints the apps touch.
 //! Files themselves are plain WebDAV (`dav`), served under `/remote.php/dav/files/USER/` with
 //! the `oc:` properties.
 
@@ -9,6 +9,7 @@ mod chunks;
 mod history;
 pub(crate) mod login;
 mod ocs;
+pub(crate) mod preview;
 mod push;
 
 use std::net::SocketAddr;
@@ -49,7 +50,9 @@ pub(crate) enum NcRoute {
     History(history::HistoryUrl),
     /// `/push/ws`: notify_push.
     Push,
-    /// Known endpoints Cairn answers 404 (avatars, remote wipe, previews, Login Flow v1).
+    /// A photo's preview (`/index.php/core/preview[.png]`, `/index.php/apps/files/api/v1/thumbnail/...`).
+    Preview,
+    /// Known endpoints Cairn answers 404 (avatars, remote wipe, Login Flow v1).
     NotHere,
 }
 
@@ -94,6 +97,11 @@ impl NcRoute {
                         },
                         _ => NcRoute::NotHere,
                     }
+                } else if path == "/index.php/core/preview"
+                    || path == "/index.php/core/preview.png"
+                    || path.starts_with("/index.php/apps/files/api/v1/thumbnail/")
+                {
+                    NcRoute::Preview
                 } else if let Some(url) = history::HistoryUrl::parse(path, &segs)? {
                     NcRoute::History(url)
                 } else if path.starts_with("/remote.php/dav/avatars/")
@@ -178,6 +186,13 @@ pub(crate) async fn serve(
         NcRoute::Uploads { user, id, chunk } => chunks::serve(bridge, remote, user, id, chunk, req).await,
         NcRoute::History(url) => history::serve(bridge, remote, url, req).await,
         NcRoute::Push => push::serve(bridge, remote, req),
+        NcRoute::Preview => {
+            match preview::PreviewUrl::parse(req.uri().path(), req.uri().query().unwrap_or("")) {
+                Ok(Some(url)) => preview::serve(bridge, remote, url, req).await,
+                Ok(None) => Ok(body::text(StatusCode::NOT_FOUND, "not found\n")),
+                Err(e) => Err(e),
+            }
+        }
         NcRoute::NotHere => Ok(body::text(StatusCode::NOT_FOUND, "not found\n")),
     };
     res.unwrap_or_else(|e| body::error_response(&e))
