@@ -14,11 +14,7 @@ DAV="http://127.0.0.1:$PORT/remote.php/dav"
 
 SIZE=$((GB * 1000 * 1000 * 1000))
 SRC=$B/source.bin
-truncate -s "$SIZE" "$SRC"
-# A little real data at both ends and in the middle, so the hash checks placement too.
-head -c 1048576 /dev/urandom | dd of="$SRC" conv=notrunc status=none
-head -c 1048576 /dev/urandom | dd of="$SRC" bs=1M seek=$((SIZE / 2 / 1048576)) conv=notrunc status=none
-head -c 4096 /dev/urandom | dd of="$SRC" bs=4096 seek=$((SIZE / 4096 - 1)) conv=notrunc status=none
+sparse_source "$SRC" "$SIZE"
 sha1=$(sha1sum "$SRC" | cut -d" " -f1)
 
 curl -sf -u "$AUTH" -X MKCOL "$DAV/files/bench/large" >/dev/null

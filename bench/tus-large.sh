@@ -11,11 +11,7 @@ AUTH="bench:bench-password-1"
 
 SIZE=$((GB * 1000 * 1000 * 1000))
 SRC=$B/source.bin
-truncate -s "$SIZE" "$SRC"
-# A little real data at both ends and in the middle, so the hash checks placement too.
-head -c 1048576 /dev/urandom | dd of="$SRC" conv=notrunc status=none
-head -c 1048576 /dev/urandom | dd of="$SRC" bs=1M seek=$((SIZE / 2 / 1048576)) conv=notrunc status=none
-head -c 4096 /dev/urandom | dd of="$SRC" bs=4096 seek=$((SIZE / 4096 - 1)) conv=notrunc status=none
+sparse_source "$SRC" "$SIZE"
 
 META="path $(printf /large/source.bin | base64 -w0)"
 LOC=$(curl -sf -D - -o /dev/null -u "$AUTH" -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $SIZE" \

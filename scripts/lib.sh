@@ -105,6 +105,15 @@ bench_start() {
     bench_user bench --admin
 }
 
+# sparse_source FILE SIZE : a sparse file of SIZE bytes for the large-upload benches, with a
+# little real data at both ends and in the middle, so the stored hash checks placement too.
+sparse_source() {
+    truncate -s "$2" "$1"
+    head -c 1048576 /dev/urandom | dd of="$1" conv=notrunc status=none
+    head -c 1048576 /dev/urandom | dd of="$1" bs=1M seek=$(($2 / 2 / 1048576)) conv=notrunc status=none
+    head -c 4096 /dev/urandom | dd of="$1" bs=4096 seek=$(($2 / 4096 - 1)) conv=notrunc status=none
+}
+
 # bench_user NAME [--admin] : add the account NAME with the password bench-password-1.
 bench_user() {
     echo "bench-password-1" | target/release/cairnctl --config "$B/cairnd.toml" user add "$@" --password-stdin >/dev/null
