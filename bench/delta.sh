@@ -15,7 +15,7 @@ for c in a b; do
 done
 counted() { # sum of the server's transfer counters
     curl -sf -u bench:bench-password-1 "$URL/api/v1/admin/metrics" |
-        awk '/^cairn_api_transfer_bytes_total/ {s += $2} END {printf "%.0f", s}'
+        awk '/^cairn_transfer_bytes_total/ {s += $2} END {printf "%.0f", s}'
 }
 sync_bytes() { # DIR CLIENT: bytes the server counted for one sync
     local before after

@@ -8,6 +8,8 @@ have_pg_server || need_pkgs postgresql
 need_pkgs litmus rclone cadaver davfs2 curl
 # The Nextcloud and ownCloud desktop clients' command-line syncers (tests/it/nextcloud.rs).
 need_pkgs nextcloud-desktop-cmd owncloud-client-cmd
+# Prometheus and promtool: /metrics and the shipped alert rules (tests/it/ops.rs).
+need_pkgs prometheus
 # The FUSE mount's tests: fuse3 (mount tools), and the conformance tools from crates.io.
 need_pkgs fuse3
 need_cargo_tools pjdfstest fsx

@@ -28,6 +28,30 @@ struct RawConfig {
     webdav: RawWebdav,
     #[serde(default)]
     storage: RawStorage,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for RawMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawMetrics").field("token", &self.token.as_ref().map(|_| "<set>")).finish()
+    }
+}
+
+/// A secret from the config file: its `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +141,9 @@ pub struct Config {
     /// How long logged small writes may wait for the filesystem sync (`None`: no write log,
     /// each write fsyncs before it is answered).
     pub write_log: Option<Duration>,
+    /// `[metrics] token`: `/metrics` then needs `Authorization: Bearer <token>` from anywhere;
+    /// without one it answers loopback clients only.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Config {
@@ -173,9 +200,17 @@ impl Config {
             ms if ms <= 60_000 => Some(Duration::from_millis(ms)),
             _ => anyhow::bail!("[storage] write_log_ms is at most 60000 (0 turns the write log off)"),
         };
+        let metrics_token = match raw.metrics.token {
+            Some(t) if t.trim().len() < 16 => {
+                anyhow::bail!("[metrics] token must have at least 16 characters")
+            }
+            Some(t) => Some(Secret(t.trim().to_owned())),
+            None => None,
+        };
         Ok(Config {
             tls,
             write_log,
+            metrics_token,
             data_dir,
             listen,
             database: raw.database.url.map(store::DbTarget::Url),
@@ -230,7 +265,10 @@ impl Config {
 
     /// What the HTTP front end needs from this.
     pub fn bridge_options(&self) -> davbridge::BridgeOptions {
-        davbridge::BridgeOptions { propfind_infinity: self.propfind_infinity }
+        davbridge::BridgeOptions {
+            propfind_infinity: self.propfind_infinity,
+            metrics_token: self.metrics_token.as_ref().map(|s| s.0.clone()),
+        }
     }
 
     /// Where the managed cluster lives.

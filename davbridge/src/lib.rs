@@ -16,6 +16,7 @@ mod body;
 mod dav;
 mod download;
 mod error;
+mod metrics;
 mod nextcloud;
 mod web;
 
@@ -42,6 +43,8 @@ pub struct BridgeOptions {
     /// Answer `PROPFIND` with `Depth: infinity` (refused with `DAV:propfind-finite-depth`
     /// unless set: a whole tree in one response is a denial-of-service lever).
     pub propfind_infinity: bool,
+    /// The bearer token `/metrics` asks for (`None`: loopback clients only).
+    pub metrics_token: Option<String>,
 }
 
 /// What the front end needs.
@@ -51,8 +54,8 @@ pub struct Bridge {
     opts: BridgeOptions,
     /// Served over TLS (session cookies are then `Secure`).
     tls: bool,
-    /// Bytes moved by the API's transfer endpoints.
-    transfer: api::TransferCounters,
+    /// What `/metrics` exports.
+    metrics: metrics::Metrics,
     /// Photo previews for the Nextcloud apps.
     previews: nextcloud::preview::Previews,
 }
@@ -62,15 +65,19 @@ impl Bridge {
     /// credential changes).
     pub fn new(store: store::Store, opts: BridgeOptions) -> Bridge {
         let auth = auth::Auth::new(store.clone());
-        Bridge { store, auth, opts, tls: false, transfer: Default::default(), previews: Default::default() }
+        Bridge { store, auth, opts, tls: false, metrics: Default::default(), previews: Default::default() }
     }
 }
 
 /// Every request, routed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
-    /// `GET /healthz`: 200 when the database answers.
-    Health,
+    /// `GET /readyz` (and `/healthz`): 200 when the daemon can do its work.
+    Ready,
+    /// `GET /livez`: 200 while the process serves.
+    Live,
+    /// `GET /metrics`.
+    Metrics,
     /// A WebDAV URL.
     Dav(dav::headers::DavUrl),
     /// The REST API (`/api/v1/...`).
@@ -91,8 +98,13 @@ impl Route {
             return Err(HttpError::new(StatusCode::BAD_REQUEST, "fragment in request URI"));
         }
         let path = req.uri().path();
-        if path == "/healthz" && matches!(*req.method(), Method::GET | Method::HEAD) {
-            return Ok(Route::Health);
+        if matches!(*req.method(), Method::GET | Method::HEAD) {
+            match path {
+                "/readyz" | "/healthz" => return Ok(Route::Ready),
+                "/livez" => return Ok(Route::Live),
+                "/metrics" => return Ok(Route::Metrics),
+                _ => {}
+            }
         }
         if path == "/api/v1" || path.starts_with("/api/v1/") {
             return Ok(Route::Api);
@@ -118,25 +130,48 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = std::time::Instant::now();
+    let _counted = bridge.metrics.begin();
     let method = req.method().clone();
     let uri_path = req.uri().path().to_owned();
+    let parsed = Route::parse(&req);
+    let protocol = match &parsed {
+        Ok(Route::Ready | Route::Live) => metrics::Protocol::health,
+        Ok(Route::Metrics) => metrics::Protocol::metrics,
+        Ok(Route::Dav(_)) => metrics::Protocol::webdav,
+        Ok(Route::Api) if uri_path.starts_with("/api/v1/uploads") => metrics::Protocol::tus,
+        Ok(Route::Api) => metrics::Protocol::rest,
+        Ok(Route::Web(_)) => metrics::Protocol::web,
+        Ok(Route::Nextcloud(_)) => metrics::Protocol::nextcloud,
+        Ok(Route::NotFound) | Err(_) => metrics::Protocol::other,
+    };
     // Until its answer's head is ready (a body streams on its own).
     let op = store::watchdog::begin("request", format!("{method} {uri_path}"));
-    let res = op.scope(route(&bridge, remote, req)).await;
+    let res = op.scope(route(&bridge, remote, parsed, req)).await;
     drop(op);
-    tracing::debug!(%method, path = %uri_path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    let took = started.elapsed();
+    bridge.metrics.answered(protocol, metrics::MethodLabel::of(&method), res.status().as_u16(), took);
+    tracing::debug!(%method, path = %uri_path, status = res.status().as_u16(), ms = took.as_millis() as u64, "request");
     Ok(res)
 }
 
-async fn route(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    match Route::parse(&req) {
-        Ok(Route::Health) => match bridge.store.ping().await {
+async fn route(
+    bridge: &Arc<Bridge>,
+    remote: SocketAddr,
+    parsed: Result<Route, HttpError>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match parsed {
+        Ok(Route::Ready) => match metrics::readiness(bridge).await {
             Ok(()) => body::text(StatusCode::OK, "ok\n"),
-            Err(e) => {
-                tracing::warn!(error = %e, "health check: database unavailable");
-                body::text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+            Err(why) => {
+                tracing::warn!(%why, "not ready");
+                let mut res = Response::new(body::full(format!("not ready: {why}\n")));
+                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                res
             }
         },
+        Ok(Route::Live) => body::text(StatusCode::OK, "ok\n"),
+        Ok(Route::Metrics) => metrics::serve(bridge, remote, req.headers()).await,
         Ok(Route::Dav(url)) => dav::serve(bridge, remote, url, req).await,
         Ok(Route::Api) => api::serve(bridge, remote, req).await,
         Ok(Route::Web(asset)) => web::serve(asset, req.headers()),
@@ -178,7 +213,10 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown => {
+                bridge.metrics.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                break;
+            }
         };
         let _ = stream.set_nodelay(true);
         let bridge = bridge.clone();
@@ -221,7 +259,10 @@ mod tests {
     #[test]
     fn routes() {
         let req = |m: Method, p: &str| Request::builder().method(m).uri(p).body(()).unwrap();
-        assert_eq!(Route::parse(&req(Method::GET, "/healthz")).unwrap(), Route::Health);
+        assert_eq!(Route::parse(&req(Method::GET, "/healthz")).unwrap(), Route::Ready);
+        assert_eq!(Route::parse(&req(Method::GET, "/readyz")).unwrap(), Route::Ready);
+        assert_eq!(Route::parse(&req(Method::GET, "/livez")).unwrap(), Route::Live);
+        assert_eq!(Route::parse(&req(Method::GET, "/metrics")).unwrap(), Route::Metrics);
         assert_eq!(Route::parse(&req(Method::POST, "/healthz")).unwrap(), Route::NotFound);
         let propfind = Method::from_bytes(b"PROPFIND").unwrap();
         assert!(matches!(Route::parse(&req(propfind, "/dav/x")).unwrap(), Route::Dav(_)));

@@ -36,6 +36,7 @@ mod rows;
 mod scan;
 mod sessions;
 mod staging;
+mod stats;
 mod trash;
 mod tree;
 mod txn;
@@ -69,6 +70,7 @@ pub use props::{DeadProp, PropChange};
 pub use retention::RetentionPolicy;
 pub use scan::ScanReport;
 pub use sessions::{NewSession, Session};
+pub use stats::{DataDirState, PoolState, Totals};
 pub use tree::Replace;
 pub use types::{
     Actor, ContentHash, ETag, FileId, Node, Origin, Timestamp, TrashId, TrashItem, Usage, User, UserId,

@@ -15,6 +15,7 @@ mod fuse;
 mod migrations;
 mod model;
 mod nextcloud;
+mod ops;
 mod paths;
 mod quota;
 mod scan;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{self, HeaderMap};
 use hyper::{Response, StatusCode};
 use store::{Actor, NewUser, Origin, UserName};
 
@@ -295,7 +295,5 @@ pub(crate) async fn admin_delete(cx: &Cx<'_>, name: &str) -> Result<Response<Bod
               (status = 403, description = "Not an admin", body = ApiError)))]
 pub(crate) async fn metrics(cx: &Cx<'_>) -> Result<Response<Body>> {
     require_admin(cx)?;
-    let mut res = Response::new(body::full(cx.bridge.transfer.render()));
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
-    Ok(res)
+    Ok(crate::metrics::exposition(cx.bridge).await)
 }

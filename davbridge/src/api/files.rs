@@ -106,7 +106,7 @@ pub(crate) async fn download(cx: &Cx<'_>, head: bool) -> Result<Response<Body>> 
         && let Some(len) =
             res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok())
     {
-        cx.bridge.transfer.count(super::sync::Counter::FullDown, len);
+        cx.bridge.metrics.transferred("down", "full", len);
     }
     Ok(res)
 }
@@ -154,9 +154,9 @@ pub(crate) async fn upload(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>
         opts.if_match = Some(ETag(crate::dav::headers::etag_value(im).to_owned()));
     }
     opts.expected_len = cx.header("content-length").and_then(|v| v.parse().ok());
-    let transfer = &cx.bridge.transfer;
+    let metrics = &cx.bridge.metrics;
     let stream = BodyDataStream::new(body)
-        .inspect_ok(|b| transfer.count(super::sync::Counter::FullUp, b.len() as u64))
+        .inspect_ok(|b| metrics.transferred("up", "full", b.len() as u64))
         .map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
     let out = cx.store.write(&cx.actor, &cx.user, &path, reader, opts).await.map_err(|e| {

@@ -11,8 +11,6 @@ pub mod model;
 pub(crate) mod sync;
 mod tus;
 
-pub use sync::TransferCounters;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -540,7 +538,7 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
     })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -155,7 +155,9 @@ pub(crate) async fn events(
     // Refuse an expired cursor before switching protocols.
     cx.store.changes_since(&cx.user, cursor, 1).await?;
     let (store, user, rx) = (cx.store.clone(), cx.user.clone(), cx.store.subscribe_changes());
+    let open = cx.bridge.metrics.push_opened();
     tokio::spawn(async move {
+        let _open = open;
         match upgrade.await {
             Ok(upgraded) => {
                 let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
@@ -246,7 +248,7 @@ async fn push<S>(
 pub(crate) async fn signature(cx: &Cx<'_>) -> Result<Response<Body>> {
     let q: PathQuery = cx.query()?;
     let (node, sig) = cx.store.signature(&cx.user, &vpath(&q.path)?).await?;
-    cx.bridge.transfer.count(Counter::SignatureDown, sig.len() as u64);
+    cx.bridge.metrics.transferred("down", "signature", sig.len() as u64);
     let mut res = Response::new(body::full(sig));
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SIGNATURE_TYPE));
@@ -290,9 +292,9 @@ pub(crate) async fn put_delta(cx: &Cx<'_>, body: Incoming) -> Result<Response<Bo
         ));
     };
     let expected = blake3_of(cx.header("x-cairn-blake3"))?;
-    let transfer = &cx.bridge.transfer;
+    let metrics = &cx.bridge.metrics;
     let stream = BodyDataStream::new(body)
-        .inspect_ok(|b| transfer.count(Counter::DeltaUp, b.len() as u64))
+        .inspect_ok(|b| metrics.transferred("up", "delta", b.len() as u64))
         .map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
     let out = cx.store.write_delta(&cx.actor, &cx.user, &path, &base, reader, expected, None).await?;
@@ -312,7 +314,7 @@ pub(crate) async fn delta_down(cx: &Cx<'_>, path: &store::VPath) -> Result<Optio
     match cx.store.delta_from(&cx.user, path, &have, DELTA_PAYS).await? {
         DeltaFrom::Unchanged(_) | DeltaFrom::Full => Ok(None),
         DeltaFrom::Delta { node, delta, len } => {
-            cx.bridge.transfer.count(Counter::DeltaDown, len);
+            cx.bridge.metrics.transferred("down", "delta", len);
             let mut res = Response::new(body::file_range(delta, 0, len).await.map_err(|e| {
                 Fail::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("reading a delta: {e}"))
             })?);
@@ -329,52 +331,5 @@ pub(crate) async fn delta_down(cx: &Cx<'_>, path: &store::VPath) -> Result<Optio
             }
             Ok(Some(res))
         }
-    }
-}
-
-/// Bytes moved by the API's transfer endpoints, for `/api/v1/admin/metrics`.
-#[derive(Debug, Default)]
-pub struct TransferCounters([std::sync::atomic::AtomicU64; 6]);
-
-/// What a [`TransferCounters`] counts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Counter {
-    FullUp,
-    FullDown,
-    DeltaUp,
-    DeltaDown,
-    SignatureDown,
-    TusUp,
-}
-
-impl Counter {
-    const ALL: [(Counter, &'static str, &'static str); 6] = [
-        (Counter::FullUp, "up", "full"),
-        (Counter::FullDown, "down", "full"),
-        (Counter::DeltaUp, "up", "delta"),
-        (Counter::DeltaDown, "down", "delta"),
-        (Counter::SignatureDown, "down", "signature"),
-        (Counter::TusUp, "up", "tus"),
-    ];
-}
-
-impl TransferCounters {
-    pub(crate) fn count(&self, c: Counter, n: u64) {
-        self.0[c as usize].fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Prometheus text exposition.
-    pub(crate) fn render(&self) -> String {
-        let mut s = String::from(
-            "# HELP cairn_api_transfer_bytes_total Payload bytes moved by the REST API's transfer endpoints.\n\
-             # TYPE cairn_api_transfer_bytes_total counter\n",
-        );
-        for (c, dir, kind) in Counter::ALL {
-            let n = self.0[c as usize].load(std::sync::atomic::Ordering::Relaxed);
-            s.push_str(&format!(
-                "cairn_api_transfer_bytes_total{{direction=\"{dir}\",kind=\"{kind}\"}} {n}\n"
-            ));
-        }
-        s
     }
 }

@@ -246,7 +246,7 @@ pub(crate) async fn patch(cx: &Cx<'_>, id: &str, body: Incoming) -> Result<Respo
     let up = match &outcome {
         Appended::Partial(u) | Appended::Complete(u, _) => u.clone(),
     };
-    cx.bridge.transfer.count(super::sync::Counter::TusUp, up.offset.saturating_sub(offset));
+    cx.bridge.metrics.transferred("up", "tus", up.offset.saturating_sub(offset));
     let mut res = body::status(StatusCode::NO_CONTENT);
     with_upload_headers(&mut res, &up);
     completed_headers(&mut res, &outcome);

@@ -99,6 +99,7 @@ where
         }
     };
     let mut changes = bridge.store.subscribe_changes();
+    let _open = bridge.metrics.push_opened();
     if tx.send(Message::text("authenticated")).await.is_err() {
         return;
     }

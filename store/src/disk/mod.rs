@@ -270,6 +270,17 @@ impl Disk {
         Ok((st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize))
     }
 
+    /// The filesystem holding the data directory: (total, available) bytes, (total, available)
+    /// inodes, and whether it is mounted read-only.
+    pub(crate) fn fs_state(&self) -> io::Result<FsState> {
+        let st = rustix::fs::fstatvfs(&self.root_fd).map_err(err)?;
+        Ok(FsState {
+            bytes: (st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize),
+            inodes: (st.f_files, st.f_favail),
+            read_only: st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+        })
+    }
+
     /// Set a file's or folder's modification time (the native file mirrors the metadata).
     pub(crate) fn set_mtime(&self, rel: &str, mtime_ns: i64) -> io::Result<()> {
         let (dir, name) = self.parent_of(rel)?;
@@ -516,4 +527,15 @@ mod tests {
         assert!(disk.open_read_cached("files/u/l").is_err());
         std::fs::remove_dir_all(&tmp).unwrap();
     }
+}
+
+/// The state of the filesystem holding the data directory (`Store::data_dir_state`).
+#[derive(Debug, Clone, Copy)]
+pub struct FsState {
+    /// (total, available to unprivileged users) bytes.
+    pub bytes: (u64, u64),
+    /// (total, available) inodes.
+    pub inodes: (u64, u64),
+    /// Mounted read-only (writes fail with EROFS).
+    pub read_only: bool,
 }

@@ -1,0 +1,263 @@
+//! What operators rely on: `/metrics` checked by Prometheus' own tools and scraped by a real
+//! Prometheus, the shipped alert rules under `promtool test rules`, and `/livez`/`/readyz`
+//! following the database.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::{Env, admin_sql, basic, describe, free_port, http, http_get, require_program};
+
+/// The exposition's samples: `name{labels}` → value.
+fn samples(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn value(text: &str, series: &str) -> f64 {
+    samples(text)
+        .into_iter()
+        .find(|(k, _)| k == series)
+        .unwrap_or_else(|| panic!("{series} not in the exposition:\n{text}"))
+        .1
+}
+
+fn sum(text: &str, prefix: &str) -> f64 {
+    samples(text).into_iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum()
+}
+
+#[test]
+fn metrics_pass_promtool_and_stay_bounded_with_fifty_users_under_load() {
+    require_program("promtool", "prometheus");
+    let env = Env::new();
+    let _d = env.start_daemon();
+    env.add_admin("root");
+    let root = basic("root");
+    for i in 0..50 {
+        let body = format!(r#"{{"name":"user{i}","password":"correct horse battery"}}"#);
+        let r = http(
+            env.port,
+            "POST",
+            "/api/v1/admin/users",
+            &[("Authorization", &root), ("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    // Traffic through every front end, with successes and failures.
+    for i in 0..50 {
+        let auth = basic(&format!("user{i}"));
+        let a = [("Authorization", auth.as_str())];
+        assert_eq!(http(env.port, "PUT", "/dav/f.txt", &a, b"x").status, 201);
+        assert_eq!(http(env.port, "GET", "/dav/f.txt", &a, b"").status, 200);
+        assert_eq!(http(env.port, "PROPFIND", "/dav/", &[a[0], ("Depth", "1")], b"").status, 207);
+        assert_eq!(http(env.port, "GET", "/api/v1/files?path=%2F", &a, b"").status, 200);
+        assert_eq!(http(env.port, "GET", "/dav/missing", &a, b"").status, 404);
+        assert_eq!(
+            http(env.port, "GET", &format!("/remote.php/dav/files/user{i}/f.txt"), &a, b"").status,
+            200
+        );
+    }
+    assert_eq!(http(env.port, "GET", "/status.php", &[], b"").status, 200);
+    assert_eq!(http(env.port, "GET", "/", &[], b"").status, 200);
+
+    let r = http(env.port, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = r.text();
+    // Prometheus' own linter: names, units, suffixes, help texts.
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(), "{}", describe(&out));
+
+    let series = samples(&text).len();
+    assert!(series < 1000, "{series} series with 50 users");
+    tests::record_figure(&format!(
+        "/metrics: {series} series with 52 users after traffic on every front end"
+    ));
+    // The first start's admin, root, and the fifty.
+    assert_eq!(value(&text, "cairn_users"), 52.0);
+    assert_eq!(value(&text, "cairn_db_up"), 1.0);
+    assert_eq!(value(&text, "cairn_ready"), 1.0);
+    assert_eq!(value(&text, r#"cairn_http_requests_total{protocol="webdav",method="PUT",code="2xx"}"#), 50.0);
+    assert_eq!(value(&text, r#"cairn_http_requests_total{protocol="webdav",method="GET",code="4xx"}"#), 50.0);
+    assert_eq!(
+        value(&text, r#"cairn_http_requests_total{protocol="nextcloud",method="GET",code="2xx"}"#),
+        1.0
+    );
+    assert!(
+        value(&text, r#"cairn_http_request_duration_seconds_count{protocol="rest",method="GET"}"#) >= 50.0
+    );
+    assert!(value(&text, "cairn_storage_free_bytes") > 0.0);
+    assert!(value(&text, "cairn_storage_size_bytes") >= value(&text, "cairn_storage_free_bytes"));
+    assert_eq!(value(&text, "cairn_files_used_bytes"), 50.0);
+    assert!(value(&text, "cairn_process_resident_memory_bytes") > 1e6);
+    assert!(sum(&text, "cairn_build_info") == 1.0);
+    // Nothing in a label names a user, a path or an id.
+    assert!(!text.contains("user1") && !text.contains("f.txt"), "{text}");
+
+    // Admins read the same away from the server; others are refused.
+    let r = http(env.port, "GET", "/api/v1/admin/metrics", &[("Authorization", &root)], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("cairn_http_requests_total"));
+    let r = http(env.port, "GET", "/api/v1/admin/metrics", &[("Authorization", &basic("user1"))], b"");
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn a_metrics_token_guards_the_endpoint() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, format!("{cfg}[metrics]\ntoken = \"s3cret-metrics-token-0123\"\n")).unwrap();
+    let _d = env.start_daemon();
+    assert_eq!(
+        http(env.port, "GET", "/metrics", &[], b"").status,
+        404,
+        "without the token, even from loopback"
+    );
+    let wrong =
+        http(env.port, "GET", "/metrics", &[("Authorization", "Bearer s3cret-metrics-token-0124")], b"");
+    assert_eq!(wrong.status, 404);
+    let ok = http(env.port, "GET", "/metrics", &[("Authorization", "Bearer s3cret-metrics-token-0123")], b"");
+    assert_eq!(ok.status, 200);
+    assert!(ok.text().contains("cairn_db_up 1"), "{}", ok.text());
+    // A short token is refused at start-up.
+    let short = Env::new();
+    let cfg = std::fs::read_to_string(&short.config).unwrap();
+    std::fs::write(&short.config, format!("{cfg}[metrics]\ntoken = \"short\"\n")).unwrap();
+    let out = Command::new(tests::bin("cairnd")).arg("--config").arg(&short.config).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"), "{}", describe(&out));
+}
+
+/// A Prometheus server, killed on drop.
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_cairnd() {
+    require_program("prometheus", "prometheus");
+    let env = Env::new();
+    let _d = env.start_daemon();
+    let port = free_port();
+    let config = env.dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: cairn\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            env.port
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(env.dir.join("prometheus.log")).unwrap();
+    let _p = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", env.dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let query = |q: &str| http_get(port, &format!("/api/v1/query?query={q}")).map(|(_, body)| body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = query("up%7Bjob%3D%22cairn%22%7D").unwrap_or_default();
+        let ready = query("cairn_ready").unwrap_or_default();
+        if up.contains(r#""value":["#) && up.contains(r#","1"]"#) && ready.contains(r#","1"]"#) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not scrape cairnd within 60 s: up={up} ready={ready}\n{}",
+            std::fs::read_to_string(env.dir.join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn shipped_alert_rules_pass_promtool_checks_and_unit_tests() {
+    require_program("promtool", "prometheus");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring");
+    let out =
+        Command::new("promtool").arg("check").arg("rules").arg(dir.join("cairn-rules.yml")).output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = Command::new("promtool")
+        .args(["test", "rules", "cairn-rules.test.yml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    // Every rule has a test case that fires it.
+    let rules = std::fs::read_to_string(dir.join("cairn-rules.yml")).unwrap();
+    let cases = std::fs::read_to_string(dir.join("cairn-rules.test.yml")).unwrap();
+    for line in rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")) {
+        assert!(cases.contains(&format!("alertname: {line}")), "{line} has no test case");
+    }
+}
+
+#[test]
+fn readiness_follows_the_database_without_a_restart() {
+    let env = Env::new();
+    let _d = env.start_daemon();
+    assert_eq!(http_get(env.port, "/livez"), Some((200, "ok\n".to_owned())));
+    assert_eq!(http_get(env.port, "/readyz").map(|r| r.0), Some(200));
+    // The database goes away: it refuses new connections and drops this daemon's.
+    admin_sql("postgres", &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", env.db));
+    admin_sql(
+        "postgres",
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'", env.db),
+    );
+    let lost = Instant::now();
+    let down = loop {
+        let r = http_get(env.port, "/readyz").unwrap();
+        if r.0 == 503 {
+            break r.1;
+        }
+        assert!(
+            lost.elapsed() < Duration::from_secs(5),
+            "still ready {:?} after losing the database",
+            lost.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took_down = lost.elapsed();
+    assert!(down.contains("database"), "{down}");
+    assert_eq!(http_get(env.port, "/livez").map(|r| r.0), Some(200), "alive all along");
+    // It comes back: ready again, with no restart.
+    admin_sql("postgres", &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", env.db));
+    let back = Instant::now();
+    while http_get(env.port, "/readyz").map(|r| r.0) != Some(200) {
+        assert!(back.elapsed() < Duration::from_secs(5), "not ready 5 s after the database returned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took_up = back.elapsed();
+    assert!(took_down < Duration::from_millis(1500), "readiness took {took_down:?} to notice");
+    tests::record_figure(&format!(
+        "/readyz: 503 {} ms after the database went away, 200 {} ms after it returned",
+        took_down.as_millis(),
+        took_up.as_millis()
+    ));
+    let r = http(env.port, "GET", "/metrics", &[], b"");
+    assert_eq!(value(&r.text(), "cairn_db_up"), 1.0);
+}
