@@ -516,6 +516,8 @@ fn notify_push_tells_a_connected_client_of_a_change_within_two_seconds() {
     ws.send(1, b"alice");
     ws.send(1, secret.as_bytes());
     assert_eq!(ws.text(), "authenticated");
+    let metrics = http(env.port, "GET", "/metrics", &[], b"").text();
+    assert!(metrics.lines().any(|l| l == "cairn_push_connections 1"), "one open push channel:\n{metrics}");
     let started = Instant::now();
     let r = http(env.port, "PUT", "/dav/new.txt", &[("Authorization", &basic_auth("alice", &secret))], b"x");
     assert_eq!(r.status, 201);
