@@ -2,6 +2,7 @@
 //! It decides nothing: `store` owns the data, `davbridge` the HTTP front end.
 
 pub mod config;
+pub mod systemd;
 pub mod tls;
 
 use std::future::Future;

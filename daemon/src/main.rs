@@ -17,6 +17,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: first thing, before any thread starts.
+    let listen_fds = match unsafe { daemon::systemd::take_listen_fds() } {
+        Ok(fds) => fds,
+        Err(e) => {
+            eprintln!("cairnd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let args = Args::parse();
     let cfg = match Config::load(&args.config) {
         Ok(cfg) => cfg,
@@ -29,7 +37,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     store::watchdog::start(cfg.log_slow);
-    match real_main(cfg) {
+    match real_main(cfg, &listen_fds) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -39,7 +47,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn real_main(cfg: Config) -> anyhow::Result<()> {
+fn real_main(cfg: Config, listen_fds: &[std::os::fd::RawFd]) -> anyhow::Result<()> {
     tracing::info!(?cfg, "starting");
     let attached = daemon::attach(&cfg, Role::Daemon)?;
     let rt =
@@ -65,13 +73,25 @@ fn real_main(cfg: Config) -> anyhow::Result<()> {
             }
             None => None,
         };
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .with_context(|| format!("binding HTTP to {}", cfg.listen))?;
+        let listener = daemon::systemd::listener(listen_fds, cfg.listen).await?;
         let tls = cfg.tls.as_ref().map(|src| daemon::tls::server_config(src, &cfg.data_dir)).transpose()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
-        let res = daemon::run(store.clone(), cfg.bridge_options(), listener, tls, shutdown_signal()).await;
+        // Ready when the database answers and the data directory takes writes.
+        store.ping_within(std::time::Duration::from_secs(5)).await.context("the database does not answer")?;
+        if store.data_dir_state()?.read_only {
+            anyhow::bail!("the data directory {} is read-only", cfg.data_dir.display());
+        }
+        daemon::systemd::ready();
+        let watchdog = daemon::systemd::spawn_watchdog();
+        let shutdown = async {
+            shutdown_signal().await;
+            daemon::systemd::stopping();
+        };
+        let res = daemon::run(store.clone(), cfg.bridge_options(), listener, tls, shutdown).await;
+        if let Some(w) = watchdog {
+            w.abort();
+        }
         if let Some(m) = mount {
             // Unmount before the runtime goes: in-flight requests wait on it.
             if let Err(e) = tokio::task::block_in_place(|| m.unmount()) {

@@ -165,6 +165,9 @@ impl ManagedCluster {
             let _ = std::os::unix::fs::chown(&log_path, Some(r.uid), Some(r.gid));
         }
         let mut cmd = Command::new(&bin.postgres);
+        // The service manager's socket is cairnd's: PostgreSQL (built with systemd support)
+        // would otherwise announce itself there as if it were the service.
+        cmd.env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
         cmd.arg("-D")
             .arg(&pgdata)
             .arg("-k")

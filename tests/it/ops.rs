@@ -261,3 +261,151 @@ fn readiness_follows_the_database_without_a_restart() {
     let r = http(env.port, "GET", "/metrics", &[], b"");
     assert_eq!(value(&r.text(), "cairn_db_up"), 1.0);
 }
+
+/// A cairnd started by hand (killed on drop).
+struct Started(Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Started {
+    fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        self.0.wait().unwrap()
+    }
+}
+
+#[test]
+fn systemd_hears_ready_after_readiness_then_watchdog_pings_then_stopping() {
+    let env = Env::new();
+    let sock_path = env.dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let log = std::fs::File::create(env.dir.join("cairnd.log")).unwrap();
+    let d = Started(
+        Command::new(tests::bin("cairnd"))
+            .arg("--config")
+            .arg(&env.config)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "400000")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let mut buf = [0u8; 512];
+    let recv = |buf: &mut [u8]| {
+        let n = sock.recv(buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(recv(&mut buf), "READY=1\n", "the first word is READY");
+    // Ready means ready: the very next request finds it so.
+    assert_eq!(http_get(env.port, "/readyz").map(|r| r.0), Some(200));
+    // WATCHDOG=1 at half the 0.4 s interval.
+    let started = Instant::now();
+    let mut pings = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        if recv(&mut buf) == "WATCHDOG=1\n" {
+            pings += 1;
+        }
+    }
+    assert!((6..=14).contains(&pings), "{pings} watchdog pings in 2 s (one per 0.2 s expected)");
+    let stopping = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = sock.recv(&mut buf).expect("STOPPING before the socket goes quiet");
+            if &buf[..n] == b"STOPPING=1\n" {
+                return;
+            }
+        }
+    });
+    assert!(d.terminate().success());
+    stopping.join().unwrap();
+}
+
+/// cairnd serving on `listener` as systemd's socket activation hands it over: the socket as
+/// descriptor 3, `LISTEN_FDS=1`, `LISTEN_PID` its own pid.
+fn activated(env: &Env, listener: &std::net::TcpListener, log: &str) -> Started {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = listener.as_raw_fd();
+    let log = std::fs::File::create(env.dir.join(log)).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#])
+        .arg(tests::bin("cairnd"))
+        .arg("--config")
+        .arg(&env.config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    // SAFETY: dup2 is async-signal-safe; between fork and exec only it runs.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Started(cmd.spawn().unwrap())
+}
+
+#[test]
+fn restarts_under_socket_activation_fail_no_request() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    env.put_ok("alice", "/f.txt", b"still here\n");
+    // The socket outlives the daemons, as systemd's would.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", env.port)).unwrap();
+    let mut d = activated(&env, &listener, "cairnd-0.log");
+    let wait_ready = || {
+        let t = Instant::now();
+        while http_get(env.port, "/readyz").map(|r| r.0) != Some(200) {
+            assert!(t.elapsed() < Duration::from_secs(60), "not ready");
+        }
+    };
+    wait_ready();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = env.port;
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let auth = basic("alice");
+            let (mut ok, mut failed, mut slowest) = (0, Vec::new(), Duration::ZERO);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                match tests::try_http(port, "GET", "/dav/f.txt", &[("Authorization", &auth)], b"") {
+                    Some(r) if r.status == 200 && r.body == b"still here\n" => ok += 1,
+                    other => failed.push(other.map(|r| r.status)),
+                }
+                slowest = slowest.max(t.elapsed());
+            }
+            (ok, failed, slowest)
+        })
+    };
+    for round in 1..=3 {
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(d.terminate().success(), "a graceful stop");
+        d = activated(&env, &listener, &format!("cairnd-{round}.log"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed, slowest) = client.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed across 3 restarts: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+    assert!(ok > 20, "only {ok} requests");
+    tests::record_figure(&format!(
+        "socket activation: 3 restarts under a GET loop, {ok} requests, 0 failed, slowest {} ms",
+        slowest.as_millis()
+    ));
+    drop(d);
+    env.assert_fsck_clean();
+}
