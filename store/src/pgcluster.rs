@@ -176,7 +176,10 @@ impl ManagedCluster {
             .args(["-c", "listen_addresses="])
             .args(["-c", "unix_socket_permissions=0700"])
             .args(["-c", "max_connections=200"])
-            .args(["-c", "shared_buffers=128MB"]);
+            .args(["-c", "shared_buffers=128MB"])
+            // No JIT: it needs writable and executable memory (refused under systemd's
+            // MemoryDenyWriteExecute) and does not pay for a file server's short queries.
+            .args(["-c", "jit=off"]);
         if !opts.durable {
             cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
         }

@@ -409,3 +409,14 @@ fn restarts_under_socket_activation_fail_no_request() {
     drop(d);
     env.assert_fsck_clean();
 }
+
+#[test]
+fn the_systemd_units_score_within_their_exposure_limits() {
+    require_program("systemd-analyze", "systemd");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("bash").arg("scripts/systemd-security.sh").current_dir(&root).output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(text.lines().filter(|l| l.contains("exposure")).count(), 2, "{text}");
+    tests::record_figure(&format!("systemd-analyze security: {}", text.trim().replace('\n', "; ")));
+}
