@@ -300,6 +300,18 @@ impl Default for Metrics {
             m.start_time.clone(),
         );
         m.start_time.set(process_start().unwrap_or(0));
+        // Every transfer series exists from the start (at 0), so rates and dashboards have
+        // data before the first transfer.
+        for (direction, kind) in [
+            ("up", "full"),
+            ("down", "full"),
+            ("up", "delta"),
+            ("down", "delta"),
+            ("down", "signature"),
+            ("up", "tus"),
+        ] {
+            drop(m.transfer.get_or_create(&TransferLabels { direction, kind }));
+        }
         Metrics { registry: r, ..m }
     }
 }

@@ -82,6 +82,19 @@ fn metrics_pass_promtool_and_stay_bounded_with_fifty_users_under_load() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(), "{}", describe(&out));
 
+    // The shipped dashboard and alert rules name only metrics cairnd exports.
+    let scraped = env.dir.join("metrics.txt");
+    std::fs::write(&scraped, &text).unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("python3")
+        .arg("scripts/check-metric-names.py")
+        .arg(&scraped)
+        .args(["deploy/monitoring/cairn-dashboard.json", "deploy/monitoring/cairn-rules.yml"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+
     let series = samples(&text).len();
     assert!(series < 1000, "{series} series with 50 users");
     tests::record_figure(&format!(
