@@ -29,6 +29,20 @@ pub enum AuthOutcome {
     Denied,
     /// Too many failures: answer 429.
     Throttled,
+    /// The credentials could not be checked (the database is unreachable): answer 503. Not a
+    /// failed sign-in — nothing is counted or audited, and a client must not take it for a
+    /// wrong password (an app would sign its user out).
+    Unavailable,
+}
+
+/// What a session cookie turned out to be.
+pub enum SessionCheck {
+    /// A live session: its user and CSRF token.
+    Valid(User, String),
+    /// Unknown or ended.
+    Invalid,
+    /// It could not be checked now (see [`AuthOutcome::Unavailable`]).
+    Unavailable,
 }
 
 /// A verified credential: the user, the session's CSRF token (sessions only), when verified,
@@ -169,6 +183,7 @@ impl Auth {
                 self.remember(key, generation, &user, None);
                 AuthOutcome::User(user)
             }
+            Err(e) if e.kind().is_server_side() => unavailable(&e),
             Err(e) => {
                 let actor = store::Actor {
                     origin: store::Origin::Rest,
@@ -182,26 +197,30 @@ impl Auth {
     }
 
     /// Check a session cookie: the user and the session's CSRF token.
-    pub async fn session(&self, token: &str, remote: IpAddr) -> Option<(User, String)> {
+    pub async fn session(&self, token: &str, remote: IpAddr) -> SessionCheck {
         let key = self.cache_key("session", token);
         let generation = match self.cached(&key) {
-            Ok((user, Some(csrf))) => return Some((user, csrf)),
+            Ok((user, Some(csrf))) => return SessionCheck::Valid(user, csrf),
             Ok((_, None)) => self.store.credential_generation(),
             Err(generation) => generation,
         };
         let ip_key = format!("ip:{remote}");
         if !self.throttle(&[&ip_key]).await {
-            return None;
+            return SessionCheck::Invalid;
         }
         match self.store.session(token).await {
             Ok(s) => {
                 self.remember(key, generation, &s.user, Some(s.csrf.clone()));
-                Some((s.user, s.csrf))
+                SessionCheck::Valid(s.user, s.csrf)
+            }
+            Err(e) if e.kind().is_server_side() => {
+                unavailable(&e);
+                SessionCheck::Unavailable
             }
             Err(e) => {
                 // An unknown cookie is not a sign-in attempt worth an audit record.
                 self.failed(&e, vec![ip_key], None).await;
-                None
+                SessionCheck::Invalid
             }
         }
     }
@@ -236,6 +255,7 @@ impl Auth {
         let res = if looks_like_token {
             match self.store.authenticate_token(&name, &secret).await {
                 Ok(u) => Ok(u),
+                Err(e) if e.kind().is_server_side() => Err(e),
                 Err(_) => self.store.authenticate(&name, &secret).await,
             }
         } else {
@@ -250,6 +270,7 @@ impl Auth {
                 self.remember(key, generation, &user, None);
                 AuthOutcome::User(user)
             }
+            Err(e) if e.kind().is_server_side() => unavailable(&e),
             Err(e) => {
                 let actor = store::Actor { origin, name: name.clone(), remote: Some(remote.to_string()) };
                 self.failed(&e, vec![ip_key, user_key], Some((actor, &name))).await;
@@ -257,6 +278,12 @@ impl Auth {
             }
         }
     }
+}
+
+/// Credentials that could not be checked for the server's own reason.
+fn unavailable(e: &store::Error) -> AuthOutcome {
+    tracing::error!(error = %e, "credentials could not be checked");
+    AuthOutcome::Unavailable
 }
 
 /// `Basic base64(name:secret)` → (name, secret).

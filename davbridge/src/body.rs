@@ -36,6 +36,14 @@ pub fn empty() -> Body {
 }
 
 /// A plain-text response.
+/// 503 with `Retry-After`, for when credentials cannot be checked (the database is away).
+pub fn unavailable(res: Response<Body>) -> Response<Body> {
+    let mut res = res;
+    *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    res.headers_mut().insert(header::RETRY_AFTER, hyper::header::HeaderValue::from_static("5"));
+    res
+}
+
 pub fn text(status: StatusCode, msg: &'static str) -> Response<Body> {
     let mut res = Response::new(full(msg));
     *res.status_mut() = status;

@@ -180,6 +180,9 @@ struct Inner {
     instance: tokio::sync::OnceCell<String>,
     /// Login Flow v2 requests pending (see `loginflow`).
     login_flows: loginflow::LoginFlows,
+    /// Intents carried out whose row could not be deleted (the connection went at that
+    /// moment): deleted with the next ones (see `txn::lock::Carried`).
+    done_intents: std::sync::Mutex<Vec<i64>>,
 }
 
 /// The intents of logged small writes waiting for the next flush.
@@ -248,6 +251,7 @@ impl Store {
                 write_log,
                 instance: Default::default(),
                 login_flows: Default::default(),
+                done_intents: Default::default(),
             }),
         };
         if let (Some(delay), Some(log)) = (store.inner.cfg.write_log, &store.inner.write_log) {

@@ -433,3 +433,74 @@ fn the_systemd_units_score_within_their_exposure_limits() {
     assert_eq!(text.lines().filter(|l| l.contains("exposure")).count(), 2, "{text}");
     tests::record_figure(&format!("systemd-analyze security: {}", text.trim().replace('\n', "; ")));
 }
+
+#[test]
+fn uploads_through_database_outages_keep_every_acknowledged_byte() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    let _d = env.start_daemon();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = env.port;
+    let uploader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let auth = basic("alice");
+            let mut results = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = tests::pattern(64 * 1024 + i as usize, i);
+                let r = tests::try_http(
+                    port,
+                    "PUT",
+                    &format!("/dav/up-{i}.bin"),
+                    &[("Authorization", &auth)],
+                    &body,
+                );
+                results.push((i, r.map(|r| r.status)));
+                i += 1;
+            }
+            results
+        })
+    };
+    // Three outages: every connection dropped, and new ones refused for half a second, as a
+    // PostgreSQL restart does.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        admin_sql("postgres", &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", env.db));
+        admin_sql(
+            "postgres",
+            &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'", env.db),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        admin_sql("postgres", &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", env.db));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let results = uploader.join().unwrap();
+    let acknowledged: Vec<u64> =
+        results.iter().filter(|(_, s)| matches!(s, Some(201 | 204))).map(|(i, _)| *i).collect();
+    let refused: Vec<&(u64, Option<u16>)> =
+        results.iter().filter(|(_, s)| !matches!(s, Some(201 | 204))).collect();
+    // A refusal is a server error the client can retry, never a hang or a lost connection.
+    assert!(refused.iter().all(|(_, s)| matches!(s, Some(500 | 503))), "{refused:?}");
+    assert!(acknowledged.len() > 10, "{} uploads acknowledged", acknowledged.len());
+    // Every acknowledged upload is there, byte for byte, with no restart of the daemon.
+    let t = Instant::now();
+    while http_get(env.port, "/readyz").map(|r| r.0) != Some(200) {
+        assert!(t.elapsed() < Duration::from_secs(5), "not ready again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for i in &acknowledged {
+        let want = tests::pattern(64 * 1024 + *i as usize, *i);
+        let r =
+            http(env.port, "GET", &format!("/dav/up-{i}.bin"), &[("Authorization", &basic("alice"))], b"");
+        assert_eq!(r.status, 200, "up-{i}.bin");
+        assert!(r.body == want, "up-{i}.bin differs");
+    }
+    tests::record_figure(&format!(
+        "database outages: 3 during an upload loop, {} uploads acknowledged and intact, {} refused with 5xx",
+        acknowledged.len(),
+        refused.len()
+    ));
+    env.assert_fsck_clean();
+}

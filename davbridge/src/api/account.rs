@@ -62,6 +62,13 @@ pub(crate) async fn sign_in(
                 "too many failed sign-ins; wait a minute",
             ));
         }
+        AuthOutcome::Unavailable => {
+            return Err(Fail::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the server cannot check passwords now; try again in a moment",
+            ));
+        }
     };
     let actor = Actor::user(Origin::Rest, &user, Some(remote.ip().to_string()));
     let session = bridge.store.create_session(&actor, &user, SESSION_TTL).await?;

@@ -25,7 +25,7 @@ use utoipa::OpenApi;
 
 use self::model::{ApiError, ErrorBody};
 use crate::Bridge;
-use crate::auth::AuthOutcome;
+use crate::auth::{AuthOutcome, SessionCheck};
 pub(crate) use crate::body::hv;
 use crate::body::{self, Body};
 
@@ -411,6 +411,16 @@ async fn authenticate(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"Cairn\""));
         res
     };
+    let unavailable = || {
+        body::unavailable(
+            Fail::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "credentials cannot be checked now; try again",
+            )
+            .response(),
+        )
+    };
     let throttled = || {
         let mut res =
             Fail::new(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many failed sign-ins").response();
@@ -430,12 +440,14 @@ async fn authenticate(
             (AuthOutcome::User(u), via) => Ok((u, via)),
             (AuthOutcome::Denied, _) => Err(denied("wrong credentials")),
             (AuthOutcome::Throttled, _) => Err(throttled()),
+            (AuthOutcome::Unavailable, _) => Err(unavailable()),
         };
     }
     if let Some(token) = cookie(headers, SESSION_COOKIE) {
         return match bridge.auth.session(token, remote.ip()).await {
-            Some((user, csrf)) => Ok((user, Via::Session { token: token.to_owned(), csrf })),
-            None => Err(denied("the session has ended; sign in again")),
+            SessionCheck::Valid(user, csrf) => Ok((user, Via::Session { token: token.to_owned(), csrf })),
+            SessionCheck::Invalid => Err(denied("the session has ended; sign in again")),
+            SessionCheck::Unavailable => Err(unavailable()),
         };
     }
     Err(denied("sign in required"))

@@ -129,6 +129,12 @@ pub async fn serve(
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             return res;
         }
+        AuthOutcome::Unavailable => {
+            return body::unavailable(body::error_response(&HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "credentials cannot be checked now; try again",
+            )));
+        }
     };
     match handle(bridge, remote, user, url, req).await {
         Ok(res) => res,

@@ -97,6 +97,11 @@ where
             let _ = tx.close().await;
             return;
         }
+        // Not the client's fault: it reconnects and tries again.
+        AuthOutcome::Unavailable => {
+            let _ = tx.close().await;
+            return;
+        }
     };
     let mut changes = bridge.store.subscribe_changes();
     let _open = bridge.metrics.push_opened();
@@ -129,7 +134,7 @@ where
                 quiet_until = tokio::time::Instant::now() + DEBOUNCE;
             }
             _ = recheck.tick() => {
-                if !matches!(check().await, AuthOutcome::User(_)) {
+                if matches!(check().await, AuthOutcome::Denied | AuthOutcome::Throttled) {
                     let _ = tx.send(Message::text("err: Invalid credentials")).await;
                     let _ = tx.close().await;
                     return;

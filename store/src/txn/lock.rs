@@ -63,6 +63,8 @@ pub(crate) struct Locked {
 pub(crate) struct Carried {
     client: Option<Object>,
     tail: String,
+    /// The store and the carried-out intents whose rows `tail` deletes.
+    done: Option<(Store, Vec<i64>)>,
 }
 
 impl Carried {
@@ -70,7 +72,11 @@ impl Carried {
     pub(crate) async fn release(mut self) -> Result<()> {
         let client = self.client.take().expect("client present until release");
         if let Err(e) = client.batch_execute(&self.tail).await {
-            // It may still hold locks: close it instead of pooling it.
+            // It may still hold locks: close it instead of pooling it. The intents were carried
+            // out: their rows go with the next ones (a replay at start-up would also do).
+            if let Some((store, ids)) = self.done.take() {
+                store.inner.done_intents.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+            }
             drop(Object::take(client));
             return Err(e.into());
         }
@@ -82,6 +88,9 @@ impl Drop for Carried {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
             drop(Object::take(client));
+            if let Some((store, ids)) = self.done.take() {
+                store.inner.done_intents.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+            }
         }
     }
 }
@@ -347,6 +356,7 @@ impl Locked {
             return Err(Error::internal("the connection was lost at commit"));
         };
         let mut tail = String::new();
+        let mut done = None;
         if self.in_tx {
             tail.push_str("ROLLBACK; ");
         }
@@ -388,15 +398,18 @@ impl Locked {
                 store.logged(ids, placed);
             } else {
                 // Losing this delete in a crash only means replaying an idempotent intent.
-                let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+                let mut ids = ids;
+                ids.append(&mut store.inner.done_intents.lock().unwrap_or_else(|e| e.into_inner()));
+                let list: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
                 tail.push_str(&format!(
                     "BEGIN; SET LOCAL synchronous_commit = off; DELETE FROM intents WHERE id IN ({}); COMMIT; ",
-                    ids.join(", ")
+                    list.join(", ")
                 ));
+                done = Some((store.clone(), ids));
             }
         }
         tail.push_str("SELECT pg_advisory_unlock_all(); ");
-        Ok(Carried { client: Some(client), tail })
+        Ok(Carried { client: Some(client), tail, done })
     }
 }
 
