@@ -375,7 +375,9 @@ impl Metrics {
 
     /// Read what is read at a scrape (and, at most every [`REFRESH`], what costs a query).
     async fn refresh(&self, bridge: &Bridge) {
-        let db_up = bridge.store.ping_within(Duration::from_secs(1)).await.is_ok();
+        // One database check and one filesystem reading serve the gauges and readiness.
+        let db = bridge.store.ping_within(Duration::from_secs(1)).await;
+        let db_up = db.is_ok();
         self.db_up.set(i64::from(db_up));
         let pool = bridge.store.pool_state();
         self.db_pool.get_or_create(&StateLabels { state: "idle" }).set(pool.idle as i64);
@@ -384,13 +386,14 @@ impl Metrics {
             .set(pool.open.saturating_sub(pool.idle) as i64);
         self.db_pool_max.set(pool.max as i64);
         self.db_pool_waiting.set(pool.waiting as i64);
-        if let Ok(fs) = bridge.store.data_dir_state() {
+        let fs = bridge.store.data_dir_state();
+        if let Ok(fs) = &fs {
             self.storage_total.set(fs.bytes.0 as i64);
             self.storage_free.set(fs.bytes.1 as i64);
             self.inodes_total.set(fs.inodes.0 as i64);
             self.inodes_free.set(fs.inodes.1 as i64);
         }
-        self.ready.set(i64::from(readiness(bridge).await.is_ok()));
+        self.ready.set(i64::from(verdict(bridge, &db, &fs).is_ok()));
         self.read_process();
         let due = {
             let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
@@ -454,13 +457,23 @@ impl Metrics {
 
 /// Why the daemon is not ready, if it is not.
 pub(crate) async fn readiness(bridge: &Bridge) -> Result<(), String> {
+    let db = bridge.store.ping_within(Duration::from_secs(1)).await;
+    verdict(bridge, &db, &bridge.store.data_dir_state())
+}
+
+/// [`readiness`] from a database check and a data-directory reading already made.
+fn verdict(
+    bridge: &Bridge,
+    db: &store::Result<()>,
+    fs: &store::Result<store::DataDirState>,
+) -> Result<(), String> {
     if bridge.metrics.draining.load(Ordering::Relaxed) {
         return Err("shutting down".into());
     }
-    if let Err(e) = bridge.store.ping_within(Duration::from_secs(1)).await {
+    if let Err(e) = db {
         return Err(format!("database unavailable: {e}"));
     }
-    match bridge.store.data_dir_state() {
+    match fs {
         Ok(fs) if fs.read_only => Err("the data directory is read-only".into()),
         Ok(_) => Ok(()),
         Err(e) => Err(format!("the data directory cannot be read: {e}")),
