@@ -74,10 +74,27 @@ enum Cmd {
         #[arg(long)]
         days: u64,
     },
+    /// The integrity scrub: re-reads every file and version and checks its blake3.
+    #[command(subcommand)]
+    Scrub(ScrubCmd),
     /// Show the newest audit-log records.
     Audit {
         #[arg(long, default_value_t = 50)]
         limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScrubCmd {
+    /// Progress of the pass under way, the last complete pass, and every finding.
+    Status,
+    /// Begin a pass now (and lift a pause); the daemon runs it.
+    Start,
+    /// Hold the scrub (the pass under way resumes where it stopped).
+    Pause {
+        /// For how long (e.g. 6h, 2d).
+        #[arg(long = "for", default_value = "24h")]
+        for_: String,
     },
 }
 
@@ -189,6 +206,7 @@ async fn run(
         Cmd::Migrate => unreachable!("handled before recovery"),
         Cmd::Status => upkeep::status(cfg, store, attached, j).await,
         Cmd::PruneJournal { days } => upkeep::prune_journal(store, j, *days).await,
+        Cmd::Scrub(cmd) => upkeep::scrub(store, &actor, j, cmd).await,
         Cmd::Audit { limit } => upkeep::audit(store, j, *limit).await,
     }
 }

@@ -275,3 +275,165 @@ pub(crate) async fn audit(store: &Store, j: bool, limit: i64) -> anyhow::Result<
         .collect();
     out(j, &rows)
 }
+
+/// `scrub status`.
+#[derive(Serialize)]
+struct ScrubReport {
+    running: bool,
+    pass_started: Option<String>,
+    files_done: u64,
+    bytes_done: u64,
+    total_files: u64,
+    total_bytes: u64,
+    last_started: Option<String>,
+    last_completed: Option<String>,
+    last_files: Option<u64>,
+    last_bytes: Option<u64>,
+    /// Bytes per second of the last complete pass.
+    last_rate: Option<u64>,
+    paused_until: Option<String>,
+    start_requested: bool,
+    corruptions: u64,
+    quarantined: u64,
+    findings: Vec<Finding>,
+}
+#[derive(Serialize)]
+struct Finding {
+    id: i64,
+    user: String,
+    path: String,
+    version: Option<i64>,
+    found_at: String,
+    state: String,
+    expected: String,
+    actual: String,
+    source: Option<String>,
+}
+
+impl Report for ScrubReport {
+    fn human(&self) -> String {
+        let size = store::format_size;
+        let mut s = match &self.pass_started {
+            Some(at) => format!(
+                "pass under way since {at}: {} of {} files, {} of {}",
+                self.files_done,
+                self.total_files,
+                size(self.bytes_done),
+                size(self.total_bytes)
+            ),
+            None => {
+                format!("no pass under way ({} files, {} to read)", self.total_files, size(self.total_bytes))
+            }
+        };
+        if let Some(p) = &self.paused_until {
+            s.push_str(&format!("\npaused until {p} (cairnctl scrub start resumes)"));
+        } else if self.start_requested {
+            s.push_str("\na pass was asked for and begins within seconds");
+        }
+        match (&self.last_completed, self.last_files, self.last_bytes) {
+            (Some(at), Some(f), Some(b)) => s.push_str(&format!(
+                "\nlast complete pass: {at}, {f} files, {}{}",
+                size(b),
+                self.last_rate.map(|r| format!(" at {}/s", size(r))).unwrap_or_default()
+            )),
+            _ => s.push_str("\nno complete pass yet"),
+        }
+        s.push_str(&format!("\ndamaged: {} found, {} quarantined", self.corruptions, self.quarantined));
+        for f in &self.findings {
+            let what = match f.version {
+                Some(v) => format!("{} (version {v})", f.path),
+                None => f.path.clone(),
+            };
+            let state = match (&f.state[..], &f.source) {
+                ("repaired", Some(src)) => format!("repaired from {src}"),
+                ("quarantined", _) => "quarantined: reads refused; write a good copy (from a synced computer or a backup) or restore a version".to_owned(),
+                (other, _) => other.to_owned(),
+            };
+            s.push_str(&format!("\n  #{} {} {}:{what}: {state}", f.id, f.found_at, f.user));
+        }
+        s
+    }
+}
+
+pub(crate) async fn scrub(
+    store: &Store,
+    actor: &store::Actor,
+    j: bool,
+    cmd: &crate::ScrubCmd,
+) -> anyhow::Result<ExitCode> {
+    match cmd {
+        crate::ScrubCmd::Status => {
+            let st = store.scrub_status().await?;
+            let findings = store.scrub_findings().await?;
+            let at = |t: Option<store::Timestamp>| t.map(|t| t.to_rfc3339());
+            let last_rate = match (st.last_started, st.last_completed, st.last_bytes) {
+                (Some(a), Some(b), Some(bytes)) if b.0 > a.0 => {
+                    Some((bytes as f64 / ((b.0 - a.0) as f64 / 1e9)) as u64)
+                }
+                _ => None,
+            };
+            out(
+                j,
+                &ScrubReport {
+                    running: st.pass_started.is_some(),
+                    pass_started: at(st.pass_started),
+                    files_done: st.files_done,
+                    bytes_done: st.bytes_done,
+                    total_files: st.total_files,
+                    total_bytes: st.total_bytes,
+                    last_started: at(st.last_started),
+                    last_completed: at(st.last_completed),
+                    last_files: st.last_files,
+                    last_bytes: st.last_bytes,
+                    last_rate,
+                    paused_until: at(st.paused_until),
+                    start_requested: st.start_requested,
+                    corruptions: st.corruptions,
+                    quarantined: st.quarantined,
+                    findings: findings
+                        .into_iter()
+                        .map(|f| Finding {
+                            id: f.id,
+                            user: f.user,
+                            path: f.path,
+                            version: f.version.map(|v| v.0),
+                            found_at: f.found_at.to_rfc3339(),
+                            state: f.state,
+                            expected: f.expected,
+                            actual: f.actual,
+                            source: f.source,
+                        })
+                        .collect(),
+                },
+            )
+        }
+        crate::ScrubCmd::Start => {
+            store.scrub_start(actor).await?;
+            out(
+                j,
+                &said(
+                    Paused { paused_until: None },
+                    "a scrub pass begins within seconds (the daemon runs it)",
+                ),
+            )
+        }
+        crate::ScrubCmd::Pause { for_ } => {
+            let d = daemon::parse_duration(for_).map_err(|e| {
+                store::Error::new(store::ErrorKind::InvalidInput, format!("--for {for_:?}: {e:#}"))
+            })?;
+            let until = store.scrub_pause(actor, d).await?;
+            out(
+                j,
+                &said(
+                    Paused { paused_until: Some(until.to_rfc3339()) },
+                    format!("scrub paused until {}", until.to_rfc3339()),
+                ),
+            )
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Paused {
+    paused_until: Option<String>,
+}

@@ -30,6 +30,16 @@ struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    scrub: RawScrub,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScrub {
+    enabled: Option<bool>,
+    rate: Option<String>,
+    interval: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -144,6 +154,8 @@ pub struct Config {
     /// `[metrics] token`: `/metrics` then needs `Authorization: Bearer <token>` from anywhere;
     /// without one it answers loopback clients only.
     pub metrics_token: Option<Secret>,
+    /// The integrity scrub (`None`: `[scrub] enabled = false`).
+    pub scrub: Option<store::ScrubOptions>,
 }
 
 impl Config {
@@ -207,7 +219,32 @@ impl Config {
             Some(t) => Some(Secret(t.trim().to_owned())),
             None => None,
         };
+        let scrub = match raw.scrub.enabled.unwrap_or(true) {
+            false => None,
+            true => {
+                let defaults = store::ScrubOptions::default();
+                let rate = match raw.scrub.rate.as_deref() {
+                    None => defaults.rate,
+                    Some(r) => match store::parse_size(r.trim_end_matches("/s")) {
+                        Ok(n) if n >= 1 << 20 => n,
+                        Ok(_) => anyhow::bail!("[scrub] rate is at least 1MiB (per second)"),
+                        Err(e) => anyhow::bail!("[scrub] rate: {}", e.message()),
+                    },
+                };
+                let interval = match raw.scrub.interval.as_deref() {
+                    None => defaults.interval,
+                    Some(i) => match parse_duration(i).context("[scrub] interval")? {
+                        d if d < Duration::from_secs(3600) => {
+                            anyhow::bail!("[scrub] interval is at least 1h")
+                        }
+                        d => d,
+                    },
+                };
+                Some(store::ScrubOptions { rate, interval })
+            }
+        };
         Ok(Config {
+            scrub,
             tls,
             write_log,
             metrics_token,
@@ -268,6 +305,7 @@ impl Config {
         davbridge::BridgeOptions {
             propfind_infinity: self.propfind_infinity,
             metrics_token: self.metrics_token.as_ref().map(|s| s.0.clone()),
+            tls_expiry: None,
         }
     }
 

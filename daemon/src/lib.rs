@@ -8,7 +8,7 @@ pub mod tls;
 use std::future::Future;
 
 use anyhow::Context;
-pub use config::Config;
+pub use config::{Config, parse_duration};
 use store::{ClusterOptions, DataDirLock, DbTarget, ManagedCluster, Store};
 use tokio::net::TcpListener;
 
@@ -127,6 +127,7 @@ pub fn random_password() -> String {
 pub async fn run(
     store: Store,
     opts: davbridge::BridgeOptions,
+    scrub: Option<store::ScrubOptions>,
     listener: TcpListener,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
@@ -156,8 +157,15 @@ pub async fn run(
             }
         }
     });
+    let scrubber = scrub.map(|opts| {
+        let store = store.clone();
+        tokio::spawn(async move { store.run_scrub(opts).await })
+    });
     let res = davbridge::serve(davbridge::Bridge::new(store, opts), listener, tls, shutdown).await;
     sweep.abort();
+    if let Some(s) = scrubber {
+        s.abort();
+    }
     res?;
     Ok(())
 }

@@ -61,6 +61,8 @@ fn real_main(cfg: Config, listen_fds: &[std::os::fd::RawFd]) -> anyhow::Result<(
         }
         daemon::bootstrap_admin(&cfg, &store).await?;
         store.enable_cache();
+        // Content the scrub found damaged is refused from the first request on.
+        store.resolve_findings().await.context("reading the integrity scrub's findings")?;
         let mount = match &cfg.fuse {
             Some(fc) => {
                 let m = fusefs::Mount::start(store.clone(), fc.clone()).with_context(|| {
@@ -76,6 +78,12 @@ fn real_main(cfg: Config, listen_fds: &[std::os::fd::RawFd]) -> anyhow::Result<(
         let listener = daemon::systemd::listener(listen_fds, cfg.listen).await?;
         let tls = cfg.tls.as_ref().map(|src| daemon::tls::server_config(src, &cfg.data_dir)).transpose()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut bridge_options = cfg.bridge_options();
+        if let Some(src) = &cfg.tls {
+            bridge_options.tls_expiry = daemon::tls::expiry(src, &cfg.data_dir)
+                .inspect_err(|e| tracing::warn!(error = %e, "reading the certificate's expiry"))
+                .ok();
+        }
         tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
         // Ready when the database answers and the data directory takes writes.
         store.ping_within(std::time::Duration::from_secs(5)).await.context("the database does not answer")?;
@@ -88,7 +96,8 @@ fn real_main(cfg: Config, listen_fds: &[std::os::fd::RawFd]) -> anyhow::Result<(
             shutdown_signal().await;
             daemon::systemd::stopping();
         };
-        let res = daemon::run(store.clone(), cfg.bridge_options(), listener, tls, shutdown).await;
+        let res =
+            daemon::run(store.clone(), bridge_options, cfg.scrub.clone(), listener, tls, shutdown).await;
         if let Some(w) = watchdog {
             w.abort();
         }

@@ -39,6 +39,21 @@ pub fn server_config(source: &TlsSource, data_dir: &Path) -> anyhow::Result<Arc<
     Ok(Arc::new(cfg))
 }
 
+/// When the first certificate of `source` expires, in seconds since the Unix epoch.
+pub fn expiry(source: &TlsSource, data_dir: &Path) -> anyhow::Result<i64> {
+    let cert = match source {
+        TlsSource::Files { cert, .. } => cert.clone(),
+        TlsSource::SelfSigned => data_dir.join(".cairn/tls/cert.pem"),
+    };
+    let first = CertificateDer::pem_file_iter(&cert)
+        .with_context(|| format!("reading TLS certificate {}", cert.display()))?
+        .next()
+        .context("no certificate in the file")?
+        .context("parsing the certificate's PEM")?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&first).context("parsing the certificate")?;
+    Ok(parsed.validity().not_after.timestamp())
+}
+
 fn self_signed(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     if cert.is_file() && key.is_file() {

@@ -45,6 +45,8 @@ pub struct BridgeOptions {
     pub propfind_infinity: bool,
     /// The bearer token `/metrics` asks for (`None`: loopback clients only).
     pub metrics_token: Option<String>,
+    /// When the served TLS certificate expires (seconds since the Unix epoch), for `/metrics`.
+    pub tls_expiry: Option<i64>,
 }
 
 /// What the front end needs.

@@ -154,6 +154,14 @@ pub(crate) struct Metrics {
     version_bytes: Gauge,
     trash_bytes: Gauge,
     uploads: Gauge,
+    scrub_running: Gauge,
+    scrub_missing: Gauge,
+    tls_expiry: Gauge,
+    scrub_progress: Gauge<f64, AtomicU64>,
+    scrub_last_completed: Gauge,
+    scrub_corruptions: Counter,
+    scrub_quarantined: Gauge,
+    scrub_verified: Counter,
     resident: Gauge,
     open_fds: Gauge,
     cpu_seconds: Counter<f64, AtomicU64>,
@@ -189,6 +197,14 @@ impl Default for Metrics {
             version_bytes: Gauge::default(),
             trash_bytes: Gauge::default(),
             uploads: Gauge::default(),
+            scrub_running: Gauge::default(),
+            scrub_missing: Gauge::default(),
+            tls_expiry: Gauge::default(),
+            scrub_progress: Gauge::default(),
+            scrub_last_completed: Gauge::default(),
+            scrub_corruptions: Counter::default(),
+            scrub_quarantined: Gauge::default(),
+            scrub_verified: Counter::default(),
             resident: Gauge::default(),
             open_fds: Gauge::default(),
             cpu_seconds: Counter::default(),
@@ -279,6 +295,45 @@ impl Default for Metrics {
             "uploads_in_progress",
             "Resumable and chunked uploads not yet finished",
             m.uploads.clone(),
+        );
+        r.register(
+            "scrub_missing_files",
+            "Files and versions the last complete scrub pass found in the database but not on disk",
+            m.scrub_missing.clone(),
+        );
+        r.register_with_unit(
+            "tls_certificate_expiry_timestamp",
+            "When the served TLS certificate expires, seconds since the Unix epoch (0 without TLS)",
+            Unit::Seconds,
+            m.tls_expiry.clone(),
+        );
+        r.register("scrub_running", "1 while an integrity scrub pass is under way", m.scrub_running.clone());
+        r.register(
+            "scrub_pass_progress_ratio",
+            "Share of the stored bytes the pass under way has verified",
+            m.scrub_progress.clone(),
+        );
+        r.register_with_unit(
+            "scrub_last_completed_timestamp",
+            "End of the last complete scrub pass (or when scrubbing became due), seconds since the Unix epoch",
+            Unit::Seconds,
+            m.scrub_last_completed.clone(),
+        );
+        r.register(
+            "scrub_corruptions",
+            "Damaged contents the scrub has found (repaired or not)",
+            m.scrub_corruptions.clone(),
+        );
+        r.register(
+            "scrub_quarantined_files",
+            "Damaged contents whose reads are refused until replaced",
+            m.scrub_quarantined.clone(),
+        );
+        r.register_with_unit(
+            "scrub_verified",
+            "Bytes the scrub has read and verified in this process",
+            Unit::Bytes,
+            m.scrub_verified.clone(),
         );
         r.register_with_unit(
             "process_resident_memory",
@@ -394,6 +449,11 @@ impl Metrics {
             self.inodes_free.set(fs.inodes.1 as i64);
         }
         self.ready.set(i64::from(verdict(bridge, &db, &fs).is_ok()));
+        self.tls_expiry.set(bridge.opts.tls_expiry.unwrap_or(0));
+        let verified = bridge.store.scrub_verified_bytes();
+        if verified > self.scrub_verified.get() {
+            self.scrub_verified.inc_by(verified - self.scrub_verified.get());
+        }
         self.read_process();
         let due = {
             let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
@@ -412,6 +472,19 @@ impl Metrics {
                     self.version_bytes.set(t.version_bytes as i64);
                     self.trash_bytes.set(t.trash_bytes as i64);
                     self.uploads.set(t.uploads_in_progress as i64);
+                    self.scrub_running.set(i64::from(t.scrub_running));
+                    self.scrub_missing.set(t.scrub_missing as i64);
+                    let stored = t.used_bytes.saturating_sub(t.trash_bytes).max(1);
+                    self.scrub_progress.set(match t.scrub_running {
+                        true => (t.scrub_pass_bytes as f64 / stored as f64).min(1.0),
+                        false => 0.0,
+                    });
+                    self.scrub_last_completed.set(t.scrub_last_completed_ns / 1_000_000_000);
+                    self.scrub_quarantined.set(t.scrub_quarantined as i64);
+                    let seen = self.scrub_corruptions.get();
+                    if t.scrub_corruptions > seen {
+                        self.scrub_corruptions.inc_by(t.scrub_corruptions - seen);
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "metrics: totals unavailable"),
             }

@@ -105,6 +105,7 @@ const MIGRATIONS: &[Migration] = &[
         name: "0007_nextcloud.sql",
         sql: include_str!("../../schema/0007_nextcloud.sql"),
     },
+    Migration { version: 8, name: "0008_scrub.sql", sql: include_str!("../../schema/0008_scrub.sql") },
 ];
 
 /// The oldest PostgreSQL we run on.

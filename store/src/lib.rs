@@ -34,6 +34,7 @@ mod read;
 pub mod retention;
 mod rows;
 mod scan;
+mod scrub;
 mod sessions;
 mod staging;
 mod stats;
@@ -69,6 +70,7 @@ pub use pgcluster::{ClusterOptions, ManagedCluster};
 pub use props::{DeadProp, PropChange};
 pub use retention::RetentionPolicy;
 pub use scan::ScanReport;
+pub use scrub::{ScrubFinding, ScrubOptions, ScrubStatus};
 pub use sessions::{NewSession, Session};
 pub use stats::{DataDirState, PoolState, Totals};
 pub use tree::Replace;
@@ -183,6 +185,8 @@ struct Inner {
     /// Intents carried out whose row could not be deleted (the connection went at that
     /// moment): deleted with the next ones (see `txn::lock::Carried`).
     done_intents: std::sync::Mutex<Vec<i64>>,
+    /// Content the integrity scrub found damaged: its reads are refused (see `scrub`).
+    quarantine: scrub::Quarantine,
 }
 
 /// The intents of logged small writes waiting for the next flush.
@@ -252,6 +256,7 @@ impl Store {
                 instance: Default::default(),
                 login_flows: Default::default(),
                 done_intents: Default::default(),
+                quarantine: Default::default(),
             }),
         };
         if let (Some(delay), Some(log)) = (store.inner.cfg.write_log, &store.inner.write_log) {

@@ -156,6 +156,12 @@ impl Store {
     /// run at the same time; the database decides what exists. The file is the one its node
     /// describes (see `Reread` in this file).
     pub async fn open_file(&self, user: &User, path: &VPath) -> Result<(Node, File)> {
+        let (node, file) = self.open_agreeing(user, path).await?;
+        self.check_intact(&node)?;
+        Ok((node, file))
+    }
+
+    async fn open_agreeing(&self, user: &User, path: &VPath) -> Result<(Node, File)> {
         let rel = layout::user_path(&user.name, path);
         let (node, file) = tokio::join!(self.stat(user, path), self.open_live(&rel));
         let (mut node, mut file) = (live_file(node?, path)?, file);
@@ -189,6 +195,17 @@ impl Store {
     /// to the blocking pool); anything that would wait for the disk is opened on the pool as
     /// usual, without the bytes. Either the file or the bytes, or both, are there.
     pub async fn open_small(
+        &self,
+        user: &User,
+        path: &VPath,
+        small: u64,
+    ) -> Result<(Node, Option<File>, Option<Vec<u8>>)> {
+        let (node, file, bytes) = self.open_small_agreeing(user, path, small).await?;
+        self.check_intact(&node)?;
+        Ok((node, file, bytes))
+    }
+
+    async fn open_small_agreeing(
         &self,
         user: &User,
         path: &VPath,

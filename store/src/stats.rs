@@ -23,6 +23,18 @@ pub struct Totals {
     pub trash_bytes: u64,
     /// Resumable and chunked uploads not yet finished.
     pub uploads_in_progress: u64,
+    /// The integrity scrub: a pass is under way.
+    pub scrub_running: bool,
+    /// Bytes the pass under way has verified.
+    pub scrub_pass_bytes: u64,
+    /// The end of the last complete pass, or when scrubbing became due if none has completed.
+    pub scrub_last_completed_ns: i64,
+    /// Damaged contents found, ever (repaired or not).
+    pub scrub_corruptions: u64,
+    /// Files and versions the last complete pass found missing on disk.
+    pub scrub_missing: u64,
+    /// Damaged contents still quarantined.
+    pub scrub_quarantined: u64,
 }
 
 /// The database connection pool.
@@ -79,7 +91,11 @@ impl Store {
                         (SELECT coalesce(sum(size), 0)::BIGINT FROM versions),
                         (SELECT coalesce(sum(size), 0)::BIGINT FROM trash),
                         (SELECT count(*) FROM uploads WHERE expires_at > $1)
-                      + (SELECT count(*) FROM chunked_uploads WHERE expires_at > $1)",
+                      + (SELECT count(*) FROM chunked_uploads WHERE expires_at > $1),
+                        s.pass_started IS NOT NULL, s.bytes_done, coalesce(s.last_missing, 0), coalesce(s.last_completed, s.since),
+                        (SELECT count(*) FROM scrub_findings),
+                        (SELECT count(*) FROM scrub_findings WHERE state = 'quarantined')
+                 FROM scrub_state s",
                 &[&now.0],
             )
             .await?;
@@ -91,6 +107,12 @@ impl Store {
             version_bytes: n(3),
             trash_bytes: n(4),
             uploads_in_progress: n(5),
+            scrub_running: row.get(6),
+            scrub_pass_bytes: n(7),
+            scrub_missing: n(8),
+            scrub_last_completed_ns: row.get(9),
+            scrub_corruptions: n(10),
+            scrub_quarantined: n(11),
         })
     }
 }

@@ -59,6 +59,7 @@ impl Store {
             .await?
             .ok_or_else(|| Error::not_found(format!("version {id} of {path}")))?;
         let version = version_from_row(&row)?;
+        self.check_version_intact(id, path)?;
         let rel = layout::version_blob(&user.name, id);
         let store = self.clone();
         let file = blocking(move || {
@@ -90,6 +91,7 @@ impl Store {
                 .await?
                 .ok_or_else(|| Error::not_found(format!("version {id} of {path}")))?;
             let version = version_from_row(&row)?;
+            store.check_version_intact(id, &path)?;
             cx.fx.keep_versions.push(id);
             store.keep_as_version(cx, &node).await?;
             // The restored content stops being a version: its bytes move from the

@@ -19,6 +19,7 @@ mod ops;
 mod paths;
 mod quota;
 mod scan;
+mod scrub;
 mod store_api;
 mod stress;
 mod sync;
