@@ -853,15 +853,14 @@ impl Pacer {
 
     /// Account `n` bytes read; sleep until the rate allows them. `false` if `halt` said stop.
     fn take(&mut self, n: u64, halt: &dyn Fn() -> bool) -> bool {
+        let spent = Duration::from_secs_f64(self.bytes as f64 / self.rate as f64);
+        if self.start.elapsed() > spent + Pacer::CREDIT {
+            // Idle time (between passes, a pause, the database's share) earns no more credit.
+            self.start = Instant::now() - spent - Pacer::CREDIT;
+        }
         self.bytes += n;
         let due = Duration::from_secs_f64(self.bytes as f64 / self.rate as f64);
-        let elapsed = self.start.elapsed();
-        if elapsed > due + Pacer::CREDIT {
-            // Idle time (between passes, a pause, the database's share) earns no more credit.
-            self.start = Instant::now() - due - Pacer::CREDIT;
-            return true;
-        }
-        let mut left = due.saturating_sub(elapsed);
+        let mut left = due.saturating_sub(self.start.elapsed());
         while !left.is_zero() {
             if halt() {
                 return false;
