@@ -344,13 +344,23 @@ fn systemd_hears_ready_after_readiness_then_watchdog_pings_then_stopping() {
 /// cairnd serving on `listener` as systemd's socket activation hands it over: the socket as
 /// descriptor 3, `LISTEN_FDS=1`, `LISTEN_PID` its own pid.
 fn activated(env: &Env, listener: &std::net::TcpListener, log: &str) -> Started {
+    activated_binary(env, &tests::bin("cairnd"), listener, log)
+}
+
+/// [`activated`] with another build of cairnd.
+fn activated_binary(
+    env: &Env,
+    binary: &std::path::Path,
+    listener: &std::net::TcpListener,
+    log: &str,
+) -> Started {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let fd = listener.as_raw_fd();
     let log = std::fs::File::create(env.dir.join(log)).unwrap();
     let mut cmd = Command::new("sh");
     cmd.args(["-c", r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#])
-        .arg(tests::bin("cairnd"))
+        .arg(binary)
         .arg("--config")
         .arg(&env.config)
         .stdout(log.try_clone().unwrap())
@@ -373,8 +383,11 @@ fn activated(env: &Env, listener: &std::net::TcpListener, log: &str) -> Started 
     Started(cmd.spawn().unwrap())
 }
 
+/// Restarts, then an upgrade: the binary replaced by a build whose migration the database has
+/// not had yet (the database is taken one migration back under the running daemon, which is
+/// what it looks like to the newer build), all under a loop of GETs through one socket.
 #[test]
-fn restarts_under_socket_activation_fail_no_request() {
+fn restarts_and_an_upgrade_with_a_migration_under_socket_activation_fail_no_request() {
     let env = Env::new();
     env.add_user("alice", None);
     env.put_ok("alice", "/f.txt", b"still here\n");
@@ -402,36 +415,63 @@ fn restarts_under_socket_activation_fail_no_request() {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let auth = basic("alice");
-            let (mut ok, mut failed, mut slowest) = (0, Vec::new(), Duration::ZERO);
+            let (mut ok, mut failed, mut timings) = (0, Vec::new(), Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = Instant::now();
                 match tests::try_http(port, "GET", "/dav/f.txt", &[("Authorization", &auth)], b"") {
                     Some(r) if r.status == 200 && r.body == b"still here\n" => ok += 1,
                     other => failed.push(other.map(|r| r.status)),
                 }
-                slowest = slowest.max(t.elapsed());
+                timings.push((t, t.elapsed()));
             }
-            (ok, failed, slowest)
+            (ok, failed, timings)
         })
     };
+    let restarts = Instant::now();
     for round in 1..=3 {
         std::thread::sleep(Duration::from_millis(500));
         assert!(d.terminate().success(), "a graceful stop");
         d = activated(&env, &listener, &format!("cairnd-{round}.log"));
     }
     std::thread::sleep(Duration::from_millis(500));
+    // The upgrade: the newest migration taken back, the binary replaced by another file.
+    let newer = env.dir.join("cairnd-newer");
+    std::fs::copy(tests::bin("cairnd"), &newer).unwrap();
+    admin_sql(&env.db, "DROP TABLE scrub_findings");
+    admin_sql(&env.db, "DROP TABLE scrub_state");
+    admin_sql(&env.db, "DELETE FROM schema_migrations WHERE name = '0008_scrub.sql'");
+    let upgrade = Instant::now();
+    assert!(d.terminate().success(), "a graceful stop");
+    d = activated_binary(&env, &newer, &listener, "cairnd-upgraded.log");
+    std::thread::sleep(Duration::from_millis(1_000));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed, slowest) = client.join().unwrap();
+    let (ok, failed, timings) = client.join().unwrap();
     assert!(
         failed.is_empty(),
-        "{} of {} requests failed across 3 restarts: {failed:?}",
+        "{} of {} requests failed across 3 restarts and an upgrade: {failed:?}",
         failed.len(),
         ok + failed.len()
     );
     assert!(ok > 20, "only {ok} requests");
+    assert_eq!(
+        tests::sql_i64(&env.db, "SELECT count(*) FROM schema_migrations WHERE name = '0008_scrub.sql'"),
+        1,
+        "the upgraded daemon applied the migration"
+    );
+    let slowest = |from: Instant, to: Instant| {
+        timings.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, d)| *d).max().unwrap_or_default()
+    };
+    let typical = {
+        let mut all: Vec<Duration> = timings.iter().map(|(_, d)| *d).collect();
+        all.sort();
+        all[all.len() / 2]
+    };
     tests::record_figure(&format!(
-        "socket activation: 3 restarts under a GET loop, {ok} requests, 0 failed, slowest {} ms",
-        slowest.as_millis()
+        "socket activation: 3 restarts and an upgrade with a migration under a GET loop, {ok} requests, 0 failed; \
+         median {:.1} ms, slowest {} ms across the restarts, {} ms across the upgrade",
+        typical.as_secs_f64() * 1e3,
+        slowest(restarts, upgrade).as_millis(),
+        slowest(upgrade, Instant::now()).as_millis()
     ));
     drop(d);
     env.assert_fsck_clean();
@@ -517,4 +557,89 @@ fn uploads_through_database_outages_keep_every_acknowledged_byte() {
         refused.len()
     ));
     env.assert_fsck_clean();
+}
+
+/// A real PostgreSQL restart (fast shutdown, as `pg_ctl restart -m fast`) of a cluster of the
+/// test's own, during a stream of uploads: readiness follows it, the daemon carries on without
+/// a restart, and every acknowledged upload is there byte for byte.
+#[test]
+fn a_postgresql_restart_under_uploads_loses_no_acknowledged_upload() {
+    let env = Env::new();
+    let pg = env.dir.join("pg");
+    let start = || store::ManagedCluster::start(&pg, store::ClusterOptions { durable: true }).unwrap();
+    let cluster = start();
+    let store::DbTarget::Socket { dir, port, user, dbname } = cluster.target() else { unreachable!() };
+    let conninfo = format!("host={} port={port} user={user} dbname={dbname}", dir.display());
+    let cfg = std::fs::read_to_string(&env.config).unwrap();
+    let (head, _) = cfg.split_once("[database]").unwrap();
+    std::fs::write(&env.config, format!("{head}[database]\nurl = \"{conninfo}\"\npool_size = 8\n")).unwrap();
+    env.add_user("alice", None);
+    let d = env.start_daemon();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = env.port;
+    let uploader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let auth = basic("alice");
+            let mut results = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = tests::pattern(64 * 1024 + i as usize, i);
+                let r = tests::try_http(
+                    port,
+                    "PUT",
+                    &format!("/dav/up-{i}.bin"),
+                    &[("Authorization", &auth)],
+                    &body,
+                );
+                results.push((i, r.map(|r| r.status)));
+                i += 1;
+            }
+            results
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1_000));
+    cluster.stop();
+    let stopped = Instant::now();
+    while http_get(env.port, "/readyz").map(|r| r.0) != Some(503) {
+        assert!(stopped.elapsed() < Duration::from_secs(1), "still ready 1 s after PostgreSQL stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let noticed = stopped.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let cluster = start();
+    let back = Instant::now();
+    while http_get(env.port, "/readyz").map(|r| r.0) != Some(200) {
+        assert!(back.elapsed() < Duration::from_secs(5), "not ready 5 s after PostgreSQL came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ready_again = back.elapsed();
+    std::thread::sleep(Duration::from_millis(1_000));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let results = uploader.join().unwrap();
+    let acknowledged: Vec<u64> =
+        results.iter().filter(|(_, s)| matches!(s, Some(201 | 204))).map(|(i, _)| *i).collect();
+    let refused: Vec<&(u64, Option<u16>)> =
+        results.iter().filter(|(_, s)| !matches!(s, Some(201 | 204))).collect();
+    assert!(refused.iter().all(|(_, s)| matches!(s, Some(500 | 503))), "{refused:?}");
+    let after = acknowledged.iter().filter(|i| results.len() as u64 - **i < 20).count();
+    assert!(after > 0, "no upload acknowledged after the restart: {results:?}");
+    for i in &acknowledged {
+        let want = tests::pattern(64 * 1024 + *i as usize, *i);
+        let r =
+            http(env.port, "GET", &format!("/dav/up-{i}.bin"), &[("Authorization", &basic("alice"))], b"");
+        assert_eq!(r.status, 200, "up-{i}.bin");
+        assert!(r.body == want, "up-{i}.bin differs");
+    }
+    tests::record_figure(&format!(
+        "PostgreSQL restart under uploads: /readyz 503 {} ms after it stopped, 200 {} ms after it was back; \
+         {} uploads acknowledged and intact, {} refused with 5xx",
+        noticed.as_millis(),
+        ready_again.as_millis(),
+        acknowledged.len(),
+        refused.len()
+    ));
+    drop(d);
+    env.assert_fsck_clean();
+    cluster.stop();
 }
