@@ -113,6 +113,11 @@ struct TransferLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
 }
@@ -155,6 +160,11 @@ pub(crate) struct Metrics {
     trash_bytes: Gauge,
     uploads: Gauge,
     scrub_running: Gauge,
+    fuse_ops: Family<OpLabels, Counter>,
+    commits: Counter,
+    commit_seconds: Counter<f64, AtomicU64>,
+    group_commits: Counter,
+    group_commit_writes: Counter,
     scrub_missing: Gauge,
     tls_expiry: Gauge,
     scrub_progress: Gauge<f64, AtomicU64>,
@@ -198,6 +208,11 @@ impl Default for Metrics {
             trash_bytes: Gauge::default(),
             uploads: Gauge::default(),
             scrub_running: Gauge::default(),
+            fuse_ops: Family::default(),
+            commits: Counter::default(),
+            commit_seconds: Counter::default(),
+            group_commits: Counter::default(),
+            group_commit_writes: Counter::default(),
             scrub_missing: Gauge::default(),
             tls_expiry: Gauge::default(),
             scrub_progress: Gauge::default(),
@@ -295,6 +310,20 @@ impl Default for Metrics {
             "uploads_in_progress",
             "Resumable and chunked uploads not yet finished",
             m.uploads.clone(),
+        );
+        r.register("fuse_operations", "Operations the FUSE mount answered, by kind", m.fuse_ops.clone());
+        r.register("db_commits", "Database transactions committed", m.commits.clone());
+        r.register_with_unit(
+            "db_commit",
+            "Time spent in COMMIT statements (the WAL flush); divided by cairn_db_commits_total, the mean",
+            Unit::Seconds,
+            m.commit_seconds.clone(),
+        );
+        r.register("db_group_commits", "Group commits of concurrent writes", m.group_commits.clone());
+        r.register(
+            "db_group_commit_writes",
+            "Writes carried by group commits; divided by cairn_db_group_commits_total, the mean batch",
+            m.group_commit_writes.clone(),
         );
         r.register(
             "scrub_missing_files",
@@ -450,6 +479,21 @@ impl Metrics {
         }
         self.ready.set(i64::from(verdict(bridge, &db, &fs).is_ok()));
         self.tls_expiry.set(bridge.opts.tls_expiry.unwrap_or(0));
+        let t = store::telemetry::snapshot();
+        let catch_up = |c: &Counter, now: u64| {
+            if now > c.get() {
+                c.inc_by(now - c.get());
+            }
+        };
+        for (op, n) in t.mount_ops {
+            catch_up(&self.fuse_ops.get_or_create(&OpLabels { op: op.as_str() }), n);
+        }
+        catch_up(&self.commits, t.commits);
+        catch_up(&self.group_commits, t.batches);
+        catch_up(&self.group_commit_writes, t.batched_writes);
+        if t.commit_seconds > self.commit_seconds.get() {
+            self.commit_seconds.inc_by(t.commit_seconds - self.commit_seconds.get());
+        }
         let verified = bridge.store.scrub_verified_bytes();
         if verified > self.scrub_verified.get() {
             self.scrub_verified.inc_by(verified - self.scrub_verified.get());

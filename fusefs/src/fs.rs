@@ -13,6 +13,7 @@ use fuser::{
     ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
     TimeOrNow,
 };
+use store::telemetry::{MountOp, mount_op as count};
 use store::{ErrorKind, Replace, SetAttrs};
 
 use crate::behind::Pending;
@@ -56,6 +57,7 @@ impl Filesystem for Cairn {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        count(MountOp::Lookup);
         let sh = &self.sh;
         if parent.0 == ROOT {
             let ctx = tryr!(reply, name_str(name).and_then(|n| sh.user_ctx(n)));
@@ -94,6 +96,7 @@ impl Filesystem for Cairn {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        count(MountOp::Getattr);
         let sh = &self.sh;
         if ino.0 == ROOT {
             return reply.attr(&TTL, &sh.root_attr());
@@ -124,6 +127,7 @@ impl Filesystem for Cairn {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        count(MountOp::Setattr);
         let sh = &self.sh;
         if ino.0 == ROOT {
             return reply.error(Errno::EPERM);
@@ -192,6 +196,7 @@ impl Filesystem for Cairn {
     }
 
     fn readlink(&self, _req: &Request, _ino: INodeNo, reply: ReplyData) {
+        count(MountOp::Other);
         reply.error(Errno::EINVAL);
     }
 
@@ -205,6 +210,7 @@ impl Filesystem for Cairn {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
+        count(MountOp::Other);
         // Only regular files: devices, FIFOs and sockets have no place in a file store.
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(Errno::EPERM);
@@ -217,6 +223,7 @@ impl Filesystem for Cairn {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        count(MountOp::Mkdir);
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
         tryr!(reply, sh.settle_named(&actor(req), parent.0, name));
@@ -230,6 +237,7 @@ impl Filesystem for Cairn {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        count(MountOp::Unlink);
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
         tryr!(reply, sh.settle_named(&actor(req), parent.0, name));
@@ -249,6 +257,7 @@ impl Filesystem for Cairn {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        count(MountOp::Rmdir);
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
         let node = tryr!(reply, sh.stat_path(&ctx, &path).and_then(|n| n.ok_or(Errno::ENOENT)));
@@ -275,6 +284,7 @@ impl Filesystem for Cairn {
         _target: &std::path::Path,
         reply: ReplyEntry,
     ) {
+        count(MountOp::Other);
         // Symlinks would point outside what Cairn versions and syncs; refused like on FAT.
         reply.error(Errno::EPERM);
     }
@@ -289,6 +299,7 @@ impl Filesystem for Cairn {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        count(MountOp::Rename);
         let sh = &self.sh;
         if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
             return reply.error(Errno::EINVAL);
@@ -338,11 +349,13 @@ impl Filesystem for Cairn {
     }
 
     fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        count(MountOp::Other);
         // One file id has one path: versions, the journal and sync all name files by path.
         reply.error(Errno::EPERM);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        count(MountOp::Open);
         let sh = &self.sh;
         if ino.0 == ROOT {
             return reply.error(Errno::EISDIR);
@@ -412,6 +425,7 @@ impl Filesystem for Cairn {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        count(MountOp::Read);
         let sh = &self.sh;
         let of_arc = sh.open_file(ino.0);
         let mut buf = vec![0u8; size as usize];
@@ -460,6 +474,7 @@ impl Filesystem for Cairn {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        count(MountOp::Write);
         let sh = &self.sh;
         let ctx = tryr!(reply, sh.ctx(ino.0));
         let of_arc = sh.open_file(ino.0);
@@ -477,6 +492,7 @@ impl Filesystem for Cairn {
     }
 
     fn flush(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        count(MountOp::Flush);
         let sh = &self.sh;
         let ctx = tryr!(reply, sh.ctx(ino.0));
         let Some(of_arc) = sh.open.lock().get(&ino.0).cloned() else { return reply.ok() };
@@ -498,6 +514,7 @@ impl Filesystem for Cairn {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        count(MountOp::Release);
         let sh = &self.sh;
         let handle = sh.handles.lock().remove(&fh.0);
         let Some(Handle::File { write, backing }) = handle else { return reply.ok() };
@@ -535,6 +552,7 @@ impl Filesystem for Cairn {
 
     /// Durable when it returns: a flight landed, a draft committed.
     fn fsync(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        count(MountOp::Fsync);
         let sh = &self.sh;
         let ctx = tryr!(reply, sh.ctx(ino.0));
         tryr!(reply, sh.wait_flight(ino.0));
@@ -545,12 +563,14 @@ impl Filesystem for Cairn {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        count(MountOp::Other);
         let listing = tryr!(reply, self.sh.list(ino.0));
         let fh = self.sh.new_fh(Handle::Dir(listing));
         reply.opened(FileHandle(fh), FopenFlags::empty());
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        count(MountOp::Readdir);
         let handles = self.sh.handles.lock();
         let Some(Handle::Dir(listing)) = handles.get(&fh.0) else { return reply.error(Errno::EBADF) };
         let mut i = offset;
@@ -583,6 +603,7 @@ impl Filesystem for Cairn {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        count(MountOp::Readdir);
         let sh = &self.sh;
         let ctx = if ino.0 == ROOT { None } else { Some(tryr!(reply, sh.ctx(ino.0))) };
         // A copy (the folder's listing is shared): attributes lock open files, and `open` holds
@@ -639,11 +660,13 @@ impl Filesystem for Cairn {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        count(MountOp::Other);
         self.sh.handles.lock().remove(&fh.0);
         reply.ok();
     }
 
     fn fsyncdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        count(MountOp::Other);
         // Every metadata change is durable when its call returns; files created in the folder
         // and not yet flushed get there now.
         tryr!(reply, self.sh.settle_in(&actor(req), ino.0));
@@ -651,6 +674,7 @@ impl Filesystem for Cairn {
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        count(MountOp::Statfs);
         let sh = &self.sh;
         const BS: u64 = 4096;
         let quota = match sh.ctx(ino.0) {
@@ -687,6 +711,7 @@ impl Filesystem for Cairn {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        count(MountOp::Xattr);
         let sh = &self.sh;
         let name = tryr!(reply, name_str(name));
         let Some(prop) = name.strip_prefix(xattr::PREFIX).filter(|p| !p.is_empty()) else {
@@ -721,6 +746,7 @@ impl Filesystem for Cairn {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        count(MountOp::Xattr);
         let sh = &self.sh;
         let name = tryr!(reply, name_str(name));
         // security.capability is asked on every write: answer without a query.
@@ -737,6 +763,7 @@ impl Filesystem for Cairn {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        count(MountOp::Xattr);
         let sh = &self.sh;
         if ino.0 == ROOT {
             return sized(reply, size, &[]);
@@ -752,6 +779,7 @@ impl Filesystem for Cairn {
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        count(MountOp::Xattr);
         let sh = &self.sh;
         let name = tryr!(reply, name_str(name));
         let Some(prop) = name.strip_prefix(xattr::PREFIX) else { return reply.error(Errno::ENOTSUP) };
@@ -782,6 +810,7 @@ impl Filesystem for Cairn {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        count(MountOp::Create);
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
         sh.wait_tomb(parent.0, path.name());
@@ -842,6 +871,7 @@ impl Filesystem for Cairn {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        count(MountOp::Other);
         reply.error(Errno::ENOTTY);
     }
 
@@ -855,6 +885,7 @@ impl Filesystem for Cairn {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        count(MountOp::Other);
         let sh = &self.sh;
         // Plain allocation (mode 0) and KEEP_SIZE; punching holes and collapsing ranges are not
         // offered (they would need the backing filesystem's support and change no semantics).

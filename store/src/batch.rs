@@ -331,6 +331,7 @@ impl Store {
                 if let Err(e) = locked.commit(self).await {
                     return (Err(Failed::AtCommit(e)), None);
                 }
+                crate::telemetry::batch(batch.len());
                 for q in batch.iter_mut() {
                     if let Job::New { counted, .. } = &mut q.job {
                         *counted = None;

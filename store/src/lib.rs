@@ -38,6 +38,7 @@ mod scrub;
 mod sessions;
 mod staging;
 mod stats;
+pub mod telemetry;
 mod trash;
 mod tree;
 mod txn;

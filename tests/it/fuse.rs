@@ -707,3 +707,27 @@ fn fsx_three_seeds() {
         record_figure(&format!("fuse: fsx seed {seed}, 10000 ops: {:?}", start.elapsed()));
     }
 }
+
+/// `/metrics` counts what the mount does, by kind, and the commits it causes.
+#[test]
+fn metrics_count_mount_operations_and_commits() {
+    let (env, _d, home) = mounted(None);
+    let scrape = || tests::http(env.port, "GET", "/metrics", &[], b"").text();
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+    };
+    let before = scrape();
+    for i in 0..20 {
+        write_synced(&home.join(format!("m{i}.txt")), b"counted\n");
+    }
+    for i in 0..5 {
+        fs::remove_file(home.join(format!("m{i}.txt"))).unwrap();
+    }
+    let after = scrape();
+    let grew = |series: &str| value(&after, series) - value(&before, series);
+    assert!(grew("cairn_fuse_operations_total{op=\"create\"}") >= 20.0, "{after}");
+    assert!(grew("cairn_fuse_operations_total{op=\"unlink\"}") >= 5.0, "{after}");
+    assert!(grew("cairn_fuse_operations_total{op=\"write\"}") >= 20.0, "{after}");
+    assert!(grew("cairn_db_commits_total") >= 25.0, "{after}");
+    assert!(grew("cairn_db_commit_seconds_total") > 0.0, "{after}");
+}

@@ -307,7 +307,9 @@ impl Locked {
         for (u, _) in &changed {
             store.inner.cache.committing(*u);
         }
+        let started = std::time::Instant::now();
         let res = self.client().batch_execute(&format!("COMMIT; {BARRIER}")).await;
+        crate::telemetry::committed(started.elapsed());
         // Cached nodes are stale from the commit on (if it happened).
         for (u, c) in &changed {
             let change = match c {
