@@ -427,6 +427,27 @@ fn restarts_and_an_upgrade_with_a_migration_under_socket_activation_fail_no_requ
             (ok, failed, timings)
         })
     };
+    // Writes beside the reads: one may be refused while a daemon stops (a write is not
+    // idempotent, so it is not retried), but every acknowledged one must be there after.
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let auth = basic("alice");
+            let mut acknowledged = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = tests::pattern(4096 + i as usize, i);
+                let path = format!("/dav/w-{i}.bin");
+                if let Some(r) = tests::try_http(port, "PUT", &path, &[("Authorization", &auth)], &body)
+                    && matches!(r.status, 201 | 204)
+                {
+                    acknowledged.push(i);
+                }
+                i += 1;
+            }
+            (acknowledged, i)
+        })
+    };
     let restarts = Instant::now();
     for round in 1..=3 {
         std::thread::sleep(Duration::from_millis(500));
@@ -446,6 +467,7 @@ fn restarts_and_an_upgrade_with_a_migration_under_socket_activation_fail_no_requ
     std::thread::sleep(Duration::from_millis(1_000));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok, failed, timings) = client.join().unwrap();
+    let (written, tried) = writer.join().unwrap();
     assert!(
         failed.is_empty(),
         "{} of {} requests failed across 3 restarts and an upgrade: {failed:?}",
@@ -458,6 +480,14 @@ fn restarts_and_an_upgrade_with_a_migration_under_socket_activation_fail_no_requ
         1,
         "the upgraded daemon applied the migration"
     );
+    for i in &written {
+        let r = http(env.port, "GET", &format!("/dav/w-{i}.bin"), &[("Authorization", &basic("alice"))], b"");
+        assert!(
+            r.status == 200 && r.body == tests::pattern(4096 + *i as usize, *i),
+            "acknowledged w-{i}.bin lost"
+        );
+    }
+    assert!(written.len() > 20, "only {} of {tried} writes acknowledged", written.len());
     let slowest = |from: Instant, to: Instant| {
         timings.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, d)| *d).max().unwrap_or_default()
     };
@@ -468,10 +498,12 @@ fn restarts_and_an_upgrade_with_a_migration_under_socket_activation_fail_no_requ
     };
     tests::record_figure(&format!(
         "socket activation: 3 restarts and an upgrade with a migration under a GET loop, {ok} requests, 0 failed; \
-         median {:.1} ms, slowest {} ms across the restarts, {} ms across the upgrade",
+         median {:.1} ms, slowest {} ms across the restarts, {} ms across the upgrade; {} of {tried} PUTs \
+         acknowledged beside them, all intact",
         typical.as_secs_f64() * 1e3,
         slowest(restarts, upgrade).as_millis(),
-        slowest(upgrade, Instant::now()).as_millis()
+        slowest(upgrade, Instant::now()).as_millis(),
+        written.len()
     ));
     drop(d);
     env.assert_fsck_clean();
