@@ -592,6 +592,9 @@ fn verdict(
     }
     match fs {
         Ok(fs) if fs.read_only => Err("the data directory is read-only".into()),
+        Ok(store::DataDirState { write_error: Some(e), .. }) => {
+            Err(format!("the data directory refuses writes: {e}"))
+        }
         Ok(_) => Ok(()),
         Err(e) => Err(format!("the data directory cannot be read: {e}")),
     }

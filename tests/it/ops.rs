@@ -675,3 +675,70 @@ fn a_postgresql_restart_under_uploads_loses_no_acknowledged_upload() {
     env.assert_fsck_clean();
     cluster.stop();
 }
+
+/// The data directory's filesystem fails the way ext4 does on an error with
+/// `errors=remount-ro`: writes get EROFS while the mount still says read-write. Readiness says
+/// so within a second; reads go on.
+#[test]
+fn readiness_follows_a_filesystem_that_turns_read_only_after_an_error() {
+    require_program("mkfs.ext4", "e2fsprogs");
+    assert!(unsafe { libc::geteuid() } == 0, "this test needs root (a loop-mounted ext4)");
+    let mut env = Env::new();
+    let image = env.dir.join("disk.img");
+    let mnt = env.dir.join("disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::File::create(&image).unwrap().set_len(128 << 20).unwrap();
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+    run(Command::new("mount").args(["-o", "loop,errors=remount-ro"]).arg(&image).arg(&mnt));
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let device = run(Command::new("findmnt").args(["-n", "-o", "SOURCE"]).arg(&mnt));
+    let trigger = format!("/sys/fs/ext4/{}/trigger_fs_error", device.trim_start_matches("/dev/"));
+    let data = mnt.join("data");
+    let cfg = std::fs::read_to_string(&env.config).unwrap();
+    let cfg = cfg.replacen(
+        &format!("data_dir = \"{}\"", env.data_dir.display()),
+        &format!("data_dir = \"{}\"", data.display()),
+        1,
+    );
+    std::fs::write(&env.config, cfg).unwrap();
+    env.data_dir = data;
+    env.add_user("alice", None);
+    env.put_ok("alice", "/kept.txt", b"readable still\n");
+    let d = env.start_daemon();
+    assert_eq!(http_get(env.port, "/readyz").map(|r| r.0), Some(200));
+    std::fs::write(&trigger, b"cairn test\n").unwrap();
+    let failed = Instant::now();
+    let reason = loop {
+        match http_get(env.port, "/readyz") {
+            Some((503, body)) => break body,
+            _ => assert!(
+                failed.elapsed() < Duration::from_secs(1),
+                "still ready 1 s after the filesystem failed"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let noticed = failed.elapsed();
+    assert!(reason.contains("read-only"), "{reason}");
+    assert_eq!(http_get(env.port, "/livez").map(|r| r.0), Some(200));
+    let r = http(env.port, "GET", "/dav/kept.txt", &[("Authorization", &basic("alice"))], b"");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"readable still\n"[..]));
+    let put = http(env.port, "PUT", "/dav/new.txt", &[("Authorization", &basic("alice"))], b"refused\n");
+    assert!(put.status >= 500, "a write to a read-only filesystem: {}", put.status);
+    tests::record_figure(&format!(
+        "data directory turned read-only by an ext4 error: /readyz 503 after {} ms; reads served",
+        noticed.as_millis()
+    ));
+    drop(d);
+}

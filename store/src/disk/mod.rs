@@ -271,13 +271,29 @@ impl Disk {
     }
 
     /// The filesystem holding the data directory: (total, available) bytes, (total, available)
-    /// inodes, and whether it is mounted read-only.
+    /// inodes, and whether it takes writes. The mount flag is not enough: an ext4 that hits an
+    /// error with `errors=remount-ro` refuses writes (EROFS) while `statvfs` still says
+    /// read-write (measured on Linux 6.18), so an empty file is created and removed in staging.
     pub(crate) fn fs_state(&self) -> io::Result<FsState> {
         let st = rustix::fs::fstatvfs(&self.root_fd).map_err(err)?;
+        let mounted_ro = st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY);
+        let probe = match mounted_ro {
+            true => Err(io::Error::from_raw_os_error(libc::EROFS)),
+            false => self.create_staging().and_then(|(rel, file)| {
+                drop(file);
+                self.remove(&rel)
+            }),
+        };
+        let (read_only, write_error) = match probe {
+            Ok(()) => (false, None),
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => (true, None),
+            Err(e) => (false, Some(e.to_string())),
+        };
         Ok(FsState {
             bytes: (st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize),
             inodes: (st.f_files, st.f_favail),
-            read_only: st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+            read_only,
+            write_error,
         })
     }
 
@@ -530,12 +546,14 @@ mod tests {
 }
 
 /// The state of the filesystem holding the data directory (`Store::data_dir_state`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FsState {
     /// (total, available to unprivileged users) bytes.
     pub bytes: (u64, u64),
     /// (total, available) inodes.
     pub inodes: (u64, u64),
-    /// Mounted read-only (writes fail with EROFS).
+    /// Writes fail with EROFS (mounted read-only, or made so by an error).
     pub read_only: bool,
+    /// Creating a file failed otherwise (permissions, I/O errors).
+    pub write_error: Option<String>,
 }
