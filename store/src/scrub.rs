@@ -17,8 +17,8 @@
 //!   adopted as `scan` adopts it (audited). Same size and time but other bytes is damage. A
 //!   mismatch is confirmed before it counts: the database row is unchanged and a second read
 //!   gives the same wrong hash (a commit racing the read is not damage).
-//! - **On damage.** Reads of the damaged content are refused at once, in every front end (an
-//!   I/O error: HTTP 500, `EIO` in the mount), and an identical copy is looked for — another file
+//! - **On damage.** Reads and copies of the damaged content are refused at once, in every
+//!   front end (an I/O error: HTTP 500, `EIO` in the mount), and an identical copy is looked for — another file
 //!   or version anywhere with the same blake3, itself re-read and verified. Found: the damaged
 //!   file is rewritten from it (staged, fsynced, renamed into place; audited `scrub.repair`) and
 //!   reads go on. Not found: the content stays quarantined (audited `scrub.corruption`) until it

@@ -302,6 +302,10 @@ impl Store {
                     .await?;
                 let nodes: Vec<Node> = rows.iter().map(node_from_row).collect::<Result<_>>()?;
                 let Some(root) = nodes.first().cloned() else { return Err(Error::not_found(&from)) };
+                // A copy of damaged bytes would carry the good hash: refused like a read.
+                for n in nodes.iter().filter(|n| !n.is_dir) {
+                    store.check_intact(n)?;
+                }
                 let staged = store.stage_copy(&user, &from, &nodes).await?;
                 let cleanup = Staging { store: store.clone(), rel: Some(staged.cleanup.clone()) };
                 let tx = locked.start_tx().await?;

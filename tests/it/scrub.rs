@@ -107,6 +107,10 @@ fn rot_is_found_in_one_pass_repaired_or_quarantined_and_never_served_and_edits_a
     let ranged = http(env.port, "GET", "/dav/photo.jpg", &[auth[0], ("Range", "bytes=1999990-2000010")], b"");
     assert_eq!(ranged.status, 500);
     assert_eq!(http(env.port, "GET", "/api/v1/content?path=%2Fphoto.jpg", &auth, b"").status, 500);
+    let copy =
+        http(env.port, "COPY", "/dav/photo.jpg", &[auth[0], ("Destination", "/dav/photo-copy.jpg")], b"");
+    assert!(copy.status >= 500, "a copy would carry the damaged bytes: {}", copy.status);
+    assert_eq!(http(env.port, "GET", "/dav/photo-copy.jpg", &auth, b"").status, 404);
     let vid = find("report.doc")["version"].as_i64().unwrap();
     let v = http(env.port, "GET", &format!("/api/v1/versions/{vid}/content?path=%2Freport.doc"), &auth, b"");
     assert_eq!(v.status, 500, "a damaged version");
