@@ -19,7 +19,7 @@ use daemon::{Config, Role};
 use store::{Actor, ErrorKind, Store, UserName, VPath};
 
 use crate::content::{FilesCmd, TrashCmd, VersionsCmd};
-use crate::users::{QuotaCmd, TokenCmd, UserCmd};
+use crate::users::{GroupCmd, QuotaCmd, TokenCmd, UserCmd};
 
 /// Administer a Cairn server: users, quotas, versions, trash, consistency.
 #[derive(Debug, Parser)]
@@ -40,6 +40,9 @@ enum Cmd {
     /// Accounts.
     #[command(subcommand)]
     User(UserCmd),
+    /// Groups of accounts (shares can name a group).
+    #[command(subcommand)]
+    Group(GroupCmd),
     /// App passwords / device tokens (for WebDAV and other clients; the secret is shown once).
     #[command(subcommand)]
     Token(TokenCmd),
@@ -196,6 +199,7 @@ async fn run(
     let j = args.json;
     match &args.cmd {
         Cmd::User(cmd) => users::user_cmd(store, &actor, j, cmd).await,
+        Cmd::Group(cmd) => users::group_cmd(store, &actor, j, cmd).await,
         Cmd::Token(cmd) => users::token_cmd(store, &actor, j, cmd).await,
         Cmd::Quota(cmd) => users::quota_cmd(store, &actor, j, cmd).await,
         Cmd::Versions(cmd) => content::versions_cmd(store, &actor, j, cmd).await,

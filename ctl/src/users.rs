@@ -1,4 +1,4 @@
-//! Accounts, app passwords and quotas.
+//! Accounts, groups, app passwords and quotas.
 
 use std::process::ExitCode;
 
@@ -338,6 +338,90 @@ pub(crate) async fn quota_cmd(
                     available: usage.available(),
                 },
             )
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupCmd {
+    /// Create a group (e.g. family).
+    Add { name: String },
+    /// List groups with their members.
+    List,
+    /// Delete a group (its members keep their accounts and files).
+    Delete {
+        name: String,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Add accounts to a group.
+    AddMember { group: String, users: Vec<String> },
+    /// Take accounts out of a group.
+    RemoveMember { group: String, users: Vec<String> },
+}
+
+/// A line of `group list`.
+#[derive(Serialize)]
+struct GroupRow {
+    name: String,
+    members: Vec<String>,
+}
+
+impl Row for GroupRow {
+    const HEADER: &'static [&'static str] = &["GROUP", "MEMBERS"];
+    fn cells(&self) -> Vec<String> {
+        vec![self.name.clone(), self.members.join(", ")]
+    }
+}
+
+pub(crate) async fn group_cmd(
+    store: &Store,
+    actor: &Actor,
+    j: bool,
+    cmd: &GroupCmd,
+) -> anyhow::Result<ExitCode> {
+    let row = |g: store::Group| GroupRow { name: g.name, members: g.members };
+    match cmd {
+        GroupCmd::Add { name } => {
+            let g = store.create_group(actor, name).await?;
+            let text = format!("created group {}", g.name);
+            out(j, &said(row(g), text))
+        }
+        GroupCmd::List => {
+            let rows: Vec<GroupRow> = store.list_groups().await?.into_iter().map(row).collect();
+            out(j, &rows)
+        }
+        GroupCmd::Delete { name, yes } => {
+            if !yes {
+                return Err(store::Error::new(
+                    store::ErrorKind::InvalidInput,
+                    format!("deleting group {name}: add --yes to confirm"),
+                )
+                .into());
+            }
+            store.delete_group(actor, name).await?;
+            out(
+                j,
+                &said(GroupRow { name: name.clone(), members: Vec::new() }, format!("deleted group {name}")),
+            )
+        }
+        GroupCmd::AddMember { group, users } | GroupCmd::RemoveMember { group, users } => {
+            let add = matches!(cmd, GroupCmd::AddMember { .. });
+            for u in users {
+                let name = user_name(u)?;
+                match add {
+                    true => store.add_group_member(actor, group, &name).await?,
+                    false => store.remove_group_member(actor, group, &name).await?,
+                }
+            }
+            let g = store.group(group).await?;
+            let text = format!(
+                "{}: {}",
+                g.name,
+                if g.members.is_empty() { "no members".to_owned() } else { g.members.join(", ") }
+            );
+            out(j, &said(row(g), text))
         }
     }
 }

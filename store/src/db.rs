@@ -106,6 +106,7 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../schema/0007_nextcloud.sql"),
     },
     Migration { version: 8, name: "0008_scrub.sql", sql: include_str!("../../schema/0008_scrub.sql") },
+    Migration { version: 9, name: "0009_groups.sql", sql: include_str!("../../schema/0009_groups.sql") },
 ];
 
 /// The oldest PostgreSQL we run on.

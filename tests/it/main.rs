@@ -12,6 +12,7 @@ mod dav_locks;
 mod dav_security;
 mod dav_tls;
 mod fuse;
+mod groups;
 mod migrations;
 mod model;
 mod nextcloud;

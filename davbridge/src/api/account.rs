@@ -296,6 +296,77 @@ pub(crate) async fn admin_delete(cx: &Cx<'_>, name: &str) -> Result<Response<Bod
     Ok(body::status(StatusCode::NO_CONTENT))
 }
 
+/// Every group with its members (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/groups", tag = "admin",
+    responses((status = 200, description = "Groups, by name", body = Vec<AdminGroup>)))]
+pub(crate) async fn admin_groups(cx: &Cx<'_>) -> Result<Response<Body>> {
+    require_admin(cx)?;
+    let groups: Vec<AdminGroup> = cx
+        .store
+        .list_groups()
+        .await?
+        .into_iter()
+        .map(|g| AdminGroup { name: g.name, members: g.members })
+        .collect();
+    Ok(json(StatusCode::OK, &groups))
+}
+
+/// Create a group (admins only).
+#[utoipa::path(post, path = "/api/v1/admin/groups", tag = "admin", request_body = NewGroupRequest,
+    responses((status = 201, description = "Created", body = AdminGroup),
+              (status = 400, description = "Not a valid group name", body = ApiError),
+              (status = 409, description = "The name is taken", body = ApiError),
+              (status = 415, description = "Not JSON", body = ApiError)))]
+pub(crate) async fn admin_group_create(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>> {
+    require_admin(cx)?;
+    let req: NewGroupRequest = read_json(&cx.headers, body).await?;
+    let g = cx.store.create_group(&cx.actor, &req.name).await.map_err(|e| match e.kind() {
+        store::ErrorKind::AlreadyExists => Fail::new(StatusCode::CONFLICT, "already_exists", e.message()),
+        _ => e.into(),
+    })?;
+    Ok(json(StatusCode::CREATED, &AdminGroup { name: g.name, members: g.members }))
+}
+
+/// Delete a group; its members keep their accounts and files (admins only).
+#[utoipa::path(delete, path = "/api/v1/admin/groups/{name}", tag = "admin",
+    params(("name" = String, Path, description = "Group name")),
+    responses((status = 204, description = "Deleted"),
+              (status = 404, description = "No such group", body = ApiError)))]
+pub(crate) async fn admin_group_delete(cx: &Cx<'_>, name: &str) -> Result<Response<Body>> {
+    require_admin(cx)?;
+    cx.store.delete_group(&cx.actor, name).await?;
+    Ok(body::status(StatusCode::NO_CONTENT))
+}
+
+/// Add an account to a group; already a member is fine (admins only).
+#[utoipa::path(put, path = "/api/v1/admin/groups/{name}/members/{user}", tag = "admin",
+    params(("name" = String, Path, description = "Group name"), ("user" = String, Path, description = "Account name")),
+    responses((status = 200, description = "The group now", body = AdminGroup),
+              (status = 404, description = "No such group or account", body = ApiError)))]
+pub(crate) async fn admin_group_add(cx: &Cx<'_>, group: &str, user: &str) -> Result<Response<Body>> {
+    admin_group_member(cx, group, user, true).await
+}
+
+/// Take an account out of a group; not a member is fine (admins only).
+#[utoipa::path(delete, path = "/api/v1/admin/groups/{name}/members/{user}", tag = "admin",
+    params(("name" = String, Path, description = "Group name"), ("user" = String, Path, description = "Account name")),
+    responses((status = 200, description = "The group now", body = AdminGroup),
+              (status = 404, description = "No such group or account", body = ApiError)))]
+pub(crate) async fn admin_group_remove(cx: &Cx<'_>, group: &str, user: &str) -> Result<Response<Body>> {
+    admin_group_member(cx, group, user, false).await
+}
+
+async fn admin_group_member(cx: &Cx<'_>, group: &str, user: &str, add: bool) -> Result<Response<Body>> {
+    require_admin(cx)?;
+    let user = user_name(user)?;
+    match add {
+        true => cx.store.add_group_member(&cx.actor, group, &user).await?,
+        false => cx.store.remove_group_member(&cx.actor, group, &user).await?,
+    }
+    let g = cx.store.group(group).await?;
+    Ok(json(StatusCode::OK, &AdminGroup { name: g.name, members: g.members }))
+}
+
 /// Server metrics in the Prometheus text format (admins only).
 #[utoipa::path(get, path = "/api/v1/admin/metrics", tag = "admin",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),

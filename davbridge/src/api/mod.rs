@@ -146,6 +146,11 @@ enum Endpoint {
     AdminCreate,
     AdminChange(String),
     AdminDelete(String),
+    AdminGroups,
+    AdminGroupCreate,
+    AdminGroupDelete(String),
+    AdminGroupAdd(String, String),
+    AdminGroupRemove(String, String),
     TusOptions,
     TusCreate,
     TusHead(String),
@@ -266,6 +271,29 @@ impl Endpoint {
                     _ => None,
                 },
             )?,
+            ["admin", "groups"] => pick(
+                "GET, POST",
+                match m {
+                    "GET" => Some(E::AdminGroups),
+                    "POST" => Some(E::AdminGroupCreate),
+                    _ => None,
+                },
+            )?,
+            ["admin", "groups", name] if !name.is_empty() => {
+                let name = decoded(name)?;
+                pick("DELETE", (m == "DELETE").then_some(E::AdminGroupDelete(name)))?
+            }
+            ["admin", "groups", group, "members", user] if !group.is_empty() && !user.is_empty() => {
+                let (group, user) = (decoded(group)?, decoded(user)?);
+                pick(
+                    "PUT, DELETE",
+                    match m {
+                        "PUT" => Some(E::AdminGroupAdd(group, user)),
+                        "DELETE" => Some(E::AdminGroupRemove(group, user)),
+                        _ => None,
+                    },
+                )?
+            }
             ["admin", "users", name] if !name.is_empty() => {
                 let name = percent_encoding::percent_decode_str(name)
                     .decode_utf8()
@@ -529,6 +557,11 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         Endpoint::AdminCreate => account::admin_create(&cx, body).await,
         Endpoint::AdminChange(name) => account::admin_change(&cx, &name, body).await,
         Endpoint::AdminDelete(name) => account::admin_delete(&cx, &name).await,
+        Endpoint::AdminGroups => account::admin_groups(&cx).await,
+        Endpoint::AdminGroupCreate => account::admin_group_create(&cx, body).await,
+        Endpoint::AdminGroupDelete(name) => account::admin_group_delete(&cx, &name).await,
+        Endpoint::AdminGroupAdd(g, u) => account::admin_group_add(&cx, &g, &u).await,
+        Endpoint::AdminGroupRemove(g, u) => account::admin_group_remove(&cx, &g, &u).await,
         Endpoint::TusCreate => tus::create(&cx, body).await,
         Endpoint::TusHead(id) => tus::head(&cx, &id).await,
         Endpoint::TusPatch(id) => tus::patch(&cx, &id, body).await,
@@ -574,6 +607,8 @@ Resumable uploads use tus 1.0 at `/api/v1/uploads/`. Sync clients follow the cha
         files::trash_purge, files::versions, files::version_content, files::version_restore,
         files::search,
         account::admin_users, account::admin_create, account::admin_change, account::admin_delete,
+        account::admin_groups, account::admin_group_create, account::admin_group_delete,
+        account::admin_group_add, account::admin_group_remove,
         tus::create, tus::head, tus::patch, tus::delete,
         sync::changes, sync::tree, sync::events, sync::signature, sync::put_delta, account::metrics,
     ),
@@ -661,6 +696,14 @@ fn openapi_response() -> Response<Body> {
     res
 }
 
+/// A percent-encoded path segment as text.
+fn decoded(segment: &str) -> std::result::Result<String, NoRoute> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| NoRoute::NotFound)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,6 +748,17 @@ mod tests {
         assert_eq!(p("PATCH", "/uploads/abc"), Some(Endpoint::TusPatch("abc".into())));
         assert_eq!(p("OPTIONS", "/uploads/"), Some(Endpoint::TusOptions));
         assert_eq!(p("PATCH", "/admin/users/b%C3%B6b"), Some(Endpoint::AdminChange("böb".into())));
+        assert_eq!(p("GET", "/admin/groups"), Some(Endpoint::AdminGroups));
+        assert_eq!(p("DELETE", "/admin/groups/family"), Some(Endpoint::AdminGroupDelete("family".into())));
+        assert_eq!(
+            p("PUT", "/admin/groups/family/members/b%C3%B6b"),
+            Some(Endpoint::AdminGroupAdd("family".into(), "böb".into()))
+        );
+        assert_eq!(
+            p("DELETE", "/admin/groups/family/members/bob"),
+            Some(Endpoint::AdminGroupRemove("family".into(), "bob".into()))
+        );
+        assert_eq!(p("POST", "/admin/groups/family/members/bob"), None);
         assert!(matches!(Endpoint::parse(&Method::PUT, "/files"), Err(NoRoute::Method("GET, DELETE"))));
         assert!(matches!(Endpoint::parse(&Method::GET, "/nope"), Err(NoRoute::NotFound)));
     }

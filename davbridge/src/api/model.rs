@@ -298,6 +298,22 @@ pub struct AdminUser {
     pub used: u64,
 }
 
+/// A group of accounts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminGroup {
+    pub name: String,
+    /// Account names, sorted.
+    pub members: Vec<String>,
+}
+
+/// A group to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroupRequest {
+    /// 1-64 of a-z 0-9 . _ -, starting with a letter or digit.
+    pub name: String,
+}
+
 /// An account to create.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
