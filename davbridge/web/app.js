@@ -580,7 +580,59 @@ async function loadUsers() {
       el('td', { text: u.disabled ? 'disabled' : 'active' }),
       el('td', {}, self ? null : able, ' ', self ? null : del)));
   }
+  await loadGroups(users.map((u) => u.name));
 }
+
+// Groups: members shown as chips (✕ takes one out), a picker adds any other account.
+async function loadGroups(accounts) {
+  const groups = await api('GET', '/api/v1/admin/groups');
+  const body = $('#groups-list tbody');
+  body.replaceChildren();
+  const member = (g, u, add) => api(add ? 'PUT' : 'DELETE',
+    `/api/v1/admin/groups/${encodeURIComponent(g.name)}/members/${encodeURIComponent(u)}`);
+  for (const g of groups) {
+    const chips = g.members.map((u) => {
+      const out = el('button', { class: 'chip-x', text: '✕', title: `Take ${u} out of ${g.name}`, 'aria-label': `Take ${u} out of ${g.name}` });
+      out.addEventListener('click', async () => {
+        try { await member(g, u, false); toast(`${u} left ${g.name}`); await loadGroups(accounts); } catch (e) { fail(e); }
+      });
+      return el('span', { class: 'chip', 'data-member': u }, u, ' ', out);
+    });
+    const others = accounts.filter((a) => !g.members.includes(a));
+    const pick = el('select', { 'aria-label': `Add a member to ${g.name}` },
+      el('option', { value: '', text: others.length ? 'Add…' : 'everyone is in' }),
+      ...others.map((a) => el('option', { value: a, text: a })));
+    pick.addEventListener('change', async () => {
+      if (!pick.value) return;
+      try { await member(g, pick.value, true); toast(`${pick.value} joined ${g.name}`); await loadGroups(accounts); } catch (e) { fail(e); }
+    });
+    const del = el('button', { text: 'Delete' });
+    del.addEventListener('click', async () => {
+      if (!confirm(`Delete the group ${g.name}? Its members keep their accounts and files.`)) return;
+      try { await api('DELETE', `/api/v1/admin/groups/${encodeURIComponent(g.name)}`); await loadGroups(accounts); } catch (e) { fail(e); }
+    });
+    body.append(el('tr', { class: 'row', 'data-group': g.name },
+      el('td', { text: g.name }),
+      el('td', { class: 'members' }, ...(chips.length ? chips : [el('span', { class: 'muted', text: 'no members' })])),
+      el('td', {}, pick), el('td', {}, del)));
+  }
+}
+$('#new-group').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const done = $('#new-group-result');
+  done.textContent = '';
+  done.className = 'form-result';
+  try {
+    const g = await api('POST', '/api/v1/admin/groups', { json: { name: (f.get('name') || '').trim() } });
+    ev.target.reset();
+    done.textContent = `Created the group ${g.name}; add its members in the table.`;
+    await loadUsers();
+  } catch (e) {
+    done.textContent = e.message;
+    done.className = 'form-result error';
+  }
+});
 $('#new-user').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);

@@ -65,6 +65,24 @@ await withBrowser(async (page, { answers, shot }) => {
   fs.writeFileSync(path.join(artifacts, 'quota-shown.json'), JSON.stringify(shown));
   check(shown.carol === '50 MiB' && shown.dave === '47.7 MiB', `quotas as shown: ${JSON.stringify(shown)}`);
   await shot('quotas');
+
+  // A group for the family: made, two members added from the picker, one taken out again.
+  const groupForm = page.locator('#new-group');
+  await groupForm.getByLabel('Group name').fill('Family');
+  await groupForm.getByRole('button', { name: 'Create group' }).click();
+  await page.locator('#new-group-result.error', { hasText: 'invalid group name' }).waitFor();
+  await groupForm.getByLabel('Group name').fill('family');
+  await groupForm.getByRole('button', { name: 'Create group' }).click();
+  await page.locator('#new-group-result', { hasText: 'Created the group family' }).waitFor();
+  const family = page.locator('tr[data-group=family]');
+  for (const who of ['carol', 'dave']) {
+    await family.getByLabel('Add a member to family').selectOption(who);
+    await family.locator(`.chip[data-member=${who}]`).waitFor();
+  }
+  await shot('group-made');
+  await family.getByRole('button', { name: 'Take dave out of family' }).click();
+  await family.locator('.chip[data-member=dave]').waitFor({ state: 'detached' });
+  check((await family.locator('.chip').count()) === 1, 'one member left in the group');
   await page.locator('#signout').click();
   await page.locator('#signin-form').waitFor();
 
