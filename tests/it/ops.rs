@@ -520,34 +520,56 @@ fn the_systemd_units_score_within_their_exposure_limits() {
     tests::record_figure(&format!("systemd-analyze security: {}", text.trim().replace('\n', "; ")));
 }
 
+/// The stop flag and the thread of an [`upload_loop`].
+type Uploader =
+    (std::sync::Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<Vec<(u64, Option<u16>)>>);
+
+/// alice PUTs `up-N.bin` (64 KiB + N bytes of pattern N) until told to stop; each with its
+/// status, or none if the connection failed.
+fn upload_loop(port: u16) -> Uploader {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let uploader = std::thread::spawn(move || {
+        let auth = basic("alice");
+        let mut results = Vec::new();
+        let mut i = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let body = tests::pattern(64 * 1024 + i as usize, i);
+            let r =
+                tests::try_http(port, "PUT", &format!("/dav/up-{i}.bin"), &[("Authorization", &auth)], &body);
+            results.push((i, r.map(|r| r.status)));
+            i += 1;
+        }
+        results
+    });
+    (stop, uploader)
+}
+
+/// Every upload [`upload_loop`] saw acknowledged is there byte for byte; every other was
+/// refused with a server error a client retries (never a hang or a dropped connection).
+/// Returns the acknowledged ones and the count of refused.
+fn check_uploads(port: u16, results: &[(u64, Option<u16>)]) -> (Vec<u64>, usize) {
+    let acknowledged: Vec<u64> =
+        results.iter().filter(|(_, s)| matches!(s, Some(201 | 204))).map(|(i, _)| *i).collect();
+    let refused: Vec<&(u64, Option<u16>)> =
+        results.iter().filter(|(_, s)| !matches!(s, Some(201 | 204))).collect();
+    assert!(refused.iter().all(|(_, s)| matches!(s, Some(500 | 503))), "{refused:?}");
+    assert!(acknowledged.len() > 10, "{} uploads acknowledged", acknowledged.len());
+    for i in &acknowledged {
+        let want = tests::pattern(64 * 1024 + *i as usize, *i);
+        let r = http(port, "GET", &format!("/dav/up-{i}.bin"), &[("Authorization", &basic("alice"))], b"");
+        assert_eq!(r.status, 200, "up-{i}.bin");
+        assert!(r.body == want, "up-{i}.bin differs");
+    }
+    (acknowledged, refused.len())
+}
+
 #[test]
 fn uploads_through_database_outages_keep_every_acknowledged_byte() {
     let env = Env::new();
     env.add_user("alice", None);
     let _d = env.start_daemon();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let port = env.port;
-    let uploader = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let auth = basic("alice");
-            let mut results = Vec::new();
-            let mut i = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let body = tests::pattern(64 * 1024 + i as usize, i);
-                let r = tests::try_http(
-                    port,
-                    "PUT",
-                    &format!("/dav/up-{i}.bin"),
-                    &[("Authorization", &auth)],
-                    &body,
-                );
-                results.push((i, r.map(|r| r.status)));
-                i += 1;
-            }
-            results
-        })
-    };
+    let (stop, uploader) = upload_loop(env.port);
     // Three outages: every connection dropped, and new ones refused for half a second, as a
     // PostgreSQL restart does.
     for _ in 0..3 {
@@ -563,30 +585,18 @@ fn uploads_through_database_outages_keep_every_acknowledged_byte() {
     std::thread::sleep(Duration::from_millis(700));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let results = uploader.join().unwrap();
-    let acknowledged: Vec<u64> =
-        results.iter().filter(|(_, s)| matches!(s, Some(201 | 204))).map(|(i, _)| *i).collect();
-    let refused: Vec<&(u64, Option<u16>)> =
-        results.iter().filter(|(_, s)| !matches!(s, Some(201 | 204))).collect();
-    // A refusal is a server error the client can retry, never a hang or a lost connection.
-    assert!(refused.iter().all(|(_, s)| matches!(s, Some(500 | 503))), "{refused:?}");
-    assert!(acknowledged.len() > 10, "{} uploads acknowledged", acknowledged.len());
+    assert!(results.len() > 10, "{} uploads tried", results.len());
     // Every acknowledged upload is there, byte for byte, with no restart of the daemon.
     let t = Instant::now();
     while http_get(env.port, "/readyz").map(|r| r.0) != Some(200) {
         assert!(t.elapsed() < Duration::from_secs(5), "not ready again");
         std::thread::sleep(Duration::from_millis(50));
     }
-    for i in &acknowledged {
-        let want = tests::pattern(64 * 1024 + *i as usize, *i);
-        let r =
-            http(env.port, "GET", &format!("/dav/up-{i}.bin"), &[("Authorization", &basic("alice"))], b"");
-        assert_eq!(r.status, 200, "up-{i}.bin");
-        assert!(r.body == want, "up-{i}.bin differs");
-    }
+    let (acknowledged, refused) = check_uploads(env.port, &results);
     tests::record_figure(&format!(
         "database outages: 3 during an upload loop, {} uploads acknowledged and intact, {} refused with 5xx",
         acknowledged.len(),
-        refused.len()
+        refused
     ));
     env.assert_fsck_clean();
 }
@@ -607,29 +617,7 @@ fn a_postgresql_restart_under_uploads_loses_no_acknowledged_upload() {
     std::fs::write(&env.config, format!("{head}[database]\nurl = \"{conninfo}\"\npool_size = 8\n")).unwrap();
     env.add_user("alice", None);
     let d = env.start_daemon();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let port = env.port;
-    let uploader = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let auth = basic("alice");
-            let mut results = Vec::new();
-            let mut i = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let body = tests::pattern(64 * 1024 + i as usize, i);
-                let r = tests::try_http(
-                    port,
-                    "PUT",
-                    &format!("/dav/up-{i}.bin"),
-                    &[("Authorization", &auth)],
-                    &body,
-                );
-                results.push((i, r.map(|r| r.status)));
-                i += 1;
-            }
-            results
-        })
-    };
+    let (stop, uploader) = upload_loop(env.port);
     std::thread::sleep(Duration::from_millis(1_000));
     cluster.stop();
     let stopped = Instant::now();
@@ -649,27 +637,16 @@ fn a_postgresql_restart_under_uploads_loses_no_acknowledged_upload() {
     std::thread::sleep(Duration::from_millis(1_000));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let results = uploader.join().unwrap();
-    let acknowledged: Vec<u64> =
-        results.iter().filter(|(_, s)| matches!(s, Some(201 | 204))).map(|(i, _)| *i).collect();
-    let refused: Vec<&(u64, Option<u16>)> =
-        results.iter().filter(|(_, s)| !matches!(s, Some(201 | 204))).collect();
-    assert!(refused.iter().all(|(_, s)| matches!(s, Some(500 | 503))), "{refused:?}");
+    let (acknowledged, refused) = check_uploads(env.port, &results);
     let after = acknowledged.iter().filter(|i| results.len() as u64 - **i < 20).count();
     assert!(after > 0, "no upload acknowledged after the restart: {results:?}");
-    for i in &acknowledged {
-        let want = tests::pattern(64 * 1024 + *i as usize, *i);
-        let r =
-            http(env.port, "GET", &format!("/dav/up-{i}.bin"), &[("Authorization", &basic("alice"))], b"");
-        assert_eq!(r.status, 200, "up-{i}.bin");
-        assert!(r.body == want, "up-{i}.bin differs");
-    }
     tests::record_figure(&format!(
         "PostgreSQL restart under uploads: /readyz 503 {} ms after it stopped, 200 {} ms after it was back; \
          {} uploads acknowledged and intact, {} refused with 5xx",
         noticed.as_millis(),
         ready_again.as_millis(),
         acknowledged.len(),
-        refused.len()
+        refused
     ));
     drop(d);
     env.assert_fsck_clean();

@@ -110,7 +110,10 @@ fn explorer_sizes_live_listing_picker_quota_versions_and_phone() {
     assert_eq!(quota("carol"), 52_428_800, "\"50 MiB\" is 50 × 1024 × 1024 bytes");
     assert_eq!(quota("dave"), 50_000_000, "\"50 MB\" is 50,000,000 bytes");
     // The group made on the admin page, as cairnctl sees it.
-    assert_eq!(env.ctl_json(&["group", "list"]), serde_json::json!([{"name": "family", "members": ["carol"]}]));
+    assert_eq!(
+        env.ctl_json(&["group", "list"]),
+        serde_json::json!([{"name": "family", "members": ["carol"]}])
+    );
     let shown: Value = serde_json::from_slice(
         &std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts/explorer/quota-shown.json"),
