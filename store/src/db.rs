@@ -107,6 +107,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 8, name: "0008_scrub.sql", sql: include_str!("../../schema/0008_scrub.sql") },
     Migration { version: 9, name: "0009_groups.sql", sql: include_str!("../../schema/0009_groups.sql") },
+    Migration { version: 10, name: "0010_shares.sql", sql: include_str!("../../schema/0010_shares.sql") },
 ];
 
 /// The oldest PostgreSQL we run on.

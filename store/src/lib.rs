@@ -37,6 +37,7 @@ mod rows;
 mod scan;
 mod scrub;
 mod sessions;
+mod shares;
 mod staging;
 mod stats;
 pub mod telemetry;
@@ -75,6 +76,7 @@ pub use retention::RetentionPolicy;
 pub use scan::ScanReport;
 pub use scrub::{ScrubFinding, ScrubOptions, ScrubStatus};
 pub use sessions::{NewSession, Session};
+pub use shares::{Incoming, Recipient, Role, Share};
 pub use stats::{DataDirState, PoolState, Totals};
 pub use tree::Replace;
 pub use types::{

@@ -518,3 +518,97 @@ async fn chunked_uploads_survive_a_restart_and_expire_when_abandoned() {
     assert_eq!(store.usage(&user).await.unwrap().uploads, 0);
     assert!(store.fsck(None, true).await.unwrap().problems.is_empty());
 }
+
+/// Shares, the owner's side: made, changed and revoked by the owner only; they follow their
+/// folder through renames and the trash; group members get them while they are members; the
+/// higher of a direct and a group role wins; every change is audited.
+#[tokio::test]
+async fn shares_follow_their_folder_and_reach_group_members_while_they_belong() {
+    use store::{ErrorKind, Recipient, Replace, Role};
+    let env = Env::new();
+    let (store, alice, actor) = open(&env, Clock::system()).await;
+    let sys = Actor::system();
+    let make = |name: &str| {
+        let store = store.clone();
+        let name = UserName::parse(name).unwrap();
+        async move {
+            store
+                .create_user(&Actor::system(), &name, "correct horse battery", Default::default())
+                .await
+                .unwrap()
+        }
+    };
+    let (bob, carol) = (make("bob").await, make("carol").await);
+    store.create_group(&sys, "family").await.unwrap();
+    store.add_group_member(&sys, "family", &carol.name).await.unwrap();
+    let photos = VPath::parse("/Family Photos").unwrap();
+    store.mkdir(&actor, &alice, &photos).await.unwrap();
+    write(&store, &actor, &alice, "/Family Photos/beach.jpg", pattern(10_000, 1)).await;
+    let to_bob = Recipient::User(bob.name.clone());
+    let family = Recipient::Group("family".to_owned());
+
+    let s = store.share(&actor, &alice, &photos, &to_bob, Role::Viewer).await.unwrap();
+    assert_eq!((s.path.as_ref(), s.role, s.is_dir), (Some(&photos), Role::Viewer, true));
+    let again = store.share(&actor, &alice, &photos, &to_bob, Role::Editor).await.unwrap();
+    assert_eq!((again.id, again.role), (s.id, Role::Editor), "sharing again changes the role");
+    store.share(&actor, &alice, &photos, &family, Role::Viewer).await.unwrap();
+    assert_eq!(store.shares_by(&alice).await.unwrap().len(), 2);
+
+    let seen = store.shared_with(&bob).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].owner.as_str(), seen[0].name.as_str(), seen[0].role),
+        ("alice", "Family Photos", Role::Editor)
+    );
+    assert!(seen[0].via_groups.is_empty());
+    let seen = store.shared_with(&carol).await.unwrap();
+    assert_eq!((seen[0].role, seen[0].via_groups.clone()), (Role::Viewer, vec!["family".to_owned()]));
+    // A direct editor share beside the group's viewer share: editor wins, one entry.
+    store.share(&actor, &alice, &photos, &Recipient::User(carol.name.clone()), Role::Editor).await.unwrap();
+    let seen = store.shared_with(&carol).await.unwrap();
+    assert_eq!((seen.len(), seen[0].role), (1, Role::Editor));
+    assert!(store.shared_with(&alice).await.unwrap().is_empty(), "one's own shares are not shared with one");
+
+    // The share follows a rename, is suspended in the trash and comes back with a restore.
+    let moved = VPath::parse("/Photos 2026").unwrap();
+    store.rename(&actor, &alice, &photos, &moved, Replace::Nothing).await.unwrap();
+    assert!(store.shares_by(&alice).await.unwrap().iter().all(|s| s.path.as_ref() == Some(&moved)));
+    assert_eq!(store.shared_with(&bob).await.unwrap()[0].name, "Photos 2026");
+    let tid = store.delete(&actor, &alice, &moved, None).await.unwrap();
+    assert!(store.shared_with(&bob).await.unwrap().is_empty(), "a share in the trash is suspended");
+    assert!(store.shares_by(&alice).await.unwrap().iter().all(|s| s.path.is_none()));
+    store.trash_restore(&actor, &alice, tid, None).await.unwrap();
+    assert_eq!(store.shared_with(&bob).await.unwrap().len(), 1);
+
+    // Leaving the group drops the group's part at once.
+    store.remove_group_member(&sys, "family", &carol.name).await.unwrap();
+    let seen = store.shared_with(&carol).await.unwrap();
+    assert_eq!((seen.len(), seen[0].via_groups.len()), (1, 0));
+
+    // Only the owner revokes; someone else's share is not found, as is a share that never was.
+    let bobs = store.shares_by(&alice).await.unwrap().into_iter().find(|s| s.recipient == to_bob).unwrap();
+    assert_eq!(store.revoke_share(&actor, &bob, bobs.id).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(store.revoke_share(&actor, &alice, 999_999).await.unwrap_err().kind(), ErrorKind::NotFound);
+    store.revoke_share(&actor, &alice, bobs.id).await.unwrap();
+    assert!(store.shared_with(&bob).await.unwrap().is_empty());
+
+    // What cannot be shared says why.
+    let kind = |r: store::Result<store::Share>| r.unwrap_err().kind();
+    assert_eq!(
+        kind(store.share(&actor, &alice, &VPath::root(), &to_bob, Role::Viewer).await),
+        ErrorKind::InvalidInput
+    );
+    let me = Recipient::User(alice.name.clone());
+    assert_eq!(kind(store.share(&actor, &alice, &moved, &me, Role::Viewer).await), ErrorKind::InvalidInput);
+    let nobody = Recipient::User(UserName::parse("nobody").unwrap());
+    assert_eq!(kind(store.share(&actor, &alice, &moved, &nobody, Role::Viewer).await), ErrorKind::NotFound);
+    let no_group = Recipient::Group("office".to_owned());
+    assert_eq!(kind(store.share(&actor, &alice, &moved, &no_group, Role::Viewer).await), ErrorKind::NotFound);
+    let missing = VPath::parse("/nothing here").unwrap();
+    assert_eq!(kind(store.share(&actor, &alice, &missing, &to_bob, Role::Viewer).await), ErrorKind::NotFound);
+
+    let actions: Vec<String> = store.audit_tail(100).await.unwrap().into_iter().map(|r| r.action).collect();
+    for want in ["share.create", "share.change", "share.revoke"] {
+        assert!(actions.iter().any(|a| a == want), "no {want} in {actions:?}");
+    }
+}
