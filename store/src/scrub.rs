@@ -17,13 +17,14 @@
 //!   adopted as `scan` adopts it (audited). Same size and time but other bytes is damage. A
 //!   mismatch is confirmed before it counts: the database row is unchanged and a second read
 //!   gives the same wrong hash (a commit racing the read is not damage).
-//! - **On damage.** Reads and copies of the damaged content are refused at once, in every
-//!   front end (an I/O error: HTTP 500, `EIO` in the mount), and an identical copy is looked for — another file
-//!   or version anywhere with the same blake3, itself re-read and verified. Found: the damaged
-//!   file is rewritten from it (staged, fsynced, renamed into place; audited `scrub.repair`) and
-//!   reads go on. Not found: the content stays quarantined (audited `scrub.corruption`) until it
-//!   is replaced — a write of a good copy, from a synced computer or a backup, or a restore of a
-//!   version — or deleted. The damaged bytes stay where they are for inspection; nothing serves
+//! - **On damage** (other bytes, or an I/O error reading them). Reads and copies of the damaged
+//!   content are refused at once, in every front end (an I/O error: HTTP 500, `EIO` in the
+//!   mount), and an identical copy is looked for — another file or version anywhere with the
+//!   same blake3, itself re-read and verified. Found: the damaged file is rewritten from it
+//!   (staged, fsynced, renamed into place; audited `scrub.repair`) and reads go on. Not found:
+//!   the content stays quarantined (audited `scrub.corruption`) until it is replaced — a write
+//!   of a good copy, from a synced computer or a backup, or a restore of a version — or
+//!   deleted. The damaged bytes stay where they are for inspection; nothing serves
 //!   them. Findings are kept in `scrub_findings` and counted by `/metrics`.
 
 use std::collections::{HashMap, HashSet};
@@ -105,7 +106,7 @@ pub struct ScrubFinding {
     pub state: String,
     /// The recorded blake3, hex.
     pub expected: String,
-    /// What the bytes on disk hash to, hex.
+    /// What the bytes on disk hash to, hex (empty: the disk could not read them).
     pub actual: String,
     /// Where a repair came from.
     pub source: Option<String>,
@@ -524,7 +525,7 @@ impl Store {
 
     /// A hash that differs: make sure it is damage, refuse reads of it, repair it if an
     /// identical copy exists, and record it.
-    async fn confirm_damage(&self, item: &Item, actual: ContentHash) -> Result<()> {
+    async fn confirm_damage(&self, item: &Item, actual: Option<ContentHash>) -> Result<()> {
         // Unchanged in the database (a commit racing the read is not damage)...
         if !self.item_current(item).await? {
             return Ok(());
@@ -585,7 +586,7 @@ impl Store {
                         &version_id,
                         &it.path.as_str(),
                         &&it.hash.0[..],
-                        &&actual.0[..],
+                        &actual.as_ref().map_or(&[][..], |a| &a.0[..]),
                         &now.0,
                         &if rewritten.is_some() { "repaired" } else { "quarantined" },
                         &rewritten,
@@ -596,8 +597,11 @@ impl Store {
                     false => String::new(),
                     true => format!("version {}: ", it.id),
                 };
-                let detail =
-                    format!("{what}blake3 {} expected, {} found on disk", hex(&it.hash.0), hex(&actual.0));
+                let found = match &actual {
+                    Some(a) => format!("{} found on disk", hex(&a.0)),
+                    None => "the disk cannot read it".to_owned(),
+                };
+                let detail = format!("{what}blake3 {} expected, {found}", hex(&it.hash.0));
                 cx.fx.audit.push(match &rewritten {
                     Some(from) => (
                         "scrub.repair",
@@ -771,7 +775,9 @@ enum Verdict {
     Missing,
     /// Size or time differs: changed on disk outside Cairn.
     Edited,
-    Damaged(ContentHash),
+    /// Other bytes (`Some` of their hash), or unreadable (`None`: an I/O error, which is how a
+    /// disk with checksums or a failing sector reports damage).
+    Damaged(Option<ContentHash>),
     /// Stopped by shutdown or a pause.
     Halted,
 }
@@ -781,7 +787,19 @@ fn verify(disk: &Disk, item: &Item, pacer: &mut Pacer, halt: &dyn Fn() -> bool) 
     let mut file = match disk.open_read(&item.rel) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Verdict::Missing),
-        Err(e) => return Err(Error::io(format!("open {}", item.rel), e)),
+        // The disk failing to read it is damage; anything else in the way (a folder or a
+        // symlink put there, permissions) is a change on disk, which `scan` sorts out.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EIO | libc::EBADMSG | libc::EUCLEAN | libc::ENODATA)
+            ) =>
+        {
+            tracing::warn!(error = %e, path = %item.rel, "scrub: cannot open");
+            return Ok(Verdict::Damaged(None));
+        }
+        Err(_) if !item.version => return Ok(Verdict::Edited),
+        Err(_) => return Ok(Verdict::Missing),
     };
     let meta = file.metadata().map_err(|e| Error::io("fstat", e))?;
     let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
@@ -798,7 +816,14 @@ fn verify(disk: &Disk, item: &Item, pacer: &mut Pacer, halt: &dyn Fn() -> bool) 
         if halt() {
             return Ok(Verdict::Halted);
         }
-        let n = file.read(&mut buf).map_err(|e| Error::io(format!("read {}", item.rel), e))?;
+        let n = match file.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, path = %item.rel, "scrub: cannot read");
+                return Ok(Verdict::Damaged(None));
+            }
+        };
         if n == 0 {
             break;
         }
@@ -809,7 +834,7 @@ fn verify(disk: &Disk, item: &Item, pacer: &mut Pacer, halt: &dyn Fn() -> bool) 
     }
     drop_cache(&file);
     let actual = ContentHash(*hasher.finalize().as_bytes());
-    Ok(if actual == item.hash { Verdict::Intact } else { Verdict::Damaged(actual) })
+    Ok(if actual == item.hash { Verdict::Intact } else { Verdict::Damaged(Some(actual)) })
 }
 
 /// Replace `to` with a verified copy of `from`: staged, given `mtime`, fsynced, renamed.
