@@ -166,20 +166,46 @@ impl Drop for Prometheus {
 }
 
 #[test]
-fn a_real_prometheus_scrapes_cairnd() {
+fn a_real_prometheus_scrapes_cairnd_under_load_and_fires_the_shipped_alert_on_damage() {
     require_program("prometheus", "prometheus");
     let env = Env::new();
+    env.add_user("alice", None);
     let _d = env.start_daemon();
     let port = free_port();
     let config = env.dir.join("prometheus.yml");
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring/cairn-rules.yml");
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: cairn\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['{}']\nscrape_configs:\n  - job_name: cairn\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            rules.canonicalize().unwrap().display(),
             env.port
         ),
     )
     .unwrap();
+    // Load beside the scrapes: PUTs and GETs from four clients.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|c| {
+            let (stop, port) = (stop.clone(), env.port);
+            std::thread::spawn(move || {
+                let auth = basic("alice");
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let path = format!("/dav/load-{c}-{}.bin", i % 20);
+                    let _ = tests::try_http(
+                        port,
+                        "PUT",
+                        &path,
+                        &[("Authorization", &auth)],
+                        &tests::pattern(8192, i),
+                    );
+                    let _ = tests::try_http(port, "GET", &path, &[("Authorization", &auth)], b"");
+                    i += 1;
+                }
+            })
+        })
+        .collect();
     let log = std::fs::File::create(env.dir.join("prometheus.log")).unwrap();
     let _p = Prometheus(
         Command::new("prometheus")
@@ -206,6 +232,29 @@ fn a_real_prometheus_scrapes_cairnd() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    // One byte of a stored file rots; the scrub finds it, and Prometheus fires the shipped alert.
+    env.put_ok("alice", "/photo.jpg", &tests::pattern(100_000, 7));
+    tests::rot(&env.user_dir("alice").join("photo.jpg"), 50_000);
+    let out = env.ctl(&["scrub", "start"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let fired = Instant::now();
+    loop {
+        let alerts = http_get(port, "/api/v1/alerts").map(|(_, body)| body).unwrap_or_default();
+        if alerts.contains(r#""alertname":"CairnScrubFoundDamage""#) && alerts.contains(r#""state":"firing""#)
+        {
+            break;
+        }
+        assert!(fired.elapsed() < Duration::from_secs(90), "no CairnScrubFoundDamage alert: {alerts}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    tests::record_figure(&format!(
+        "Prometheus: CairnScrubFoundDamage firing {:.1} s after a scrub was started over a rotten file",
+        fired.elapsed().as_secs_f64()
+    ));
 }
 
 #[test]

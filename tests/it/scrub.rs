@@ -3,25 +3,10 @@
 //! quarantined, audited, counted in `/metrics`, and never served; a file edited on disk is
 //! adopted, not flagged; a killed scrub resumes where it stopped; the pace holds the cap.
 
-use std::io::{Seek, SeekFrom, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::{Env, basic, describe, http};
-
-/// Flip one byte at `at` and put the modification time back, as a failing disk would.
-fn rot(file: &Path, at: u64) {
-    let mtime = std::fs::metadata(file).unwrap().modified().unwrap();
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(file).unwrap();
-    let mut byte = [0u8; 1];
-    f.seek(SeekFrom::Start(at)).unwrap();
-    std::io::Read::read_exact(&mut f, &mut byte).unwrap();
-    f.seek(SeekFrom::Start(at)).unwrap();
-    f.write_all(&[byte[0] ^ 0x20]).unwrap();
-    f.sync_all().unwrap();
-    f.set_times(std::fs::FileTimes::new().set_modified(mtime)).unwrap();
-}
+use tests::{Env, basic, describe, http, rot};
 
 fn with_scrub(env: &Env, rate: &str) {
     let mut cfg = std::fs::read_to_string(&env.config).unwrap();

@@ -677,3 +677,17 @@ pub fn peak_rss(pid: u32) -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
+
+/// Flip one byte at `at` and put the modification time back, as a failing disk would.
+pub fn rot(file: &Path, at: u64) {
+    use std::io::{Seek, SeekFrom};
+    let mtime = std::fs::metadata(file).unwrap().modified().unwrap();
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(file).unwrap();
+    let mut byte = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut byte).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[byte[0] ^ 0x20]).unwrap();
+    f.sync_all().unwrap();
+    f.set_times(std::fs::FileTimes::new().set_modified(mtime)).unwrap();
+}
