@@ -566,6 +566,7 @@ fn the_systemd_units_score_within_their_exposure_limits() {
     assert!(out.status.success(), "{}", describe(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(text.lines().filter(|l| l.contains("exposure")).count(), 2, "{text}");
+    assert!(text.contains("the mount is visible on the host"), "{text}");
     tests::record_figure(&format!("systemd-analyze security: {}", text.trim().replace('\n', "; ")));
 }
 
