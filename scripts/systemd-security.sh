@@ -15,8 +15,8 @@ for pair in cairnd.service:2.0 cairnd-fuse.service:6.0; do
     [ "$verdict" = 1 ] || fail=1
 done
 # The FUSE unit's mount must be visible on the host: no option that gives the service a mount
-# namespace of its own (systemd.exec(5): each of these sets one up).
-private=$(grep -oE '^(PrivateTmp|PrivateDevices|PrivateMounts|ProtectSystem|ProtectHome|ProtectKernelTunables|ProtectKernelModules|ProtectKernelLogs|ProtectControlGroups|ProtectProc|ProcSubset|ReadOnlyPaths|ReadWritePaths|InaccessiblePaths|ExecPaths|NoExecPaths|TemporaryFileSystem|BindPaths|BindReadOnlyPaths|RootDirectory|RootImage|MountAPIVFS|MountFlags|PrivateUsers|DynamicUser)=' \
+# namespace of its own (the options systemd's exec_needs_mount_namespace() checks).
+private=$(grep -oE '^(PrivateTmp|PrivateDevices|PrivateMounts|PrivateNetwork|NetworkNamespacePath|PrivateIPC|IPCNamespacePath|ProtectSystem|ProtectHome|ProtectKernelTunables|ProtectKernelModules|ProtectKernelLogs|ProtectControlGroups|ProtectProc|ProcSubset|ReadOnlyPaths|ReadWritePaths|InaccessiblePaths|ExecPaths|NoExecPaths|TemporaryFileSystem|BindPaths|BindReadOnlyPaths|RootDirectory|RootImage|MountImages|ExtensionImages|ExtensionDirectories|MountAPIVFS|MountFlags|LogNamespace|DynamicUser)=' \
     deploy/systemd/cairnd-fuse.service | tr -d = | tr '\n' ' ' || true)
 if [ -n "$private" ]; then
     echo "cairnd-fuse.service   mount namespace: $private(the mount would be hidden from the host)"
