@@ -723,7 +723,17 @@ fn metrics_count_mount_operations_and_commits() {
     for i in 0..5 {
         fs::remove_file(home.join(format!("m{i}.txt"))).unwrap();
     }
-    let after = scrape();
+    // Unlinks land behind the calls (write-behind): their commits follow within moments.
+    let t = std::time::Instant::now();
+    let after = loop {
+        let after = scrape();
+        if value(&after, "cairn_db_commits_total") - value(&before, "cairn_db_commits_total") >= 25.0
+            || t.elapsed() > std::time::Duration::from_secs(10)
+        {
+            break after;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let grew = |series: &str| value(&after, series) - value(&before, series);
     assert!(grew("cairn_fuse_operations_total{op=\"create\"}") >= 20.0, "{after}");
     assert!(grew("cairn_fuse_operations_total{op=\"unlink\"}") >= 5.0, "{after}");
