@@ -35,8 +35,8 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
-/// A plain-text response.
-/// 503 with `Retry-After`, for when credentials cannot be checked (the database is away).
+/// `res` as a 503 with `Retry-After`, for when credentials cannot be checked (the database is
+/// away).
 pub fn unavailable(res: Response<Body>) -> Response<Body> {
     let mut res = res;
     *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
@@ -44,6 +44,15 @@ pub fn unavailable(res: Response<Body>) -> Response<Body> {
     res
 }
 
+/// [`unavailable`] with the WebDAV error body (WebDAV and the Nextcloud endpoints).
+pub fn dav_unavailable() -> Response<Body> {
+    unavailable(error_response(&HttpError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "credentials cannot be checked now; try again",
+    )))
+}
+
+/// A plain-text response.
 pub fn text(status: StatusCode, msg: &'static str) -> Response<Body> {
     let mut res = Response::new(full(msg));
     *res.status_mut() = status;

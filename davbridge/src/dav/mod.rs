@@ -129,12 +129,7 @@ pub async fn serve(
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             return res;
         }
-        AuthOutcome::Unavailable => {
-            return body::unavailable(body::error_response(&HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "credentials cannot be checked now; try again",
-            )));
-        }
+        AuthOutcome::Unavailable => return body::dav_unavailable(),
     };
     match handle(bridge, remote, user, url, req).await {
         Ok(res) => res,

@@ -140,10 +140,7 @@ pub(crate) async fn basic_user(
     match bridge.auth.check(auth_header, remote.ip()).await {
         AuthOutcome::User(u) => Ok(u),
         AuthOutcome::Denied => Err(unauthorized()),
-        AuthOutcome::Unavailable => Err(body::unavailable(body::error_response(&HttpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "credentials cannot be checked now; try again",
-        )))),
+        AuthOutcome::Unavailable => Err(body::dav_unavailable()),
         AuthOutcome::Throttled => {
             let mut res = body::error_response(&HttpError::new(
                 StatusCode::TOO_MANY_REQUESTS,
