@@ -177,7 +177,6 @@ pub(crate) struct Metrics {
     cpu_seconds: Counter<f64, AtomicU64>,
     start_time: Gauge,
     last_refresh: Mutex<Option<Instant>>,
-    cpu_seen: AtomicU64,
     /// Set when the daemon starts shutting down: `/readyz` then answers 503.
     pub(crate) draining: AtomicBool,
 }
@@ -225,7 +224,6 @@ impl Default for Metrics {
             cpu_seconds: Counter::default(),
             start_time: Gauge::default(),
             last_refresh: Mutex::new(None),
-            cpu_seen: AtomicU64::new(0),
             draining: AtomicBool::new(false),
         };
         r.register(
@@ -480,24 +478,14 @@ impl Metrics {
         self.ready.set(i64::from(verdict(bridge, &db, &fs).is_ok()));
         self.tls_expiry.set(bridge.opts.tls_expiry.unwrap_or(0));
         let t = store::telemetry::snapshot();
-        let catch_up = |c: &Counter, now: u64| {
-            if now > c.get() {
-                c.inc_by(now - c.get());
-            }
-        };
         for (op, n) in t.mount_ops {
-            catch_up(&self.fuse_ops.get_or_create(&OpLabels { op: op.as_str() }), n);
+            set_total(&self.fuse_ops.get_or_create(&OpLabels { op: op.as_str() }), n);
         }
-        catch_up(&self.commits, t.commits);
-        catch_up(&self.group_commits, t.batches);
-        catch_up(&self.group_commit_writes, t.batched_writes);
-        if t.commit_seconds > self.commit_seconds.get() {
-            self.commit_seconds.inc_by(t.commit_seconds - self.commit_seconds.get());
-        }
-        let verified = bridge.store.scrub_verified_bytes();
-        if verified > self.scrub_verified.get() {
-            self.scrub_verified.inc_by(verified - self.scrub_verified.get());
-        }
+        set_total(&self.commits, t.commits);
+        set_total(&self.group_commits, t.batches);
+        set_total(&self.group_commit_writes, t.batched_writes);
+        set_seconds(&self.commit_seconds, t.commit_seconds);
+        set_total(&self.scrub_verified, t.scrub_verified);
         self.read_process();
         let due = {
             let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
@@ -525,10 +513,7 @@ impl Metrics {
                     });
                     self.scrub_last_completed.set(t.scrub_last_completed_ns / 1_000_000_000);
                     self.scrub_quarantined.set(t.scrub_quarantined as i64);
-                    let seen = self.scrub_corruptions.get();
-                    if t.scrub_corruptions > seen {
-                        self.scrub_corruptions.inc_by(t.scrub_corruptions - seen);
-                    }
+                    set_total(&self.scrub_corruptions, t.scrub_corruptions);
                 }
                 Err(e) => tracing::warn!(error = %e, "metrics: totals unavailable"),
             }
@@ -555,11 +540,7 @@ impl Metrics {
         {
             let f: Vec<&str> = rest.split_whitespace().collect();
             let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            let millis = (ticks(11) + ticks(12)) * 10;
-            let seen = self.cpu_seen.swap(millis, Ordering::Relaxed);
-            if millis > seen {
-                self.cpu_seconds.inc_by((millis - seen) as f64 / 1000.0);
-            }
+            set_seconds(&self.cpu_seconds, (ticks(11) + ticks(12)) as f64 / 100.0);
         }
     }
 
@@ -570,6 +551,18 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Set a counter kept elsewhere (a process-wide atomic, the database, `/proc`) to its total
+/// `now`. Totals only grow, so the larger value wins: scrapes at the same moment cannot count
+/// a difference twice.
+fn set_total(c: &Counter, now: u64) {
+    c.inner().fetch_max(now, Ordering::Relaxed);
+}
+
+/// [`set_total`] for a count of seconds. A non-negative `f64` orders as its bits do.
+fn set_seconds(c: &Counter<f64, AtomicU64>, now: f64) {
+    c.inner().fetch_max(now.max(0.0).to_bits(), Ordering::Relaxed);
 }
 
 /// Why the daemon is not ready, if it is not.
@@ -654,5 +647,20 @@ mod tests {
         let start = process_start().unwrap();
         assert!(start > 1_700_000_000, "{start}");
         assert_eq!(MethodLabel::of(&hyper::Method::from_bytes(b"BREW").unwrap()), MethodLabel::OTHER);
+    }
+
+    #[test]
+    fn totals_kept_elsewhere_only_grow() {
+        let (c, secs) = (Counter::<u64>::default(), Counter::<f64, AtomicU64>::default());
+        set_total(&c, 7);
+        set_total(&c, 5);
+        assert_eq!(c.get(), 7, "an older reading does not lower the total");
+        set_total(&c, 9);
+        assert_eq!(c.get(), 9);
+        set_seconds(&secs, 1.25);
+        set_seconds(&secs, 0.5);
+        assert_eq!(secs.get(), 1.25);
+        set_seconds(&secs, 2.0);
+        assert_eq!(secs.get(), 2.0);
     }
 }

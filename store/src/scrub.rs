@@ -30,7 +30,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -144,9 +144,6 @@ impl Quarantine {
     }
 }
 
-/// Bytes the scrub verified in this process (`cairn_scrub_verified_bytes_total`).
-static VERIFIED: AtomicU64 = AtomicU64::new(0);
-
 /// How often the findings are brought up to date (content replaced since) when idle.
 const REFRESH: Duration = Duration::from_secs(30);
 /// How often the position is saved, at most.
@@ -169,11 +166,6 @@ impl Store {
             false => Ok(()),
             true => Err(damaged(&format!("version {id} of {path}"))),
         }
-    }
-
-    /// Bytes verified by this process's scrub since it started.
-    pub fn scrub_verified_bytes(&self) -> u64 {
-        VERIFIED.load(Ordering::Relaxed)
     }
 
     /// The scrub's state, totals and finding counts.
@@ -414,7 +406,7 @@ impl Store {
                 Verdict::Damaged(actual) => self.confirm_damage(&item, actual).await?,
             }
             (after, files, bytes) = (item.id, files + 1, bytes + item.size as i64);
-            VERIFIED.fetch_add(item.size, Ordering::Relaxed);
+            crate::telemetry::scrub_verified(item.size);
             if saved.elapsed() >= CHECKPOINT {
                 self.scrub_checkpoint(started, phase, after, files, bytes, missing).await?;
                 saved = Instant::now();

@@ -1,6 +1,6 @@
 //! Counters the engine and the FUSE mount bump as they work, read by `/metrics`: commits and the
-//! time their `COMMIT` took (the WAL flush), writes committed together by the group commit, and
-//! mount operations by kind. Process-wide atomics: a bump costs one relaxed add.
+//! time their `COMMIT` took (the WAL flush), writes committed together by the group commit,
+//! mount operations by kind, and bytes the integrity scrub verified. Process-wide atomics: a bump costs one relaxed add.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -100,6 +100,7 @@ static COMMITS: AtomicU64 = AtomicU64::new(0);
 static COMMIT_NANOS: AtomicU64 = AtomicU64::new(0);
 static BATCHES: AtomicU64 = AtomicU64::new(0);
 static BATCHED_WRITES: AtomicU64 = AtomicU64::new(0);
+static SCRUB_VERIFIED: AtomicU64 = AtomicU64::new(0);
 
 /// Count one mount operation.
 pub fn mount_op(op: MountOp) {
@@ -118,6 +119,11 @@ pub(crate) fn batch(writes: usize) {
     BATCHED_WRITES.fetch_add(writes as u64, Ordering::Relaxed);
 }
 
+/// `n` bytes read and checked by the scrub.
+pub(crate) fn scrub_verified(n: u64) {
+    SCRUB_VERIFIED.fetch_add(n, Ordering::Relaxed);
+}
+
 /// The counters now.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
@@ -131,6 +137,8 @@ pub struct Telemetry {
     pub batched_writes: u64,
     /// Mount operations by kind, in [`MountOp::ALL`] order.
     pub mount_ops: [(MountOp, u64); 18],
+    /// Bytes the integrity scrub read and checked.
+    pub scrub_verified: u64,
 }
 
 /// Read every counter.
@@ -142,5 +150,6 @@ pub fn snapshot() -> Telemetry {
         batches: get(&BATCHES),
         batched_writes: get(&BATCHED_WRITES),
         mount_ops: MountOp::ALL.map(|op| (op, get(&MOUNT_OPS[op as usize]))),
+        scrub_verified: get(&SCRUB_VERIFIED),
     }
 }
