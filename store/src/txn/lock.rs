@@ -72,15 +72,20 @@ impl Carried {
     pub(crate) async fn release(mut self) -> Result<()> {
         let client = self.client.take().expect("client present until release");
         if let Err(e) = client.batch_execute(&self.tail).await {
-            // It may still hold locks: close it instead of pooling it. The intents were carried
-            // out: their rows go with the next ones (a replay at start-up would also do).
-            if let Some((store, ids)) = self.done.take() {
-                store.inner.done_intents.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
-            }
+            // It may still hold locks: close it instead of pooling it.
+            self.requeue_done();
             drop(Object::take(client));
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// The intents were carried out but `tail` did not delete their rows: they go with the next
+    /// ones (a replay at start-up would also do).
+    fn requeue_done(&mut self) {
+        if let Some((store, ids)) = self.done.take() {
+            store.inner.done_intents.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+        }
     }
 }
 
@@ -88,9 +93,7 @@ impl Drop for Carried {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
             drop(Object::take(client));
-            if let Some((store, ids)) = self.done.take() {
-                store.inner.done_intents.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
-            }
+            self.requeue_done();
         }
     }
 }
