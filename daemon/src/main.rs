@@ -87,12 +87,8 @@ fn real_main(cfg: Config, listen_fds: &[std::os::fd::RawFd]) -> anyhow::Result<(
         tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
         // Ready when the database answers and the data directory takes writes.
         store.ping_within(std::time::Duration::from_secs(5)).await.context("the database does not answer")?;
-        let fs = store.data_dir_state()?;
-        if fs.read_only {
-            anyhow::bail!("the data directory {} is read-only", cfg.data_dir.display());
-        }
-        if let Some(e) = fs.write_error {
-            anyhow::bail!("the data directory {} refuses writes: {e}", cfg.data_dir.display());
+        if let Err(why) = store.data_dir_state()?.writable() {
+            anyhow::bail!("the data directory {} {why}", cfg.data_dir.display());
         }
         daemon::systemd::ready();
         let watchdog = daemon::systemd::spawn_watchdog();

@@ -584,11 +584,7 @@ fn verdict(
         return Err(format!("database unavailable: {e}"));
     }
     match fs {
-        Ok(fs) if fs.read_only => Err("the data directory is read-only".into()),
-        Ok(store::DataDirState { write_error: Some(e), .. }) => {
-            Err(format!("the data directory refuses writes: {e}"))
-        }
-        Ok(_) => Ok(()),
+        Ok(fs) => fs.writable().map_err(|why| format!("the data directory {why}")),
         Err(e) => Err(format!("the data directory cannot be read: {e}")),
     }
 }

@@ -1,6 +1,6 @@
 //! What the server's operators watch (read by `/metrics` and `/readyz`): the database's and
-//! the data directory's state, and totals over all users. Each call is one cheap query or
-//! system call; callers cache them between scrapes.
+//! the data directory's state, and totals over all users. Each call is one cheap query or a few
+//! system calls; callers cache the totals between scrapes.
 
 use std::time::Duration;
 
@@ -63,7 +63,8 @@ impl Store {
         }
     }
 
-    /// The data directory's filesystem: space, inodes, read-only.
+    /// The data directory's filesystem: space, inodes, and whether it takes writes (an empty
+    /// file is created and removed).
     pub fn data_dir_state(&self) -> Result<FsState> {
         self.inner.disk.fs_state().map_err(|e| Error::io("statvfs", e))
     }

@@ -557,3 +557,15 @@ pub struct FsState {
     /// Creating a file failed otherwise (permissions, I/O errors).
     pub write_error: Option<String>,
 }
+
+impl FsState {
+    /// Whether the data directory takes writes, or why not ("is read-only", "refuses writes:
+    /// …"), to follow "the data directory".
+    pub fn writable(&self) -> Result<(), String> {
+        match (&self.write_error, self.read_only) {
+            (_, true) => Err("is read-only".to_owned()),
+            (Some(e), false) => Err(format!("refuses writes: {e}")),
+            (None, false) => Ok(()),
+        }
+    }
+}
