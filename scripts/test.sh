@@ -4,8 +4,8 @@
 . "$(dirname "$0")/../scripts/lib.sh"
 
 have_pg_server || need_pkgs postgresql
-# Real WebDAV clients the integration tests drive.
-need_pkgs litmus rclone cadaver davfs2 curl
+# Real WebDAV clients the integration tests drive (openssl reads the test certificate).
+need_pkgs litmus rclone cadaver davfs2 curl openssl
 # The Nextcloud and ownCloud desktop clients' command-line syncers (tests/it/nextcloud.rs).
 need_pkgs nextcloud-desktop-cmd owncloud-client-cmd
 # Prometheus and promtool: /metrics and the shipped alert rules (tests/it/ops.rs).

@@ -79,11 +79,10 @@ fn real_main(cfg: Config, listen_fds: &[std::os::fd::RawFd]) -> anyhow::Result<(
         let tls = cfg.tls.as_ref().map(|src| daemon::tls::server_config(src, &cfg.data_dir)).transpose()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut bridge_options = cfg.bridge_options();
-        if let Some(src) = &cfg.tls {
-            bridge_options.tls_expiry = daemon::tls::expiry(src, &cfg.data_dir)
-                .inspect_err(|e| tracing::warn!(error = %e, "reading the certificate's expiry"))
-                .ok();
-        }
+        let tls = tls.map(|(config, expiry)| {
+            bridge_options.tls_expiry = expiry;
+            config
+        });
         tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
         // Ready when the database answers and the data directory takes writes.
         store.ping_within(std::time::Duration::from_secs(5)).await.context("the database does not answer")?;

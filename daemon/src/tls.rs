@@ -17,8 +17,12 @@ pub enum TlsSource {
     SelfSigned,
 }
 
-/// Build the rustls server configuration (ALPN: HTTP/2, then HTTP/1.1).
-pub fn server_config(source: &TlsSource, data_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// The rustls server configuration (ALPN: HTTP/2, then HTTP/1.1), and when the certificate
+/// expires (seconds since the Unix epoch; `None` if it cannot be read from the certificate).
+pub fn server_config(
+    source: &TlsSource,
+    data_dir: &Path,
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, Option<i64>)> {
     let (cert, key) = match source {
         TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
         TlsSource::SelfSigned => self_signed(&data_dir.join(".cairn/tls"))?,
@@ -27,6 +31,14 @@ pub fn server_config(source: &TlsSource, data_dir: &Path) -> anyhow::Result<Arc<
         .with_context(|| format!("reading TLS certificate {}", cert.display()))?
         .collect::<Result<_, _>>()
         .with_context(|| format!("parsing TLS certificate {}", cert.display()))?;
+    let expiry = match certs.first().map(|c| x509_parser::parse_x509_certificate(c)) {
+        Some(Ok((_, parsed))) => Some(parsed.validity().not_after.timestamp()),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "reading the certificate's expiry");
+            None
+        }
+        None => None,
+    };
     let key =
         PrivateKeyDer::from_pem_file(&key).with_context(|| format!("reading TLS key {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -36,22 +48,7 @@ pub fn server_config(source: &TlsSource, data_dir: &Path) -> anyhow::Result<Arc<
         .with_single_cert(certs, key)
         .context("TLS certificate and key do not match")?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
-}
-
-/// When the first certificate of `source` expires, in seconds since the Unix epoch.
-pub fn expiry(source: &TlsSource, data_dir: &Path) -> anyhow::Result<i64> {
-    let cert = match source {
-        TlsSource::Files { cert, .. } => cert.clone(),
-        TlsSource::SelfSigned => data_dir.join(".cairn/tls/cert.pem"),
-    };
-    let first = CertificateDer::pem_file_iter(&cert)
-        .with_context(|| format!("reading TLS certificate {}", cert.display()))?
-        .next()
-        .context("no certificate in the file")?
-        .context("parsing the certificate's PEM")?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(&first).context("parsing the certificate")?;
-    Ok(parsed.validity().not_after.timestamp())
+    Ok((Arc::new(cfg), expiry))
 }
 
 fn self_signed(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {

@@ -17,6 +17,7 @@ fn curl(env: &Env, args: &[&str]) -> std::process::Output {
 #[test]
 fn https_with_http2_and_http11() {
     require_program("curl", "curl");
+    require_program("openssl", "openssl");
     let mut env = Env::new();
     env.enable_tls();
     let daemon = env.start_daemon();
@@ -70,4 +71,18 @@ fn https_with_http2_and_http11() {
         std::fs::metadata(env.data_dir.join(".cairn/tls/key.pem")).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // /metrics says when the served certificate expires: the certificate's own notAfter.
+    let out = curl(&env, &[&format!("https://127.0.0.1:{}/metrics", env.port)]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let expiry: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cairn_tls_certificate_expiry_timestamp_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no expiry in /metrics: {}", describe(&out)));
+    let out =
+        Command::new("openssl").args(["x509", "-noout", "-enddate", "-in"]).arg(&cert).output().unwrap();
+    let end = String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("notAfter=").to_owned();
+    let out = Command::new("date").args(["-u", "-d", &end, "+%s"]).output().unwrap();
+    let want: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("{end:?}"));
+    assert_eq!(expiry, want);
 }
