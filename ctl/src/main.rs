@@ -19,6 +19,7 @@ use daemon::{Config, Role};
 use store::{Actor, ErrorKind, Store, UserName, VPath};
 
 use crate::content::{FilesCmd, TrashCmd, VersionsCmd};
+use crate::upkeep::ScrubCmd;
 use crate::users::{GroupCmd, QuotaCmd, TokenCmd, UserCmd};
 
 /// Administer a Cairn server: users, quotas, versions, trash, consistency.
@@ -84,20 +85,6 @@ enum Cmd {
     Audit {
         #[arg(long, default_value_t = 50)]
         limit: i64,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ScrubCmd {
-    /// Progress of the pass under way, the last complete pass, and every finding.
-    Status,
-    /// Begin a pass now (and lift a pause); the daemon runs it.
-    Start,
-    /// Hold the scrub (the pass under way resumes where it stopped).
-    Pause {
-        /// For how long (e.g. 6h, 2d).
-        #[arg(long = "for", default_value = "24h")]
-        for_: String,
     },
 }
 

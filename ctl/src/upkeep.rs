@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use clap::Subcommand;
 use daemon::Config;
 use serde::Serialize;
 use store::Store;
@@ -276,6 +277,20 @@ pub(crate) async fn audit(store: &Store, j: bool, limit: i64) -> anyhow::Result<
     out(j, &rows)
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScrubCmd {
+    /// Progress of the pass under way, the last complete pass, and every finding.
+    Status,
+    /// Begin a pass now (and lift a pause); the daemon runs it.
+    Start,
+    /// Hold the scrub (the pass under way resumes where it stopped).
+    Pause {
+        /// For how long (e.g. 6h, 2d).
+        #[arg(long = "for", default_value = "24h")]
+        for_: String,
+    },
+}
+
 /// `scrub status`.
 #[derive(Serialize)]
 struct ScrubReport {
@@ -359,10 +374,10 @@ pub(crate) async fn scrub(
     store: &Store,
     actor: &store::Actor,
     j: bool,
-    cmd: &crate::ScrubCmd,
+    cmd: &ScrubCmd,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
-        crate::ScrubCmd::Status => {
+        ScrubCmd::Status => {
             let st = store.scrub_status().await?;
             let findings = store.scrub_findings().await?;
             let at = |t: Option<store::Timestamp>| t.map(|t| t.to_rfc3339());
@@ -407,7 +422,7 @@ pub(crate) async fn scrub(
                 },
             )
         }
-        crate::ScrubCmd::Start => {
+        ScrubCmd::Start => {
             store.scrub_start(actor).await?;
             out(
                 j,
@@ -417,7 +432,7 @@ pub(crate) async fn scrub(
                 ),
             )
         }
-        crate::ScrubCmd::Pause { for_ } => {
+        ScrubCmd::Pause { for_ } => {
             let d = daemon::parse_duration(for_).map_err(|e| {
                 store::Error::new(store::ErrorKind::InvalidInput, format!("--for {for_:?}: {e:#}"))
             })?;

@@ -92,8 +92,11 @@ pub struct Incoming {
     pub via_groups: Vec<String>,
 }
 
-const SHARE_COLS: &str =
-    "s.id, s.node_id, n.path, n.trash_id IS NULL, n.is_dir, u.name, g.name, s.role, s.created_at";
+/// A share with its node's path and state and its recipient's name; callers add the `WHERE`.
+const SHARE_SELECT: &str =
+    "SELECT s.id, s.node_id, n.path, n.trash_id IS NULL, n.is_dir, u.name, g.name, s.role, s.created_at
+     FROM shares s JOIN nodes n ON n.id = s.node_id
+     LEFT JOIN users u ON u.id = s.user_id LEFT JOIN groups g ON g.id = s.group_id";
 
 fn share_from_row(r: &tokio_postgres::Row) -> Result<Share> {
     let live: bool = r.get(3);
@@ -196,7 +199,7 @@ impl Store {
             audit(&tx, Some(owner.id), actor, action, Some(path.as_str()), Some(&detail), now).await?;
         }
         let share =
-            share_from_row(&tx.cquery_one(&format!("{} WHERE s.id = $1", share_select()), &[&id]).await?)?;
+            share_from_row(&tx.cquery_one(&format!("{SHARE_SELECT} WHERE s.id = $1"), &[&id]).await?)?;
         tx.commit().await?;
         Ok(share)
     }
@@ -205,10 +208,7 @@ impl Store {
     pub async fn shares_by(&self, owner: &User) -> Result<Vec<Share>> {
         let client = self.inner.pool.get().await?;
         let rows = client
-            .cquery(
-                &format!("{} WHERE s.owner_id = $1 ORDER BY n.path, s.id", share_select()),
-                &[&owner.id.0],
-            )
+            .cquery(&format!("{SHARE_SELECT} WHERE s.owner_id = $1 ORDER BY n.path, s.id"), &[&owner.id.0])
             .await?;
         rows.iter().map(share_from_row).collect()
     }
@@ -219,10 +219,7 @@ impl Store {
         let mut client = self.inner.pool.get().await?;
         let tx = client.transaction().await?;
         let share = tx
-            .cquery_opt(
-                &format!("{} WHERE s.id = $1 AND s.owner_id = $2", share_select()),
-                &[&id, &owner.id.0],
-            )
+            .cquery_opt(&format!("{SHARE_SELECT} WHERE s.id = $1 AND s.owner_id = $2"), &[&id, &owner.id.0])
             .await?
             .map(|r| share_from_row(&r))
             .transpose()?
@@ -269,13 +266,6 @@ impl Store {
             })
             .collect()
     }
-}
-
-fn share_select() -> String {
-    format!(
-        "SELECT {SHARE_COLS} FROM shares s JOIN nodes n ON n.id = s.node_id
-         LEFT JOIN users u ON u.id = s.user_id LEFT JOIN groups g ON g.id = s.group_id"
-    )
 }
 
 #[cfg(test)]
