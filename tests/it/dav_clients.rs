@@ -1,6 +1,5 @@
 //! Real WebDAV clients against Cairn: rclone, cadaver, and a davfs2 mount.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -89,17 +88,13 @@ fn cadaver_scripted_session() {
         local.display(),
         env.dir.join("fetched.txt").display()
     );
-    let mut child = Command::new("cadaver")
-        .arg(format!("http://127.0.0.1:{}/dav/", env.port))
-        .env("HOME", &env.dir)
-        .current_dir(&env.dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = tests::output_with_input(
+        Command::new("cadaver")
+            .arg(format!("http://127.0.0.1:{}/dav/", env.port))
+            .env("HOME", &env.dir)
+            .current_dir(&env.dir),
+        script.as_bytes(),
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!text.contains("failed"), "cadaver reported a failure:\n{text}");
     assert!(text.contains("blue"), "propget did not show the value:\n{text}");

@@ -2,8 +2,7 @@
 //! Prometheus, the shipped alert rules under `promtool test rules`, and `/livez`/`/readyz`
 //! following the database.
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use tests::{Env, admin_sql, basic, describe, free_port, http, http_get, require_program};
@@ -71,15 +70,7 @@ fn metrics_pass_promtool_and_stay_bounded_with_fifty_users_under_load() {
     assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
     let text = r.text();
     // Prometheus' own linter: names, units, suffixes, help texts.
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = tests::output_with_input(Command::new("promtool").args(["check", "metrics"]), text.as_bytes());
     assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(), "{}", describe(&out));
 
     // The shipped dashboard and alert rules name only metrics cairnd exports.
@@ -278,6 +269,21 @@ fn shipped_alert_rules_pass_promtool_checks_and_unit_tests() {
     }
 }
 
+/// Poll `/readyz` (which must answer every time) until it answers `status`, for at most
+/// `limit`: how long that took and what it said.
+fn readiness_becomes(port: u16, status: u16, limit: Duration, what: &str) -> (Duration, String) {
+    let since = Instant::now();
+    loop {
+        let (s, body) =
+            http_get(port, "/readyz").unwrap_or_else(|| panic!("/readyz did not answer after {what}"));
+        if s == status {
+            return (since.elapsed(), body);
+        }
+        assert!(since.elapsed() < limit, "/readyz not {status} {limit:?} after {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn readiness_follows_the_database_without_a_restart() {
     let env = Env::new();
@@ -290,30 +296,12 @@ fn readiness_follows_the_database_without_a_restart() {
         "postgres",
         &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'", env.db),
     );
-    let lost = Instant::now();
-    let down = loop {
-        let r = http_get(env.port, "/readyz").unwrap();
-        if r.0 == 503 {
-            break r.1;
-        }
-        assert!(
-            lost.elapsed() < Duration::from_secs(5),
-            "still ready {:?} after losing the database",
-            lost.elapsed()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let took_down = lost.elapsed();
+    let (took_down, down) = readiness_becomes(env.port, 503, Duration::from_secs(5), "losing the database");
     assert!(down.contains("database"), "{down}");
     assert_eq!(http_get(env.port, "/livez").map(|r| r.0), Some(200), "alive all along");
     // It comes back: ready again, with no restart.
     admin_sql("postgres", &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", env.db));
-    let back = Instant::now();
-    while http_get(env.port, "/readyz").map(|r| r.0) != Some(200) {
-        assert!(back.elapsed() < Duration::from_secs(5), "not ready 5 s after the database returned");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let took_up = back.elapsed();
+    let (took_up, _) = readiness_becomes(env.port, 200, Duration::from_secs(5), "the database returned");
     assert!(took_down < Duration::from_millis(1500), "readiness took {took_down:?} to notice");
     tests::record_figure(&format!(
         "/readyz: 503 {} ms after the database went away, 200 {} ms after it returned",
@@ -637,11 +625,7 @@ fn uploads_through_database_outages_keep_every_acknowledged_byte() {
     let results = uploader.join().unwrap();
     assert!(results.len() > 10, "{} uploads tried", results.len());
     // Every acknowledged upload is there, byte for byte, with no restart of the daemon.
-    let t = Instant::now();
-    while http_get(env.port, "/readyz").map(|r| r.0) != Some(200) {
-        assert!(t.elapsed() < Duration::from_secs(5), "not ready again");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    readiness_becomes(env.port, 200, Duration::from_secs(5), "the outages");
     let (acknowledged, refused) = check_uploads(env.port, &results);
     tests::record_figure(&format!(
         "database outages: 3 during an upload loop, {} uploads acknowledged and intact, {} refused with 5xx",
@@ -670,20 +654,10 @@ fn a_postgresql_restart_under_uploads_loses_no_acknowledged_upload() {
     let (stop, uploader) = upload_loop(env.port);
     std::thread::sleep(Duration::from_millis(1_000));
     cluster.stop();
-    let stopped = Instant::now();
-    while http_get(env.port, "/readyz").map(|r| r.0) != Some(503) {
-        assert!(stopped.elapsed() < Duration::from_secs(1), "still ready 1 s after PostgreSQL stopped");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let noticed = stopped.elapsed();
+    let (noticed, _) = readiness_becomes(env.port, 503, Duration::from_secs(1), "PostgreSQL stopped");
     std::thread::sleep(Duration::from_millis(500));
     let cluster = start();
-    let back = Instant::now();
-    while http_get(env.port, "/readyz").map(|r| r.0) != Some(200) {
-        assert!(back.elapsed() < Duration::from_secs(5), "not ready 5 s after PostgreSQL came back");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ready_again = back.elapsed();
+    let (ready_again, _) = readiness_becomes(env.port, 200, Duration::from_secs(5), "PostgreSQL came back");
     std::thread::sleep(Duration::from_millis(1_000));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let results = uploader.join().unwrap();
@@ -745,18 +719,7 @@ fn readiness_follows_a_filesystem_that_turns_read_only_after_an_error() {
     let d = env.start_daemon();
     assert_eq!(http_get(env.port, "/readyz").map(|r| r.0), Some(200));
     std::fs::write(&trigger, b"cairn test\n").unwrap();
-    let failed = Instant::now();
-    let reason = loop {
-        match http_get(env.port, "/readyz") {
-            Some((503, body)) => break body,
-            _ => assert!(
-                failed.elapsed() < Duration::from_secs(1),
-                "still ready 1 s after the filesystem failed"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let noticed = failed.elapsed();
+    let (noticed, reason) = readiness_becomes(env.port, 503, Duration::from_secs(1), "the filesystem failed");
     assert!(reason.contains("read-only"), "{reason}");
     assert_eq!(http_get(env.port, "/livez").map(|r| r.0), Some(200));
     let r = http(env.port, "GET", "/dav/kept.txt", &[("Authorization", &basic("alice"))], b"");

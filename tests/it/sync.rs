@@ -47,16 +47,7 @@ impl Client {
     }
 
     fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        tests::output_with_input(&mut self.cmd(args), input)
     }
 
     fn sync(&self) -> Output {

@@ -205,15 +205,7 @@ impl Env {
 
     /// Run `cairnctl`, feeding `stdin`.
     pub fn ctl_with_input(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = self
-            .ctl_cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn cairnctl");
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        child.wait_with_output().unwrap()
+        output_with_input(&mut self.ctl_cmd(args), stdin)
     }
 
     /// Run `cairnctl` with empty stdin.
@@ -337,6 +329,18 @@ impl Default for Env {
     fn default() -> Self {
         Env::new()
     }
+}
+
+/// Run `cmd` with `input` on its stdin; its stdout and stderr captured.
+pub fn output_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// stdout + stderr + status, for assertion messages.
