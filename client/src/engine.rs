@@ -303,15 +303,24 @@ impl Engine {
     /// Record `rel` as synced with the local file as it is now and the remote `etag`.
     fn record_file(&self, rel: &str, hash: &str, etag: &str) -> Result<()> {
         let m = std::fs::metadata(self.abs(rel))?;
-        self.state().set(
-            rel,
-            &Base {
-                kind: Kind::File(hash.to_owned()),
-                etag: etag.to_owned(),
-                size: m.len(),
-                mtime_ns: mtime_ns(&m),
-            },
-        )
+        self.record_as(rel, hash, etag, m.len(), mtime_ns(&m))
+    }
+
+    /// Record `rel` as synced with the content this round hashed: the base keeps the size and
+    /// mtime that hash was computed from, so a write after the scan (the file being written
+    /// while it was sent, or before it was recorded) differs from the base and is found by the
+    /// next scan as a local edit over the stored content — not mistaken for the content we
+    /// hashed, and not a conflict with our own upload.
+    fn record_scanned(&self, rel: &str, hash: &str, etag: &str, cx: &RoundCx) -> Result<()> {
+        match cx.meta.get(rel) {
+            Some(l) => self.record_as(rel, hash, etag, l.size, l.mtime_ns),
+            None => self.record_file(rel, hash, etag),
+        }
+    }
+
+    fn record_as(&self, rel: &str, hash: &str, etag: &str, size: u64, mtime_ns: i64) -> Result<()> {
+        self.state()
+            .set(rel, &Base { kind: Kind::File(hash.to_owned()), etag: etag.to_owned(), size, mtime_ns })
     }
 
     fn record_dir(&self, rel: &str) -> Result<()> {
@@ -384,7 +393,7 @@ impl Engine {
             Action::Upload(p) => return self.upload(p, cx).await,
             Action::Record(p) => match (cx.local.get(p), cx.entries.get(p)) {
                 (Some(Kind::Dir), _) => self.record_dir(p)?,
-                (Some(Kind::File(h)), Some(e)) => self.record_file(p, h, &e.etag)?,
+                (Some(Kind::File(h)), Some(e)) => self.record_scanned(p, h, &e.etag, cx)?,
                 _ => {}
             },
             Action::Forget(p) => self.state().forget(p)?,
@@ -539,12 +548,20 @@ impl Engine {
     }
 
     fn uploaded(&self, rel: &str, hash: &str, entry: &Entry, cx: &RoundCx, moved: Moved) -> Result<Moved> {
-        if entry.hash.as_deref() != Some(hash) {
-            return Err(anyhow!("the server stored {rel} with hash {:?}, expected {hash}", entry.hash));
-        }
-        // Changed while uploading: the base stays as it was, the next round sends it again.
-        if !cx.local.contains_key(rel) || self.unchanged_locally(rel, cx) {
-            self.record_file(rel, hash, &entry.etag)?;
+        let stored = entry
+            .hash
+            .as_deref()
+            .ok_or_else(|| anyhow!("the server did not say what it stored for {rel}"))?;
+        if stored == hash {
+            // If the file changed after the scan, the next round finds it changed against this
+            // base and sends it over this etag.
+            self.record_scanned(rel, hash, &entry.etag, cx)?;
+        } else {
+            // The file changed between the scan and the read that sent it: the server holds
+            // bytes of this file all the same, so they are the base; an mtime no file has makes
+            // the next round hash the file again and send what differs. (Recording nothing would
+            // make the next round see both sides changed from the old base: a false conflict.)
+            self.record_as(rel, stored, &entry.etag, 0, i64::MIN)?;
         }
         Ok(moved)
     }

@@ -3,6 +3,7 @@
 //! middle of an upload.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -280,6 +281,17 @@ struct Watcher {
 }
 
 impl Watcher {
+    /// `cairn sync DIR --watch` for `c`, logging to the test's directory; killed when dropped
+    /// (pass or panic: a watcher left behind retries forever).
+    fn spawn(env: &Env, c: &Client, name: &str, extra: &[&str]) -> Watcher {
+        let log = env.dir.join(format!("watch-{name}.log"));
+        let mut args = vec!["sync", c.dir.to_str().unwrap(), "--watch"];
+        args.extend_from_slice(extra);
+        let child =
+            c.cmd(&args).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+        Watcher { child, log }
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -299,15 +311,7 @@ fn watch_pushes_edits_between_clients() {
     let _d = env.start_daemon();
     let a = Client::new(&env, "a", "alice");
     let b = Client::new(&env, "b", "alice");
-    // Killed when the test ends, pass or panic: a watcher left behind retries forever.
-    let spawn = |c: &Client, name: &str, extra: &[&str]| -> Watcher {
-        let log = env.dir.join(format!("watch-{name}.log"));
-        let mut args = vec!["sync", c.dir.to_str().unwrap(), "--watch"];
-        args.extend_from_slice(extra);
-        let child =
-            c.cmd(&args).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
-        Watcher { child, log }
-    };
+    let spawn = |c: &Client, name: &str, extra: &[&str]| Watcher::spawn(&env, c, name, extra);
     // c finds its local changes by scanning (what it falls back to when inotify is refused).
     let c = Client::new(&env, "c", "alice");
     let (wa, wb, wc) = (spawn(&a, "a", &[]), spawn(&b, "b", &[]), spawn(&c, "c", &["--poll"]));
@@ -355,6 +359,62 @@ fn watch_pushes_edits_between_clients() {
         worst.as_millis(),
         polled.as_millis()
     ));
+}
+
+/// Files still being written while the watcher sends them: created empty and filled (what every
+/// editor's save does), appended to in small pieces, rewritten again and again. Each reaches the
+/// other client whole, and no conflict copy appears — the writer's own upload is not "the
+/// other side". (Once seen in CI: a file uploaded empty and then filled was recorded as
+/// unsynced, and the next round called the writer's own upload a conflicting remote edit.)
+#[test]
+fn files_written_while_they_sync_arrive_whole_without_conflicts() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    let _d = env.start_daemon();
+    let a = Client::new(&env, "a", "alice");
+    let b = Client::new(&env, "b", "alice");
+    let (wa, wb) = (Watcher::spawn(&env, &a, "a", &[]), Watcher::spawn(&env, &b, "b", &[]));
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut want = BTreeMap::new();
+    let mut log =
+        std::fs::OpenOptions::new().create(true).append(true).open(a.dir.join("growing.log")).unwrap();
+    let mut grown = Vec::new();
+    for i in 0..150 {
+        let line = format!("line {i:04} {}\n", "x".repeat(i * 7 % 300));
+        log.write_all(line.as_bytes()).unwrap();
+        grown.extend_from_slice(line.as_bytes());
+        let body = format!("save {i} {}", "y".repeat(i * 13 % 5000));
+        std::fs::write(a.dir.join(format!("saved-{}.txt", i % 5)), &body).unwrap();
+        want.insert(format!("saved-{}.txt", i % 5), body.into_bytes());
+        std::thread::sleep(Duration::from_millis(4 + (i as u64 % 5) * 3));
+    }
+    drop(log);
+    want.insert("growing.log".to_owned(), grown);
+    let t0 = Instant::now();
+    loop {
+        let missing: Vec<&String> = want
+            .iter()
+            .filter(|(n, body)| std::fs::read(b.dir.join(n)).ok().as_ref() != Some(body))
+            .map(|(n, _)| n)
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{missing:?} did not arrive whole\nwatcher a: {}\nwatcher b: {}",
+            wa.log_text(),
+            wb.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Let both settle, then nothing but the written files is anywhere.
+    std::thread::sleep(Duration::from_millis(1500));
+    drop((wa, wb));
+    let want: BTreeMap<String, String> = want.into_iter().map(|(n, body)| (n, b3(&body))).collect();
+    for c in [&a, &b] {
+        assert_eq!(listing(&c.dir), want, "in {}", c.dir.display());
+    }
 }
 
 #[test]
