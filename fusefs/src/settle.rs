@@ -52,6 +52,7 @@ impl Shared {
             content_hash: None,
             etag: ETag(String::new()),
             mode: Some(p.mode),
+            access: Default::default(),
         })
     }
 

@@ -556,6 +556,7 @@ mod tests {
             content_hash: None,
             etag: ETag(format!("e{id}")),
             mode: None,
+            access: Default::default(),
         }
     }
 

@@ -108,6 +108,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "0008_scrub.sql", sql: include_str!("../../schema/0008_scrub.sql") },
     Migration { version: 9, name: "0009_groups.sql", sql: include_str!("../../schema/0009_groups.sql") },
     Migration { version: 10, name: "0010_shares.sql", sql: include_str!("../../schema/0010_shares.sql") },
+    Migration {
+        version: 11,
+        name: "0011_share_mounts.sql",
+        sql: include_str!("../../schema/0011_share_mounts.sql"),
+    },
 ];
 
 /// The oldest PostgreSQL we run on.

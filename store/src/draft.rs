@@ -259,6 +259,7 @@ impl Store {
             content_hash: None,
             etag: ETag(String::new()),
             mode: None,
+            access: Default::default(),
         };
         self.begin_draft(user, &node, false).await
     }

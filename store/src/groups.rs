@@ -96,7 +96,9 @@ impl Store {
             return Err(no_group(&name));
         }
         audit(&tx, None, actor, "group.delete", None, Some(&format!("group {name}")), now).await?;
+        crate::view::shares_changed(&tx).await?;
         tx.commit().await?;
+        self.inner.mounts.bump();
         Ok(())
     }
 
@@ -144,8 +146,11 @@ impl Store {
                 false => ("group.remove", format!("{user} leaves group {group}")),
             };
             audit(&tx, Some(crate::types::UserId(uid)), actor, action, None, Some(&detail), now).await?;
+            // What is shared with the group reaches the member, or stops reaching them, at once.
+            crate::view::shares_changed(&tx).await?;
         }
         tx.commit().await?;
+        self.inner.mounts.bump();
         Ok(())
     }
 }

@@ -86,6 +86,7 @@ mod tests {
             content_hash: Some(ContentHash(*blake3::hash(bytes).as_bytes())),
             etag: ETag(etag.to_owned()),
             mode: None,
+            access: Default::default(),
         }
     }
 

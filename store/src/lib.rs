@@ -48,6 +48,7 @@ mod types;
 mod uploads;
 mod users;
 mod versions;
+mod view;
 pub mod watchdog;
 mod write;
 
@@ -80,11 +81,12 @@ pub use shares::{Incoming, Recipient, Role, Share};
 pub use stats::{DataDirState, PoolState, Totals};
 pub use tree::Replace;
 pub use types::{
-    Actor, ContentHash, ETag, FileId, Node, Origin, Timestamp, TrashId, TrashItem, Usage, User, UserId,
-    Version, VersionId, WriteOptions, WriteOutcome, civil, format_size, parse_size,
+    Access, Actor, ContentHash, ETag, FileId, Node, Origin, Timestamp, TrashId, TrashItem, Usage, User,
+    UserId, Version, VersionId, WriteOptions, WriteOutcome, civil, format_size, parse_size,
 };
 pub use uploads::{Appended, Checksum, UPLOAD_TTL, Upload};
 pub use users::{AppPassword, AuditRecord, NewUser, UserInfo};
+pub use view::{Op, View, allowed};
 
 use disk::Disk;
 
@@ -192,6 +194,8 @@ struct Inner {
     done_intents: std::sync::Mutex<Vec<i64>>,
     /// Content the integrity scrub found damaged: its reads are refused (see `scrub`).
     quarantine: scrub::Quarantine,
+    /// Users' share mounts (see `view`).
+    mounts: view::MountCache,
 }
 
 /// The intents of logged small writes waiting for the next flush.
@@ -262,6 +266,7 @@ impl Store {
                 login_flows: Default::default(),
                 done_intents: Default::default(),
                 quarantine: Default::default(),
+                mounts: Default::default(),
             }),
         };
         if let (Some(delay), Some(log)) = (store.inner.cfg.write_log, &store.inner.write_log) {

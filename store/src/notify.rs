@@ -105,7 +105,7 @@ impl Store {
 
     /// Notifications on `channel`, each payload read with `parse` (given this process's token);
     /// `None` when some may have been missed (a payload `parse` rejects counts as such).
-    fn watch<T: Send + 'static>(
+    pub(crate) fn watch<T: Send + 'static>(
         &self,
         channel: &'static str,
         parse: fn(&str, &str) -> Option<T>,

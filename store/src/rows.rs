@@ -35,6 +35,7 @@ pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
         content_hash: row.get::<_, Option<&[u8]>>(5).map(ContentHash::from_db).transpose()?,
         etag: ETag(row.get(6)),
         mode: row.get::<_, Option<i32>>(7).map(|m| m as u32),
+        access: crate::types::Access::Own,
     })
 }
 

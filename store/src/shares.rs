@@ -1,6 +1,6 @@
 //! Shares, the owner's side: share a folder or file with an account or a group as viewer or
 //! editor, change the role, revoke; list what one shares and what is shared with one. How a
-//! share is reached from the recipient's tree is `docs/design/sharing.md` (not built yet).
+//! share is reached from the recipient's tree is `view`.
 
 use crate::db::Cached;
 use crate::path::{UserName, VPath};
@@ -200,7 +200,9 @@ impl Store {
         }
         let share =
             share_from_row(&tx.cquery_one(&format!("{SHARE_SELECT} WHERE s.id = $1"), &[&id]).await?)?;
+        crate::view::shares_changed(&tx).await?;
         tx.commit().await?;
+        self.inner.mounts.bump();
         Ok(share)
     }
 
@@ -228,7 +230,9 @@ impl Store {
         let detail = format!("share {id} with {}", share.recipient);
         let path = share.path.as_ref().map(|p| p.as_str().to_owned());
         audit(&tx, Some(owner.id), actor, "share.revoke", path.as_deref(), Some(&detail), now).await?;
+        crate::view::shares_changed(&tx).await?;
         tx.commit().await?;
+        self.inner.mounts.bump();
         Ok(())
     }
 

@@ -137,6 +137,25 @@ pub struct Node {
     pub etag: ETag,
     /// POSIX permission bits set through the FUSE mount (`None`: the default).
     pub mode: Option<u32>,
+    /// Whose it is to the user who asked (see [`Store::view`](crate::Store::view)).
+    pub access: Access,
+}
+
+/// Whether a node is the asking user's own or reached through a share.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Access {
+    /// In the user's own tree.
+    #[default]
+    Own,
+    /// Below a share mounted in the user's tree.
+    Shared {
+        /// What the user may do there.
+        role: crate::shares::Role,
+        /// Whose files these are.
+        owner: UserName,
+        /// Whether this is the shared folder or file itself (where the share is mounted).
+        mount_point: bool,
+    },
 }
 
 /// An earlier content of a file.

@@ -21,6 +21,7 @@ mod paths;
 mod quota;
 mod scan;
 mod scrub;
+mod sharing;
 mod store_api;
 mod stress;
 mod sync;

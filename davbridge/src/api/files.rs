@@ -28,11 +28,11 @@ pub(crate) async fn list(cx: &Cx<'_>) -> Result<Response<Body>> {
         return Err(Fail::bad("offset too large"));
     }
     let path = vpath(q.path.as_deref().unwrap_or("/"))?;
-    let folder = cx.store.stat(&cx.user, &path).await?;
+    let folder = cx.store.view(&cx.user).stat(&path).await?;
     if !folder.is_dir {
         return Err(Fail::new(StatusCode::CONFLICT, "not_a_folder", format!("{path} is not a folder")));
     }
-    let mut nodes = cx.store.list(&cx.user, &path).await?;
+    let mut nodes = cx.store.view(&cx.user).list(&path).await?;
     let key = q.sort.unwrap_or_default();
     nodes.sort_by(|a, b| {
         let ord = match key {
@@ -55,7 +55,7 @@ pub(crate) async fn list(cx: &Cx<'_>) -> Result<Response<Body>> {
               (status = 404, description = "Nothing there", body = ApiError)))]
 pub(crate) async fn stat(cx: &Cx<'_>) -> Result<Response<Body>> {
     let q: PathQuery = cx.query()?;
-    let node = cx.store.stat(&cx.user, &vpath(&q.path)?).await?;
+    let node = cx.store.view(&cx.user).stat(&vpath(&q.path)?).await?;
     Ok(json(StatusCode::OK, &entry(&node)))
 }
 
@@ -97,7 +97,7 @@ pub(crate) async fn download(cx: &Cx<'_>, head: bool) -> Result<Response<Body>> 
     if !head && let Some(res) = super::sync::delta_down(cx, &path).await? {
         return Ok(res);
     }
-    let (node, file, bytes) = cx.store.open_small(&cx.user, &path, download::SMALL).await?;
+    let (node, file, bytes) = cx.store.view(&cx.user).open_small(&path, download::SMALL).await?;
     let meta = download::Meta { etag: &node.etag, mtime: node.mtime, size: node.size };
     let res =
         serve_content(cx, meta, download::Source::new(file, bytes), &path, head, q.download.unwrap_or(false))
@@ -159,7 +159,7 @@ pub(crate) async fn upload(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>
         .inspect_ok(|b| metrics.transferred("up", "full", b.len() as u64))
         .map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
-    let out = cx.store.write(&cx.actor, &cx.user, &path, reader, opts).await.map_err(|e| {
+    let out = cx.store.view(&cx.user).write(&cx.actor, &path, reader, opts).await.map_err(|e| {
         if e.kind() == store::ErrorKind::AlreadyExists {
             Fail::new(StatusCode::CONFLICT, "already_exists", e.message())
         } else {
@@ -184,11 +184,11 @@ pub(crate) async fn mkdir(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>>
     }
     // Create the missing ancestors first (each an ordinary mkdir).
     for anc in path.ancestors().into_iter().rev().skip(1) {
-        match cx.store.stat(&cx.user, &anc).await {
+        match cx.store.view(&cx.user).stat(&anc).await {
             Ok(n) if n.is_dir => {}
             Ok(_) => return Err(Fail::new(StatusCode::CONFLICT, "not_a_folder", format!("{anc} is a file"))),
             Err(e) if e.kind() == store::ErrorKind::NotFound => {
-                match cx.store.mkdir(&cx.actor, &cx.user, &anc).await {
+                match cx.store.view(&cx.user).mkdir(&cx.actor, &anc).await {
                     Ok(_) => {}
                     Err(e) if e.kind() == store::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(e.into()),
@@ -197,7 +197,7 @@ pub(crate) async fn mkdir(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>>
             Err(e) => return Err(e.into()),
         }
     }
-    let node = cx.store.mkdir(&cx.actor, &cx.user, &path).await?;
+    let node = cx.store.view(&cx.user).mkdir(&cx.actor, &path).await?;
     Ok(json(StatusCode::CREATED, &entry(&node)))
 }
 
@@ -238,9 +238,9 @@ pub(crate) async fn transfer(cx: &Cx<'_>, body: Incoming, is_move: bool) -> Resu
         }
     }
     let res = if is_move {
-        cx.store.rename(&cx.actor, &cx.user, &from, &to, Replace::overwrite(req.overwrite)).await
+        cx.store.view(&cx.user).rename(&cx.actor, &from, &to, Replace::overwrite(req.overwrite)).await
     } else {
-        cx.store.copy(&cx.actor, &cx.user, &from, &to, Replace::overwrite(req.overwrite)).await
+        cx.store.view(&cx.user).copy(&cx.actor, &from, &to, Replace::overwrite(req.overwrite)).await
     };
     let node = res.map_err(|e| match e.kind() {
         store::ErrorKind::AlreadyExists => Fail::new(StatusCode::CONFLICT, "already_exists", e.message()),
@@ -264,8 +264,8 @@ pub(crate) async fn delete(cx: &Cx<'_>) -> Result<Response<Body>> {
     if cx.store.has_locks(&cx.user).await? && !cx.store.locks(&cx.user, &path, true).await?.is_empty() {
         return Err(Fail::new(StatusCode::LOCKED, "locked", format!("{path} is locked")));
     }
-    let id = cx.store.delete(&cx.actor, &cx.user, &path, None).await?;
-    Ok(json(StatusCode::OK, &Trashed { trash_id: id.0 }))
+    let id = cx.store.view(&cx.user).delete(&cx.actor, &path, None).await?;
+    Ok(json(StatusCode::OK, &Trashed { trash_id: id.map(|id| id.0) }))
 }
 
 /// What is in the trash, newest first.
@@ -333,7 +333,7 @@ pub(crate) async fn trash_purge(cx: &Cx<'_>, id: i64) -> Result<Response<Body>> 
               (status = 409, description = "A folder", body = ApiError)))]
 pub(crate) async fn versions(cx: &Cx<'_>) -> Result<Response<Body>> {
     let q: PathQuery = cx.query()?;
-    let list = cx.store.versions(&cx.user, &vpath(&q.path)?).await?;
+    let list = cx.store.view(&cx.user).versions(&vpath(&q.path)?).await?;
     let out: Vec<VersionEntry> = list
         .into_iter()
         .map(|v| VersionEntry {
@@ -363,7 +363,7 @@ pub(crate) async fn versions(cx: &Cx<'_>) -> Result<Response<Body>> {
 pub(crate) async fn version_content(cx: &Cx<'_>, id: i64) -> Result<Response<Body>> {
     let q: ContentQuery = cx.query()?;
     let path = vpath(&q.path)?;
-    let (v, file) = cx.store.open_version(&cx.user, &path, VersionId(id)).await?;
+    let (v, file) = cx.store.view(&cx.user).open_version(&path, VersionId(id)).await?;
     let meta = download::Meta { etag: &v.etag, mtime: v.mtime, size: v.size };
     serve_content(cx, meta, download::Source::new(Some(file), None), &path, false, q.download.unwrap_or(true))
         .await
@@ -378,7 +378,7 @@ pub(crate) async fn version_content(cx: &Cx<'_>, id: i64) -> Result<Response<Bod
               (status = 413, description = "Over quota", body = ApiError)))]
 pub(crate) async fn version_restore(cx: &Cx<'_>, id: i64) -> Result<Response<Body>> {
     let q: PathQuery = cx.query()?;
-    let node = cx.store.restore_version(&cx.actor, &cx.user, &vpath(&q.path)?, VersionId(id)).await?;
+    let node = cx.store.view(&cx.user).restore_version(&cx.actor, &vpath(&q.path)?, VersionId(id)).await?;
     Ok(json(StatusCode::OK, &entry(&node)))
 }
 

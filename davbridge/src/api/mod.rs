@@ -8,6 +8,7 @@
 mod account;
 mod files;
 pub mod model;
+mod shares;
 pub(crate) mod sync;
 mod tus;
 
@@ -137,6 +138,10 @@ enum Endpoint {
     TrashEmpty,
     TrashRestore(i64),
     TrashPurge(i64),
+    Shares,
+    Share,
+    RevokeShare(i64),
+    SharesIncoming,
     Versions,
     VersionContent(i64),
     VersionRestore(i64),
@@ -254,6 +259,19 @@ impl Endpoint {
             ["versions", v, "restore"] => {
                 let v = id(v)?;
                 pick("POST", (m == "POST").then_some(E::VersionRestore(v)))?
+            }
+            ["shares"] => pick(
+                "GET, POST",
+                match m {
+                    "GET" => Some(E::Shares),
+                    "POST" => Some(E::Share),
+                    _ => None,
+                },
+            )?,
+            ["shares", "incoming"] => pick("GET", (m == "GET").then_some(E::SharesIncoming))?,
+            ["shares", t] => {
+                let t = id(t)?;
+                pick("DELETE", (m == "DELETE").then_some(E::RevokeShare(t)))?
             }
             ["search"] => pick("GET", (m == "GET").then_some(E::Search))?,
             ["changes"] => pick("GET", (m == "GET").then_some(E::Changes))?,
@@ -552,6 +570,10 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         Endpoint::VersionContent(id) => files::version_content(&cx, id).await,
         Endpoint::VersionRestore(id) => files::version_restore(&cx, id).await,
         Endpoint::Search => files::search(&cx).await,
+        Endpoint::Shares => shares::list(&cx).await,
+        Endpoint::Share => shares::create(&cx, body).await,
+        Endpoint::RevokeShare(id) => shares::revoke(&cx, id).await,
+        Endpoint::SharesIncoming => shares::incoming(&cx).await,
         Endpoint::Quota => account::quota(&cx).await,
         Endpoint::AdminUsers => account::admin_users(&cx).await,
         Endpoint::AdminCreate => account::admin_create(&cx, body).await,
@@ -605,7 +627,7 @@ Resumable uploads use tus 1.0 at `/api/v1/uploads/`. Sync clients follow the cha
         files::list, files::stat, files::download, files::upload, files::mkdir, files::move_,
         files::copy, files::delete, files::trash, files::trash_empty, files::trash_restore,
         files::trash_purge, files::versions, files::version_content, files::version_restore,
-        files::search,
+        files::search, shares::list, shares::create, shares::revoke, shares::incoming,
         account::admin_users, account::admin_create, account::admin_change, account::admin_delete,
         account::admin_groups, account::admin_group_create, account::admin_group_delete,
         account::admin_group_add, account::admin_group_remove,
@@ -749,6 +771,10 @@ mod tests {
         assert_eq!(p("OPTIONS", "/uploads/"), Some(Endpoint::TusOptions));
         assert_eq!(p("PATCH", "/admin/users/b%C3%B6b"), Some(Endpoint::AdminChange("böb".into())));
         assert_eq!(p("GET", "/admin/groups"), Some(Endpoint::AdminGroups));
+        assert_eq!(p("GET", "/shares/incoming"), Some(Endpoint::SharesIncoming));
+        assert_eq!(p("DELETE", "/shares/7"), Some(Endpoint::RevokeShare(7)));
+        assert_eq!(p("POST", "/shares"), Some(Endpoint::Share));
+        assert_eq!(p("DELETE", "/shares/incoming"), None);
         assert_eq!(p("DELETE", "/admin/groups/family"), Some(Endpoint::AdminGroupDelete("family".into())));
         assert_eq!(
             p("PUT", "/admin/groups/family/members/b%C3%B6b"),

@@ -43,6 +43,70 @@ pub struct Entry {
     pub hash: Option<String>,
     /// Media type guessed from the name (files only).
     pub content_type: Option<String>,
+    /// Set when this is someone else's, shared with you.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedInfo>,
+}
+
+/// How a file or folder shared with you is yours to use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharedInfo {
+    /// Whose it is.
+    pub owner: String,
+    /// `viewer` (read) or `editor` (also change).
+    pub role: String,
+    /// Whether this is the shared folder or file itself, where the share is mounted in your
+    /// tree (you may rename, move or hide it: only your view changes).
+    pub mount_point: bool,
+}
+
+/// A share you made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareEntry {
+    pub id: i64,
+    /// The shared folder or file's id.
+    pub file_id: i64,
+    /// Where it is in your tree now; `null` while it is in your trash (the share is suspended).
+    pub path: Option<String>,
+    pub is_dir: bool,
+    /// The account it is shared with, or
+    pub user: Option<String>,
+    /// the group.
+    pub group: Option<String>,
+    /// `viewer` or `editor`.
+    pub role: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// Share a folder or file of yours; shared with them already: the role changes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewShare {
+    /// The folder or file, in your tree.
+    pub path: String,
+    /// An account, or
+    pub user: Option<String>,
+    /// a group (exactly one of the two).
+    pub group: Option<String>,
+    /// `viewer` (read) or `editor` (also write, rename, delete, restore versions).
+    pub role: String,
+}
+
+/// Something shared with you.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncomingShare {
+    /// Whose it is.
+    pub owner: String,
+    /// Its name in the owner's tree.
+    pub name: String,
+    pub is_dir: bool,
+    /// The higher of your direct and your groups' roles.
+    pub role: String,
+    /// The groups it reaches you through (empty: shared with you directly).
+    pub via_groups: Vec<String>,
+    /// Where it is in your tree; `null` if you hid it.
+    pub path: Option<String>,
 }
 
 /// One page of a folder's entries.
@@ -164,8 +228,9 @@ pub struct Transfer {
 /// Where a deleted item went.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Trashed {
-    /// The trash item to restore it from.
-    pub trash_id: i64,
+    /// The trash item to restore it from; `null` when what was deleted is a share mounted in
+    /// your tree: it is hidden from your tree, the owner's files are untouched.
+    pub trash_id: Option<i64>,
 }
 
 /// An item in the trash.
@@ -472,5 +537,13 @@ pub(crate) fn entry(n: &store::Node) -> Entry {
         etag: n.etag.0.clone(),
         hash: n.content_hash.map(|h| h.to_hex()),
         content_type: (!n.is_dir).then(|| crate::download::content_type(n.path.name()).to_owned()),
+        shared: match &n.access {
+            store::Access::Own => None,
+            store::Access::Shared { role, owner, mount_point } => Some(SharedInfo {
+                owner: owner.as_str().to_owned(),
+                role: role.as_str().to_owned(),
+                mount_point: *mount_point,
+            }),
+        },
     }
 }

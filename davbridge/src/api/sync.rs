@@ -107,13 +107,13 @@ pub(crate) async fn tree(cx: &Cx<'_>) -> Result<Response<Body>> {
     // The cursor first: a change after it may or may not be in the listing, and replaying it
     // from the feed is harmless.
     let cursor = cx.store.journal_cursor(&cx.user).await?;
-    let folder = cx.store.stat(&cx.user, &path).await?;
+    let folder = cx.store.view(&cx.user).stat(&path).await?;
     if !folder.is_dir {
         return Err(Fail::new(StatusCode::CONFLICT, "not_a_folder", format!("{path} is a file")));
     }
     let mut entries = vec![entry(&folder)];
     entries.extend(
-        cx.store.list_tree(&cx.user, &path).await?.iter().filter(|n| n.path != folder.path).map(entry),
+        cx.store.view(&cx.user).list_tree(&path).await?.iter().filter(|n| n.path != folder.path).map(entry),
     );
     Ok(json(StatusCode::OK, &Tree { cursor: cursor.to_string(), entries }))
 }
@@ -247,7 +247,7 @@ async fn push<S>(
               (status = 409, description = "A folder, or the file changed while read (retry)", body = ApiError)))]
 pub(crate) async fn signature(cx: &Cx<'_>) -> Result<Response<Body>> {
     let q: PathQuery = cx.query()?;
-    let (node, sig) = cx.store.signature(&cx.user, &vpath(&q.path)?).await?;
+    let (node, sig) = cx.store.view(&cx.user).signature(&vpath(&q.path)?).await?;
     cx.bridge.metrics.transferred("down", "signature", sig.len() as u64);
     let mut res = Response::new(body::full(sig));
     let h = res.headers_mut();
@@ -297,7 +297,7 @@ pub(crate) async fn put_delta(cx: &Cx<'_>, body: Incoming) -> Result<Response<Bo
         .inspect_ok(|b| metrics.transferred("up", "delta", b.len() as u64))
         .map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
-    let out = cx.store.write_delta(&cx.actor, &cx.user, &path, &base, reader, expected, None).await?;
+    let out = cx.store.view(&cx.user).write_delta(&cx.actor, &path, &base, reader, expected, None).await?;
     let mut res = json(StatusCode::OK, &entry(&out.node));
     res.headers_mut().insert(header::ETAG, hv(&format!("\"{}\"", out.node.etag)));
     Ok(res)
@@ -311,7 +311,7 @@ pub(crate) async fn delta_down(cx: &Cx<'_>, path: &store::VPath) -> Result<Optio
         cx.header("a-im").is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("rsync")));
     let have = cx.header("if-none-match").filter(|v| !v.contains(',') && v.trim() != "*").map(etag_of);
     let (true, Some(have), None) = (wants, have, cx.header("range")) else { return Ok(None) };
-    match cx.store.delta_from(&cx.user, path, &have, DELTA_PAYS).await? {
+    match cx.store.view(&cx.user).delta_from(path, &have, DELTA_PAYS).await? {
         DeltaFrom::Unchanged(_) | DeltaFrom::Full => Ok(None),
         DeltaFrom::Delta { node, delta, len } => {
             cx.bridge.metrics.transferred("down", "delta", len);

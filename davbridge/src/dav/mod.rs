@@ -205,7 +205,7 @@ fn options() -> Response<Body> {
 }
 
 async fn stat_opt(ctx: &Ctx<'_>, path: &VPath) -> Result<Option<Node>> {
-    match ctx.store.stat(&ctx.user, path).await {
+    match ctx.store.view(&ctx.user).stat(path).await {
         Ok(n) => Ok(Some(n)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
@@ -226,10 +226,10 @@ fn quoted(node: &Node) -> String {
 async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
     let path = &ctx.url.path;
     // One query for the common case: open the file; a folder answers IsADirectory.
-    let (node, file, bytes) = match ctx.store.open_small(&ctx.user, path, download::SMALL).await {
+    let (node, file, bytes) = match ctx.store.view(&ctx.user).open_small(path, download::SMALL).await {
         Ok(found) => found,
         Err(e) if e.kind() == ErrorKind::IsADirectory => {
-            let dir = ctx.store.stat(&ctx.user, path).await?;
+            let dir = ctx.store.view(&ctx.user).stat(path).await?;
             return listing(ctx, &dir, head).await;
         }
         Err(e) => return Err(e.into()),
@@ -240,7 +240,7 @@ async fn get(ctx: &Ctx<'_>, head: bool) -> Result<Response<Body>> {
 
 /// GET on a folder: a plain listing with links (the web UI is its own front end).
 async fn listing(ctx: &Ctx<'_>, dir: &Node, head: bool) -> Result<Response<Body>> {
-    let entries = ctx.store.list(&ctx.user, &dir.path).await?;
+    let entries = ctx.store.view(&ctx.user).list(&dir.path).await?;
     let mut html = format!(
         "<!doctype html><meta charset=\"utf-8\"><title>{0}</title><h1>{0}</h1><ul>",
         escape(&dir.path.to_string())
@@ -378,7 +378,7 @@ async fn put(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     // A folder at `path` is refused by `store` (IsADirectory → 405) before the body is read.
     let stream = BodyDataStream::new(body).map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
-    let out = ctx.store.write(&ctx.actor, &ctx.user, path, reader, opts.clone()).await?;
+    let out = ctx.store.view(&ctx.user).write(&ctx.actor, path, reader, opts.clone()).await?;
     let mut res = body::status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
     oc_headers(res.headers_mut(), &out.node, &ctx.store.instance_id().await?);
     if opts.mtime.is_some() {
@@ -389,14 +389,14 @@ async fn put(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
 
 async fn delete(ctx: &Ctx<'_>, depth: Depth) -> Result<Response<Body>> {
     let path = &ctx.url.path;
-    let node = ctx.store.stat(&ctx.user, path).await?;
+    let node = ctx.store.view(&ctx.user).stat(path).await?;
     if node.is_dir && depth != Depth::Infinity {
         return Err(bad("DELETE of a folder needs Depth: infinity"));
     }
     let submitted = check_if(ctx).await?;
     let parent = parent_of(path);
     require_unlocked(ctx, &submitted, &[path, &parent], true).await?;
-    ctx.store.delete(&ctx.actor, &ctx.user, path, None).await?;
+    ctx.store.view(&ctx.user).delete(&ctx.actor, path, None).await?;
     Ok(body::status(StatusCode::NO_CONTENT))
 }
 
@@ -420,7 +420,7 @@ async fn mkcol(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     let submitted = check_if(ctx).await?;
     let parent = parent_of(path);
     require_unlocked(ctx, &submitted, &[path, &parent], false).await?;
-    let made = ctx.store.mkdir(&ctx.actor, &ctx.user, path).await?;
+    let made = ctx.store.view(&ctx.user).mkdir(&ctx.actor, path).await?;
     let mut res = body::status(StatusCode::CREATED);
     oc_headers(res.headers_mut(), &made, &ctx.store.instance_id().await?);
     Ok(res)
@@ -438,7 +438,7 @@ async fn copy_move(
     if from == dest {
         return Err(HttpError::new(StatusCode::FORBIDDEN, "source and destination are the same"));
     }
-    let src = ctx.store.stat(&ctx.user, from).await?;
+    let src = ctx.store.view(&ctx.user).stat(from).await?;
     if src.is_dir && depth == Depth::One {
         return Err(bad("Depth: 1 is not allowed for COPY or MOVE"));
     }
@@ -460,13 +460,13 @@ async fn copy_move(
         return Err(HttpError::new(StatusCode::CONFLICT, "the destination's folder does not exist"));
     }
     let res = if is_move {
-        ctx.store.rename(&ctx.actor, &ctx.user, from, dest, Replace::overwrite(overwrite)).await
+        ctx.store.view(&ctx.user).rename(&ctx.actor, from, dest, Replace::overwrite(overwrite)).await
     } else if src.is_dir && depth == Depth::Zero {
         // A shallow copy: the folder and its properties, none of its members.
         if existed.is_some() {
-            ctx.store.delete(&ctx.actor, &ctx.user, dest, None).await?;
+            ctx.store.view(&ctx.user).delete(&ctx.actor, dest, None).await?;
         }
-        let made = ctx.store.mkdir(&ctx.actor, &ctx.user, dest).await?;
+        let made = ctx.store.view(&ctx.user).mkdir(&ctx.actor, dest).await?;
         let props = ctx.store.dead_props(&ctx.user, &[src.id]).await?;
         let changes: Vec<PropChange> = props.into_values().flatten().map(PropChange::Set).collect();
         if !changes.is_empty() {
@@ -474,7 +474,7 @@ async fn copy_move(
         }
         Ok(made)
     } else {
-        ctx.store.copy(&ctx.actor, &ctx.user, from, dest, Replace::overwrite(overwrite)).await
+        ctx.store.view(&ctx.user).copy(&ctx.actor, from, dest, Replace::overwrite(overwrite)).await
     };
     let node = res?;
     let mut res = body::status(if existed.is_some() { StatusCode::NO_CONTENT } else { StatusCode::CREATED });
@@ -505,12 +505,12 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
     }
     let raw = read_xml_body(body).await?;
     let request = xml::parse_propfind(&raw)?;
-    let node = ctx.store.stat(&ctx.user, &ctx.url.path).await?;
+    let node = ctx.store.view(&ctx.user).stat(&ctx.url.path).await?;
     let below: Arc<Vec<Node>> = match depth {
         _ if !node.is_dir => Arc::default(),
         Depth::Zero => Arc::default(),
-        Depth::One => ctx.store.children(&ctx.user, &node.path).await?,
-        Depth::Infinity => Arc::new(ctx.store.list_tree(&ctx.user, &node.path).await?),
+        Depth::One => ctx.store.view(&ctx.user).children(&node.path).await?,
+        Depth::Infinity => Arc::new(ctx.store.view(&ctx.user).list_tree(&node.path).await?),
     };
     let nodes: Vec<&Node> = std::iter::once(&node).chain(below.iter()).collect();
     let wants = |local: &str| match &request {
@@ -558,14 +558,14 @@ async fn oc_ctx(ctx: &Ctx<'_>, request: &PropfindBody, nodes: &[&Node], depth: D
     // A folder's recursive size costs a walk of its subtree: given for the folder asked about
     // (the clients ask Depth 0 before syncing a new folder), not for every folder listed.
     if wants("size") && depth == Depth::Zero && nodes[0].is_dir {
-        oc.tree_sizes.insert(nodes[0].id, ctx.store.tree_size(&ctx.user, &nodes[0].path).await?);
+        oc.tree_sizes.insert(nodes[0].id, ctx.store.view(&ctx.user).tree_size(&nodes[0].path).await?);
     }
     Ok(oc)
 }
 
 async fn proppatch(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>> {
     let path = &ctx.url.path;
-    let node = ctx.store.stat(&ctx.user, path).await?;
+    let node = ctx.store.view(&ctx.user).stat(path).await?;
     let submitted = check_if(ctx).await?;
     require_unlocked(ctx, &submitted, &[path], false).await?;
     let raw = read_xml_body(body).await?;
@@ -662,7 +662,7 @@ async fn lock(ctx: &Ctx<'_>, depth: Depth, timeout: u64, body: Incoming) -> Resu
     }
     // Locking an unmapped URL creates an empty resource (RFC 4918 §7.3).
     let opts = WriteOptions { create_only: true, expected_len: Some(0), ..Default::default() };
-    if let Err(e) = ctx.store.write(&ctx.actor, &ctx.user, path, tokio::io::empty(), opts).await {
+    if let Err(e) = ctx.store.view(&ctx.user).write(&ctx.actor, path, tokio::io::empty(), opts).await {
         let _ = ctx.store.unlock(&ctx.actor, &ctx.user, path, &lock.token).await;
         return Err(e.into());
     }

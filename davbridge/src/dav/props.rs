@@ -61,10 +61,20 @@ pub(crate) fn oc_id(id: store::FileId, instance: &str) -> String {
     format!("{:08}{instance}", id.0)
 }
 
-/// `oc:permissions` of the owner's own files and folders (Nextcloud's letters and order:
-/// readable, deletable, renamable, movable, and writable or creating files and folders).
-pub(crate) fn oc_permissions(is_dir: bool) -> &'static str {
-    if is_dir { "RGDNVCK" } else { "RGDNVW" }
+/// `oc:permissions` in Nextcloud's letters and order: `S` shared with you (or `R` yours, may
+/// be shared further), readable, deletable, renamable, movable, and writable or creating files
+/// and folders. A viewer may still hide (delete), rename and move the mount point itself:
+/// only their own view changes.
+pub(crate) fn oc_permissions(node: &Node) -> &'static str {
+    use store::{Access, Role};
+    match (&node.access, node.is_dir) {
+        (Access::Own, true) => "RGDNVCK",
+        (Access::Own, false) => "RGDNVW",
+        (Access::Shared { role: Role::Editor, .. }, true) => "SGDNVCK",
+        (Access::Shared { role: Role::Editor, .. }, false) => "SGDNVW",
+        (Access::Shared { role: Role::Viewer, mount_point: true, .. }, _) => "SGDNV",
+        (Access::Shared { role: Role::Viewer, .. }, _) => "SG",
+    }
 }
 
 /// Append an `oc:` or `nc:` live property of `node`; false if Cairn has none by that name
@@ -79,7 +89,7 @@ pub(crate) fn write_oc(out: &mut String, q: &QName, node: &Node, pc: &PropCtx) -
     let value: std::borrow::Cow<'_, str> = match (prefix, name) {
         ("oc", "id") => oc_id(node.id, &pc.oc.instance).into(),
         ("oc", "fileid") => node.id.0.to_string().into(),
-        ("oc", "permissions") => oc_permissions(node.is_dir).into(),
+        ("oc", "permissions") => oc_permissions(node).into(),
         ("oc", "size") if !node.is_dir => node.size.to_string().into(),
         ("oc", "size") => match pc.oc.tree_sizes.get(&node.id) {
             Some(n) => n.to_string().into(),
@@ -92,9 +102,13 @@ pub(crate) fn write_oc(out: &mut String, q: &QName, node: &Node, pc: &PropCtx) -
             }
             None => return false,
         },
-        // Nothing is shared yet; an empty fingerprint means "nothing restored from a backup".
+        // Share types list the shares one made (not built for the owner's side yet); an empty
+        // fingerprint means "nothing restored from a backup".
         ("oc", "share-types") | ("oc", "data-fingerprint") => "".into(),
-        ("oc", "owner-id") | ("oc", "owner-display-name") => escape(&pc.oc.owner).into(),
+        ("oc", "owner-id") | ("oc", "owner-display-name") => match &node.access {
+            store::Access::Shared { owner, .. } => escape(owner.as_str()).into(),
+            store::Access::Own => escape(&pc.oc.owner).into(),
+        },
         ("nc", "has-preview") => crate::nextcloud::preview::has_preview(node).to_string().into(),
         ("nc", "is-encrypted") => "0".into(),
         _ => return false,
@@ -316,6 +330,7 @@ mod tests {
             content_hash: (!is_dir).then_some(store::ContentHash([id as u8; 32])),
             etag: ETag(format!("etag-{id}")),
             mode: None,
+            access: Default::default(),
         }
     }
 

@@ -216,6 +216,7 @@ async fn listing(
         content_hash: None,
         etag: store::ETag(format!("{:x}", mtime.0)),
         mode: None,
+        access: Default::default(),
     };
     let (prefix, nodes) = match id {
         None => (prefix.to_owned(), vec![dir(VPath::root(), now)]),
@@ -233,6 +234,7 @@ async fn listing(
                     content_hash: None,
                     etag: store::ETag(format!("{:x}-{:x}", c.mtime.0, c.size)),
                     mode: None,
+                    access: Default::default(),
                 });
             }
             (format!("{prefix}{}", seg(id)), nodes)

@@ -137,6 +137,7 @@ pub(crate) async fn serve(
                         content_hash: None,
                         etag: store::ETag(format!("t{}", t.id.0)),
                         mode: None,
+                        access: Default::default(),
                     };
                     let parent = t.orig_path.parent().unwrap_or_else(VPath::root);
                     let extra = [
@@ -175,8 +176,8 @@ pub(crate) async fn serve(
         }
         ("PROPFIND", HistoryUrl::Versions { file, version, .. }) => {
             let request = xml::parse_propfind(&crate::dav::read_xml_body(body).await?)?;
-            let node = store.stat_id(&user, FileId(file)).await?;
-            let mut versions = store.versions(&user, &node.path).await?;
+            let node = store.view(&user).stat_id(FileId(file)).await?;
+            let mut versions = store.view(&user).versions(&node.path).await?;
             let prefix = format!("/remote.php/dav/versions{}/versions/{file}", seg(user.name.as_str()));
             if let Some(v) = &version {
                 let v = pick(&versions, v)?.clone();
@@ -198,6 +199,7 @@ pub(crate) async fn serve(
                         content_hash: Some(v.content_hash),
                         etag: v.etag.clone(),
                         mode: None,
+                        access: Default::default(),
                     };
                     let extra = [("version-author", escape(v.author.as_deref().unwrap_or("")))];
                     out.push_str(&entry(&request, &vnode, &prefix, &instance, &user, &extra));
@@ -207,10 +209,10 @@ pub(crate) async fn serve(
             Ok(crate::dav::multistatus_body(out))
         }
         (m @ ("GET" | "HEAD"), HistoryUrl::Versions { file, version: Some(v), .. }) => {
-            let node = store.stat_id(&user, FileId(file)).await?;
-            let versions = store.versions(&user, &node.path).await?;
+            let node = store.view(&user).stat_id(FileId(file)).await?;
+            let versions = store.view(&user).versions(&node.path).await?;
             let v = pick(&versions, &v)?;
-            let (v, f) = store.open_version(&user, &node.path, v.id).await?;
+            let (v, f) = store.view(&user).open_version(&node.path, v.id).await?;
             let meta = download::Meta { etag: &v.etag, mtime: v.mtime, size: v.size };
             download::respond(
                 &parts.headers,
@@ -222,10 +224,10 @@ pub(crate) async fn serve(
             .await
         }
         ("MOVE", HistoryUrl::Versions { file, version: Some(v), .. }) => {
-            let node = store.stat_id(&user, FileId(file)).await?;
-            let versions = store.versions(&user, &node.path).await?;
+            let node = store.view(&user).stat_id(FileId(file)).await?;
+            let versions = store.view(&user).versions(&node.path).await?;
             let v = pick(&versions, &v)?;
-            store.restore_version(&actor, &user, &node.path, v.id).await?;
+            store.view(&user).restore_version(&actor, &node.path, v.id).await?;
             Ok(body::status(StatusCode::CREATED))
         }
         ("PROPFIND", HistoryUrl::TrashRestore { .. } | HistoryUrl::VersionRestore { .. }) => {

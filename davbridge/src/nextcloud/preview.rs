@@ -196,7 +196,7 @@ pub(crate) async fn serve(
         Some(hit) => hit,
         None => {
             let _turn = bridge.previews.gate.acquire().await.map_err(|_| none())?;
-            let (_, file) = bridge.store.open_file(&user, &node.path).await.map_err(|_| none())?;
+            let (_, file) = bridge.store.view(&user).open_file(&node.path).await.map_err(|_| none())?;
             let format = format_of(&node.path).ok_or_else(none)?;
             let shape = url.shape;
             let made = tokio::task::spawn_blocking(move || make(file, format, shape))
@@ -221,7 +221,7 @@ pub(crate) async fn serve(
 async fn find(bridge: &Bridge, user: &User, target: &Target) -> store::Result<Node> {
     match target {
         Target::Id(id) => bridge.store.stat_id(user, FileId(*id)).await,
-        Target::Path(p) => bridge.store.stat(user, &VPath::parse(p)?).await,
+        Target::Path(p) => bridge.store.view(user).stat(&VPath::parse(p)?).await,
     }
 }
 

@@ -1,0 +1,802 @@
+//! A user's view of the files: their own tree with what others share with them mounted in it.
+//! Front ends that show shares call [`Store::view`] and then the usual operations on it; each
+//! resolves the path here — below a mount it becomes the owner's path, checked against the
+//! recipient's role by [`allowed`] — and runs in the owner's tree, so quota, versions, trash and
+//! journal are the owner's while the audit names the actor. A path that is neither the user's
+//! own nor below one of their mounts does not exist for them. See docs/design/sharing.md.
+//!
+//! Mounts are placed at the root when a recipient first sees a share (`Name`, else
+//! `Name (owner)`, `Name (owner 2)`, ...), moved by renaming the mount point, hidden by deleting
+//! it. They are cached per user and dropped whenever any process changes a share, a mount or a
+//! group's members (`NOTIFY cairn_shares`), so a revoked share is refused on the next request.
+//! Whether the shared node is live is not cached: each use reads it (`stat_id`, coherent through
+//! the node cache), so the owner trashing the folder suspends the share and restoring it brings
+//! it back at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncRead;
+
+use crate::db::Cached;
+use crate::path::{UserName, VPath};
+use crate::shares::{Incoming, Recipient, Role, Share};
+use crate::tree::Replace;
+use crate::types::{
+    Access, Actor, ETag, FileId, Node, TrashId, User, UserId, Version, VersionId, WriteOptions, WriteOutcome,
+};
+use crate::{ContentHash, DeltaFrom, Error, ErrorKind, Result, Store, Timestamp};
+
+/// Sent whenever a share, a mount or a group's membership changes.
+const CHANNEL: &str = "cairn_shares";
+/// Longest a user's mounts are served from the cache (a backstop: changes drop them at once).
+const TTL: Duration = Duration::from_secs(60);
+
+/// What an operation does, for [`allowed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Stat, list, read, download, list versions.
+    Read,
+    /// Create, overwrite, make a folder, copy into.
+    Write,
+    /// Rename or move within the share.
+    Rename,
+    /// Delete to the owner's trash.
+    Delete,
+    /// Make an earlier version current again.
+    Restore,
+}
+
+/// What `role` may do below a share: the one table every front end's answer comes from.
+pub fn allowed(role: Role, op: Op) -> bool {
+    match op {
+        Op::Read => true,
+        Op::Write | Op::Rename | Op::Delete | Op::Restore => role == Role::Editor,
+    }
+}
+
+/// One share as it appears in a recipient's tree.
+#[derive(Debug, Clone)]
+pub(crate) struct Mount {
+    /// The shared folder or file.
+    node: FileId,
+    /// Where it appears for the recipient.
+    at: VPath,
+    owner: User,
+    role: Role,
+}
+
+#[derive(Default)]
+pub(crate) struct MountCache {
+    generation: AtomicU64,
+    /// Set once the `LISTEN` connection has reported: until then nothing is cached.
+    listening: AtomicBool,
+    started: std::sync::OnceLock<()>,
+    users: Mutex<HashMap<UserId, CachedMounts>>,
+}
+
+/// A user's mounts: the generation and time they were read at.
+type CachedMounts = (u64, Instant, Arc<Vec<Mount>>);
+
+impl MountCache {
+    pub(crate) fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Announce, in the transaction that changes them, that shares, mounts or groups changed.
+pub(crate) async fn shares_changed(client: &impl deadpool_postgres::GenericClient) -> Result<()> {
+    client.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
+    Ok(())
+}
+
+/// Where a path of the view lies.
+enum Place {
+    Own(VPath),
+    Shared(Reach),
+}
+
+/// A path below a mount.
+struct Reach {
+    mount: Mount,
+    /// The shared node's path in the owner's tree now.
+    root: VPath,
+    /// The path in the owner's tree.
+    path: VPath,
+}
+
+impl Reach {
+    fn check(&self, op: Op) -> Result<()> {
+        if allowed(self.mount.role, op) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{} shares /{} with you as a viewer: you can read it, not change it",
+                self.mount.owner.name, self.mount.at
+            ),
+        ))
+    }
+
+    fn is_mount_point(&self) -> bool {
+        self.path == self.root
+    }
+
+    /// A node of the owner's tree as the recipient sees it.
+    fn outward(&self, mut node: Node) -> Node {
+        node.access = Access::Shared {
+            role: self.mount.role,
+            owner: self.mount.owner.name.clone(),
+            mount_point: node.id == self.mount.node,
+        };
+        if let Some(p) = node.path.rebase(&self.root, &self.mount.at) {
+            node.path = p;
+        }
+        node
+    }
+}
+
+/// A user's view: their tree and their mounts. See the module doc.
+pub struct View<'a> {
+    store: &'a Store,
+    user: &'a User,
+}
+
+impl Store {
+    /// `user`'s files with what is shared with them (see `view`).
+    pub fn view<'a>(&'a self, user: &'a User) -> View<'a> {
+        View { store: self, user }
+    }
+
+    /// Start the `LISTEN` that drops cached mounts when another process changes shares.
+    fn listen_for_shares(&self) {
+        let cache = &self.inner.mounts;
+        cache.started.get_or_init(|| {
+            let mut rx = self.watch(CHANNEL, |_, _| Some(()));
+            let weak = Arc::downgrade(&self.inner);
+            tokio::spawn(async move {
+                while rx.recv().await.is_some() {
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner.mounts.bump();
+                    inner.mounts.listening.store(true, Ordering::Release);
+                }
+            });
+        });
+    }
+
+    /// `user`'s mounts, placing any share they have not seen yet.
+    async fn mounts_of(&self, user: &User) -> Result<Arc<Vec<Mount>>> {
+        self.listen_for_shares();
+        let cache = &self.inner.mounts;
+        let generation = cache.generation.load(Ordering::Acquire);
+        let listening = cache.listening.load(Ordering::Acquire);
+        if listening
+            && let Some((g, at, mounts)) = cache.users.lock().unwrap_or_else(|e| e.into_inner()).get(&user.id)
+            && *g == generation
+            && at.elapsed() < TTL
+        {
+            return Ok(mounts.clone());
+        }
+        let mounts = Arc::new(self.load_mounts(user).await?);
+        if listening {
+            cache
+                .users
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(user.id, (generation, Instant::now(), mounts.clone()));
+        }
+        Ok(mounts)
+    }
+
+    async fn load_mounts(&self, user: &User) -> Result<Vec<Mount>> {
+        let client = self.inner.pool.get().await?;
+        let query = "WITH incoming AS (
+                 SELECT s.node_id, s.owner_id, bool_or(s.role = 'editor') AS editor
+                 FROM shares s
+                 WHERE s.owner_id <> $1
+                   AND (s.user_id = $1 OR s.group_id IN (SELECT group_id FROM group_members WHERE user_id = $1))
+                 GROUP BY s.node_id, s.owner_id)
+             SELECT i.node_id, i.editor, m.user_id IS NOT NULL, m.path, n.name,
+                    o.id, o.name, o.is_admin, o.disabled, o.quota_bytes, o.cred_epoch
+             FROM incoming i
+             JOIN nodes n ON n.id = i.node_id
+             JOIN users o ON o.id = i.owner_id
+             LEFT JOIN share_mounts m ON m.user_id = $1 AND m.node_id = i.node_id
+             ORDER BY i.node_id";
+        let mut placed_any = false;
+        for _ in 0..2 {
+            let rows = client.cquery(query, &[&user.id.0]).await?;
+            let mut mounts = Vec::new();
+            let mut unplaced = Vec::new();
+            for r in &rows {
+                let owner = User {
+                    id: UserId(r.get(5)),
+                    name: UserName::parse(r.get::<_, &str>(6))?,
+                    is_admin: r.get(7),
+                    disabled: r.get(8),
+                    quota: r.get::<_, Option<i64>>(9).map(|q| q as u64),
+                    cred_epoch: r.get(10),
+                };
+                let node = FileId(r.get(0));
+                let role = if r.get(1) { Role::Editor } else { Role::Viewer };
+                match (r.get::<_, bool>(2), r.get::<_, Option<String>>(3)) {
+                    (true, Some(at)) => mounts.push(Mount { node, at: VPath::from_db(at)?, owner, role }),
+                    (true, None) => {} // hidden by the recipient
+                    // Placed even while in the owner's trash (then it is not shown): the
+                    // cached mounts need not change when she restores it.
+                    (false, _) => unplaced.push((node, r.get::<_, String>(4), owner.name)),
+                }
+            }
+            if unplaced.is_empty() || placed_any {
+                return Ok(mounts);
+            }
+            for (node, name, owner) in unplaced {
+                self.place_mount(user, node, &name, &owner, &mounts).await?;
+            }
+            placed_any = true;
+        }
+        Err(Error::internal("placing share mounts did not settle"))
+    }
+
+    /// Put a share the user has not seen at a free name in their root.
+    async fn place_mount(
+        &self,
+        user: &User,
+        node: FileId,
+        name: &str,
+        owner: &UserName,
+        mounts: &[Mount],
+    ) -> Result<()> {
+        let client = self.inner.pool.get().await?;
+        for n in 1..100 {
+            let candidate = match n {
+                1 => name.to_owned(),
+                2 => format!("{name} ({owner})"),
+                _ => format!("{name} ({owner} {})", n - 1),
+            };
+            let Ok(at) = VPath::root().join(&candidate) else { continue };
+            if mounts.iter().any(|m| m.at == at) {
+                continue;
+            }
+            let own = client
+                .cquery_opt(
+                    "SELECT 1 FROM nodes WHERE user_id = $1 AND path = $2 AND trash_id IS NULL",
+                    &[&user.id.0, &at.as_str()],
+                )
+                .await?;
+            if own.is_some() {
+                continue;
+            }
+            let inserted = client
+                .cexecute(
+                    "INSERT INTO share_mounts (user_id, node_id, path) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&user.id.0, &node.0, &at.as_str()],
+                )
+                .await?;
+            if inserted == 1 {
+                shares_changed(&client).await?;
+                self.inner.mounts.bump();
+                return Ok(());
+            }
+            // Taken meanwhile (another request placed it, or the name): look again.
+            let placed = client
+                .cquery_opt(
+                    "SELECT 1 FROM share_mounts WHERE user_id = $1 AND node_id = $2",
+                    &[&user.id.0, &node.0],
+                )
+                .await?;
+            if placed.is_some() {
+                return Ok(());
+            }
+        }
+        Err(Error::new(ErrorKind::AlreadyExists, format!("no free name for the share {name} from {owner}")))
+    }
+
+    /// Change where `user` sees the share mounted at `from` (`to`: `None` hides it).
+    async fn move_mount(&self, user: &User, node: FileId, to: Option<&VPath>) -> Result<()> {
+        let client = self.inner.pool.get().await?;
+        client
+            .cexecute(
+                "UPDATE share_mounts SET path = $3 WHERE user_id = $1 AND node_id = $2",
+                &[&user.id.0, &node.0, &to.map(VPath::as_str)],
+            )
+            .await?;
+        shares_changed(&client).await?;
+        self.inner.mounts.bump();
+        Ok(())
+    }
+}
+
+/// The combined etag of a folder of the user's own and the mounts below it: changes when the
+/// folder or any shared tree below it changes, so clients that compare folder etags descend.
+fn combined_etag(own: &ETag, below: &[ETag]) -> ETag {
+    let mut h = blake3::Hasher::new();
+    h.update(own.0.as_bytes());
+    for e in below {
+        h.update(b"\0");
+        h.update(e.0.as_bytes());
+    }
+    ETag(h.finalize().to_hex()[..16].to_owned())
+}
+
+impl View<'_> {
+    async fn place(&self, path: &VPath) -> Result<Place> {
+        let mounts = self.store.mounts_of(self.user).await?;
+        let Some(m) = mounts.iter().find(|m| path.starts_with(&m.at)) else {
+            return Ok(Place::Own(path.clone()));
+        };
+        // In the owner's trash: suspended, as if not there.
+        let root = match self.store.stat_id(&m.owner, m.node).await {
+            Ok(n) => n.path,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(Error::not_found(path)),
+            Err(e) => return Err(e),
+        };
+        let owner_path =
+            path.rebase(&m.at, &root).ok_or_else(|| Error::internal("rebasing below a mount"))?;
+        Ok(Place::Shared(Reach { mount: m.clone(), root, path: owner_path }))
+    }
+
+    /// The live mounts strictly below `dir` with their shared node as the recipient sees it.
+    async fn mounts_below(&self, dir: &VPath) -> Result<Vec<(Reach, Node)>> {
+        let mounts = self.store.mounts_of(self.user).await?;
+        let mut out = Vec::new();
+        for m in mounts.iter().filter(|m| m.at.starts_with(dir) && &m.at != dir) {
+            let node = match self.store.stat_id(&m.owner, m.node).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let reach = Reach { mount: m.clone(), root: node.path.clone(), path: node.path.clone() };
+            let node = reach.outward(node);
+            out.push((reach, node));
+        }
+        Ok(out)
+    }
+
+    /// `node` (a folder of the user's own) with its etag combined with the mounts below it.
+    fn fold_etag(mut node: Node, below: &[(Reach, Node)]) -> Node {
+        let etags: Vec<ETag> = below
+            .iter()
+            .filter(|(r, _)| r.mount.at.starts_with(&node.path))
+            .map(|(_, n)| n.etag.clone())
+            .collect();
+        if node.is_dir && !etags.is_empty() {
+            node.etag = combined_etag(&node.etag, &etags);
+        }
+        node
+    }
+
+    /// The file or folder at `path`.
+    pub async fn stat(&self, path: &VPath) -> Result<Node> {
+        match self.place(path).await? {
+            Place::Own(p) => {
+                let node = self.store.stat(self.user, &p).await?;
+                if !node.is_dir {
+                    return Ok(node);
+                }
+                let below = self.mounts_below(&p).await?;
+                Ok(Self::fold_etag(node, &below))
+            }
+            Place::Shared(r) => Ok(r.outward(self.store.stat(&r.mount.owner, &r.path).await?)),
+        }
+    }
+
+    /// The live file or folder with id `id`, if it is the user's or below one of their mounts.
+    pub async fn stat_id(&self, id: FileId) -> Result<Node> {
+        match self.store.stat_id(self.user, id).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            other => return other,
+        }
+        for (reach, _) in self.mounts_below(&VPath::root()).await? {
+            if let Ok(node) = self.store.stat_id(&reach.mount.owner, id).await
+                && node.path.starts_with(&reach.root)
+            {
+                return Ok(reach.outward(node));
+            }
+        }
+        Err(Error::not_found(format!("file id {id}")))
+    }
+
+    /// The entries of the folder at `path`, by name.
+    pub async fn children(&self, path: &VPath) -> Result<Arc<Vec<Node>>> {
+        match self.place(path).await? {
+            Place::Own(p) => {
+                let own = self.store.children(self.user, &p).await?;
+                let below = self.mounts_below(&p).await?;
+                if below.is_empty() {
+                    return Ok(own);
+                }
+                let mut out: Vec<Node> = own
+                    .iter()
+                    .filter(|n| !below.iter().any(|(r, _)| r.mount.at == n.path))
+                    .map(|n| Self::fold_etag(n.clone(), &below))
+                    .collect();
+                for (r, n) in &below {
+                    if r.mount.at.parent().as_ref() == Some(&p) {
+                        out.push(n.clone());
+                    }
+                }
+                out.sort_by(|a, b| a.path.name().as_bytes().cmp(b.path.name().as_bytes()));
+                Ok(Arc::new(out))
+            }
+            Place::Shared(r) => {
+                let list = self.store.children(&r.mount.owner, &r.path).await?;
+                Ok(Arc::new(list.iter().map(|n| r.outward(n.clone())).collect()))
+            }
+        }
+    }
+
+    /// [`View::children`], owned.
+    pub async fn list(&self, path: &VPath) -> Result<Vec<Node>> {
+        Ok(self.children(path).await?.as_ref().clone())
+    }
+
+    /// The folder at `path` and everything below it, by path.
+    pub async fn list_tree(&self, path: &VPath) -> Result<Vec<Node>> {
+        match self.place(path).await? {
+            Place::Own(p) => {
+                let own = self.store.list_tree(self.user, &p).await?;
+                let below = self.mounts_below(&p).await?;
+                if below.is_empty() {
+                    return Ok(own);
+                }
+                let mut out: Vec<Node> = own
+                    .into_iter()
+                    .filter(|n| !below.iter().any(|(r, _)| n.path.starts_with(&r.mount.at)))
+                    .map(|n| Self::fold_etag(n, &below))
+                    .collect();
+                for (r, n) in &below {
+                    out.push(n.clone());
+                    if n.is_dir {
+                        let inner = self.store.list_tree(&r.mount.owner, &r.root).await?;
+                        out.extend(inner.into_iter().map(|n| r.outward(n)));
+                    }
+                }
+                out.sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
+                Ok(out)
+            }
+            Place::Shared(r) => {
+                let list = self.store.list_tree(&r.mount.owner, &r.path).await?;
+                Ok(list.into_iter().map(|n| r.outward(n)).collect())
+            }
+        }
+    }
+
+    /// The bytes of the files at `path` and below it.
+    pub async fn tree_size(&self, path: &VPath) -> Result<u64> {
+        match self.place(path).await? {
+            Place::Own(p) => {
+                let mut size = self.store.tree_size(self.user, &p).await?;
+                for (r, n) in self.mounts_below(&p).await? {
+                    size += match n.is_dir {
+                        true => self.store.tree_size(&r.mount.owner, &r.root).await?,
+                        false => n.size,
+                    };
+                }
+                Ok(size)
+            }
+            Place::Shared(r) => self.store.tree_size(&r.mount.owner, &r.path).await,
+        }
+    }
+
+    /// Open the file at `path` for reading.
+    pub async fn open_file(&self, path: &VPath) -> Result<(Node, std::fs::File)> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.open_file(self.user, &p).await,
+            Place::Shared(r) => {
+                let (node, file) = self.store.open_file(&r.mount.owner, &r.path).await?;
+                Ok((r.outward(node), file))
+            }
+        }
+    }
+
+    /// See [`Store::open_small`].
+    pub async fn open_small(
+        &self,
+        path: &VPath,
+        small: u64,
+    ) -> Result<(Node, Option<std::fs::File>, Option<Vec<u8>>)> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.open_small(self.user, &p, small).await,
+            Place::Shared(r) => {
+                let (node, file, bytes) = self.store.open_small(&r.mount.owner, &r.path, small).await?;
+                Ok((r.outward(node), file, bytes))
+            }
+        }
+    }
+
+    /// Write a file (see [`Store::write`]); in a share, an editor's write counts against the
+    /// owner's quota.
+    pub async fn write<R: AsyncRead + Unpin + Send>(
+        &self,
+        actor: &Actor,
+        path: &VPath,
+        body: R,
+        opts: WriteOptions,
+    ) -> Result<WriteOutcome> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.write(actor, self.user, &p, body, opts).await,
+            Place::Shared(r) => {
+                r.check(Op::Write)?;
+                let mut out = self
+                    .store
+                    .write(actor, &r.mount.owner, &r.path, body, opts)
+                    .await
+                    .map_err(|e| owners_quota(e, &r))?;
+                out.node = r.outward(out.node);
+                Ok(out)
+            }
+        }
+    }
+
+    /// See [`Store::write_delta`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn write_delta<R: AsyncRead + Unpin + Send>(
+        &self,
+        actor: &Actor,
+        path: &VPath,
+        base: &ETag,
+        body: R,
+        expected: ContentHash,
+        mtime: Option<Timestamp>,
+    ) -> Result<WriteOutcome> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.write_delta(actor, self.user, &p, base, body, expected, mtime).await,
+            Place::Shared(r) => {
+                r.check(Op::Write)?;
+                let mut out = self
+                    .store
+                    .write_delta(actor, &r.mount.owner, &r.path, base, body, expected, mtime)
+                    .await
+                    .map_err(|e| owners_quota(e, &r))?;
+                out.node = r.outward(out.node);
+                Ok(out)
+            }
+        }
+    }
+
+    /// See [`Store::signature`].
+    pub async fn signature(&self, path: &VPath) -> Result<(Node, Vec<u8>)> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.signature(self.user, &p).await,
+            Place::Shared(r) => {
+                let (node, sig) = self.store.signature(&r.mount.owner, &r.path).await?;
+                Ok((r.outward(node), sig))
+            }
+        }
+    }
+
+    /// See [`Store::delta_from`].
+    pub async fn delta_from(&self, path: &VPath, have: &ETag, max_ratio: f64) -> Result<DeltaFrom> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.delta_from(self.user, &p, have, max_ratio).await,
+            Place::Shared(r) => {
+                Ok(match self.store.delta_from(&r.mount.owner, &r.path, have, max_ratio).await? {
+                    DeltaFrom::Unchanged(n) => DeltaFrom::Unchanged(r.outward(n)),
+                    DeltaFrom::Delta { node, delta, len } => {
+                        DeltaFrom::Delta { node: r.outward(node), delta, len }
+                    }
+                    DeltaFrom::Full => DeltaFrom::Full,
+                })
+            }
+        }
+    }
+
+    /// Create the folder at `path`.
+    pub async fn mkdir(&self, actor: &Actor, path: &VPath) -> Result<Node> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.mkdir(actor, self.user, &p).await,
+            Place::Shared(r) if r.is_mount_point() => {
+                Err(Error::new(ErrorKind::AlreadyExists, format!("{path} exists")))
+            }
+            Place::Shared(r) => {
+                r.check(Op::Write)?;
+                Ok(r.outward(
+                    self.store
+                        .mkdir(actor, &r.mount.owner, &r.path)
+                        .await
+                        .map_err(|e| owners_quota(e, &r))?,
+                ))
+            }
+        }
+    }
+
+    /// Delete the file or folder at `path` to its owner's trash. A mount point is hidden
+    /// instead (the share stays; nothing of the owner's is touched): `None`.
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        path: &VPath,
+        if_match: Option<ETag>,
+    ) -> Result<Option<TrashId>> {
+        match self.place(path).await? {
+            Place::Own(p) => {
+                let id = self.store.delete(actor, self.user, &p, if_match).await?;
+                // Mounts placed inside the deleted folder go with it (hidden).
+                for (r, _) in self.mounts_below(&p).await? {
+                    self.store.move_mount(self.user, r.mount.node, None).await?;
+                }
+                Ok(Some(id))
+            }
+            Place::Shared(r) if r.is_mount_point() => {
+                if let Some(want) = if_match {
+                    let node = self.store.stat(&r.mount.owner, &r.path).await?;
+                    if node.etag != want {
+                        return Err(Error::new(ErrorKind::PreconditionFailed, format!("{path} changed")));
+                    }
+                }
+                self.store.move_mount(self.user, r.mount.node, None).await?;
+                Ok(None)
+            }
+            Place::Shared(r) => {
+                r.check(Op::Delete)?;
+                Ok(Some(self.store.delete(actor, &r.mount.owner, &r.path, if_match).await?))
+            }
+        }
+    }
+
+    /// Move or rename. Within the user's own tree or within one share (for an editor); a mount
+    /// point moves within the user's own tree (only their view changes). Between the user's
+    /// files and a share, or two shares: refused for now (copy instead).
+    pub async fn rename(&self, actor: &Actor, from: &VPath, to: &VPath, replace: Replace) -> Result<Node> {
+        let (src, dst) = (self.place(from).await?, self.place(to).await?);
+        match (src, dst) {
+            (Place::Own(f), Place::Own(t)) => {
+                let below = self.mounts_below(&f).await?;
+                let node = self.store.rename(actor, self.user, &f, &t, replace).await?;
+                for (r, _) in below {
+                    if let Some(at) = r.mount.at.rebase(&f, &t) {
+                        self.store.move_mount(self.user, r.mount.node, Some(&at)).await?;
+                    }
+                }
+                Ok(node)
+            }
+            (Place::Shared(r), Place::Own(t)) if r.is_mount_point() => {
+                if t.is_root() || self.store.stat(self.user, &t).await.is_ok() {
+                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{to} exists")));
+                }
+                if let Some(parent) = t.parent() {
+                    let dir =
+                        self.store.stat(self.user, &parent).await.map_err(|_| {
+                            Error::new(ErrorKind::Conflict, format!("{parent} does not exist"))
+                        })?;
+                    if !dir.is_dir {
+                        return Err(Error::new(ErrorKind::Conflict, format!("{parent} is not a folder")));
+                    }
+                }
+                self.store.move_mount(self.user, r.mount.node, Some(&t)).await?;
+                let node = self.store.stat(&r.mount.owner, &r.path).await?;
+                let moved = Reach {
+                    mount: Mount { at: t, ..r.mount.clone() },
+                    root: r.root.clone(),
+                    path: r.path.clone(),
+                };
+                Ok(moved.outward(node))
+            }
+            (Place::Shared(a), Place::Shared(b))
+                if a.mount.node == b.mount.node && !a.is_mount_point() && !b.is_mount_point() =>
+            {
+                a.check(Op::Rename)?;
+                Ok(a.outward(self.store.rename(actor, &a.mount.owner, &a.path, &b.path, replace).await?))
+            }
+            _ => Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "moving {from} to {to} would cross a share's boundary: copy it, then delete the original"
+                ),
+            )),
+        }
+    }
+
+    /// Copy within the user's own tree or within one share (an editor's).
+    pub async fn copy(&self, actor: &Actor, from: &VPath, to: &VPath, replace: Replace) -> Result<Node> {
+        match (self.place(from).await?, self.place(to).await?) {
+            (Place::Own(f), Place::Own(t)) => self.store.copy(actor, self.user, &f, &t, replace).await,
+            (Place::Shared(a), Place::Shared(b)) if a.mount.node == b.mount.node && !b.is_mount_point() => {
+                b.check(Op::Write)?;
+                Ok(b.outward(
+                    self.store
+                        .copy(actor, &b.mount.owner, &a.path, &b.path, replace)
+                        .await
+                        .map_err(|e| owners_quota(e, &b))?,
+                ))
+            }
+            _ => Err(Error::new(
+                ErrorKind::Conflict,
+                format!("copying {from} to {to} across a share's boundary is not supported yet"),
+            )),
+        }
+    }
+
+    /// The earlier contents of the file at `path`, newest first.
+    pub async fn versions(&self, path: &VPath) -> Result<Vec<Version>> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.versions(self.user, &p).await,
+            Place::Shared(r) => self.store.versions(&r.mount.owner, &r.path).await,
+        }
+    }
+
+    /// Open one earlier content of the file at `path`.
+    pub async fn open_version(&self, path: &VPath, id: VersionId) -> Result<(Version, std::fs::File)> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.open_version(self.user, &p, id).await,
+            Place::Shared(r) => self.store.open_version(&r.mount.owner, &r.path, id).await,
+        }
+    }
+
+    /// Make version `id` of `path` current again.
+    pub async fn restore_version(&self, actor: &Actor, path: &VPath, id: VersionId) -> Result<Node> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.restore_version(actor, self.user, &p, id).await,
+            Place::Shared(r) => {
+                r.check(Op::Restore)?;
+                Ok(r.outward(self.store.restore_version(actor, &r.mount.owner, &r.path, id).await?))
+            }
+        }
+    }
+}
+
+impl View<'_> {
+    /// Share the user's folder or file at `path` (see [`Store::share`]). Only the owner shares:
+    /// a path below a mount is refused (the recipient sees it, so not "not found").
+    pub async fn share(&self, actor: &Actor, path: &VPath, to: &Recipient, role: Role) -> Result<Share> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.share(actor, self.user, &p, to, role).await,
+            Place::Shared(r) => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("only {} can share /{} further", r.mount.owner.name, r.mount.at),
+            )),
+        }
+    }
+
+    /// What is shared with the user, each with where it is mounted in their tree (`None`:
+    /// hidden by them).
+    pub async fn incoming(&self) -> Result<Vec<(Incoming, Option<VPath>)>> {
+        let mounts = self.store.mounts_of(self.user).await?;
+        let list = self.store.shared_with(self.user).await?;
+        Ok(list
+            .into_iter()
+            .map(|i| {
+                let at = mounts.iter().find(|m| m.node == i.node).map(|m| m.at.clone());
+                (i, at)
+            })
+            .collect())
+    }
+}
+
+/// A quota error in a share names whose quota it is.
+fn owners_quota(e: Error, r: &Reach) -> Error {
+    match e.kind() {
+        ErrorKind::QuotaExceeded => Error::new(
+            ErrorKind::QuotaExceeded,
+            format!("{} (the quota of {}, who owns this shared folder)", e.message(), r.mount.owner.name),
+        ),
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewers_read_and_editors_change() {
+        for op in [Op::Read, Op::Write, Op::Rename, Op::Delete, Op::Restore] {
+            assert!(allowed(Role::Editor, op), "{op:?}");
+            assert_eq!(allowed(Role::Viewer, op), op == Op::Read, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn combined_etags_change_with_any_part() {
+        let (a, b) = (ETag("0123456789abcdef".into()), ETag("fedcba9876543210".into()));
+        let e = combined_etag(&a, std::slice::from_ref(&b));
+        assert_eq!(e.0.len(), 16);
+        assert_ne!(e, combined_etag(&a, std::slice::from_ref(&a)));
+        assert_ne!(e, combined_etag(&b, std::slice::from_ref(&b)));
+        assert_eq!(e, combined_etag(&a, &[b]));
+    }
+}

@@ -1,0 +1,464 @@
+//! Shares through every front end, as one table: front end × role × operation, each cell the
+//! answer a user of that role must get. Alice owns `/Family` and shares it with bob (editor),
+//! carol (viewer) and the group `family` (editor), of which dave is a member and erin was one;
+//! mallory is a stranger. A stranger's (and a former member's) answer must be exactly the answer
+//! for a path that never existed: they learn nothing.
+
+use serde_json::{Value, json};
+use tests::{Env, HttpResponse, basic, http};
+
+/// The roles, in the table's column order, with the account playing each.
+const ROLES: [(&str, &str); 6] = [
+    ("owner", "alice"),
+    ("editor", "bob"),
+    ("viewer", "carol"),
+    ("member", "dave"),
+    ("former", "erin"),
+    ("stranger", "mallory"),
+];
+
+/// What a cell expects.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// This status.
+    S(u16),
+    /// The same status and body as the same request on a name that never existed.
+    Absent,
+}
+use Want::{Absent, S};
+
+/// Refused to a viewer: they can see it, so it is not hidden from them.
+const DENIED: Want = S(403);
+/// Moving across a share's boundary is refused for now (copy, then delete).
+const ACROSS: Want = S(409);
+
+/// `(front end, operation, [owner, editor, viewer, member, former, stranger])`.
+const TABLE: &[(&str, &str, [Want; 6])] = &[
+    ("dav", "list", [S(207), S(207), S(207), S(207), Absent, Absent]),
+    ("dav", "read", [S(200), S(200), S(200), S(200), Absent, Absent]),
+    ("dav", "write new", [S(201), S(201), DENIED, S(201), Absent, Absent]),
+    ("dav", "overwrite", [S(204), S(204), DENIED, S(204), Absent, Absent]),
+    ("dav", "mkdir", [S(201), S(201), DENIED, S(201), Absent, Absent]),
+    ("dav", "rename inside", [S(201), S(201), DENIED, S(201), Absent, Absent]),
+    ("dav", "copy inside", [S(201), S(201), DENIED, S(201), Absent, Absent]),
+    ("dav", "move in", [S(201), ACROSS, ACROSS, ACROSS, Absent, Absent]),
+    ("dav", "move out", [S(201), ACROSS, ACROSS, ACROSS, Absent, Absent]),
+    ("dav", "delete", [S(204), S(204), DENIED, S(204), Absent, Absent]),
+    ("rest", "list", [S(200), S(200), S(200), S(200), Absent, Absent]),
+    ("rest", "stat", [S(200), S(200), S(200), S(200), Absent, Absent]),
+    ("rest", "read", [S(200), S(200), S(200), S(200), Absent, Absent]),
+    ("rest", "overwrite", [S(200), S(200), DENIED, S(200), Absent, Absent]),
+    ("rest", "mkdir", [S(201), S(201), DENIED, S(201), Absent, Absent]),
+    ("rest", "rename inside", [S(200), S(200), DENIED, S(200), Absent, Absent]),
+    ("rest", "move out", [S(200), ACROSS, ACROSS, ACROSS, Absent, Absent]),
+    ("rest", "delete", [S(200), S(200), DENIED, S(200), Absent, Absent]),
+    ("rest", "versions", [S(200), S(200), S(200), S(200), Absent, Absent]),
+    ("rest", "read version", [S(200), S(200), S(200), S(200), Absent, Absent]),
+    ("rest", "restore version", [S(200), S(200), DENIED, S(200), Absent, Absent]),
+    ("rest", "share further", [S(201), DENIED, DENIED, DENIED, Absent, Absent]),
+    ("rest", "tree", [S(200), S(200), S(200), S(200), Absent, Absent]),
+    // Last for each role: a REST upload makes missing folders, so a stranger's own `/Family`
+    // would appear here and change what later rows see.
+    ("rest", "write new", [S(201), S(201), DENIED, S(201), Absent, Absent]),
+];
+
+struct World {
+    env: Env,
+    port: u16,
+    /// Version ids of each fixture file (alice's listing), by fixture prefix.
+    versions: std::collections::HashMap<String, i64>,
+}
+
+impl World {
+    fn call(
+        &self,
+        who: &str,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let auth = basic(who);
+        let mut h = vec![("Authorization", auth.as_str())];
+        h.extend_from_slice(headers);
+        http(self.port, method, target, &h, body)
+    }
+
+    fn json(&self, who: &str, method: &str, target: &str, body: Value) -> HttpResponse {
+        self.call(who, method, target, &[("Content-Type", "application/json")], body.to_string().as_bytes())
+    }
+
+    /// Carry out `op` through `fe` as `who` on the fixtures named `p`, in the folder `base`
+    /// (`Family`, or a name that never existed).
+    fn run(&self, fe: &str, op: &str, who: &str, base: &str, p: &str) -> HttpResponse {
+        let dav = |rest: &str| format!("/dav/{base}/{rest}");
+        let q = |rest: &str| format!("/{base}/{rest}");
+        let port = self.port;
+        let dest = |path: String| format!("http://127.0.0.1:{port}{path}");
+        match (fe, op) {
+            ("dav", "list") => self.call(who, "PROPFIND", &format!("/dav/{base}/"), &[("Depth", "1")], b""),
+            ("dav", "read") => self.call(who, "GET", &dav(&format!("{p}.txt")), &[], b""),
+            ("dav", "write new") => self.call(who, "PUT", &dav(&format!("{p}-new.txt")), &[], b"new"),
+            ("dav", "overwrite") => self.call(who, "PUT", &dav(&format!("{p}.txt")), &[], b"v3"),
+            ("dav", "mkdir") => self.call(who, "MKCOL", &dav(&format!("{p}-made")), &[], b""),
+            ("dav", "rename inside") => self.call(
+                who,
+                "MOVE",
+                &dav(&format!("{p}-dir")),
+                &[("Destination", &dest(dav(&format!("{p}-dir2"))))],
+                b"",
+            ),
+            ("dav", "copy inside") => self.call(
+                who,
+                "COPY",
+                &dav(&format!("{p}.txt")),
+                &[("Destination", &dest(dav(&format!("{p}-copy.txt"))))],
+                b"",
+            ),
+            ("dav", "move in") => self.call(
+                who,
+                "MOVE",
+                &format!("/dav/{p}-own.txt"),
+                &[("Destination", &dest(dav(&format!("{p}-in.txt"))))],
+                b"",
+            ),
+            ("dav", "move out") => self.call(
+                who,
+                "MOVE",
+                &dav(&format!("{p}-mv.txt")),
+                &[("Destination", &dest(format!("/dav/{p}-out.txt")))],
+                b"",
+            ),
+            ("dav", "delete") => self.call(who, "DELETE", &dav(&format!("{p}-del.txt")), &[], b""),
+            ("rest", "list") => self.call(who, "GET", &format!("/api/v1/files?path=/{base}"), &[], b""),
+            ("rest", "stat") => {
+                self.call(who, "GET", &format!("/api/v1/stat?path={}", q(&format!("{p}.txt"))), &[], b"")
+            }
+            ("rest", "read") => {
+                self.call(who, "GET", &format!("/api/v1/content?path={}", q(&format!("{p}.txt"))), &[], b"")
+            }
+            ("rest", "overwrite") => {
+                self.call(who, "PUT", &format!("/api/v1/content?path={}", q(&format!("{p}.txt"))), &[], b"v3")
+            }
+            ("rest", "write new") => self.call(
+                who,
+                "PUT",
+                &format!("/api/v1/content?path={}", q(&format!("{p}-new.txt"))),
+                &[],
+                b"new",
+            ),
+            ("rest", "mkdir") => {
+                self.json(who, "POST", "/api/v1/folders", json!({"path": q(&format!("{p}-made"))}))
+            }
+            ("rest", "rename inside") => self.json(
+                who,
+                "POST",
+                "/api/v1/move",
+                json!({"from": q(&format!("{p}-dir")), "to": q(&format!("{p}-dir2"))}),
+            ),
+            ("rest", "move out") => self.json(
+                who,
+                "POST",
+                "/api/v1/move",
+                json!({"from": q(&format!("{p}-mv.txt")), "to": format!("/{p}-out.txt")}),
+            ),
+            ("rest", "delete") => self.call(
+                who,
+                "DELETE",
+                &format!("/api/v1/files?path={}", q(&format!("{p}-del.txt"))),
+                &[],
+                b"",
+            ),
+            ("rest", "versions") => {
+                self.call(who, "GET", &format!("/api/v1/versions?path={}", q(&format!("{p}.txt"))), &[], b"")
+            }
+            ("rest", "read version") => self.call(
+                who,
+                "GET",
+                &format!("/api/v1/versions/{}/content?path={}", self.versions[p], q(&format!("{p}.txt"))),
+                &[],
+                b"",
+            ),
+            ("rest", "restore version") => self.call(
+                who,
+                "POST",
+                &format!("/api/v1/versions/{}/restore?path={}", self.versions[p], q(&format!("{p}.txt"))),
+                &[],
+                b"",
+            ),
+            ("rest", "share further") => self.json(
+                who,
+                "POST",
+                "/api/v1/shares",
+                json!({"path": format!("/{base}"), "user": "zed", "role": "viewer"}),
+            ),
+            ("rest", "tree") => self.call(who, "GET", &format!("/api/v1/tree?path=/{base}"), &[], b""),
+            _ => panic!("no operation {fe} {op}"),
+        }
+    }
+}
+
+/// Alice's `/Family` with fixtures for every (front end, role), shared three ways.
+fn world() -> (World, tests::Daemon) {
+    let env = Env::new();
+    for (_, who) in ROLES {
+        env.add_user(who, None);
+    }
+    env.add_user("zed", None);
+    env.ctl_ok(&["group", "add", "family"]);
+    env.ctl_ok(&["group", "add-member", "family", "dave", "erin"]);
+    let d = env.start_daemon();
+    let mut w = World { port: env.port, env, versions: Default::default() };
+    assert_eq!(w.call("alice", "MKCOL", "/dav/Family", &[], b"").status, 201);
+    for fe in ["dav", "rest"] {
+        for (role, who) in ROLES {
+            let p = format!("{fe}-{role}");
+            for (name, body) in [
+                (format!("{p}.txt"), "v1"),
+                (format!("{p}.txt"), "v2"),
+                (format!("{p}-del.txt"), "x"),
+                (format!("{p}-mv.txt"), "x"),
+            ] {
+                let r = w.call("alice", "PUT", &format!("/dav/Family/{name}"), &[], body.as_bytes());
+                assert!(matches!(r.status, 201 | 204), "{name}: {}", r.status);
+            }
+            assert_eq!(w.call("alice", "MKCOL", &format!("/dav/Family/{p}-dir"), &[], b"").status, 201);
+            // The user's own file, for moving in.
+            assert_eq!(w.call(who, "PUT", &format!("/dav/{p}-own.txt"), &[], b"mine").status, 201);
+            let v = w.call("alice", "GET", &format!("/api/v1/versions?path=/Family/{p}.txt"), &[], b"");
+            let v: Value = serde_json::from_slice(&v.body).unwrap();
+            w.versions.insert(p, v[0]["id"].as_i64().unwrap());
+        }
+    }
+    for (to, role) in [
+        (json!({"user": "bob"}), "editor"),
+        (json!({"user": "carol"}), "viewer"),
+        (json!({"group": "family"}), "editor"),
+    ] {
+        let mut body = to.clone();
+        body["path"] = json!("/Family");
+        body["role"] = json!(role);
+        let r = w.json("alice", "POST", "/api/v1/shares", body);
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    // Erin saw the share while a member, then left the group.
+    assert_eq!(w.call("erin", "PROPFIND", "/dav/Family/", &[("Depth", "0")], b"").status, 207);
+    w.env.ctl_ok(&["group", "remove-member", "family", "erin"]);
+    (w, d)
+}
+
+#[test]
+fn every_front_end_role_and_operation_gets_its_answer() {
+    let (w, _d) = world();
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    let mut fresh = 0;
+    for (fe, op, wants) in TABLE {
+        for ((role, who), want) in ROLES.iter().zip(wants) {
+            let p = format!("{fe}-{role}");
+            cases += 1;
+            match want {
+                S(status) => {
+                    let r = w.run(fe, op, who, "Family", &p);
+                    if r.status != *status {
+                        failures.push(format!(
+                            "{fe} {op} as {role}: {} (want {status}) {}",
+                            r.status,
+                            r.text()
+                        ));
+                    }
+                }
+                Absent => {
+                    fresh += 1;
+                    let nowhere = format!("Nowhere{fresh}");
+                    let r = w.run(fe, op, who, "Family", &p);
+                    let never = w.run(fe, op, who, &nowhere, &p);
+                    // Error bodies must match word for word; a success (a REST upload makes
+                    // the missing folders: the user's own) differs only in ids and etags.
+                    let (a, b) = (r.text(), never.text().replace(&nowhere, "Family"));
+                    if r.status != never.status || (r.status >= 400 && a != b) {
+                        failures.push(format!(
+                            "{fe} {op} as {role}: {} {a:?}, but for a name that never existed {} {b:?}",
+                            r.status, never.status
+                        ));
+                    }
+                    // Whatever the user made in their own tree goes, so that the next case
+                    // again asks about a name they do not have.
+                    for base in ["Family", nowhere.as_str()] {
+                        w.call(who, "DELETE", &format!("/dav/{base}"), &[], b"");
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {cases} cases wrong:\n{}", failures.len(), failures.join("\n"));
+
+    // What the editors wrote is the owner's: in her tree, in her trash, in her audit trail
+    // under the name of who did it; strangers left nothing in it.
+    let names: Vec<String> = {
+        let r = w.call("alice", "GET", "/api/v1/files?path=/Family&limit=1000", &[], b"");
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        v["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect()
+    };
+    for want in ["dav-editor-new.txt", "dav-member-dir2", "rest-editor-new.txt", "rest-member-made"] {
+        assert!(names.contains(&want.to_owned()), "{want} not in alice's /Family: {names:?}");
+    }
+    for (role, _) in ROLES.iter().filter(|(r, _)| matches!(*r, "viewer" | "former" | "stranger")) {
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains(&format!("-{role}-new")) || n.contains(&format!("-{role}-made"))),
+            "{role} wrote into alice's folder: {names:?}"
+        );
+    }
+    let trash = w.call("alice", "GET", "/api/v1/trash", &[], b"").text();
+    assert!(trash.contains("dav-editor-del.txt") && trash.contains("rest-member-del.txt"), "{trash}");
+    let audit = w.env.ctl_json(&["audit", "--limit", "1000"]);
+    let by = |path: &str| -> Vec<String> {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str().is_some_and(|p| p.trim_start_matches('/') == path))
+            .map(|r| r["actor"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(by("Family/dav-editor-new.txt"), ["bob"], "{audit:#}");
+    assert_eq!(by("Family/rest-member-new.txt"), ["dave"], "{audit:#}");
+}
+
+#[test]
+fn revoking_and_leaving_take_effect_on_the_next_request() {
+    let (w, _d) = world();
+    let shares = w.call("alice", "GET", "/api/v1/shares", &[], b"");
+    let shares: Value = serde_json::from_slice(&shares.body).unwrap();
+    let bob_share =
+        shares.as_array().unwrap().iter().find(|s| s["user"] == "bob").unwrap()["id"].as_i64().unwrap();
+    assert_eq!(w.call("bob", "GET", "/dav/Family/dav-editor.txt", &[], b"").status, 200);
+    assert_eq!(w.call("alice", "DELETE", &format!("/api/v1/shares/{bob_share}"), &[], b"").status, 204);
+    assert_eq!(w.call("bob", "GET", "/dav/Family/dav-editor.txt", &[], b"").status, 404);
+    assert_eq!(w.call("bob", "PUT", "/dav/Family/late.txt", &[], b"x").status, 409);
+    // Someone else's share id: as if it did not exist.
+    let carol_share =
+        shares.as_array().unwrap().iter().find(|s| s["user"] == "carol").unwrap()["id"].as_i64().unwrap();
+    let r = w.call("bob", "DELETE", &format!("/api/v1/shares/{carol_share}"), &[], b"");
+    assert_eq!(r.status, 404, "{}", r.text());
+    // Dave leaves the group (through cairnctl, another process): refused at once.
+    assert_eq!(w.call("dave", "GET", "/dav/Family/dav-member.txt", &[], b"").status, 200);
+    w.env.ctl_ok(&["group", "remove-member", "family", "dave"]);
+    let t0 = std::time::Instant::now();
+    loop {
+        let s = w.call("dave", "GET", "/dav/Family/dav-member.txt", &[], b"").status;
+        if s == 404 {
+            break;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1), "dave still reads the share ({s})");
+    }
+    // The owner moving the folder to her trash suspends the share; restoring it brings it back.
+    let r = w.call("alice", "DELETE", "/api/v1/files?path=/Family", &[], b"");
+    let trash_id = serde_json::from_slice::<Value>(&r.body).unwrap()["trash_id"].as_i64().unwrap();
+    assert_eq!(w.call("carol", "GET", "/dav/Family/dav-viewer.txt", &[], b"").status, 404);
+    let r = w.json("alice", "POST", &format!("/api/v1/trash/{trash_id}/restore"), json!({}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(w.call("carol", "GET", "/dav/Family/dav-viewer.txt", &[], b"").text(), "v2");
+}
+
+#[test]
+fn recipients_place_hide_and_follow_their_shares() {
+    let (w, _d) = world();
+    // Frank has a folder of his own named Family: the share comes in beside it, named for its owner.
+    let env = &w.env;
+    env.add_user("frank", None);
+    assert_eq!(w.call("frank", "MKCOL", "/dav/Family", &[], b"").status, 201);
+    let r = w.json(
+        "alice",
+        "POST",
+        "/api/v1/shares",
+        json!({"path": "/Family", "user": "frank", "role": "viewer"}),
+    );
+    assert_eq!(r.status, 201);
+    let incoming: Value =
+        serde_json::from_slice(&w.call("frank", "GET", "/api/v1/shares/incoming", &[], b"").body).unwrap();
+    assert_eq!(incoming[0]["path"], "/Family (alice)", "{incoming:#}");
+    assert_eq!(w.call("frank", "GET", "/dav/Family%20(alice)/dav-viewer.txt", &[], b"").text(), "v2");
+    // Nextcloud clients read what they may do from oc:permissions.
+    let perms = |who: &str, path: &str| -> String {
+        let body = br#"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:permissions/></d:prop></d:propfind>"#;
+        let r = w.call(who, "PROPFIND", path, &[("Depth", "0")], body);
+        let t = r.text();
+        let start =
+            t.find("<oc:permissions>").unwrap_or_else(|| panic!("no permissions for {path}: {t}")) + 16;
+        t[start..start + t[start..].find('<').unwrap()].to_owned()
+    };
+    assert_eq!(perms("frank", "/dav/Family%20(alice)/"), "SGDNV");
+    assert_eq!(perms("frank", "/dav/Family%20(alice)/dav-viewer.txt"), "SG");
+    assert_eq!(perms("frank", "/dav/Family/"), "RGDNVCK");
+    assert_eq!(perms("bob", "/dav/Family/"), "SGDNVCK");
+    assert_eq!(perms("bob", "/dav/Family/dav-editor.txt"), "SGDNVW");
+    assert_eq!(perms("alice", "/dav/Family/dav-editor.txt"), "RGDNVW");
+    let root = w.call("frank", "PROPFIND", "/dav/", &[("Depth", "1")], b"").text();
+    assert!(
+        root.contains("<D:href>/dav/Family/</D:href>") && root.contains("/dav/Family%20%28alice%29/"),
+        "{root}"
+    );
+
+    // Renaming the mount point moves only frank's view; a change by the owner shows in the
+    // etag of frank's root (clients that compare etags descend into the share).
+    let r = w.call(
+        "frank",
+        "MOVE",
+        "/dav/Family%20(alice)",
+        &[("Destination", &format!("http://127.0.0.1:{}/dav/Family/From%20Alice", w.port))],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(w.call("frank", "GET", "/dav/Family/From%20Alice/dav-viewer.txt", &[], b"").text(), "v2");
+    let before = w.call("frank", "PROPFIND", "/dav/", &[("Depth", "0")], b"").text();
+    assert_eq!(w.call("alice", "PUT", "/dav/Family/news.txt", &[], b"hello").status, 201);
+    let after = w.call("frank", "PROPFIND", "/dav/", &[("Depth", "0")], b"").text();
+    assert_ne!(before, after, "frank's root etag did not change with the share");
+    assert_eq!(w.call("frank", "GET", "/dav/Family/From%20Alice/news.txt", &[], b"").text(), "hello");
+    // Alice's tree is unchanged by frank's moves.
+    assert_eq!(w.call("alice", "GET", "/dav/Family/news.txt", &[], b"").text(), "hello");
+
+    // Hiding: the share leaves frank's tree, alice's files stay, the listing says where it was.
+    let r = w.call("frank", "DELETE", "/dav/Family/From%20Alice", &[], b"");
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(w.call("frank", "GET", "/dav/Family/From%20Alice/news.txt", &[], b"").status, 404);
+    assert_eq!(w.call("alice", "GET", "/dav/Family/news.txt", &[], b"").text(), "hello");
+    let incoming: Value =
+        serde_json::from_slice(&w.call("frank", "GET", "/api/v1/shares/incoming", &[], b"").body).unwrap();
+    assert_eq!(incoming[0]["path"], Value::Null, "{incoming:#}");
+}
+
+#[test]
+fn an_editor_filling_a_share_hits_the_owners_quota() {
+    let env = Env::new();
+    env.add_user("alice", Some("64KiB"));
+    env.add_user("bob", None);
+    let d = env.start_daemon();
+    let w = World { port: env.port, env, versions: Default::default() };
+    assert_eq!(w.call("alice", "MKCOL", "/dav/Family", &[], b"").status, 201);
+    let r = w.json(
+        "alice",
+        "POST",
+        "/api/v1/shares",
+        json!({"path": "/Family", "user": "bob", "role": "editor"}),
+    );
+    assert_eq!(r.status, 201);
+    let big = vec![7u8; 100 * 1024];
+    let r = w.call("bob", "PUT", "/dav/Family/big.bin", &[], &big);
+    assert_eq!(r.status, 507, "{}", r.text());
+    // The REST API's documented answer for a quota is 413.
+    let r = w.call("bob", "PUT", "/api/v1/content?path=/Family/big.bin", &[], &big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("alice"), "the error names whose quota: {}", r.text());
+    assert_eq!(w.call("alice", "GET", "/dav/Family/big.bin", &[], b"").status, 404, "nothing partial");
+    // Within the quota it lands, counted as alice's.
+    assert_eq!(w.call("bob", "PUT", "/dav/Family/small.bin", &[], &big[..40 * 1024]).status, 201);
+    let q: Value = serde_json::from_slice(&w.call("alice", "GET", "/api/v1/quota", &[], b"").body).unwrap();
+    assert!(q["used"].as_u64().unwrap() >= 40 * 1024, "{q:#}");
+    let q: Value = serde_json::from_slice(&w.call("bob", "GET", "/api/v1/quota", &[], b"").body).unwrap();
+    assert_eq!(q["used"].as_u64().unwrap(), 0, "{q:#}");
+    drop(d);
+}
