@@ -309,7 +309,8 @@ async fn push_listener(api: api::Api, tx: tokio::sync::mpsc::UnboundedSender<&'s
             while let Some(msg) = ws.next().await {
                 if let tokio_tungstenite::tungstenite::Message::Text(t) = msg? {
                     let v: serde_json::Value = serde_json::from_str(&t)?;
-                    let has = v["changes"].as_array().is_some_and(|c| !c.is_empty());
+                    // Changes in the feed, or in a share mounted in the tree (not in the feed).
+                    let has = v["changes"].as_array().is_some_and(|c| !c.is_empty()) || v["shared"] == true;
                     // The first message (after a reconnect) may hide missed changes: sync.
                     if has || first {
                         let _ = tx.send("remote");

@@ -27,7 +27,8 @@ export function follow({ onChanges, onState = () => {}, url = defaultUrl, WebSoc
         return;
       }
       cursor = page.cursor;
-      if (fresh || page.changes.length) onChanges(page.changes, { reset: fresh });
+      // `shared`: something changed in a share mounted here (not in the feed): reload.
+      if (fresh || page.changes.length || page.shared) onChanges(page.changes, { reset: fresh || !!page.shared });
       fresh = false;
     };
     ws.onclose = () => {

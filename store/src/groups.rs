@@ -96,7 +96,7 @@ impl Store {
             return Err(no_group(&name));
         }
         audit(&tx, None, actor, "group.delete", None, Some(&format!("group {name}")), now).await?;
-        crate::view::shares_changed(&tx).await?;
+        crate::notify::shares_changed(&tx).await?;
         tx.commit().await?;
         self.inner.mounts.bump();
         Ok(())
@@ -147,7 +147,7 @@ impl Store {
             };
             audit(&tx, Some(crate::types::UserId(uid)), actor, action, None, Some(&detail), now).await?;
             // What is shared with the group reaches the member, or stops reaching them, at once.
-            crate::view::shares_changed(&tx).await?;
+            crate::notify::shares_changed(&tx).await?;
         }
         tx.commit().await?;
         self.inner.mounts.bump();

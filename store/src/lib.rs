@@ -77,11 +77,11 @@ pub use retention::RetentionPolicy;
 pub use scan::ScanReport;
 pub use scrub::{ScrubFinding, ScrubOptions, ScrubStatus};
 pub use sessions::{NewSession, Session};
-pub use shares::{Incoming, Recipient, Role, Share};
+pub use shares::{Incoming, Recipient, Share};
 pub use stats::{DataDirState, PoolState, Totals};
 pub use tree::Replace;
 pub use types::{
-    Access, Actor, ContentHash, ETag, FileId, Node, Origin, Timestamp, TrashId, TrashItem, Usage, User,
+    Access, Actor, ContentHash, ETag, FileId, Node, Origin, Role, Timestamp, TrashId, TrashItem, Usage, User,
     UserId, Version, VersionId, WriteOptions, WriteOutcome, civil, format_size, parse_size,
 };
 pub use uploads::{Appended, Checksum, UPLOAD_TTL, Upload};

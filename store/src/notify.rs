@@ -11,6 +11,14 @@ use crate::{Result, Store};
 const CHANNEL: &str = "cairn_credentials";
 /// Sent by every committed change to a user's tree (see `txn::close`).
 const CHANGES: &str = "cairn_changes";
+/// Sent whenever a share, a share's mount or a group's membership changes (see `view`).
+pub(crate) const SHARES: &str = "cairn_shares";
+
+/// Announce, in the transaction that changes them, that shares, mounts or groups changed.
+pub(crate) async fn shares_changed(client: &impl deadpool_postgres::GenericClient) -> Result<()> {
+    client.execute("SELECT pg_notify($1, '')", &[&SHARES]).await?;
+    Ok(())
+}
 
 /// Announce (at commit) that `user`'s credentials changed.
 pub(crate) async fn credentials_changed(

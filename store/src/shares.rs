@@ -5,36 +5,8 @@
 use crate::db::Cached;
 use crate::path::{UserName, VPath};
 use crate::txn::audit;
-use crate::types::{Actor, FileId, Timestamp, User};
+use crate::types::{Actor, FileId, Role, Timestamp, User};
 use crate::{Error, ErrorKind, Result, Store};
-
-/// What a recipient may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// List, read, download, see versions.
-    Viewer,
-    /// Also write, create, rename and move inside, delete, restore versions.
-    Editor,
-}
-
-impl Role {
-    /// The stored and displayed name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Editor => "editor",
-        }
-    }
-
-    /// `viewer` or `editor`.
-    pub fn parse(raw: &str) -> Result<Role> {
-        match raw {
-            "viewer" => Ok(Role::Viewer),
-            "editor" => Ok(Role::Editor),
-            _ => Err(Error::new(ErrorKind::InvalidInput, format!("role {raw:?}: use viewer or editor"))),
-        }
-    }
-}
 
 /// Who a share is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +172,7 @@ impl Store {
         }
         let share =
             share_from_row(&tx.cquery_one(&format!("{SHARE_SELECT} WHERE s.id = $1"), &[&id]).await?)?;
-        crate::view::shares_changed(&tx).await?;
+        crate::notify::shares_changed(&tx).await?;
         tx.commit().await?;
         self.inner.mounts.bump();
         Ok(share)
@@ -230,7 +202,7 @@ impl Store {
         let detail = format!("share {id} with {}", share.recipient);
         let path = share.path.as_ref().map(|p| p.as_str().to_owned());
         audit(&tx, Some(owner.id), actor, "share.revoke", path.as_deref(), Some(&detail), now).await?;
-        crate::view::shares_changed(&tx).await?;
+        crate::notify::shares_changed(&tx).await?;
         tx.commit().await?;
         self.inner.mounts.bump();
         Ok(())

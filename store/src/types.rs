@@ -150,7 +150,7 @@ pub enum Access {
     /// Below a share mounted in the user's tree.
     Shared {
         /// What the user may do there.
-        role: crate::shares::Role,
+        role: Role,
         /// Whose files these are.
         owner: UserName,
         /// Whether this is the shared folder or file itself (where the share is mounted).
@@ -466,5 +466,36 @@ mod tests {
         assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00Z");
         assert_eq!(Timestamp(1_795_484_915 * 1_000_000_000).to_rfc3339(), "2026-11-24T01:48:35Z");
         assert_eq!(Timestamp(951_782_400 * 1_000_000_000).to_rfc3339(), "2000-02-29T00:00:00Z");
+    }
+}
+
+/// What a recipient may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// List, read, download, see versions.
+    Viewer,
+    /// Also write, create, rename and move inside, delete, restore versions.
+    Editor,
+}
+
+impl Role {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+        }
+    }
+
+    /// `viewer` or `editor`.
+    pub fn parse(raw: &str) -> crate::Result<Role> {
+        match raw {
+            "viewer" => Ok(Role::Viewer),
+            "editor" => Ok(Role::Editor),
+            _ => Err(crate::Error::new(
+                crate::ErrorKind::InvalidInput,
+                format!("role {raw:?}: use viewer or editor"),
+            )),
+        }
     }
 }

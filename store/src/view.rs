@@ -22,15 +22,14 @@ use tokio::io::AsyncRead;
 
 use crate::db::Cached;
 use crate::path::{UserName, VPath};
-use crate::shares::{Incoming, Recipient, Role, Share};
+use crate::shares::{Incoming, Recipient, Share};
 use crate::tree::Replace;
 use crate::types::{
-    Access, Actor, ETag, FileId, Node, TrashId, User, UserId, Version, VersionId, WriteOptions, WriteOutcome,
+    Access, Actor, ETag, FileId, Node, Role, TrashId, User, UserId, Version, VersionId, WriteOptions,
+    WriteOutcome,
 };
 use crate::{ContentHash, DeltaFrom, Error, ErrorKind, Result, Store, Timestamp};
 
-/// Sent whenever a share, a mount or a group's membership changes.
-const CHANNEL: &str = "cairn_shares";
 /// Longest a user's mounts are served from the cache (a backstop: changes drop them at once).
 const TTL: Duration = Duration::from_secs(60);
 
@@ -84,12 +83,6 @@ impl MountCache {
     pub(crate) fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
-}
-
-/// Announce, in the transaction that changes them, that shares, mounts or groups changed.
-pub(crate) async fn shares_changed(client: &impl deadpool_postgres::GenericClient) -> Result<()> {
-    client.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
-    Ok(())
 }
 
 /// Where a path of the view lies.
@@ -155,7 +148,7 @@ impl Store {
     fn listen_for_shares(&self) {
         let cache = &self.inner.mounts;
         cache.started.get_or_init(|| {
-            let mut rx = self.watch(CHANNEL, |_, _| Some(()));
+            let mut rx = self.watch(crate::notify::SHARES, |_, _| Some(()));
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {
                 while rx.recv().await.is_some() {
@@ -277,7 +270,7 @@ impl Store {
                 )
                 .await?;
             if inserted == 1 {
-                shares_changed(&client).await?;
+                crate::notify::shares_changed(&client).await?;
                 self.inner.mounts.bump();
                 return Ok(());
             }
@@ -304,7 +297,7 @@ impl Store {
                 &[&user.id.0, &node.0, &to.map(VPath::as_str)],
             )
             .await?;
-        shares_changed(&client).await?;
+        crate::notify::shares_changed(&client).await?;
         self.inner.mounts.bump();
         Ok(())
     }
@@ -750,6 +743,15 @@ impl View<'_> {
                 format!("only {} can share /{} further", r.mount.owner.name, r.mount.at),
             )),
         }
+    }
+
+    /// The accounts whose trees are mounted in the user's (for following their changes).
+    pub async fn share_owners(&self) -> Result<Vec<UserId>> {
+        let mut ids: Vec<UserId> =
+            self.store.mounts_of(self.user).await?.iter().map(|m| m.owner.id).collect();
+        ids.sort_by_key(|u| u.0);
+        ids.dedup();
+        Ok(ids)
     }
 
     /// What is shared with the user, each with where it is mounted in their tree (`None`:

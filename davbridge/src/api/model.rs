@@ -466,6 +466,10 @@ pub struct ChangesPage {
     pub cursor: String,
     /// More changes are waiting: ask again at once.
     pub more: bool,
+    /// Pushed (`/api/v1/events`) when something changed in a share mounted in your tree.
+    /// Shares' changes are not in this feed: list the tree again (`/api/v1/tree`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// Where to read the change feed from.

@@ -49,6 +49,7 @@ fn page(p: &ChangePage) -> ChangesPage {
         changes: p.changes.iter().map(record).collect(),
         cursor: p.cursor.to_string(),
         more: p.more,
+        shared: false,
     }
 }
 
@@ -65,11 +66,22 @@ async fn parse_cursor(store: &Store, user: &User, raw: &str) -> Result<i64> {
 
 /// Wait until `user`'s tree may have changed (or the notices were interrupted).
 pub(crate) async fn changed(rx: &mut broadcast::Receiver<Option<store::ChangeNotice>>, user: store::UserId) {
+    changed_any(rx, user, &[]).await;
+}
+
+/// [`changed`], also waking for a change in the trees of `others` (the owners of shares
+/// mounted in the user's tree): `true` when it was only theirs.
+async fn changed_any(
+    rx: &mut broadcast::Receiver<Option<store::ChangeNotice>>,
+    user: store::UserId,
+    others: &[store::UserId],
+) -> bool {
     loop {
         match rx.recv().await {
-            Ok(Some(n)) if n.user == user => return,
+            Ok(Some(n)) if n.user == user => return false,
+            Ok(Some(n)) if others.contains(&n.user) => return true,
             Ok(Some(_)) => {}
-            Ok(None) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Ok(None) | Err(broadcast::error::RecvError::Lagged(_)) => return false,
             Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
         }
     }
@@ -224,8 +236,19 @@ async fn push<S>(
                 break;
             }
         }
+        // The owners of the shares mounted now (the list is cached; a share coming or going
+        // shows in the next wait).
+        let owners = store.view(&user).share_owners().await.unwrap_or_default();
         tokio::select! {
-            () = changed(&mut rx, user.id) => {}
+            shared = changed_any(&mut rx, user.id, &owners) => {
+                if shared {
+                    let p = ChangesPage { changes: Vec::new(), cursor: cursor.to_string(), more: false, shared: true };
+                    let text = serde_json::to_string(&p).expect("API types serialize");
+                    if tx.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+            }
             _ = ping.tick() => {
                 if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
                     return;
