@@ -37,6 +37,7 @@ static ASSETS: &[Asset] = &[
     script!("format.js"),
     script!("picker.js"),
     script!("push.js"),
+    script!("shares.js"),
     script!("tus.js"),
     script!("uploads.js"),
     Asset {

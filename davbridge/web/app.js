@@ -10,6 +10,7 @@ import { enqueue, initUploads } from './uploads.js';
 import { follow } from './push.js';
 import { pickFolder } from './picker.js';
 import { flowToken, showGrant, loadDevices } from './devices.js';
+import { showSharing, loadShared } from './shares.js';
 
 const state = {
   me: null,
@@ -132,6 +133,7 @@ function refreshView() {
   refreshQuota();
   if (state.view === 'files' && !$('.rename-input')) loadFolder({ quiet: true }).catch(fail);
   if (state.view === 'trash') loadTrash().catch(fail);
+  if (state.view === 'shared') loadShared((p, isDir) => go(isDir ? p : parentOf(p))).catch(fail);
   if (state.versionsOf && !$('#panel').hidden) showVersions(state.versionsOf, { quiet: true });
 }
 
@@ -142,6 +144,7 @@ function route() {
   const h = decodeURIComponent(location.hash.slice(1) || '/files/');
   closePanel();
   if (h.startsWith('/trash')) return showView('trash');
+  if (h.startsWith('/shared')) return showView('shared');
   if (h.startsWith('/devices')) return showView('devices');
   if (h.startsWith('/admin') && state.me.is_admin) return showView('admin');
   if (h.startsWith('/search/')) { state.search = h.slice(8); return showView('files'); }
@@ -157,11 +160,13 @@ function showView(v) {
   state.view = v;
   $('#files-view').hidden = v !== 'files';
   $('#trash-view').hidden = v !== 'trash';
+  $('#shared-view').hidden = v !== 'shared';
   $('#devices-view').hidden = v !== 'devices';
   $('#admin-view').hidden = v !== 'admin';
   $$('.views a').forEach((a) => a.classList.toggle('active', a.dataset.view === v));
   if (v === 'files') loadFolder().catch(fail);
   if (v === 'trash') loadTrash().catch(fail);
+  if (v === 'shared') loadShared((p, isDir) => go(isDir ? p : parentOf(p))).catch(fail);
   if (v === 'devices') loadDevices().catch(fail);
   if (v === 'admin') loadUsers().catch(fail);
 }
@@ -229,12 +234,18 @@ function row(e) {
   check.addEventListener('click', (ev) => { ev.stopPropagation(); toggle(e.path); });
   const nameCell = el('td', {}, el('div', { class: 'name' },
     isImage(e) ? el('img', { class: 'thumb', loading: 'lazy', alt: '', src: contentUrl(e.path) }) : icon(e),
-    el('span', { class: 'label', text: state.search ? e.path : e.name })));
+    el('span', { class: 'label', text: state.search ? e.path : e.name }), shareChip(e)));
   tr.append(el('td', { class: 'sel' }, check), nameCell,
     el('td', { class: 'num', text: e.is_dir ? '' : size(e.size) }),
     el('td', { class: 'date', text: when(e.mtime) }));
   wireItem(tr, e);
   return tr;
+}
+
+// Shared with you (at the share's own folder or file: by whom, and as what).
+function shareChip(e) {
+  if (!e.shared || !e.shared.mount_point) return '';
+  return el('span', { class: 'chip shared-chip', title: `Shared with you by ${e.shared.owner}`, text: `${e.shared.owner} · ${e.shared.role}` });
 }
 
 function tile(e) {
@@ -349,6 +360,11 @@ function updateSelection() {
   $('#move-btn').disabled = n === 0;
   $('#copy-btn').disabled = n === 0;
   $('#versions-btn').disabled = !one || one.is_dir;
+  // Only the owner shares: not something shared with you, nor anything inside it.
+  $('#share-btn').disabled = !one || !!one.shared;
+  // What a viewer may not do is not offered (the server refuses it anyway).
+  const viewing = selectedEntries().some((e) => e.shared && e.shared.role === 'viewer' && !e.shared.mount_point);
+  if (viewing) { $('#rename-btn').disabled = true; $('#delete-btn').disabled = true; $('#move-btn').disabled = true; }
   // Checked only for "everything": all of several items, or what select-all chose.
   const all = n > 0 && n === state.entries.length && (n > 1 || state.allChosen);
   const box = $('#select-all');
@@ -458,6 +474,14 @@ $('#preview-close').addEventListener('click', () => $('#preview').close());
 // ---------- versions panel ----------
 
 $('#versions-btn').addEventListener('click', () => { const [e] = selectedEntries(); if (e && !e.is_dir) showVersions(e); });
+
+async function openSharing(e) {
+  state.versionsOf = null;
+  $('#panel-title').textContent = `Share ${e.name}`;
+  $('#panel').hidden = false;
+  try { await showSharing(e, $('#panel-body')); } catch (err) { fail(err); }
+}
+$('#share-btn').addEventListener('click', () => { const [e] = selectedEntries(); if (e && !e.shared) openSharing(e); });
 function closePanel() { $('#panel').hidden = true; state.versionsOf = null; }
 $('#panel-close').addEventListener('click', closePanel);
 
@@ -756,6 +780,7 @@ document.addEventListener('keydown', (ev) => {
   else if (k === 'Delete') deleteSelected();
   else if (k === 'F2') { const [e] = selectedEntries(); if (e) { ev.preventDefault(); rename(e); } }
   else if (k === 'v') { const [e] = selectedEntries(); if (e && !e.is_dir) showVersions(e); }
+  else if (k === 's') { const [e] = selectedEntries(); if (e && !e.shared && state.selected.size === 1) { ev.preventDefault(); openSharing(e); } }
   else if (k === 'Enter') { const [e] = selectedEntries(); if (e) open(e); }
   else if (k === 'Backspace' && state.path !== '/') go(parentOf(state.path));
   else if (k === 'ArrowDown' || k === 'j') { ev.preventDefault(); moveFocus(1); }

@@ -70,6 +70,39 @@ fn browser_end_to_end() {
     env.assert_fsck_clean();
 }
 
+/// Sharing in the browser (tests/web/sharing.mjs): the Share… dialog, a member's view with its
+/// owner and role, a live listing inside a share, a viewer not offered changes, the Shared view
+/// and stopping a share. What the page did is checked against the REST API afterwards.
+#[test]
+fn sharing_dialog_members_view_and_the_shared_lists() {
+    require_program("chromium", "chromium");
+    let env = Env::new();
+    for who in ["alice", "bob", "carol"] {
+        env.add_user(who, None);
+    }
+    env.ctl_ok(&["group", "add", "family"]);
+    env.ctl_ok(&["group", "add-member", "family", "carol"]);
+    let _d = env.start_daemon();
+    let stdout = node_script(&env, &["sharing.mjs"], "sharing", &[]);
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("FIGURE ")) {
+        record_figure(line);
+    }
+    // What stays: the group's viewer share; bob's was stopped from the page.
+    let r = http(env.port, "GET", "/api/v1/shares", &[("Authorization", &basic("alice"))], b"");
+    let shares: Value = serde_json::from_slice(&r.body).unwrap();
+    let left: Vec<(String, String)> = shares
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["group"].as_str().unwrap_or("").to_owned(), s["role"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(left, [("family".to_owned(), "viewer".to_owned())], "{shares:#}");
+    let r = http(env.port, "GET", "/dav/Family/hello.txt", &[("Authorization", &basic("bob"))], b"");
+    assert_eq!(r.status, 404);
+    let r = http(env.port, "GET", "/dav/Family/hello.txt", &[("Authorization", &basic("carol"))], b"");
+    assert_eq!(r.text(), "hello family\n");
+}
+
 /// A phone app signing in with Login Flow v2 (tests/web/loginflow.mjs): the grant page, the
 /// poll, the app password, and revoking it from the Devices view.
 #[test]

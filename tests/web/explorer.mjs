@@ -8,26 +8,10 @@
 // Writes ARTIFACTS/quota-shown.json (what the page shows per user) and prints FIGURE lines.
 import fs from 'node:fs';
 import path from 'node:path';
-import { artifacts, base, bytes, check, rowOf, signIn, withBrowser } from './lib.mjs';
+import { artifacts, base, bytes, check, dav, rest, rowOf, signIn, withBrowser } from './lib.mjs';
 
 const admin = process.env.CAIRN_ADMIN;
 const password = process.env.CAIRN_PASSWORD;
-const basic = (u) => 'Basic ' + Buffer.from(`${u}:${password}`).toString('base64');
-const origin = base.replace(/\/$/, '');
-
-// Another device: plain WebDAV requests with Basic auth.
-async function dav(method, user, p, body) {
-  const res = await fetch(`${origin}/dav${p}`, { method, headers: { Authorization: basic(user) }, body });
-  check(res.status < 300, `${method} ${p} over WebDAV: ${res.status}`);
-}
-async function rest(method, user, p, json) {
-  const res = await fetch(`${origin}/api/v1${p}`, {
-    method, headers: { Authorization: basic(user), ...(json ? { 'Content-Type': 'application/json' } : {}) },
-    body: json ? JSON.stringify(json) : undefined,
-  });
-  check(res.status < 300, `${method} ${p}: ${res.status} ${await res.clone().text()}`);
-  return res.headers.get('content-type')?.includes('json') ? res.json() : null;
-}
 
 await withBrowser(async (page, { answers, shot }) => {
   const row = (name) => rowOf(page, name);

@@ -69,3 +69,22 @@ export async function signIn(page, user, password) {
 
 /// The listing's row of `name` (in whatever folder is open).
 export const rowOf = (page, name) => page.locator(`tr.row[data-path$="/${name}"]`);
+
+const origin = () => base.replace(/\/$/, '');
+const basicAuth = (user) => 'Basic ' + Buffer.from(`${user}:${process.env.CAIRN_PASSWORD}`).toString('base64');
+
+/// Another device: a plain WebDAV request with Basic auth, which must succeed.
+export async function dav(method, user, p, body) {
+  const res = await fetch(`${origin()}/dav${p}`, { method, headers: { Authorization: basicAuth(user) }, body });
+  check(res.status < 300, `${method} ${p} over WebDAV: ${res.status}`);
+}
+
+/// A REST call with Basic auth, which must succeed; its JSON answer, if any.
+export async function rest(method, user, p, json) {
+  const res = await fetch(`${origin()}/api/v1${p}`, {
+    method, headers: { Authorization: basicAuth(user), ...(json ? { 'Content-Type': 'application/json' } : {}) },
+    body: json ? JSON.stringify(json) : undefined,
+  });
+  check(res.status < 300, `${method} ${p}: ${res.status} ${await res.clone().text()}`);
+  return res.headers.get('content-type')?.includes('json') ? res.json() : null;
+}
