@@ -16,6 +16,19 @@ pub struct Entry {
     pub is_dir: bool,
     pub etag: String,
     pub hash: Option<String>,
+    /// Set when it is someone else's, shared with this account.
+    #[serde(default)]
+    pub shared: Option<Shared>,
+}
+
+/// How an entry shared with this account may be used.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Shared {
+    pub owner: String,
+    /// `viewer` or `editor`.
+    pub role: String,
+    /// The shared folder or file itself (where the share is mounted).
+    pub mount_point: bool,
 }
 
 #[derive(Debug, Deserialize)]

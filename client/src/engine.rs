@@ -252,6 +252,8 @@ impl Engine {
         let ig2 = ig.clone();
         let (local, meta) =
             tokio::task::spawn_blocking(move || this.scan_local(&base_for_scan, &ig2)).await??;
+        let (mut local, mut meta, mut base_full) = (local, meta, base_full);
+        self.guard_shares(&mut base_full, &mut local, &mut meta, &entries, &mut report)?;
         let keep =
             |p: &String| !report.skipped.iter().any(|(s, _)| p == s || p.starts_with(&format!("{s}/")));
         let base: Tree =
@@ -298,6 +300,113 @@ impl Engine {
         // Leftover partial downloads stay for resuming; an empty folder goes.
         let _ = std::fs::remove_dir(self.root.join(TMP_DIR));
         Ok(report)
+    }
+
+    /// Before planning, what shares need. A share that left the listing (revoked, or hidden
+    /// elsewhere) stops syncing: its local copy is moved aside as `NAME (no longer shared)`,
+    /// listed in `.cairnignore`, and kept. In a share this account may only read, a local edit,
+    /// new file or folder is moved out to the synced folder's top as a copy of its own (synced
+    /// as this account's file), and what was changed or deleted locally comes back from the
+    /// server: nothing is lost, and nothing is sent where it would be refused.
+    fn guard_shares(
+        &self,
+        base: &mut BTreeMap<String, Base>,
+        local: &mut Tree,
+        meta: &mut BTreeMap<String, Local>,
+        entries: &BTreeMap<String, Entry>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let mounts: Vec<(&String, &crate::api::Shared)> = entries
+            .iter()
+            .filter_map(|(p, e)| e.shared.as_ref().filter(|s| s.mount_point).map(|s| (p, s)))
+            .collect();
+        let seen: Vec<String> = self
+            .state()
+            .meta("share_mounts")?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default();
+        let drop_below = |p: &str,
+                          base: &mut BTreeMap<String, Base>,
+                          local: &mut Tree,
+                          meta: &mut BTreeMap<String, Local>| {
+            let inside = |q: &String| q == p || q.starts_with(&format!("{p}/"));
+            base.retain(|q, _| !inside(q));
+            local.retain(|q, _| !inside(q));
+            meta.retain(|q, _| !inside(q));
+        };
+        for gone in seen.iter().filter(|m| !mounts.iter().any(|(p, _)| p == m)) {
+            if entries.contains_key(gone) || !self.abs(gone).exists() {
+                self.state().forget(gone)?;
+                base.retain(|q, _| q != gone && !q.starts_with(&format!("{gone}/")));
+                continue;
+            }
+            let aside = self.free_name(&format!("{gone} (no longer shared)"));
+            std::fs::rename(self.abs(gone), self.abs(&aside))
+                .with_context(|| format!("moving {gone} aside"))?;
+            let mut ignore =
+                std::fs::OpenOptions::new().create(true).append(true).open(self.root.join(".cairnignore"))?;
+            use std::io::Write;
+            writeln!(ignore, "/{aside}")?;
+            self.state().forget(gone)?;
+            drop_below(gone, base, local, meta);
+            eprintln!(
+                "cairn: {gone} is no longer shared with you; your local copy is kept as {aside} (not synced)"
+            );
+            report.conflicts.push(aside);
+        }
+        let names: Vec<&String> = mounts.iter().map(|(p, _)| *p).collect();
+        self.state().set_meta("share_mounts", &serde_json::to_string(&names)?)?;
+
+        let (device, now) = (self.opts.device.clone(), stamp());
+        for (root, share) in mounts.iter().filter(|(_, s)| s.role == "viewer") {
+            let inside = |q: &String| q == *root || q.starts_with(&format!("{root}/"));
+            let paths: Vec<String> = local.keys().chain(base.keys()).filter(|q| inside(q)).cloned().collect();
+            let mut moved: Vec<String> = Vec::new();
+            for p in paths {
+                if moved.iter().any(|m| p.starts_with(&format!("{m}/"))) {
+                    continue;
+                }
+                let (b, l) = (base.get(&p).map(|b| &b.kind), local.get(&p));
+                let r = entries.get(&p).map(|e| {
+                    if e.is_dir { Kind::Dir } else { Kind::File(e.hash.clone().unwrap_or_default()) }
+                });
+                if l == b || l == r.as_ref() {
+                    continue;
+                }
+                match l {
+                    // Edited or made here: this account's own copy, at the top.
+                    Some(k) if !(p == **root && *k == Kind::Dir) => {
+                        let name = p.rsplit('/').next().unwrap_or(&p);
+                        let copy =
+                            self.free_name(&plan::read_only_copy_name(name, &share.owner, &device, &now));
+                        std::fs::rename(self.abs(&p), self.abs(&copy))
+                            .with_context(|| format!("moving {p} out of a read-only share"))?;
+                        eprintln!(
+                            "cairn: {p} is in {}'s share, which you may only read: your version is kept as {copy}",
+                            share.owner
+                        );
+                        report.conflicts.push(copy);
+                        moved.push(p.clone());
+                    }
+                    // Deleted here: it comes back.
+                    _ => {}
+                }
+                self.state().forget(&p)?;
+                drop_below(&p, base, local, meta);
+            }
+        }
+        Ok(())
+    }
+
+    /// `want`, or `want 2`, `want 3`, ... — the first name free in the synced folder.
+    fn free_name(&self, want: &str) -> String {
+        let mut name = want.to_owned();
+        let mut n = 2;
+        while self.abs(&name).exists() {
+            name = format!("{want} {n}");
+            n += 1;
+        }
+        name
     }
 
     /// Record `rel` as synced with the local file as it is now and the remote `etag`.

@@ -313,6 +313,16 @@ pub fn conflict_name(path: &str, device: &str, stamp: &str) -> String {
     format!("{dir}{stem} (conflict from {device} {stamp}){ext}")
 }
 
+/// The name for this account's copy of `name`, edited in `owner`'s share where it may only
+/// read: placed at the top of the synced folder.
+pub fn read_only_copy_name(name: &str, owner: &str, device: &str, stamp: &str) -> String {
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    format!("{stem} (not saved to {owner}'s share, from {device} {stamp}){ext}")
+}
+
 /// Apply `actions` to in-memory trees the way the executor applies them to the real sides.
 #[cfg(test)]
 pub fn simulate(actions: &[Action], local: &mut Tree, remote: &mut Tree) {

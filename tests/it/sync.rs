@@ -489,6 +489,96 @@ fn an_edit_in_a_share_reaches_every_members_watcher() {
     ));
 }
 
+/// What the client does with a share it may only read, and with a share that goes: a local
+/// edit, a new file and a deletion in a viewer's share are not sent (the server would refuse
+/// them): the edit and the new file become the viewer's own files at the top of the synced
+/// folder, the server's versions come back. A revoked share stops syncing and its local copy is
+/// kept aside. Nothing is lost, and the owner's files are untouched.
+#[test]
+fn a_viewers_edits_are_kept_as_their_own_and_a_revoked_share_is_kept_aside() {
+    let env = Env::new();
+    env.add_user("alice", None);
+    env.add_user("dave", None);
+    let _d = env.start_daemon();
+    let call = |who: &str, method: &str, target: &str, body: &[u8]| {
+        let auth = basic(who);
+        http(
+            env.port,
+            method,
+            target,
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            body,
+        )
+    };
+    assert_eq!(call("alice", "MKCOL", "/dav/Family", b"").status, 201);
+    assert_eq!(call("alice", "PUT", "/dav/Family/hello.txt", b"from alice").status, 201);
+    assert_eq!(call("alice", "PUT", "/dav/Family/other.txt", b"keep me").status, 201);
+    let r =
+        call("alice", "POST", "/api/v1/shares", br#"{"path": "/Family", "user": "dave", "role": "viewer"}"#);
+    assert_eq!(r.status, 201);
+    let share = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"].as_i64().unwrap();
+    let c = Client::new(&env, "c", "dave");
+    c.sync_ok();
+    let fam = c.dir.join("Family");
+    assert_eq!(std::fs::read_to_string(fam.join("hello.txt")).unwrap(), "from alice");
+
+    std::fs::write(fam.join("hello.txt"), "dave's edit").unwrap();
+    std::fs::write(fam.join("new.txt"), "dave's new file").unwrap();
+    std::fs::remove_file(fam.join("other.txt")).unwrap();
+    let out = c.sync();
+    let said = describe(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("hello.txt is in alice's share, which you may only read"), "{said}");
+    // The server's files are back; dave's versions are his own files at the top.
+    assert_eq!(std::fs::read_to_string(fam.join("hello.txt")).unwrap(), "from alice");
+    assert_eq!(std::fs::read_to_string(fam.join("other.txt")).unwrap(), "keep me");
+    assert!(!fam.join("new.txt").exists());
+    let top: Vec<String> = std::fs::read_dir(&c.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let copy = |stem: &str| {
+        top.iter()
+            .find(|n| n.starts_with(&format!("{stem} (not saved to alice's share, from c ")))
+            .unwrap_or_else(|| panic!("no copy of {stem} in {top:?}"))
+            .clone()
+    };
+    let (edited, made) = (copy("hello"), copy("new"));
+    assert_eq!(std::fs::read_to_string(c.dir.join(&edited)).unwrap(), "dave's edit");
+    c.sync_ok();
+    let r = call(
+        "dave",
+        "GET",
+        &format!("/api/v1/content?path=/{}", edited.replace(' ', "%20").replace('\'', "%27")),
+        b"",
+    );
+    assert_eq!(r.text(), "dave's edit", "dave's copy is his own file on the server");
+    let r = call(
+        "dave",
+        "GET",
+        &format!("/api/v1/content?path=/{}", made.replace(' ', "%20").replace('\'', "%27")),
+        b"",
+    );
+    assert_eq!(r.text(), "dave's new file");
+    assert_eq!(call("alice", "GET", "/dav/Family/hello.txt", b"").text(), "from alice");
+    assert_eq!(call("alice", "GET", "/dav/Family/other.txt", b"").text(), "keep me");
+    assert_eq!(call("alice", "GET", "/dav/Family/new.txt", b"").status, 404);
+
+    // Revoked: the local copy stays, aside, and is not sent anywhere.
+    assert_eq!(call("alice", "DELETE", &format!("/api/v1/shares/{share}"), b"").status, 204);
+    let out = c.sync();
+    let said = describe(&out);
+    assert!(out.status.success() && said.contains("Family is no longer shared with you"), "{said}");
+    let aside = c.dir.join("Family (no longer shared)");
+    assert_eq!(std::fs::read_to_string(aside.join("hello.txt")).unwrap(), "from alice");
+    assert!(!fam.exists());
+    let again = c.sync_ok();
+    assert!(!again.contains("error"), "{again}");
+    let r = call("dave", "GET", "/api/v1/stat?path=/Family%20(no%20longer%20shared)", b"");
+    assert_eq!(r.status, 404, "not uploaded: {}", r.text());
+    assert_eq!(call("alice", "GET", "/dav/Family/hello.txt", b"").text(), "from alice");
+}
+
 #[test]
 fn a_server_killed_mid_upload_resumes_and_converges() {
     let env = Env::new();
