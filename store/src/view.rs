@@ -132,6 +132,23 @@ impl Reach {
     }
 }
 
+/// One end of a transfer across a share's boundary: whose tree, the path there, and the share
+/// it is reached through (none: the user's own).
+struct End<'r> {
+    owner: &'r User,
+    path: VPath,
+    reach: Option<&'r Reach>,
+}
+
+impl End<'_> {
+    fn outward(&self, node: Node) -> Node {
+        match self.reach {
+            Some(r) => r.outward(node),
+            None => node,
+        }
+    }
+}
+
 /// A user's view: their tree and their mounts. See the module doc.
 pub struct View<'a> {
     store: &'a Store,
@@ -631,9 +648,9 @@ impl View<'_> {
         }
     }
 
-    /// Move or rename. Within the user's own tree or within one share (for an editor); a mount
-    /// point moves within the user's own tree (only their view changes). Between the user's
-    /// files and a share, or two shares: refused for now (copy instead).
+    /// Move or rename. Within the user's own tree or within one owner's shares (an editor's); a
+    /// mount point moves within the user's own tree (only their view changes); between the
+    /// user's files and a share, or two owners' shares, a copy then a delete (see `copy_across`).
     pub async fn rename(&self, actor: &Actor, from: &VPath, to: &VPath, replace: Replace) -> Result<Node> {
         let (src, dst) = (self.place(from).await?, self.place(to).await?);
         match (src, dst) {
@@ -670,25 +687,32 @@ impl View<'_> {
                 Ok(moved.outward(node))
             }
             (Place::Shared(a), Place::Shared(b))
-                if a.mount.node == b.mount.node && !a.is_mount_point() && !b.is_mount_point() =>
+                if a.mount.owner.id == b.mount.owner.id && !a.is_mount_point() && !b.is_mount_point() =>
             {
                 a.check(Op::Rename)?;
-                Ok(a.outward(self.store.rename(actor, &a.mount.owner, &a.path, &b.path, replace).await?))
+                b.check(Op::Write)?;
+                Ok(b.outward(self.store.rename(actor, &a.mount.owner, &a.path, &b.path, replace).await?))
             }
-            _ => Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "moving {from} to {to} would cross a share's boundary: copy it, then delete the original"
-                ),
-            )),
+            (src, dst) => {
+                // Across a share's boundary: a copy into the destination's owner, then the
+                // source to its owner's trash.
+                let from_end = self.end(&src, from, Op::Rename).await?;
+                let to_end = self.end(&dst, to, Op::Write).await?;
+                let node = self.copy_across(actor, &from_end, &to_end, replace).await?;
+                self.store.delete(actor, from_end.owner, &from_end.path, None).await?;
+                Ok(to_end.outward(node))
+            }
         }
     }
 
-    /// Copy within the user's own tree or within one share (an editor's).
+    /// Copy within the user's own tree or within one share (an editor's); across a share's
+    /// boundary, file by file into the destination's owner.
     pub async fn copy(&self, actor: &Actor, from: &VPath, to: &VPath, replace: Replace) -> Result<Node> {
         match (self.place(from).await?, self.place(to).await?) {
             (Place::Own(f), Place::Own(t)) => self.store.copy(actor, self.user, &f, &t, replace).await,
-            (Place::Shared(a), Place::Shared(b)) if a.mount.node == b.mount.node && !b.is_mount_point() => {
+            (Place::Shared(a), Place::Shared(b))
+                if a.mount.owner.id == b.mount.owner.id && !b.is_mount_point() =>
+            {
                 b.check(Op::Write)?;
                 Ok(b.outward(
                     self.store
@@ -697,11 +721,110 @@ impl View<'_> {
                         .map_err(|e| owners_quota(e, &b))?,
                 ))
             }
-            _ => Err(Error::new(
-                ErrorKind::Conflict,
-                format!("copying {from} to {to} across a share's boundary is not supported yet"),
-            )),
+            (src, dst) => {
+                let from_end = self.end(&src, from, Op::Read).await?;
+                let to_end = self.end(&dst, to, Op::Write).await?;
+                let node = self.copy_across(actor, &from_end, &to_end, replace).await?;
+                Ok(to_end.outward(node))
+            }
         }
+    }
+
+    /// One end of a transfer across a share's boundary, checked for `op`. A share's mount point
+    /// itself is not moved or replaced this way (it moves within the user's own files only).
+    async fn end<'p>(&'p self, place: &'p Place, path: &VPath, op: Op) -> Result<End<'p>> {
+        match place {
+            Place::Own(p) => {
+                if op != Op::Read && !self.mounts_below(p).await?.is_empty() {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!("{path} holds a share: move the share out of it first"),
+                    ));
+                }
+                Ok(End { owner: self.user, path: p.clone(), reach: None })
+            }
+            Place::Shared(r) if r.is_mount_point() && op != Op::Read => Err(Error::new(
+                ErrorKind::Conflict,
+                format!("{path} is a share: it moves only within your own files"),
+            )),
+            Place::Shared(r) => {
+                r.check(op)?;
+                Ok(End { owner: &r.mount.owner, path: r.path.clone(), reach: Some(r) })
+            }
+        }
+    }
+
+    /// Copy `from` into another owner's tree at `to`: each file streamed through
+    /// [`Store::write`] (the destination owner's quota, versions and audit, the actor named), each
+    /// folder made. Folders before what is in them; a failure leaves the source whole.
+    async fn copy_across(
+        &self,
+        actor: &Actor,
+        from: &End<'_>,
+        to: &End<'_>,
+        replace: Replace,
+    ) -> Result<Node> {
+        let src = self.store.stat(from.owner, &from.path).await?;
+        if to.owner.id == from.owner.id && to.path.starts_with(&from.path) {
+            return Err(Error::new(ErrorKind::Conflict, "a folder cannot go inside itself"));
+        }
+        match self.store.stat(to.owner, &to.path).await {
+            Ok(existing) => match (replace, src.is_dir, existing.is_dir) {
+                (Replace::Nothing, ..) => {
+                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{} already exists", to.path)));
+                }
+                // A file onto a file: the old content becomes a version.
+                (Replace::Anything | Replace::Posix, false, false) => {}
+                (Replace::Posix, true, false) => {
+                    return Err(Error::new(ErrorKind::NotADirectory, format!("{} is not a folder", to.path)));
+                }
+                (Replace::Posix, false, true) => {
+                    return Err(Error::new(ErrorKind::IsADirectory, format!("{} is a folder", to.path)));
+                }
+                _ => {
+                    if replace == Replace::Posix && !self.store.children(to.owner, &to.path).await?.is_empty()
+                    {
+                        return Err(Error::new(ErrorKind::NotEmpty, format!("{} is not empty", to.path)));
+                    }
+                    self.store.delete(actor, to.owner, &to.path, None).await?;
+                }
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let quota = |e: Error| match to.reach {
+            Some(r) => owners_quota(e, r),
+            None => e,
+        };
+        if !src.is_dir {
+            return self.copy_file(actor, from.owner, &src, to.owner, &to.path).await.map_err(quota);
+        }
+        self.store.mkdir(actor, to.owner, &to.path).await.map_err(quota)?;
+        let mut below = self.store.list_tree(from.owner, &from.path).await?;
+        below.sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
+        for n in below {
+            let at = n.path.rebase(&from.path, &to.path).ok_or_else(|| Error::internal("rebasing a copy"))?;
+            match n.is_dir {
+                true => self.store.mkdir(actor, to.owner, &at).await.map(drop).map_err(quota)?,
+                false => {
+                    self.copy_file(actor, from.owner, &n, to.owner, &at).await.map(drop).map_err(quota)?
+                }
+            }
+        }
+        self.store.stat(to.owner, &to.path).await
+    }
+
+    async fn copy_file(
+        &self,
+        actor: &Actor,
+        from: &User,
+        node: &Node,
+        to: &User,
+        at: &VPath,
+    ) -> Result<Node> {
+        let (n, file) = self.store.open_file(from, &node.path).await?;
+        let opts = WriteOptions { expected_len: Some(n.size), mtime: Some(n.mtime), ..Default::default() };
+        Ok(self.store.write(actor, to, at, tokio::fs::File::from_std(file), opts).await?.node)
     }
 
     /// The earlier contents of the file at `path`, newest first.

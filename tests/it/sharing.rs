@@ -29,8 +29,6 @@ use Want::{Absent, S};
 
 /// Refused to a viewer: they can see it, so it is not hidden from them.
 const DENIED: Want = S(403);
-/// Moving across a share's boundary is refused for now (copy, then delete).
-const ACROSS: Want = S(409);
 
 /// `(front end, operation, [owner, editor, viewer, member, former, stranger])`.
 const TABLE: &[(&str, &str, [Want; 6])] = &[
@@ -41,8 +39,9 @@ const TABLE: &[(&str, &str, [Want; 6])] = &[
     ("dav", "mkdir", [S(201), S(201), DENIED, S(201), Absent, Absent]),
     ("dav", "rename inside", [S(201), S(201), DENIED, S(201), Absent, Absent]),
     ("dav", "copy inside", [S(201), S(201), DENIED, S(201), Absent, Absent]),
-    ("dav", "move in", [S(201), ACROSS, ACROSS, ACROSS, Absent, Absent]),
-    ("dav", "move out", [S(201), ACROSS, ACROSS, ACROSS, Absent, Absent]),
+    ("dav", "move in", [S(201), S(201), DENIED, S(201), Absent, Absent]),
+    ("dav", "move out", [S(201), S(201), DENIED, S(201), Absent, Absent]),
+    ("dav", "copy out", [S(201), S(201), S(201), S(201), Absent, Absent]),
     ("dav", "delete", [S(204), S(204), DENIED, S(204), Absent, Absent]),
     ("rest", "list", [S(200), S(200), S(200), S(200), Absent, Absent]),
     ("rest", "stat", [S(200), S(200), S(200), S(200), Absent, Absent]),
@@ -50,7 +49,7 @@ const TABLE: &[(&str, &str, [Want; 6])] = &[
     ("rest", "overwrite", [S(200), S(200), DENIED, S(200), Absent, Absent]),
     ("rest", "mkdir", [S(201), S(201), DENIED, S(201), Absent, Absent]),
     ("rest", "rename inside", [S(200), S(200), DENIED, S(200), Absent, Absent]),
-    ("rest", "move out", [S(200), ACROSS, ACROSS, ACROSS, Absent, Absent]),
+    ("rest", "move out", [S(200), S(200), DENIED, S(200), Absent, Absent]),
     ("rest", "delete", [S(200), S(200), DENIED, S(200), Absent, Absent]),
     ("rest", "versions", [S(200), S(200), S(200), S(200), Absent, Absent]),
     ("rest", "read version", [S(200), S(200), S(200), S(200), Absent, Absent]),
@@ -127,6 +126,13 @@ impl World {
                 "MOVE",
                 &dav(&format!("{p}-mv.txt")),
                 &[("Destination", &dest(format!("/dav/{p}-out.txt")))],
+                b"",
+            ),
+            ("dav", "copy out") => self.call(
+                who,
+                "COPY",
+                &dav(&format!("{p}.txt")),
+                &[("Destination", &dest(format!("/dav/{p}-copied-out.txt")))],
                 b"",
             ),
             ("dav", "delete") => self.call(who, "DELETE", &dav(&format!("{p}-del.txt")), &[], b""),
@@ -300,9 +306,24 @@ fn every_front_end_role_and_operation_gets_its_answer() {
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         v["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect()
     };
-    for want in ["dav-editor-new.txt", "dav-member-dir2", "rest-editor-new.txt", "rest-member-made"] {
+    for want in [
+        "dav-editor-new.txt",
+        "dav-member-dir2",
+        "rest-editor-new.txt",
+        "rest-member-made",
+        "dav-editor-in.txt",
+    ] {
         assert!(names.contains(&want.to_owned()), "{want} not in alice's /Family: {names:?}");
     }
+    // Moved out by an editor: gone from the share, whole in the editor's own files.
+    assert!(!names.contains(&"dav-editor-mv.txt".to_owned()), "{names:?}");
+    assert_eq!(w.call("bob", "GET", "/dav/dav-editor-out.txt", &[], b"").text(), "x");
+    assert_eq!(w.call("dave", "GET", "/api/v1/content?path=/rest-member-out.txt", &[], b"").text(), "x");
+    // Moved in: the editor's own file is alice's now, and counts for her.
+    assert_eq!(w.call("bob", "GET", "/dav/dav-editor-own.txt", &[], b"").status, 404);
+    assert_eq!(w.call("alice", "GET", "/dav/Family/dav-editor-in.txt", &[], b"").text(), "mine");
+    // A viewer copies out: the copy is theirs.
+    assert_eq!(w.call("carol", "GET", "/dav/dav-viewer-copied-out.txt", &[], b"").text(), "v2");
     for (role, _) in ROLES.iter().filter(|(r, _)| matches!(*r, "viewer" | "former" | "stranger")) {
         assert!(
             !names
