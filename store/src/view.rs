@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncRead;
 
 use crate::db::Cached;
+use crate::locks::{Lock, NewLock};
 use crate::path::{UserName, VPath};
 use crate::shares::{Incoming, Recipient, Share};
 use crate::tree::Replace;
@@ -112,6 +113,12 @@ impl Reach {
                 self.mount.owner.name, self.mount.at
             ),
         ))
+    }
+
+    /// A lock in the owner's tree as the recipient sees it.
+    fn outward_lock(&self, mut lock: Lock) -> Lock {
+        lock.path = lock.path.rebase(&self.root, &self.mount.at).unwrap_or_else(|| self.mount.at.clone());
+        lock
     }
 
     fn is_mount_point(&self) -> bool {
@@ -889,6 +896,65 @@ impl View<'_> {
                 (i, at)
             })
             .collect())
+    }
+}
+
+/// WebDAV locks: a lock on a shared path is taken, seen and enforced in the owner's tree, so the
+/// owner and every member see one lock. Taking one is a change (an editor's).
+impl View<'_> {
+    /// Whether the user or the owner of any share mounted in their tree holds a live lock (a
+    /// quick test before looking for the locks covering a path).
+    pub async fn has_locks(&self) -> Result<bool> {
+        if self.store.has_locks(self.user).await? {
+            return Ok(true);
+        }
+        for m in self.store.mounts_of(self.user).await?.iter() {
+            if self.store.has_locks(&m.owner).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The live locks covering `path` (and, with `and_below`, those below it), paths as the
+    /// user sees them (a lock the owner holds above the share shows at the mount point).
+    pub async fn locks(&self, path: &VPath, and_below: bool) -> Result<Vec<Lock>> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.locks(self.user, &p, and_below).await,
+            Place::Shared(r) => {
+                let locks = self.store.locks(&r.mount.owner, &r.path, and_below).await?;
+                Ok(locks.into_iter().map(|l| r.outward_lock(l)).collect())
+            }
+        }
+    }
+
+    /// Lock `path` (see [`Store::lock`]).
+    pub async fn lock(&self, actor: &Actor, path: &VPath, req: NewLock) -> Result<Lock> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.lock(actor, self.user, &p, req).await,
+            Place::Shared(r) => {
+                r.check(Op::Write)?;
+                Ok(r.outward_lock(self.store.lock(actor, &r.mount.owner, &r.path, req).await?))
+            }
+        }
+    }
+
+    /// Extend a lock on `path` (see [`Store::refresh_lock`]).
+    pub async fn refresh_lock(&self, path: &VPath, token: &str, timeout_secs: u64) -> Result<Lock> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.refresh_lock(self.user, &p, token, timeout_secs).await,
+            Place::Shared(r) => Ok(
+                r.outward_lock(self.store.refresh_lock(&r.mount.owner, &r.path, token, timeout_secs).await?)
+            ),
+        }
+    }
+
+    /// Release a lock on `path` (see [`Store::unlock`]).
+    pub async fn unlock(&self, actor: &Actor, path: &VPath, token: &str) -> Result<()> {
+        match self.place(path).await? {
+            Place::Own(p) => self.store.unlock(actor, self.user, &p, token).await,
+            Place::Shared(r) => self.store.unlock(actor, &r.mount.owner, &r.path, token).await,
+        }
     }
 }
 

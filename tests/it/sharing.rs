@@ -483,3 +483,37 @@ fn an_editor_filling_a_share_hits_the_owners_quota() {
     assert_eq!(q["used"].as_u64().unwrap(), 0, "{q:#}");
     drop(d);
 }
+
+/// A WebDAV lock on a shared file is one lock for everyone: taken by the owner it holds off an
+/// editor, taken by an editor it holds off the owner, shown to members, and a viewer cannot take
+/// one.
+#[test]
+fn locks_in_a_share_hold_for_the_owner_and_every_member() {
+    const LOCKINFO: &[u8] = br#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>tester</D:owner></D:lockinfo>"#;
+    let (w, _d) = world();
+    let lock = |who: &str, path: &str| {
+        let r = w.call(who, "LOCK", path, &[("Depth", "0"), ("Timeout", "Second-600")], LOCKINFO);
+        (r.status, r.header("lock-token").unwrap_or("").to_owned())
+    };
+    let (status, alices) = lock("alice", "/dav/Family/dav-editor.txt");
+    assert_eq!(status, 200);
+    assert_eq!(w.call("bob", "PUT", "/dav/Family/dav-editor.txt", &[], b"bob's").status, 423);
+    assert_eq!(w.call("bob", "DELETE", "/dav/Family/dav-editor.txt", &[], b"").status, 423);
+    let body = br#"<D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>"#;
+    let seen = w.call("bob", "PROPFIND", "/dav/Family/dav-editor.txt", &[("Depth", "0")], body).text();
+    assert!(seen.contains(alices.trim_matches(|c| c == '<' || c == '>')), "bob sees alice's lock: {seen}");
+    assert!(seen.contains("/dav/Family/dav-editor.txt"), "at the path bob knows: {seen}");
+    // With the token (alice's client), the owner writes.
+    let r =
+        w.call("alice", "PUT", "/dav/Family/dav-editor.txt", &[("If", &format!("({alices})"))], b"alice's");
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    let (status, bobs) = lock("bob", "/dav/Family/dav-member.txt");
+    assert_eq!(status, 200);
+    assert_eq!(w.call("alice", "PUT", "/dav/Family/dav-member.txt", &[], b"alice's").status, 423);
+    assert_eq!(w.call("dave", "PUT", "/dav/Family/dav-member.txt", &[], b"dave's").status, 423);
+    assert_eq!(lock("carol", "/dav/Family/dav-viewer.txt").0, 403);
+    let r = w.call("bob", "UNLOCK", "/dav/Family/dav-member.txt", &[("Lock-Token", &bobs)], b"");
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(w.call("alice", "PUT", "/dav/Family/dav-member.txt", &[], b"alice's").status, 204);
+}

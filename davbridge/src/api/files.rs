@@ -229,10 +229,10 @@ pub(crate) async fn transfer(cx: &Cx<'_>, body: Incoming, is_move: bool) -> Resu
     if from.is_root() || to.is_root() {
         return Err(Fail::new(StatusCode::CONFLICT, "conflict", "the root cannot be moved or replaced"));
     }
-    if cx.store.has_locks(&cx.user).await? {
+    if cx.store.view(&cx.user).has_locks().await? {
         // WebDAV locks hold for every front end: a locked source or destination is refused.
         for p in [&from, &to] {
-            if !cx.store.locks(&cx.user, p, true).await?.is_empty() {
+            if !cx.store.view(&cx.user).locks(p, true).await?.is_empty() {
                 return Err(Fail::new(StatusCode::LOCKED, "locked", format!("{p} is locked")));
             }
         }
@@ -261,7 +261,9 @@ pub(crate) async fn delete(cx: &Cx<'_>) -> Result<Response<Body>> {
     if path.is_root() {
         return Err(Fail::new(StatusCode::CONFLICT, "conflict", "the root cannot be deleted"));
     }
-    if cx.store.has_locks(&cx.user).await? && !cx.store.locks(&cx.user, &path, true).await?.is_empty() {
+    if cx.store.view(&cx.user).has_locks().await?
+        && !cx.store.view(&cx.user).locks(&path, true).await?.is_empty()
+    {
         return Err(Fail::new(StatusCode::LOCKED, "locked", format!("{path} is locked")));
     }
     let id = cx.store.view(&cx.user).delete(&cx.actor, &path, None).await?;

@@ -288,7 +288,7 @@ async fn check_if(ctx: &Ctx<'_>) -> Result<HashSet<String>> {
         let Some(path) = path else { continue };
         if !states.contains_key(&path) {
             let node = stat_opt(ctx, &path).await?;
-            let locks = ctx.store.locks(&ctx.user, &path, false).await?;
+            let locks = ctx.store.view(&ctx.user).locks(&path, false).await?;
             states.insert(path.clone(), (node, locks));
         }
         let (node, locks) = &states[&path];
@@ -327,11 +327,11 @@ pub(crate) async fn check_locks(
     paths: &[&VPath],
     below: bool,
 ) -> Result<()> {
-    if !store.has_locks(user).await? {
+    if !store.view(user).has_locks().await? {
         return Ok(());
     }
     for (i, path) in paths.iter().enumerate() {
-        let locks = store.locks(user, path, below && i == 0).await?;
+        let locks = store.view(user).locks(path, below && i == 0).await?;
         let exclusive_missing = locks.iter().any(|l| l.exclusive && !submitted.contains(&l.token));
         let shared: Vec<&Lock> = locks.iter().filter(|l| !l.exclusive).collect();
         let shared_missing = !shared.is_empty() && !shared.iter().any(|l| submitted.contains(&l.token));
@@ -527,9 +527,9 @@ async fn propfind(ctx: &Ctx<'_>, depth: Depth, body: Incoming) -> Result<Respons
         None
     };
     let mut locks = HashMap::new();
-    if wants("lockdiscovery") && ctx.store.has_locks(&ctx.user).await? {
+    if wants("lockdiscovery") && ctx.store.view(&ctx.user).has_locks().await? {
         for n in &nodes {
-            let ls: Vec<Lock> = ctx.store.locks(&ctx.user, &n.path, false).await?;
+            let ls: Vec<Lock> = ctx.store.view(&ctx.user).locks(&n.path, false).await?;
             locks.insert(n.path.clone(), ls);
         }
     }
@@ -633,7 +633,7 @@ async fn lock(ctx: &Ctx<'_>, depth: Depth, timeout: u64, body: Incoming) -> Resu
     let Some(info) = info else {
         // A refresh: the If header names the lock.
         for token in &submitted {
-            if let Ok(l) = ctx.store.refresh_lock(&ctx.user, path, token, timeout).await {
+            if let Ok(l) = ctx.store.view(&ctx.user).refresh_lock(path, token, timeout).await {
                 return Ok(lock_response(&l, &ctx.url.prefix, ctx.store.clock().now(), StatusCode::OK));
             }
         }
@@ -656,21 +656,21 @@ async fn lock(ctx: &Ctx<'_>, depth: Depth, timeout: u64, body: Incoming) -> Resu
         owner: info.owner,
         timeout_secs: timeout,
     };
-    let lock = ctx.store.lock(&ctx.actor, &ctx.user, path, req).await?;
+    let lock = ctx.store.view(&ctx.user).lock(&ctx.actor, path, req).await?;
     if existing.is_some() {
         return Ok(lock_response(&lock, &ctx.url.prefix, ctx.store.clock().now(), StatusCode::OK));
     }
     // Locking an unmapped URL creates an empty resource (RFC 4918 §7.3).
     let opts = WriteOptions { create_only: true, expected_len: Some(0), ..Default::default() };
     if let Err(e) = ctx.store.view(&ctx.user).write(&ctx.actor, path, tokio::io::empty(), opts).await {
-        let _ = ctx.store.unlock(&ctx.actor, &ctx.user, path, &lock.token).await;
+        let _ = ctx.store.view(&ctx.user).unlock(&ctx.actor, path, &lock.token).await;
         return Err(e.into());
     }
     Ok(lock_response(&lock, &ctx.url.prefix, ctx.store.clock().now(), StatusCode::CREATED))
 }
 
 async fn unlock(ctx: &Ctx<'_>, token: &str) -> Result<Response<Body>> {
-    match ctx.store.unlock(&ctx.actor, &ctx.user, &ctx.url.path, token).await {
+    match ctx.store.view(&ctx.user).unlock(&ctx.actor, &ctx.url.path, token).await {
         Ok(()) => Ok(body::status(StatusCode::NO_CONTENT)),
         Err(e) if e.kind() == ErrorKind::Conflict => Err(HttpError::precondition(
             StatusCode::CONFLICT,
