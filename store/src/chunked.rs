@@ -373,8 +373,10 @@ impl Store {
                 format!("chunks on server do not sum up to {want} but to {sum} bytes"),
             ));
         }
+        // The path as the user sees it: below a share (an editor's) it lands in the owner's tree.
+        let (owner, target) = self.view(user).write_target(path).await?;
         // Refuse early what the commit would refuse, before copying a large file.
-        let current = match self.stat(user, path).await {
+        let current = match self.stat(&owner, &target).await {
             Ok(n) => Some(n),
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(e),
@@ -422,7 +424,7 @@ impl Store {
         })
         .await?;
         let (store, actor, user, path, checksum) =
-            (self.clone(), actor.clone(), user.clone(), path.clone(), opts.checksum.clone());
+            (self.clone(), actor.clone(), owner, target, opts.checksum.clone());
         // To the end even if the request goes away: the commit and the upload's removal.
         detached(async move {
             let mut staging = staging;

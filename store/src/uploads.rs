@@ -157,7 +157,9 @@ impl Store {
         if length > i64::MAX as u64 {
             return Err(Error::new(ErrorKind::InvalidInput, "Upload-Length too large"));
         }
-        let replaced = match self.stat(user, path).await {
+        // Into a share: an editor's only (checked again when the last byte commits it).
+        let (owner, target) = self.view(user).write_target(path).await?;
+        let replaced = match self.stat(&owner, &target).await {
             Ok(n) if n.is_dir => {
                 return Err(Error::new(ErrorKind::IsADirectory, format!("{path} is a folder")));
             }
@@ -375,7 +377,13 @@ impl Store {
         detached(async move {
             let mut staging = Staging { store: store.clone(), rel: Some(rel) };
             let opts = WriteOptions { create_parents: true, ..WriteOptions::default() };
-            let res = store.commit_content(&actor, &user, &path, content, opts, &mut staging).await;
+            // The path as the user sees it: below a share it lands in the owner's tree.
+            let res = match store.view(&user).write_target(&path).await {
+                Ok((owner, target)) => {
+                    store.commit_content(&actor, &owner, &target, content, opts, &mut staging).await
+                }
+                Err(e) => Err(e),
+            };
             drop(staging);
             let client = store.inner.pool.get().await?;
             client.cexecute("DELETE FROM uploads WHERE id = $1", &[&id]).await?;

@@ -602,6 +602,18 @@ impl View<'_> {
         }
     }
 
+    /// Where a write to `path` lands — the user's own tree, or the owner's below a share (an
+    /// editor's) — for writes that arrive in pieces (tus and chunked uploads) and commit later.
+    pub(crate) async fn write_target(&self, path: &VPath) -> Result<(User, VPath)> {
+        match self.place(path).await? {
+            Place::Own(p) => Ok((self.user.clone(), p)),
+            Place::Shared(r) => {
+                r.check(Op::Write)?;
+                Ok((r.mount.owner.clone(), r.path.clone()))
+            }
+        }
+    }
+
     /// Create the folder at `path`.
     pub async fn mkdir(&self, actor: &Actor, path: &VPath) -> Result<Node> {
         match self.place(path).await? {

@@ -517,3 +517,64 @@ fn locks_in_a_share_hold_for_the_owner_and_every_member() {
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(w.call("alice", "PUT", "/dav/Family/dav-member.txt", &[], b"alice's").status, 204);
 }
+
+/// Uploads that arrive in pieces land in the share too: the Nextcloud apps' chunked uploads
+/// (MOVE of `.file`) and tus (what `cairn` and the web UI use for large files). A viewer's is
+/// refused before a byte is kept; the owner's copy is the uploaded bytes.
+#[test]
+fn chunked_and_resumable_uploads_land_in_the_owners_tree() {
+    use base64::Engine;
+    let (w, _d) = world();
+    let data = tests::pattern(3 << 20, 7);
+    // Nextcloud chunking v2, by hand.
+    for (who, want) in [("bob", 201), ("carol", 403)] {
+        let base = format!("/remote.php/dav/uploads/{who}/up-{who}");
+        assert_eq!(w.call(who, "MKCOL", &base, &[], b"").status, 201);
+        assert_eq!(w.call(who, "PUT", &format!("{base}/00001"), &[], &data[..1 << 20]).status, 201);
+        assert_eq!(w.call(who, "PUT", &format!("{base}/00002"), &[], &data[1 << 20..]).status, 201);
+        let dest = format!("http://127.0.0.1:{}/remote.php/dav/files/{who}/Family/chunked-{who}.bin", w.port);
+        let r = w.call(who, "MOVE", &format!("{base}/.file"), &[("Destination", &dest)], b"");
+        assert_eq!(r.status, want, "{who}: {}", r.text());
+    }
+    assert_eq!(w.call("alice", "GET", "/dav/Family/chunked-bob.bin", &[], b"").body, data);
+    assert_eq!(w.call("alice", "GET", "/dav/Family/chunked-carol.bin", &[], b"").status, 404);
+    // tus.
+    for (who, want) in [("dave", 204), ("carol", 403)] {
+        let path = format!("/Family/tus-{who}.bin");
+        let meta = format!("path {}", base64::engine::general_purpose::STANDARD.encode(&path));
+        let len = data.len().to_string();
+        let r = w.call(
+            who,
+            "POST",
+            "/api/v1/uploads/",
+            &[("Tus-Resumable", "1.0.0"), ("Upload-Length", &len), ("Upload-Metadata", &meta)],
+            b"",
+        );
+        if want == 403 {
+            assert_eq!(r.status, 403, "{who}: {}", r.text());
+            continue;
+        }
+        assert_eq!(r.status, 201, "{}", r.text());
+        let loc = r.header("location").unwrap().to_owned();
+        let r = w.call(
+            who,
+            "PATCH",
+            &loc,
+            &[
+                ("Tus-Resumable", "1.0.0"),
+                ("Upload-Offset", "0"),
+                ("Content-Type", "application/offset+octet-stream"),
+            ],
+            &data,
+        );
+        assert_eq!(r.status, want, "{}", r.text());
+    }
+    assert_eq!(w.call("alice", "GET", "/dav/Family/tus-dave.bin", &[], b"").body, data);
+    // Counted as alice's, not the uploaders'.
+    let used = |who: &str| -> u64 {
+        let q: Value = serde_json::from_slice(&w.call(who, "GET", "/api/v1/quota", &[], b"").body).unwrap();
+        q["used"].as_u64().unwrap()
+    };
+    assert!(used("alice") >= 2 * data.len() as u64);
+    assert!(used("dave") < data.len() as u64 && used("bob") < data.len() as u64);
+}
