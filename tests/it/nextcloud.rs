@@ -783,3 +783,74 @@ fn previews_of_photos_fit_or_fill_the_box_and_only_their_owner_sees_them() {
     };
     assert!(has("IMG%200001.jpg") && has("logo.png") && !has("notes.txt"), "{text}");
 }
+
+/// A folder shared with two accounts, synced by the real desktop client: the editor's new file
+/// reaches the owner, the owner's edit reaches both, and the viewer's local edit is not sent:
+/// the client reads `oc:permissions`, restores the server's version and keeps carol's as a
+/// local conflicted copy; the owner's file stays.
+#[test]
+fn nextcloudcmd_syncs_a_shared_folder_as_editor_and_as_viewer() {
+    let env = Env::new();
+    for who in ["alice", "bob", "carol"] {
+        env.add_user(who, None);
+    }
+    let _d = start(&env);
+    let call = |who: &str, method: &str, target: &str, body: &[u8]| {
+        let auth = basic(who);
+        http(
+            env.port,
+            method,
+            target,
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            body,
+        )
+    };
+    assert_eq!(call("alice", "MKCOL", "/dav/Family", b"").status, 201);
+    assert_eq!(call("alice", "PUT", "/dav/Family/hello.txt", b"from alice\n").status, 201);
+    for (who, role) in [("bob", "editor"), ("carol", "viewer")] {
+        let body = format!(r#"{{"path": "/Family", "user": "{who}", "role": "{role}"}}"#);
+        assert_eq!(call("alice", "POST", "/api/v1/shares", body.as_bytes()).status, 201);
+    }
+    let (bob, carol) = (app_password(&env, "bob", "desktop"), app_password(&env, "carol", "desktop"));
+    let (bdir, cdir) = (env.dir.join("nc-bob"), env.dir.join("nc-carol"));
+    std::fs::create_dir_all(&bdir).unwrap();
+    std::fs::create_dir_all(&cdir).unwrap();
+    sync_ok(NEXTCLOUD, &env, "bob", &bob, &bdir, None);
+    sync_ok(NEXTCLOUD, &env, "carol", &carol, &cdir, None);
+    assert_eq!(std::fs::read_to_string(bdir.join("Family/hello.txt")).unwrap(), "from alice\n");
+    assert_eq!(std::fs::read_to_string(cdir.join("Family/hello.txt")).unwrap(), "from alice\n");
+
+    // The editor adds a file: it is alice's.
+    std::fs::write(bdir.join("Family/from-bob.txt"), "bob's\n").unwrap();
+    sync_ok(NEXTCLOUD, &env, "bob", &bob, &bdir, None);
+    assert_eq!(call("alice", "GET", "/dav/Family/from-bob.txt", b"").text(), "bob's\n");
+    // The owner edits: both members get it.
+    assert_eq!(call("alice", "PUT", "/dav/Family/hello.txt", b"edited by alice\n").status, 204);
+    sync_ok(NEXTCLOUD, &env, "bob", &bob, &bdir, None);
+    sync_ok(NEXTCLOUD, &env, "carol", &carol, &cdir, None);
+    assert_eq!(std::fs::read_to_string(bdir.join("Family/hello.txt")).unwrap(), "edited by alice\n");
+    assert_eq!(std::fs::read_to_string(cdir.join("Family/hello.txt")).unwrap(), "edited by alice\n");
+    assert_eq!(std::fs::read_to_string(cdir.join("Family/from-bob.txt")).unwrap(), "bob's\n");
+
+    // The viewer edits locally: nothing reaches the server.
+    std::fs::write(cdir.join("Family/hello.txt"), "carol's edit\n").unwrap();
+    let _ = sync(NEXTCLOUD, &env, "carol", &carol, &cdir, None);
+    assert_eq!(call("alice", "GET", "/dav/Family/hello.txt", b"").text(), "edited by alice\n");
+    let local: Vec<(String, String)> = std::fs::read_dir(cdir.join("Family"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap()))
+        .collect();
+    // The client restores the server's version and keeps carol's as a local conflicted copy.
+    assert!(local.iter().any(|(n, t)| n == "hello.txt" && t == "edited by alice\n"), "{local:?}");
+    assert!(
+        local.iter().any(|(n, t)| n != "hello.txt" && t == "carol's edit\n"),
+        "carol's edit kept: {local:?}"
+    );
+    let listing = call("alice", "GET", "/api/v1/files?path=/Family", b"").text();
+    assert!(!listing.contains("conflict"), "nothing of carol's reached alice's folder: {listing}");
+    // And carol's own files are untouched by all this.
+    let r = call("carol", "GET", "/api/v1/quota", b"");
+    assert!(r.text().contains("\"used\":0"), "{}", r.text());
+}
