@@ -75,6 +75,8 @@ pub(crate) struct MountCache {
     listening: AtomicBool,
     started: std::sync::OnceLock<()>,
     users: Mutex<HashMap<UserId, CachedMounts>>,
+    /// Woken by every bump (see [`Store::shares_changed`]).
+    changed: tokio::sync::Notify,
 }
 
 /// A user's mounts: the generation and time they were read at.
@@ -83,6 +85,7 @@ type CachedMounts = (u64, Instant, Arc<Vec<Mount>>);
 impl MountCache {
     pub(crate) fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
     }
 }
 
@@ -166,6 +169,14 @@ impl Store {
     /// `user`'s files with what is shared with them (see `view`).
     pub fn view<'a>(&'a self, user: &'a User) -> View<'a> {
         View { store: self, user }
+    }
+
+    /// Resolves when shares, mounts or group memberships may have changed (in any process): a
+    /// long-lived follower of a user's shares (a push channel) looks at them again. Take it
+    /// (pinned and `enable`d) before reading the shares, so a change in between is not missed.
+    pub fn shares_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.listen_for_shares();
+        self.inner.mounts.changed.notified()
     }
 
     /// Start the `LISTEN` that drops cached mounts when another process changes shares.

@@ -553,6 +553,30 @@ fn notify_push_tells_a_connected_client_of_a_change_within_two_seconds() {
     env.add_user("bob", None);
     env.put_ok("bob", "/bobs.txt", b"b");
     assert_eq!(ws.try_text(Duration::from_millis(1500)), None, "alice heard of bob's change");
+    // Unless they are in a folder bob shares with her.
+    assert_eq!(http(env.port, "MKCOL", "/dav/Family", &[("Authorization", &basic("bob"))], b"").status, 201);
+    let r = http(
+        env.port,
+        "POST",
+        "/api/v1/shares",
+        &[("Authorization", &basic("bob")), ("Content-Type", "application/json")],
+        br#"{"path": "/Family", "user": "alice", "role": "viewer"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    // (The listing places the share; the push follows the shares placed when it next waits.)
+    assert_eq!(
+        http(env.port, "PROPFIND", "/dav/Family/", &[("Authorization", &auth), ("Depth", "0")], b"").status,
+        207
+    );
+    env.put_ok("bob", "/bobs-2.txt", b"b");
+    while ws.try_text(Duration::from_millis(700)).is_some() {}
+    let started = Instant::now();
+    env.put_ok("bob", "/Family/news.txt", b"n");
+    assert_eq!(ws.try_text(Duration::from_secs(2)).as_deref(), Some("notify_file"), "a change in a share");
+    record_figure(&format!(
+        "notify_push: a change in a shared folder reached a member's connected client in {} ms",
+        started.elapsed().as_millis()
+    ));
 }
 
 /// A chunked upload driven by hand: MKCOL, chunks, MOVE `.file`.

@@ -71,7 +71,7 @@ pub(crate) async fn changed(rx: &mut broadcast::Receiver<Option<store::ChangeNot
 
 /// [`changed`], also waking for a change in the trees of `others` (the owners of shares
 /// mounted in the user's tree): `true` when it was only theirs.
-async fn changed_any(
+pub(crate) async fn changed_any(
     rx: &mut broadcast::Receiver<Option<store::ChangeNotice>>,
     user: store::UserId,
     others: &[store::UserId],
@@ -238,8 +238,13 @@ async fn push<S>(
         }
         // The owners of the shares mounted now (the list is cached; a share coming or going
         // shows in the next wait).
+        let shares_moved = store.shares_changed();
+        tokio::pin!(shares_moved);
+        shares_moved.as_mut().enable();
         let owners = store.view(&user).share_owners().await.unwrap_or_default();
         tokio::select! {
+            // Shares came or went: look at the owners again.
+            () = &mut shares_moved => {}
             shared = changed_any(&mut rx, user.id, &owners) => {
                 if shared {
                     let p = ChangesPage { changes: Vec::new(), cursor: cursor.to_string(), more: false, shared: true };

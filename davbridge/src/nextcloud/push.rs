@@ -115,8 +115,15 @@ where
     let mut quiet_until = tokio::time::Instant::now();
     let mut pending = false;
     loop {
+        // Changes in the shares mounted in the user's tree are theirs to hear of too.
+        let shares_moved = bridge.store.shares_changed();
+        tokio::pin!(shares_moved);
+        shares_moved.as_mut().enable();
+        let owners = bridge.store.view(&user).share_owners().await.unwrap_or_default();
         tokio::select! {
-            () = crate::api::sync::changed(&mut changes, user.id) => {
+            // Shares came or went: look at the owners again.
+            () = &mut shares_moved => {}
+            _ = crate::api::sync::changed_any(&mut changes, user.id, &owners) => {
                 if tokio::time::Instant::now() < quiet_until {
                     pending = true;
                     continue;
