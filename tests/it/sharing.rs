@@ -578,3 +578,63 @@ fn chunked_and_resumable_uploads_land_in_the_owners_tree() {
     assert!(used("alice") >= 2 * data.len() as u64);
     assert!(used("dave") < data.len() as u64 && used("bob") < data.len() as u64);
 }
+
+/// Ids handed to one account are nothing to another: a resumable upload's id, a chunked
+/// upload's, a lock token and a share id replayed by a stranger — and by a member — are refused
+/// as if they did not exist.
+#[test]
+fn ids_replayed_by_someone_else_are_refused() {
+    use base64::Engine;
+    let (w, _d) = world();
+    // bob's resumable upload into the share.
+    let meta = format!("path {}", base64::engine::general_purpose::STANDARD.encode("/Family/tus.bin"));
+    let r = w.call(
+        "bob",
+        "POST",
+        "/api/v1/uploads/",
+        &[("Tus-Resumable", "1.0.0"), ("Upload-Length", "10"), ("Upload-Metadata", &meta)],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let loc = r.header("location").unwrap().to_owned();
+    let patch = |who: &str| {
+        w.call(
+            who,
+            "PATCH",
+            &loc,
+            &[
+                ("Tus-Resumable", "1.0.0"),
+                ("Upload-Offset", "0"),
+                ("Content-Type", "application/offset+octet-stream"),
+            ],
+            b"0123456789",
+        )
+        .status
+    };
+    let head = |who: &str| w.call(who, "HEAD", &loc, &[("Tus-Resumable", "1.0.0")], b"").status;
+    for who in ["mallory", "dave", "alice"] {
+        assert_eq!((head(who), patch(who)), (404, 404), "{who} used bob's upload");
+    }
+    assert_eq!(patch("bob"), 204);
+    // bob's chunked upload.
+    assert_eq!(w.call("bob", "MKCOL", "/remote.php/dav/uploads/bob/mine", &[], b"").status, 201);
+    for who in ["mallory", "alice"] {
+        let r = w.call(who, "PUT", "/remote.php/dav/uploads/bob/mine/00001", &[], b"x");
+        assert!(matches!(r.status, 403 | 404), "{who} wrote into bob's chunked upload: {}", r.status);
+        let r = w.call(who, "PUT", &format!("/remote.php/dav/uploads/{who}/mine/00001"), &[], b"x");
+        assert_eq!(r.status, 404, "{who}'s own upload of that name does not exist");
+    }
+    // A lock token alice holds on a shared file.
+    const LOCKINFO: &[u8] = br#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let r = w.call("alice", "LOCK", "/dav/Family/dav-owner.txt", &[("Depth", "0")], LOCKINFO);
+    assert_eq!(r.status, 200);
+    let token = r.header("lock-token").unwrap().to_owned();
+    // Refused exactly as for a path that never existed.
+    let r = w.call("mallory", "UNLOCK", "/dav/Family/dav-owner.txt", &[("Lock-Token", &token)], b"");
+    let never = w.call("mallory", "UNLOCK", "/dav/Nowhere/dav-owner.txt", &[("Lock-Token", &token)], b"");
+    assert_eq!((r.status, r.text()), (never.status, never.text()));
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = w.call("mallory", "PUT", "/dav/Family/dav-owner.txt", &[("If", &format!("({token})"))], b"x");
+    assert_ne!(r.status / 100, 2, "a stranger wrote with alice's token");
+    assert_eq!(w.call("alice", "GET", "/dav/Family/dav-owner.txt", &[], b"").text(), "v2");
+}

@@ -220,7 +220,7 @@ pub(crate) async fn serve(
 
 async fn find(bridge: &Bridge, user: &User, target: &Target) -> store::Result<Node> {
     match target {
-        Target::Id(id) => bridge.store.stat_id(user, FileId(*id)).await,
+        Target::Id(id) => bridge.store.view(user).stat_id(FileId(*id)).await,
         Target::Path(p) => bridge.store.view(user).stat(&VPath::parse(p)?).await,
     }
 }
