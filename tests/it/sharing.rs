@@ -32,8 +32,15 @@ const DENIED: Want = S(403);
 
 /// `(front end, operation, [owner, editor, viewer, member, former, stranger])`.
 const TABLE: &[(&str, &str, [Want; 6])] = &[
+    // Each empties their own trash: the owner's holds what editors delete below, untouched.
+    ("rest", "empty trash", [S(200), S(200), S(200), S(200), Absent, Absent]),
     ("dav", "list", [S(207), S(207), S(207), S(207), Absent, Absent]),
     ("dav", "read", [S(200), S(200), S(200), S(200), Absent, Absent]),
+    ("dav", "head", [S(200), S(200), S(200), S(200), Absent, Absent]),
+    ("dav", "stat", [S(207), S(207), S(207), S(207), Absent, Absent]),
+    ("dav", "read range", [S(206), S(206), S(206), S(206), Absent, Absent]),
+    ("dav", "lock", [S(200), S(200), DENIED, S(200), Absent, Absent]),
+    ("dav", "delete folder", [S(204), S(204), DENIED, S(204), Absent, Absent]),
     ("dav", "write new", [S(201), S(201), DENIED, S(201), Absent, Absent]),
     ("dav", "overwrite", [S(204), S(204), DENIED, S(204), Absent, Absent]),
     ("dav", "mkdir", [S(201), S(201), DENIED, S(201), Absent, Absent]),
@@ -50,6 +57,10 @@ const TABLE: &[(&str, &str, [Want; 6])] = &[
     ("rest", "mkdir", [S(201), S(201), DENIED, S(201), Absent, Absent]),
     ("rest", "rename inside", [S(200), S(200), DENIED, S(200), Absent, Absent]),
     ("rest", "move out", [S(200), S(200), DENIED, S(200), Absent, Absent]),
+    ("rest", "move in", [S(200), S(200), DENIED, S(200), Absent, Absent]),
+    ("rest", "copy inside", [S(201), S(201), DENIED, S(201), Absent, Absent]),
+    ("rest", "copy out", [S(201), S(201), S(201), S(201), Absent, Absent]),
+    ("rest", "delete folder", [S(200), S(200), DENIED, S(200), Absent, Absent]),
     ("rest", "delete", [S(200), S(200), DENIED, S(200), Absent, Absent]),
     ("rest", "versions", [S(200), S(200), S(200), S(200), Absent, Absent]),
     ("rest", "read version", [S(200), S(200), S(200), S(200), Absent, Absent]),
@@ -135,6 +146,17 @@ impl World {
                 &[("Destination", &dest(format!("/dav/{p}-copied-out.txt")))],
                 b"",
             ),
+            ("dav", "stat") => self.call(who, "PROPFIND", &dav(&format!("{p}.txt")), &[("Depth", "0")], b""),
+            ("dav", "head") => self.call(who, "HEAD", &dav(&format!("{p}.txt")), &[], b""),
+            ("dav", "read range") => self.call(who, "GET", &dav(&format!("{p}.txt")), &[("Range", "bytes=0-0")], b""),
+            ("dav", "lock") => self.call(
+                who,
+                "LOCK",
+                &dav(&format!("{p}-lock.txt")),
+                &[("Depth", "0"), ("Timeout", "Second-60")],
+                br#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#,
+            ),
+            ("dav", "delete folder") => self.call(who, "DELETE", &dav(&format!("{p}-rmdir")), &[], b""),
             ("dav", "delete") => self.call(who, "DELETE", &dav(&format!("{p}-del.txt")), &[], b""),
             ("rest", "list") => self.call(who, "GET", &format!("/api/v1/files?path=/{base}"), &[], b""),
             ("rest", "stat") => {
@@ -168,6 +190,28 @@ impl World {
                 "/api/v1/move",
                 json!({"from": q(&format!("{p}-mv.txt")), "to": format!("/{p}-out.txt")}),
             ),
+            ("rest", "empty trash") => self.call(who, "DELETE", "/api/v1/trash", &[], b""),
+            ("rest", "move in") => self.json(
+                who,
+                "POST",
+                "/api/v1/move",
+                json!({"from": format!("/{p}-own.txt"), "to": q(&format!("{p}-in.txt"))}),
+            ),
+            ("rest", "copy inside") => self.json(
+                who,
+                "POST",
+                "/api/v1/copy",
+                json!({"from": q(&format!("{p}.txt")), "to": q(&format!("{p}-copy.txt"))}),
+            ),
+            ("rest", "copy out") => self.json(
+                who,
+                "POST",
+                "/api/v1/copy",
+                json!({"from": q(&format!("{p}.txt")), "to": format!("/{p}-copied-out.txt")}),
+            ),
+            ("rest", "delete folder") => {
+                self.call(who, "DELETE", &format!("/api/v1/files?path={}", q(&format!("{p}-rmdir"))), &[], b"")
+            }
             ("rest", "delete") => self.call(
                 who,
                 "DELETE",
@@ -224,11 +268,15 @@ fn world() -> (World, tests::Daemon) {
                 (format!("{p}.txt"), "v2"),
                 (format!("{p}-del.txt"), "x"),
                 (format!("{p}-mv.txt"), "x"),
+                (format!("{p}-lock.txt"), "x"),
             ] {
                 let r = w.call("alice", "PUT", &format!("/dav/Family/{name}"), &[], body.as_bytes());
                 assert!(matches!(r.status, 201 | 204), "{name}: {}", r.status);
             }
             assert_eq!(w.call("alice", "MKCOL", &format!("/dav/Family/{p}-dir"), &[], b"").status, 201);
+            assert_eq!(w.call("alice", "MKCOL", &format!("/dav/Family/{p}-rmdir"), &[], b"").status, 201);
+            let r = w.call("alice", "PUT", &format!("/dav/Family/{p}-rmdir/inside.txt"), &[], b"in");
+            assert_eq!(r.status, 201);
             // The user's own file, for moving in.
             assert_eq!(w.call(who, "PUT", &format!("/dav/{p}-own.txt"), &[], b"mine").status, 201);
             let v = w.call("alice", "GET", &format!("/api/v1/versions?path=/Family/{p}.txt"), &[], b"");
@@ -298,6 +346,10 @@ fn every_front_end_role_and_operation_gets_its_answer() {
         }
     }
     assert!(failures.is_empty(), "{} of {cases} cases wrong:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(cases, TABLE.len() * ROLES.len());
+    tests::record_figure(&format!(
+        "sharing: {cases} cases (front end × role × operation) with their expected answers"
+    ));
 
     // What the editors wrote is the owner's: in her tree, in her trash, in her audit trail
     // under the name of who did it; strangers left nothing in it.
