@@ -147,6 +147,17 @@ impl Auth {
         }
     }
 
+    /// The sign-in throttle, for public links' passwords: waits as `keys`' failures ask;
+    /// `false` when they are locked out.
+    pub(crate) async fn gate(&self, keys: &[&str]) -> bool {
+        self.throttle(keys).await
+    }
+
+    /// Count a wrong public-link password against `keys`.
+    pub(crate) fn count_failure(&self, keys: Vec<String>) {
+        self.note_failure(keys);
+    }
+
     /// Cache a verified credential.
     fn remember(&self, key: [u8; 32], generation: u64, user: &User, csrf: Option<String>) {
         let entry = (user.clone(), csrf, Instant::now(), generation);

@@ -113,6 +113,7 @@ const MIGRATIONS: &[Migration] = &[
         name: "0011_share_mounts.sql",
         sql: include_str!("../../schema/0011_share_mounts.sql"),
     },
+    Migration { version: 12, name: "0012_links.sql", sql: include_str!("../../schema/0012_links.sql") },
 ];
 
 /// The oldest PostgreSQL we run on.

@@ -26,15 +26,20 @@ pub(crate) use subtree;
 pub(crate) const NODE_COLS: &str = "id, path, is_dir, size, mtime_ns, content_hash, etag, mode";
 
 pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
+    node_from_row_at(row, 0)
+}
+
+/// A node from `row`'s columns `at..` (laid out as [`NODE_COLS`]).
+pub(crate) fn node_from_row_at(row: &Row, at: usize) -> Result<Node> {
     Ok(Node {
-        id: FileId(row.get(0)),
-        path: VPath::from_db(row.get(1))?,
-        is_dir: row.get(2),
-        size: row.get::<_, i64>(3) as u64,
-        mtime: Timestamp(row.get(4)),
-        content_hash: row.get::<_, Option<&[u8]>>(5).map(ContentHash::from_db).transpose()?,
-        etag: ETag(row.get(6)),
-        mode: row.get::<_, Option<i32>>(7).map(|m| m as u32),
+        id: FileId(row.get(at)),
+        path: VPath::from_db(row.get(at + 1))?,
+        is_dir: row.get(at + 2),
+        size: row.get::<_, i64>(at + 3) as u64,
+        mtime: Timestamp(row.get(at + 4)),
+        content_hash: row.get::<_, Option<&[u8]>>(at + 5).map(ContentHash::from_db).transpose()?,
+        etag: ETag(row.get(at + 6)),
+        mode: row.get::<_, Option<i32>>(at + 7).map(|m| m as u32),
         access: crate::types::Access::Own,
     })
 }

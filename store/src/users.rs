@@ -46,17 +46,22 @@ pub struct AppPassword {
 pub(crate) const USER_COLS: &str = "id, name, is_admin, disabled, quota_bytes, cred_epoch";
 
 pub(crate) fn user_from_row(row: &tokio_postgres::Row) -> Result<User> {
+    user_from_row_at(row, 0)
+}
+
+/// A user from `row`'s columns `at..` (laid out as [`USER_COLS`]).
+pub(crate) fn user_from_row_at(row: &tokio_postgres::Row, at: usize) -> Result<User> {
     Ok(User {
-        id: UserId(row.get(0)),
-        name: UserName::parse(row.get(1))?,
-        is_admin: row.get(2),
-        disabled: row.get(3),
-        quota: row.get::<_, Option<i64>>(4).map(|q| q as u64),
-        cred_epoch: row.get(5),
+        id: UserId(row.get(at)),
+        name: UserName::parse(row.get(at + 1))?,
+        is_admin: row.get(at + 2),
+        disabled: row.get(at + 3),
+        quota: row.get::<_, Option<i64>>(at + 4).map(|q| q as u64),
+        cred_epoch: row.get(at + 5),
     })
 }
 
-fn hash_password(password: &str) -> Result<String> {
+pub(crate) fn hash_password(password: &str) -> Result<String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| Error::internal(format!("random: {e}")))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| Error::internal(format!("salt: {e}")))?;
@@ -66,11 +71,11 @@ fn hash_password(password: &str) -> Result<String> {
         .to_string())
 }
 
-fn verify_password(phc: &str, password: &str) -> bool {
+pub(crate) fn verify_password(phc: &str, password: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
-fn check_password_strength(password: &str) -> Result<()> {
+pub(crate) fn check_password_strength(password: &str) -> Result<()> {
     if password.chars().count() < 8 {
         return Err(Error::new(ErrorKind::InvalidInput, "password too short: use at least 8 characters"));
     }

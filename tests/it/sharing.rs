@@ -690,3 +690,123 @@ fn ids_replayed_by_someone_else_are_refused() {
     assert_ne!(r.status / 100, 2, "a stranger wrote with alice's token");
     assert_eq!(w.call("alice", "GET", "/dav/Family/dav-owner.txt", &[], b"").text(), "v2");
 }
+
+/// Public links: anyone with the token lists and downloads what it reaches and nothing else; a
+/// password is asked and checked (wrong ones throttled, then refused, and audited); a download
+/// limit and an expiry end the link; revoking it answers 404 at once; a wrong token learns
+/// nothing.
+#[test]
+fn public_links_reach_what_they_link_for_as_long_as_allowed() {
+    let (w, _d) = world();
+    let anon = |target: &str, headers: &[(&str, &str)]| http(w.port, "GET", target, headers, b"");
+    let make = |body: Value| {
+        let r = w.json("alice", "POST", "/api/v1/links", body);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        (v["token"].as_str().unwrap().to_owned(), v["link"]["id"].as_i64().unwrap())
+    };
+    // A folder, open to anyone with the token.
+    let (token, id) = make(json!({"path": "/Family"}));
+    assert_eq!(token.len(), 32, "128 bits");
+    let r = anon(&format!("/api/v1/public/{token}"), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["name"], "Family");
+    let names: Vec<&str> =
+        v["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"dav-owner.txt") && names.contains(&"dav-owner-dir"), "{names:?}");
+    assert!(
+        v["entries"].as_array().unwrap().iter().all(|e| e["path"].as_str().unwrap().starts_with('/')),
+        "{v:#}"
+    );
+    let r = anon(&format!("/api/v1/public/{token}/content?path=/dav-owner.txt"), &[]);
+    assert_eq!((r.status, r.text()), (200, "v2".to_owned()));
+    assert!(r.header("content-disposition").is_some_and(|d| d.starts_with("attachment")));
+    // Nothing outside the linked folder, nothing with another token.
+    for bad in ["/../dav-owner-own.txt", "/%2e%2e/x", "/nope.txt"] {
+        let r = anon(&format!("/api/v1/public/{token}/content?path={bad}"), &[]);
+        assert!(matches!(r.status, 400 | 404), "{bad}: {}", r.status);
+    }
+    let never = anon(&format!("/api/v1/public/{}", "0".repeat(32)), &[]);
+    assert_eq!(never.status, 404);
+    for t in ["short", &token[..31], &format!("{token}0")] {
+        let r = anon(&format!("/api/v1/public/{t}"), &[]);
+        assert_eq!((r.status, r.text()), (never.status, never.text()), "{t}");
+    }
+    // Revoked: 404 at once, like a token that never existed; someone else cannot revoke.
+    assert_eq!(w.call("bob", "DELETE", &format!("/api/v1/links/{id}"), &[], b"").status, 404);
+    assert_eq!(w.call("alice", "DELETE", &format!("/api/v1/links/{id}"), &[], b"").status, 204);
+    let r = anon(&format!("/api/v1/public/{token}"), &[]);
+    assert_eq!((r.status, r.text()), (never.status, never.text()));
+
+    // A file behind a password, for two downloads.
+    let (token, id) =
+        make(json!({"path": "/Family/dav-viewer.txt", "password": "grandma's secret", "max_downloads": 2}));
+    let list = format!("/api/v1/public/{token}");
+    let get = format!("/api/v1/public/{token}/content");
+    assert_eq!(anon(&list, &[]).status, 401);
+    assert_eq!(anon(&list, &[("X-Link-Password", "wrong password")]).status, 401);
+    let right = [("X-Link-Password", "grandma's secret")];
+    let v: Value = serde_json::from_slice(&anon(&list, &right).body).unwrap();
+    assert_eq!(v["name"], "dav-viewer.txt");
+    assert_eq!(v["folder"]["path"], "/dav-viewer.txt");
+    assert_eq!(anon(&get, &right).text(), "v2");
+    assert_eq!(anon(&get, &right).text(), "v2");
+    assert_eq!(anon(&get, &right).status, 404, "the third download is past the limit");
+    assert_eq!(anon(&list, &right).status, 404, "a used-up link is gone");
+    let links: Value =
+        serde_json::from_slice(&w.call("alice", "GET", "/api/v1/links", &[], b"").body).unwrap();
+    let mine = links.as_array().unwrap().iter().find(|l| l["id"] == id).unwrap();
+    assert_eq!(mine["downloads_left"], 0, "{mine:#}");
+    let audit = w.env.ctl_json(&["audit", "--limit", "1000"]);
+    let by_link = |action: &str| {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == action && r["actor"] == format!("link:{id}").as_str())
+            .count()
+    };
+    assert_eq!(by_link("link.download"), 2, "{audit:#}");
+    assert_eq!(by_link("link.password_wrong"), 1, "{audit:#}");
+
+    // Expired: 404. An expiry in the past is refused when made.
+    let now = unix_now();
+    let r = w.json("alice", "POST", "/api/v1/links", json!({"path": "/Family", "expires_at": now - 10}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    let (token, _) = make(json!({"path": "/Family", "expires_at": now + 2}));
+    assert_eq!(anon(&format!("/api/v1/public/{token}"), &[]).status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(2600));
+    assert_eq!(anon(&format!("/api/v1/public/{token}"), &[]).status, 404, "expired");
+
+    // Guessing a password: throttled, then refused even with the right one.
+    let (token, _) = make(json!({"path": "/Family", "password": "correct horse"}));
+    let list = format!("/api/v1/public/{token}");
+    let t0 = std::time::Instant::now();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let list = list.clone();
+                let port = w.port;
+                s.spawn(move || {
+                    http(port, "GET", &list, &[("X-Link-Password", &format!("guess {i}"))], b"").status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused = anon(&list, &[("X-Link-Password", "correct horse")]).status;
+    assert!(statuses.iter().all(|s| matches!(s, 401 | 429)), "{statuses:?}");
+    assert_eq!(refused, 429, "locked out after {statuses:?}");
+    tests::record_figure(&format!(
+        "public link: 40 wrong passwords sent at once answered in {} ms; {} refused as throttled; the right one then 429",
+        t0.elapsed().as_millis(),
+        statuses.iter().filter(|s| **s == 429).count()
+    ));
+}
+
+/// The wall clock in unix seconds (the daemon under test reads the system clock).
+#[allow(clippy::disallowed_methods)]
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}

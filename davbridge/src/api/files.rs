@@ -59,7 +59,7 @@ pub(crate) async fn stat(cx: &Cx<'_>) -> Result<Response<Body>> {
     Ok(json(StatusCode::OK, &entry(&node)))
 }
 
-fn disposition(name: &str, download: bool) -> HeaderValue {
+pub(crate) fn disposition(name: &str, download: bool) -> HeaderValue {
     const ATTR: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_').remove(b'~');
     let enc = percent_encoding::utf8_percent_encode(name, ATTR);
@@ -69,7 +69,7 @@ fn disposition(name: &str, download: bool) -> HeaderValue {
 
 /// Harden a response carrying user content: never sniffed, and if it is shown in the browser
 /// (HTML, SVG) it runs in a sandbox without scripts and without the site's origin.
-fn harden(res: &mut Response<Body>) {
+pub(crate) fn harden(res: &mut Response<Body>) {
     let h = res.headers_mut();
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert(

@@ -7,6 +7,7 @@
 
 mod account;
 mod files;
+mod links;
 pub mod model;
 mod shares;
 pub(crate) mod sync;
@@ -142,6 +143,11 @@ enum Endpoint {
     Share,
     RevokeShare(i64),
     SharesIncoming,
+    Links,
+    NewLink,
+    RevokeLink(i64),
+    PublicList(String),
+    PublicContent(String),
     Versions,
     VersionContent(i64),
     VersionRestore(i64),
@@ -273,6 +279,24 @@ impl Endpoint {
                 let t = id(t)?;
                 pick("DELETE", (m == "DELETE").then_some(E::RevokeShare(t)))?
             }
+            ["links"] => pick(
+                "GET, POST",
+                match m {
+                    "GET" => Some(E::Links),
+                    "POST" => Some(E::NewLink),
+                    _ => None,
+                },
+            )?,
+            ["links", t] => {
+                let t = id(t)?;
+                pick("DELETE", (m == "DELETE").then_some(E::RevokeLink(t)))?
+            }
+            ["public", t] if !t.is_empty() => {
+                pick("GET", (m == "GET").then(|| E::PublicList(t.to_string())))?
+            }
+            ["public", t, "content"] if !t.is_empty() => {
+                pick("GET", (m == "GET").then(|| E::PublicContent(t.to_string())))?
+            }
             ["search"] => pick("GET", (m == "GET").then_some(E::Search))?,
             ["changes"] => pick("GET", (m == "GET").then_some(E::Changes))?,
             ["tree"] => pick("GET", (m == "GET").then_some(E::Tree))?,
@@ -353,7 +377,14 @@ impl Endpoint {
 
     /// Reachable without signing in.
     fn is_public(&self) -> bool {
-        matches!(self, Endpoint::OpenApi | Endpoint::SignIn | Endpoint::TusOptions)
+        matches!(
+            self,
+            Endpoint::OpenApi
+                | Endpoint::SignIn
+                | Endpoint::TusOptions
+                | Endpoint::PublicList(_)
+                | Endpoint::PublicContent(_)
+        )
     }
 }
 
@@ -521,6 +552,10 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         let res = match endpoint {
             Endpoint::OpenApi => Ok(openapi_response()),
             Endpoint::SignIn => account::sign_in(bridge, remote, &parts.headers, body).await,
+            Endpoint::PublicList(t) => links::public_list(bridge, &t, &parts.headers, &query, remote).await,
+            Endpoint::PublicContent(t) => {
+                links::public_content(bridge, &t, &parts.headers, &query, remote).await
+            }
             _ => Ok(tus::options()),
         };
         return res.unwrap_or_else(|e| e.response());
@@ -574,6 +609,9 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         Endpoint::Share => shares::create(&cx, body).await,
         Endpoint::RevokeShare(id) => shares::revoke(&cx, id).await,
         Endpoint::SharesIncoming => shares::incoming(&cx).await,
+        Endpoint::Links => links::list(&cx).await,
+        Endpoint::NewLink => links::create(&cx, body).await,
+        Endpoint::RevokeLink(id) => links::revoke(&cx, id).await,
         Endpoint::Quota => account::quota(&cx).await,
         Endpoint::AdminUsers => account::admin_users(&cx).await,
         Endpoint::AdminCreate => account::admin_create(&cx, body).await,
@@ -594,7 +632,11 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         Endpoint::Signature => sync::signature(&cx).await,
         Endpoint::PutDelta => sync::put_delta(&cx, body).await,
         Endpoint::Metrics => account::metrics(&cx).await,
-        Endpoint::OpenApi | Endpoint::SignIn | Endpoint::TusOptions => unreachable!("public endpoints"),
+        Endpoint::OpenApi
+        | Endpoint::SignIn
+        | Endpoint::TusOptions
+        | Endpoint::PublicList(_)
+        | Endpoint::PublicContent(_) => unreachable!("public endpoints"),
     };
     res.unwrap_or_else(|e| {
         let mut r = e.response();
@@ -628,6 +670,7 @@ Resumable uploads use tus 1.0 at `/api/v1/uploads/`. Sync clients follow the cha
         files::copy, files::delete, files::trash, files::trash_empty, files::trash_restore,
         files::trash_purge, files::versions, files::version_content, files::version_restore,
         files::search, shares::list, shares::create, shares::revoke, shares::incoming,
+        links::list, links::create, links::revoke, links::public_list, links::public_content,
         account::admin_users, account::admin_create, account::admin_change, account::admin_delete,
         account::admin_groups, account::admin_group_create, account::admin_group_delete,
         account::admin_group_add, account::admin_group_remove,

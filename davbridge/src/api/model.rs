@@ -93,6 +93,58 @@ pub struct NewShare {
     pub role: String,
 }
 
+/// A public link, as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkEntry {
+    pub id: i64,
+    /// The linked folder or file's id.
+    pub file_id: i64,
+    /// Where it is in your tree; `null` while in your trash (the link answers 404 then).
+    pub path: Option<String>,
+    pub is_dir: bool,
+    pub has_password: bool,
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// Downloads left; `null`: no limit.
+    pub downloads_left: Option<u32>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// A public link to make.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLinkRequest {
+    /// Your folder or file.
+    pub path: String,
+    /// Asked before anything is shown (at least 8 characters).
+    pub password: Option<String>,
+    /// When it stops working, unix seconds.
+    pub expires_at: Option<i64>,
+    /// How many file downloads it allows.
+    pub max_downloads: Option<u32>,
+}
+
+/// A link just made, with its token (shown this once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewLinkAnswer {
+    pub link: LinkEntry,
+    /// 128 random bits, hex: whoever has it reaches the link.
+    pub token: String,
+    /// Where the link's content is listed (`/api/v1/public/TOKEN`).
+    pub url: String,
+}
+
+/// What a public link shows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicListing {
+    /// The linked folder or file's name.
+    pub name: String,
+    /// The folder (or file) asked for, its path below the link (`/` is the link itself).
+    pub folder: Entry,
+    pub entries: Vec<Entry>,
+}
+
 /// Something shared with you.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IncomingShare {
