@@ -12,7 +12,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use tests::{Daemon, Env, b3, basic, basic_auth, describe, http, pattern, record_figure, require_program};
+use tests::{
+    Daemon, Env, b3, basic, basic_auth, call_as, describe, http, pattern, record_figure, require_program,
+    share_with,
+};
 
 /// One of the two syncers.
 #[derive(Clone, Copy)]
@@ -819,21 +822,12 @@ fn nextcloudcmd_syncs_a_shared_folder_as_editor_and_as_viewer() {
         env.add_user(who, None);
     }
     let _d = start(&env);
-    let call = |who: &str, method: &str, target: &str, body: &[u8]| {
-        let auth = basic(who);
-        http(
-            env.port,
-            method,
-            target,
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
-            body,
-        )
-    };
+    let call =
+        |who: &str, method: &str, target: &str, body: &[u8]| call_as(env.port, who, method, target, body);
     assert_eq!(call("alice", "MKCOL", "/dav/Family", b"").status, 201);
     assert_eq!(call("alice", "PUT", "/dav/Family/hello.txt", b"from alice\n").status, 201);
     for (who, role) in [("bob", "editor"), ("carol", "viewer")] {
-        let body = format!(r#"{{"path": "/Family", "user": "{who}", "role": "{role}"}}"#);
-        assert_eq!(call("alice", "POST", "/api/v1/shares", body.as_bytes()).status, 201);
+        share_with(env.port, "alice", "/Family", who, role);
     }
     let (bob, carol) = (app_password(&env, "bob", "desktop"), app_password(&env, "carol", "desktop"));
     let (bdir, cdir) = (env.dir.join("nc-bob"), env.dir.join("nc-carol"));

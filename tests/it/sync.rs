@@ -426,21 +426,11 @@ fn an_edit_in_a_share_reaches_every_members_watcher() {
         env.add_user(who, None);
     }
     let _d = env.start_daemon();
-    let call = |who: &str, method: &str, target: &str, body: &[u8]| {
-        let auth = basic(who);
-        http(
-            env.port,
-            method,
-            target,
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
-            body,
-        )
-    };
+    let call =
+        |who: &str, method: &str, target: &str, body: &[u8]| call_as(env.port, who, method, target, body);
     assert_eq!(call("alice", "MKCOL", "/dav/Family", b"").status, 201);
     for (who, role) in [("bob", "editor"), ("dave", "viewer")] {
-        let body = format!(r#"{{"path": "/Family", "user": "{who}", "role": "{role}"}}"#);
-        let r = call("alice", "POST", "/api/v1/shares", body.as_bytes());
-        assert_eq!(r.status, 201, "{}", r.text());
+        share_with(env.port, "alice", "/Family", who, role);
     }
     let (a, b, c) =
         (Client::new(&env, "a", "alice"), Client::new(&env, "b", "bob"), Client::new(&env, "c", "dave"));
@@ -500,23 +490,12 @@ fn a_viewers_edits_are_kept_as_their_own_and_a_revoked_share_is_kept_aside() {
     env.add_user("alice", None);
     env.add_user("dave", None);
     let _d = env.start_daemon();
-    let call = |who: &str, method: &str, target: &str, body: &[u8]| {
-        let auth = basic(who);
-        http(
-            env.port,
-            method,
-            target,
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
-            body,
-        )
-    };
+    let call =
+        |who: &str, method: &str, target: &str, body: &[u8]| call_as(env.port, who, method, target, body);
     assert_eq!(call("alice", "MKCOL", "/dav/Family", b"").status, 201);
     assert_eq!(call("alice", "PUT", "/dav/Family/hello.txt", b"from alice").status, 201);
     assert_eq!(call("alice", "PUT", "/dav/Family/other.txt", b"keep me").status, 201);
-    let r =
-        call("alice", "POST", "/api/v1/shares", br#"{"path": "/Family", "user": "dave", "role": "viewer"}"#);
-    assert_eq!(r.status, 201);
-    let share = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"].as_i64().unwrap();
+    let share = share_with(env.port, "alice", "/Family", "dave", "viewer");
     let c = Client::new(&env, "c", "dave");
     c.sync_ok();
     let fam = c.dir.join("Family");

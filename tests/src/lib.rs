@@ -576,6 +576,20 @@ pub fn basic_auth(user: &str, secret: &str) -> String {
 
 /// One raw HTTP/1.1 request on loopback (`Connection: close`). `target` is sent exactly as
 /// given, so tests can send what a hostile client would.
+/// [`http`] as `user` (Basic auth), with a JSON content type (for the REST calls that take one).
+pub fn call_as(port: u16, user: &str, method: &str, target: &str, body: &[u8]) -> HttpResponse {
+    let auth = basic(user);
+    http(port, method, target, &[("Authorization", &auth), ("Content-Type", "application/json")], body)
+}
+
+/// `owner` shares their folder or file at `path` with the account `with` as `role`; the share's id.
+pub fn share_with(port: u16, owner: &str, path: &str, with: &str, role: &str) -> i64 {
+    let body = serde_json::json!({"path": path, "user": with, "role": role}).to_string();
+    let r = call_as(port, owner, "POST", "/api/v1/shares", body.as_bytes());
+    assert_eq!(r.status, 201, "sharing {path} with {with}: {}", r.text());
+    serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"].as_i64().unwrap()
+}
+
 pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
     try_http(port, method, target, headers, body).unwrap_or_else(|| panic!("no answer to {method} {target}"))
 }

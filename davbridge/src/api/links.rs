@@ -105,6 +105,25 @@ async fn open(
     }
 }
 
+/// A visit to a link: the request's parts the public endpoints read.
+pub(crate) struct Visit<'a> {
+    pub bridge: &'a Bridge,
+    pub token: &'a str,
+    pub headers: &'a HeaderMap,
+    pub query: &'a str,
+    pub remote: SocketAddr,
+}
+
+impl Visit<'_> {
+    /// The opened link and the path below it that the query names.
+    async fn open(&self) -> Result<(store::LinkAccess, store::VPath)> {
+        let q: PublicQuery =
+            serde_urlencoded::from_str(self.query).map_err(|e| Fail::bad(format!("bad query: {e}")))?;
+        let a = open(self.bridge, self.token, self.headers, self.remote).await?;
+        Ok((a, vpath(q.path.as_deref().unwrap_or("/"))?))
+    }
+}
+
 /// What a link shows: the linked folder (or file) at `path`, with its entries.
 #[utoipa::path(get, path = "/api/v1/public/{token}", tag = "links", security(()),
     params(("token" = String, Path, description = "The link's token"), PublicQuery,
@@ -113,18 +132,9 @@ async fn open(
               (status = 401, description = "The link asks for a password, or it was wrong", body = ApiError),
               (status = 404, description = "No such link (or expired, used up, revoked), or nothing there", body = ApiError),
               (status = 429, description = "Too many wrong passwords", body = ApiError)))]
-pub(crate) async fn public_list(
-    bridge: &Bridge,
-    token: &str,
-    headers: &HeaderMap,
-    query: &str,
-    remote: SocketAddr,
-) -> Result<Response<Body>> {
-    let q: PublicQuery =
-        serde_urlencoded::from_str(query).map_err(|e| Fail::bad(format!("bad query: {e}")))?;
-    let a = open(bridge, token, headers, remote).await?;
-    let sub = vpath(q.path.as_deref().unwrap_or("/"))?;
-    let (folder, entries) = bridge.store.link_list(&a, &sub).await?;
+pub(crate) async fn public_list(v: &Visit<'_>) -> Result<Response<Body>> {
+    let (a, sub) = v.open().await?;
+    let (folder, entries) = v.bridge.store.link_list(&a, &sub).await?;
     let name = a.root.path.name().to_owned();
     Ok(json(
         StatusCode::OK,
@@ -140,19 +150,11 @@ pub(crate) async fn public_list(
               (status = 401, description = "The link asks for a password, or it was wrong", body = ApiError),
               (status = 404, description = "No such link or file", body = ApiError),
               (status = 429, description = "Too many wrong passwords", body = ApiError)))]
-pub(crate) async fn public_content(
-    bridge: &Bridge,
-    token: &str,
-    headers: &HeaderMap,
-    query: &str,
-    remote: SocketAddr,
-) -> Result<Response<Body>> {
-    let q: PublicQuery =
-        serde_urlencoded::from_str(query).map_err(|e| Fail::bad(format!("bad query: {e}")))?;
-    let a = open(bridge, token, headers, remote).await?;
-    let sub = vpath(q.path.as_deref().unwrap_or("/"))?;
+pub(crate) async fn public_content(v: &Visit<'_>) -> Result<Response<Body>> {
+    let (a, sub) = v.open().await?;
+    let (bridge, headers) = (v.bridge, v.headers);
     let (node, file) =
-        bridge.store.link_download(&a, &sub, Some(remote.ip().to_string())).await.map_err(|e| {
+        bridge.store.link_download(&a, &sub, Some(v.remote.ip().to_string())).await.map_err(|e| {
             match e.kind() {
                 store::ErrorKind::IsADirectory => {
                     Fail::new(StatusCode::NOT_FOUND, "not_found", "a folder, not a file")

@@ -552,9 +552,20 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         let res = match endpoint {
             Endpoint::OpenApi => Ok(openapi_response()),
             Endpoint::SignIn => account::sign_in(bridge, remote, &parts.headers, body).await,
-            Endpoint::PublicList(t) => links::public_list(bridge, &t, &parts.headers, &query, remote).await,
+            Endpoint::PublicList(t) => {
+                links::public_list(&links::Visit {
+                    bridge,
+                    token: &t,
+                    headers: &parts.headers,
+                    query: &query,
+                    remote,
+                })
+                .await
+            }
             Endpoint::PublicContent(t) => {
-                links::public_content(bridge, &t, &parts.headers, &query, remote).await
+                let visit =
+                    links::Visit { bridge, token: &t, headers: &parts.headers, query: &query, remote };
+                links::public_content(&visit).await
             }
             _ => Ok(tus::options()),
         };
