@@ -221,6 +221,20 @@ impl Store {
 
     async fn load_mounts(&self, user: &User) -> Result<Vec<Mount>> {
         let client = self.inner.pool.get().await?;
+        // Mounts of shares that no longer reach the user go (one shared again later is placed
+        // afresh), and so do mounts whose place the user's own file or folder has taken since
+        // (made where the view does not look, e.g. the FUSE mount): placed again beside it,
+        // never hiding it.
+        client
+            .cexecute(
+                "DELETE FROM share_mounts m WHERE m.user_id = $1 AND (
+                     NOT EXISTS (SELECT 1 FROM shares s WHERE s.node_id = m.node_id AND s.owner_id <> $1
+                                   AND (s.user_id = $1 OR s.group_id IN
+                                        (SELECT group_id FROM group_members WHERE user_id = $1)))
+                     OR EXISTS (SELECT 1 FROM nodes n WHERE n.user_id = $1 AND n.path = m.path AND n.trash_id IS NULL))",
+                &[&user.id.0],
+            )
+            .await?;
         let query = "WITH incoming AS (
                  SELECT s.node_id, s.owner_id, bool_or(s.role = 'editor') AS editor
                  FROM shares s

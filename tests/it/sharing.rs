@@ -504,6 +504,25 @@ fn recipients_place_hide_and_follow_their_shares() {
     assert_eq!(incoming[0]["path"], Value::Null, "{incoming:#}");
 }
 
+/// A share that goes and comes back is placed afresh: it never hides a folder of the
+/// recipient's own that took its old name meanwhile.
+#[test]
+fn a_share_given_again_never_hides_the_recipients_own_folder() {
+    let (w, _d) = world();
+    let shares: Value =
+        serde_json::from_slice(&w.call("alice", "GET", "/api/v1/shares", &[], b"").body).unwrap();
+    let carols =
+        shares.as_array().unwrap().iter().find(|s| s["user"] == "carol").unwrap()["id"].as_i64().unwrap();
+    assert_eq!(w.call("carol", "GET", "/dav/Family/dav-viewer.txt", &[], b"").status, 200);
+    assert_eq!(w.call("alice", "DELETE", &format!("/api/v1/shares/{carols}"), &[], b"").status, 204);
+    // Carol makes a folder of her own with that name, then alice shares again.
+    assert_eq!(w.call("carol", "MKCOL", "/dav/Family", &[], b"").status, 201);
+    assert_eq!(w.call("carol", "PUT", "/dav/Family/mine.txt", &[], b"carol's own").status, 201);
+    tests::share_with(w.port, "alice", "/Family", "carol", "viewer");
+    assert_eq!(w.call("carol", "GET", "/dav/Family/mine.txt", &[], b"").text(), "carol's own");
+    assert_eq!(w.call("carol", "GET", "/dav/Family%20(alice)/dav-viewer.txt", &[], b"").text(), "v2");
+}
+
 #[test]
 fn an_editor_filling_a_share_hits_the_owners_quota() {
     let env = Env::new();
