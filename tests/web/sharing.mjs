@@ -73,6 +73,8 @@ await withBrowser(async (alice, { context, shot }) => {
   await shot('shared-by-me');
   await alice.locator('#shared-by-me tr', { hasText: 'bob' }).getByRole('button', { name: 'Stop sharing' }).click();
   await alice.locator('#toast', { hasText: 'No longer shared with bob' }).waitFor();
+  // The list is drawn again after the toast: wait for bob's row to go.
+  await alice.locator('#shared-by-me tr', { hasText: 'bob' }).waitFor({ state: 'detached' });
   check(await alice.locator('#shared-by-me tbody tr').count() === 1, 'one share left');
   await bob.goto(`${base}#/files/`);
   await bob.reload();
