@@ -8,7 +8,7 @@ use std::fs::File;
 
 use crate::db::Cached;
 use crate::path::VPath;
-use crate::rows::NODE_COLS;
+use crate::rows::{NODE_COLS, prefixed};
 use crate::txn::audit;
 use crate::types::{Actor, FileId, Node, Origin, Timestamp, User};
 use crate::users::{USER_COLS, hash_password, token_hash, user_from_row_at, verify_password};
@@ -68,11 +68,6 @@ fn link_from_row(r: &tokio_postgres::Row) -> Result<Link> {
         downloads_left: r.get::<_, Option<i32>>(7).map(|n| n as u32),
         created_at: Timestamp(r.get(8)),
     })
-}
-
-/// `cols` (a comma-separated column list) with each column qualified by `table`.
-fn prefixed(table: &str, cols: &str) -> String {
-    cols.split(", ").map(|c| format!("{table}.{c}")).collect::<Vec<_>>().join(", ")
 }
 
 fn no_link() -> Error {

@@ -25,6 +25,12 @@ pub(crate) use subtree;
 /// Columns for [`node_from_row`].
 pub(crate) const NODE_COLS: &str = "id, path, is_dir, size, mtime_ns, content_hash, etag, mode";
 
+/// `cols` (a comma-separated column list such as [`NODE_COLS`]) with each column qualified by
+/// `table`, for queries that join several tables.
+pub(crate) fn prefixed(table: &str, cols: &str) -> String {
+    cols.split(", ").map(|c| format!("{table}.{c}")).collect::<Vec<_>>().join(", ")
+}
+
 pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
     node_from_row_at(row, 0)
 }

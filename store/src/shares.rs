@@ -64,6 +64,11 @@ pub struct Incoming {
     pub via_groups: Vec<String>,
 }
 
+/// Whether share `s` reaches account `$1` — directly or through a group it belongs to now — and
+/// is not its own: the one definition of who a share is for.
+pub(crate) const REACHES_USER: &str = "s.owner_id <> $1
+    AND (s.user_id = $1 OR s.group_id IN (SELECT group_id FROM group_members WHERE user_id = $1))";
+
 /// A share with its node's path and state and its recipient's name; callers add the `WHERE`.
 const SHARE_SELECT: &str =
     "SELECT s.id, s.node_id, n.path, n.trash_id IS NULL, n.is_dir, u.name, g.name, s.role, s.created_at
@@ -214,18 +219,18 @@ impl Store {
         let client = self.inner.pool.get().await?;
         let rows = client
             .cquery(
-                "SELECT o.name, n.id, n.name, n.is_dir,
+                &format!(
+                    "SELECT o.name, n.id, n.name, n.is_dir,
                         CASE WHEN bool_or(s.role = 'editor') THEN 'editor' ELSE 'viewer' END,
-                        coalesce(array_agg(DISTINCT g.name) FILTER (WHERE g.name IS NOT NULL), '{}')
-                 FROM shares s
-                 JOIN nodes n ON n.id = s.node_id AND n.trash_id IS NULL
-                 JOIN users o ON o.id = s.owner_id
-                 LEFT JOIN groups g ON g.id = s.group_id
-                 WHERE s.owner_id <> $1
-                   AND (s.user_id = $1
-                        OR s.group_id IN (SELECT group_id FROM group_members WHERE user_id = $1))
-                 GROUP BY o.name, n.id, n.name, n.is_dir
-                 ORDER BY o.name, n.name, n.id",
+                        coalesce(array_agg(DISTINCT g.name) FILTER (WHERE g.name IS NOT NULL), '{{}}')
+                     FROM shares s
+                     JOIN nodes n ON n.id = s.node_id AND n.trash_id IS NULL
+                     JOIN users o ON o.id = s.owner_id
+                     LEFT JOIN groups g ON g.id = s.group_id
+                     WHERE {REACHES_USER}
+                     GROUP BY o.name, n.id, n.name, n.is_dir
+                     ORDER BY o.name, n.name, n.id"
+                ),
                 &[&user.id.0],
             )
             .await?;

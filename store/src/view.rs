@@ -23,12 +23,13 @@ use tokio::io::AsyncRead;
 use crate::db::Cached;
 use crate::locks::{Lock, NewLock};
 use crate::path::{UserName, VPath};
-use crate::shares::{Incoming, Recipient, Share};
+use crate::shares::{Incoming, REACHES_USER, Recipient, Share};
 use crate::tree::Replace;
 use crate::types::{
     Access, Actor, ETag, FileId, Node, Role, TrashId, User, UserId, Version, VersionId, WriteOptions,
     WriteOutcome,
 };
+use crate::users::{USER_COLS, user_from_row_at};
 use crate::{ContentHash, DeltaFrom, Error, ErrorKind, Result, Store, Timestamp};
 
 /// Longest a user's mounts are served from the cache (a backstop: changes drop them at once).
@@ -227,41 +228,34 @@ impl Store {
         // never hiding it.
         client
             .cexecute(
-                "DELETE FROM share_mounts m WHERE m.user_id = $1 AND (
-                     NOT EXISTS (SELECT 1 FROM shares s WHERE s.node_id = m.node_id AND s.owner_id <> $1
-                                   AND (s.user_id = $1 OR s.group_id IN
-                                        (SELECT group_id FROM group_members WHERE user_id = $1)))
-                     OR EXISTS (SELECT 1 FROM nodes n WHERE n.user_id = $1 AND n.path = m.path AND n.trash_id IS NULL))",
+                &format!(
+                    "DELETE FROM share_mounts m WHERE m.user_id = $1 AND (
+                     NOT EXISTS (SELECT 1 FROM shares s WHERE s.node_id = m.node_id AND {REACHES_USER})
+                     OR EXISTS (SELECT 1 FROM nodes n WHERE n.user_id = $1 AND n.path = m.path AND n.trash_id IS NULL))"
+                ),
                 &[&user.id.0],
             )
             .await?;
-        let query = "WITH incoming AS (
+        let query = format!(
+            "WITH incoming AS (
                  SELECT s.node_id, s.owner_id, bool_or(s.role = 'editor') AS editor
-                 FROM shares s
-                 WHERE s.owner_id <> $1
-                   AND (s.user_id = $1 OR s.group_id IN (SELECT group_id FROM group_members WHERE user_id = $1))
+                 FROM shares s WHERE {REACHES_USER}
                  GROUP BY s.node_id, s.owner_id)
-             SELECT i.node_id, i.editor, m.user_id IS NOT NULL, m.path, n.name,
-                    o.id, o.name, o.is_admin, o.disabled, o.quota_bytes, o.cred_epoch
+             SELECT i.node_id, i.editor, m.user_id IS NOT NULL, m.path, n.name, {OWNER}
              FROM incoming i
              JOIN nodes n ON n.id = i.node_id
              JOIN users o ON o.id = i.owner_id
              LEFT JOIN share_mounts m ON m.user_id = $1 AND m.node_id = i.node_id
-             ORDER BY i.node_id";
+             ORDER BY i.node_id",
+            OWNER = crate::rows::prefixed("o", USER_COLS),
+        );
         let mut placed_any = false;
         for _ in 0..2 {
-            let rows = client.cquery(query, &[&user.id.0]).await?;
+            let rows = client.cquery(&query, &[&user.id.0]).await?;
             let mut mounts = Vec::new();
             let mut unplaced = Vec::new();
             for r in &rows {
-                let owner = User {
-                    id: UserId(r.get(5)),
-                    name: UserName::parse(r.get::<_, &str>(6))?,
-                    is_admin: r.get(7),
-                    disabled: r.get(8),
-                    quota: r.get::<_, Option<i64>>(9).map(|q| q as u64),
-                    cred_epoch: r.get(10),
-                };
+                let owner = user_from_row_at(r, 5)?;
                 let node = FileId(r.get(0));
                 let role = if r.get(1) { Role::Editor } else { Role::Viewer };
                 match (r.get::<_, bool>(2), r.get::<_, Option<String>>(3)) {
