@@ -328,7 +328,7 @@ impl Store {
                 for q in batch.iter_mut() {
                     q.staging.rel = None;
                 }
-                if let Err(e) = locked.commit(self).await {
+                if let Err(e) = locked.commit(self, &intents).await {
                     return (Err(Failed::AtCommit(e)), None);
                 }
                 crate::telemetry::batch(batch.len());

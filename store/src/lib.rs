@@ -194,6 +194,8 @@ struct Inner {
     /// Intents carried out whose row could not be deleted (the connection went at that
     /// moment): deleted with the next ones (see `txn::lock::Carried`).
     done_intents: std::sync::Mutex<Vec<i64>>,
+    /// Intents of commits whose outcome is unknown (see `txn::unsettled`).
+    unsettled: txn::Unsettled,
     /// Content the integrity scrub found damaged: its reads are refused (see `scrub`).
     quarantine: scrub::Quarantine,
     /// Users' share mounts (see `view`).
@@ -267,6 +269,7 @@ impl Store {
                 instance: Default::default(),
                 login_flows: Default::default(),
                 done_intents: Default::default(),
+                unsettled: Default::default(),
                 quarantine: Default::default(),
                 mounts: Default::default(),
             }),

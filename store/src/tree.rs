@@ -354,7 +354,7 @@ impl Store {
                 Ok((node, intent, mut cleanup)) => {
                     // The staged copy belongs to the intent from the commit on.
                     cleanup.rel = None;
-                    locked.commit(&store).await?;
+                    locked.commit(&store, intent.as_slice()).await?;
                     locked.finish(&store, intent).await?;
                     Ok(node)
                 }

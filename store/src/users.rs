@@ -321,7 +321,7 @@ impl Store {
         .await;
         match res {
             Ok(intent) => {
-                let committed = locked.commit(self).await;
+                let committed = locked.commit(self, std::slice::from_ref(&intent)).await;
                 self.credentials_committed();
                 committed?;
                 locked.finish(self, Some(intent)).await

@@ -186,6 +186,8 @@ pub(crate) async fn close_all(
         .zip(&ancestors)
         .map(|((_, _, fx), a)| changed_by(fx, &a.iter().map(String::as_str).collect::<Vec<_>>()))
         .collect();
+    // Commits of unknown outcome are settled before this change's disk work (see `unsettled`).
+    store.settle_before(tx.db()).await?;
     let rows = {
         // The disk is checked while the statement below runs (both must succeed before the
         // commit): a failed check rolls the transaction back.

@@ -293,10 +293,10 @@ impl Locked {
     /// commit) instead of queueing one fsync each behind the row lock. Nothing touches the
     /// disk, and nothing is acknowledged, before this returns.
     ///
-    /// An error leaves it unknown whether the commit happened: callers treat what the
-    /// transaction promised (its staging files) as owned by its intent either way, and the
-    /// connection is closed rather than reused.
-    pub(crate) async fn commit(&mut self, store: &Store) -> Result<()> {
+    /// An error leaves it unknown whether the commit happened: what the transaction promised
+    /// (its staging files) is owned by its `intents` either way, which are settled once the
+    /// database answers (see `unsettled`); the connection is closed rather than reused.
+    pub(crate) async fn commit(&mut self, store: &Store, intents: &[(i64, Vec<DiskOp>)]) -> Result<()> {
         self.in_tx = false;
         // One report per close; none recorded: the user's tree changed in unknown ways.
         let mut changed: Vec<(UserId, Option<Changed>)> =
@@ -324,6 +324,8 @@ impl Locked {
             store.inner.cache.committed(*u, change);
         }
         if let Err(e) = res {
+            // Before the connection, and with it the locks, goes.
+            store.unsettled(intents);
             if let Some(client) = self.client.take() {
                 drop(Object::take(client));
             }
@@ -370,6 +372,8 @@ impl Locked {
             let deferred =
                 store.inner.write_log.is_some() && intents.iter().all(|(id, _)| logged.contains(id));
             if !deferred && let Err(e) = store.flush_with(&client).await {
+                // Committed, not carried out: settled once the database answers.
+                store.unsettled(&intents);
                 drop(Object::take(client));
                 return Err(e);
             }

@@ -11,10 +11,12 @@
 mod audit;
 mod closing;
 mod lock;
+mod unsettled;
 
 pub(crate) use audit::*;
 pub(crate) use closing::*;
 pub(crate) use lock::*;
+pub(crate) use unsettled::Unsettled;
 
 /// Run a transaction under `locks`, close it (usage, journal, audit, intent), commit, carry out
 /// the intent, and unlock. `$body` is evaluated inside with `$tx` bound, and yields
@@ -50,7 +52,7 @@ macro_rules! in_txn {
         match res {
             Ok((out, intent)) => {
                 $after
-                locked.commit($store).await?;
+                locked.commit($store, intent.as_slice()).await?;
                 locked.finish($store, intent).await?;
                 Ok(out)
             }
