@@ -158,6 +158,13 @@ impl Auth {
         self.note_failure(keys);
     }
 
+    /// Count an attempt refused while `key` is locked out; returns how many there were in this
+    /// window (the caller audits the first and every thousandth, not each one).
+    pub(crate) fn count_refusal(&self, key: String) -> u32 {
+        self.note_failure(vec![key.clone()]);
+        self.failures.lock().expect("failure table poisoned").get(&key).map_or(0, |f| f.0)
+    }
+
     /// Cache a verified credential.
     fn remember(&self, key: [u8; 32], generation: u64, user: &User, csrf: Option<String>) {
         let entry = (user.clone(), csrf, Instant::now(), generation);

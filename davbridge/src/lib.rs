@@ -19,6 +19,7 @@ mod error;
 mod metrics;
 mod nextcloud;
 mod web;
+mod zip;
 
 use std::convert::Infallible;
 use std::future::Future;

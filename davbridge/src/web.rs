@@ -30,11 +30,18 @@ macro_rules! script {
 
 static ASSETS: &[Asset] = &[
     Asset { path: "/", content_type: "text/html; charset=utf-8", data: include_bytes!("../web/index.html") },
+    // A public link's page, at `/s/TOKEN`.
+    Asset {
+        path: "/link.html",
+        content_type: "text/html; charset=utf-8",
+        data: include_bytes!("../web/link.html"),
+    },
     script!("app.js"),
     script!("api.js"),
     script!("devices.js"),
     script!("dom.js"),
     script!("format.js"),
+    script!("link.js"),
     script!("picker.js"),
     script!("push.js"),
     script!("shares.js"),
@@ -50,7 +57,11 @@ static ASSETS: &[Asset] = &[
 
 /// The asset served at `path`, if any.
 pub fn asset(path: &str) -> Option<&'static Asset> {
-    let path = if path == "/index.html" { "/" } else { path };
+    let path = match path {
+        "/index.html" => "/",
+        _ if path.strip_prefix("/s/").is_some_and(|t| !t.is_empty() && !t.contains('/')) => "/link.html",
+        _ => path,
+    };
     ASSETS.iter().find(|a| a.path == path)
 }
 

@@ -61,7 +61,60 @@ export async function showSharing(e, body, changed = () => {}) {
   });
   body.replaceChildren(
     el('p', { class: 'muted', text: 'Viewers can open and download; editors can also add, change, rename, delete and restore versions. What they add counts against your quota.' }),
-    list, form);
+    list, form, await linksSection(e, body, changed));
+}
+
+/// Public links to `e`: those made (with Turn off), and a form for a new one whose address is
+/// shown once (only its hash is kept).
+async function linksSection(e, body, changed, made = null) {
+  const links = (await api('GET', '/api/v1/links')).filter((l) => l.file_id === e.id);
+  const list = el('ul', { id: 'links-list' });
+  for (const l of links) {
+    const what = [l.upload_only ? 'upload only' : 'view and download', l.has_password ? 'password' : 'no password',
+      l.expires_at ? `until ${when(l.expires_at)}` : null, l.downloads_left != null ? `${l.downloads_left} downloads left` : null]
+      .filter(Boolean).join(' · ');
+    const off = el('button', { text: 'Turn off', 'data-link': l.id });
+    off.addEventListener('click', async () => {
+      try {
+        await api('DELETE', `/api/v1/links/${l.id}`);
+        toast(`The link to ${e.name} no longer works`);
+        body.querySelector('#links-section').replaceWith(await linksSection(e, body, changed));
+      } catch (err) { fail(err); }
+    });
+    list.append(el('li', { 'data-link': l.id }, el('span', { text: `Link made ${when(l.created_at)}` }),
+      el('span', { class: 'muted', text: what }), el('div', { class: 'actions' }, off)));
+  }
+  if (!links.length) list.append(el('li', { class: 'muted', text: 'No public link.' }));
+  const form = el('form', { id: 'link-form', class: 'new-user' });
+  const password = el('input', { name: 'password', type: 'password', autocomplete: 'new-password', placeholder: 'optional, 8+ characters' });
+  const expires = el('input', { name: 'expires', type: 'date' });
+  const downloads = el('input', { name: 'downloads', type: 'number', min: '1', placeholder: 'no limit' });
+  const uploadOnly = el('input', { name: 'upload_only', type: 'checkbox' });
+  form.append(el('label', {}, 'Password ', password), el('label', {}, 'Expires ', expires),
+    el('label', {}, 'Downloads ', downloads));
+  if (e.is_dir) form.append(el('label', {}, uploadOnly, ' Upload only: visitors can only send files'));
+  form.append(el('button', { class: 'primary', text: 'Make a link' }));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const json = { path: e.path, upload_only: uploadOnly.checked };
+    if (password.value) json.password = password.value;
+    if (expires.value) json.expires_at = Math.floor(new Date(expires.value + 'T23:59:59').getTime() / 1000);
+    if (downloads.value) json.max_downloads = Number(downloads.value);
+    try {
+      const got = await api('POST', '/api/v1/links', { json });
+      toast(`Made a link to ${e.name}`);
+      body.querySelector('#links-section').replaceWith(await linksSection(e, body, changed, location.origin + got.page));
+      changed();
+    } catch (err) { fail(err); }
+  });
+  const section = el('section', { id: 'links-section' }, el('h3', { text: 'Public links' }));
+  if (made) {
+    const copy = el('button', { text: 'Copy' });
+    copy.addEventListener('click', () => navigator.clipboard?.writeText(made).then(() => toast('Copied')));
+    section.append(el('p', {}, 'Send this address (shown only now): ', el('span', { id: 'link-made', class: 'secret', text: made }), ' ', copy));
+  }
+  section.append(list, form);
+  return section;
 }
 
 /// The "Shared" view: with me, and by me (with revocation). `open(path)` opens a folder.

@@ -114,6 +114,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../schema/0011_share_mounts.sql"),
     },
     Migration { version: 12, name: "0012_links.sql", sql: include_str!("../../schema/0012_links.sql") },
+    Migration {
+        version: 13,
+        name: "0013_link_uploads.sql",
+        sql: include_str!("../../schema/0013_link_uploads.sql"),
+    },
 ];
 
 /// The oldest PostgreSQL we run on.

@@ -68,7 +68,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use fsck::{FsckProblem, FsckReport};
 pub use groups::Group;
 pub use journal::{Change, ChangePage};
-pub use links::{Link, LinkAccess, NewLink};
+pub use links::{Link, LinkAccess, LinkKey, NewLink};
 pub use locks::{Lock, NewLock};
 pub use loginflow::{LOGIN_FLOW_TTL, NewLoginFlow};
 pub use notify::ChangeNotice;

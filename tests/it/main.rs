@@ -13,6 +13,7 @@ mod dav_security;
 mod dav_tls;
 mod fuse;
 mod groups;
+mod links;
 mod migrations;
 mod model;
 mod nextcloud;

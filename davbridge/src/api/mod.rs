@@ -129,7 +129,9 @@ enum Endpoint {
     GrantLoginFlow(String),
     List,
     Stat,
-    Download { head: bool },
+    Download {
+        head: bool,
+    },
     Upload,
     Mkdir,
     Move,
@@ -146,8 +148,8 @@ enum Endpoint {
     Links,
     NewLink,
     RevokeLink(i64),
-    PublicList(String),
-    PublicContent(String),
+    /// A public link's endpoint, by token.
+    Public(String, links::PublicOp),
     Versions,
     VersionContent(i64),
     VersionRestore(i64),
@@ -291,11 +293,16 @@ impl Endpoint {
                 let t = id(t)?;
                 pick("DELETE", (m == "DELETE").then_some(E::RevokeLink(t)))?
             }
-            ["public", t] if !t.is_empty() => {
-                pick("GET", (m == "GET").then(|| E::PublicList(t.to_string())))?
-            }
-            ["public", t, "content"] if !t.is_empty() => {
-                pick("GET", (m == "GET").then(|| E::PublicContent(t.to_string())))?
+            ["public", t, rest @ ..] if !t.is_empty() => {
+                let (op, method): (_, &'static str) = match rest {
+                    [] => (links::PublicOp::List, "GET"),
+                    ["content"] => (links::PublicOp::Content, "GET"),
+                    ["preview"] => (links::PublicOp::Preview, "GET"),
+                    ["zip"] => (links::PublicOp::Zip, "GET"),
+                    ["upload"] => (links::PublicOp::Upload, "POST"),
+                    _ => return Err(NoRoute::NotFound),
+                };
+                pick(method, (m == method).then(|| E::Public(t.to_string(), op)))?
             }
             ["search"] => pick("GET", (m == "GET").then_some(E::Search))?,
             ["changes"] => pick("GET", (m == "GET").then_some(E::Changes))?,
@@ -377,14 +384,7 @@ impl Endpoint {
 
     /// Reachable without signing in.
     fn is_public(&self) -> bool {
-        matches!(
-            self,
-            Endpoint::OpenApi
-                | Endpoint::SignIn
-                | Endpoint::TusOptions
-                | Endpoint::PublicList(_)
-                | Endpoint::PublicContent(_)
-        )
+        matches!(self, Endpoint::OpenApi | Endpoint::SignIn | Endpoint::TusOptions | Endpoint::Public(..))
     }
 }
 
@@ -552,20 +552,10 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         let res = match endpoint {
             Endpoint::OpenApi => Ok(openapi_response()),
             Endpoint::SignIn => account::sign_in(bridge, remote, &parts.headers, body).await,
-            Endpoint::PublicList(t) => {
-                links::public_list(&links::Visit {
-                    bridge,
-                    token: &t,
-                    headers: &parts.headers,
-                    query: &query,
-                    remote,
-                })
-                .await
-            }
-            Endpoint::PublicContent(t) => {
+            Endpoint::Public(t, op) => {
                 let visit =
                     links::Visit { bridge, token: &t, headers: &parts.headers, query: &query, remote };
-                links::public_content(&visit).await
+                links::public(&visit, op, body).await
             }
             _ => Ok(tus::options()),
         };
@@ -643,11 +633,9 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         Endpoint::Signature => sync::signature(&cx).await,
         Endpoint::PutDelta => sync::put_delta(&cx, body).await,
         Endpoint::Metrics => account::metrics(&cx).await,
-        Endpoint::OpenApi
-        | Endpoint::SignIn
-        | Endpoint::TusOptions
-        | Endpoint::PublicList(_)
-        | Endpoint::PublicContent(_) => unreachable!("public endpoints"),
+        Endpoint::OpenApi | Endpoint::SignIn | Endpoint::TusOptions | Endpoint::Public(..) => {
+            unreachable!("public endpoints")
+        }
     };
     res.unwrap_or_else(|e| {
         let mut r = e.response();
@@ -682,6 +670,7 @@ Resumable uploads use tus 1.0 at `/api/v1/uploads/`. Sync clients follow the cha
         files::trash_purge, files::versions, files::version_content, files::version_restore,
         files::search, shares::list, shares::create, shares::revoke, shares::incoming,
         links::list, links::create, links::revoke, links::public_list, links::public_content,
+        links::public_preview, links::public_zip, links::public_upload,
         account::admin_users, account::admin_create, account::admin_change, account::admin_delete,
         account::admin_groups, account::admin_group_create, account::admin_group_delete,
         account::admin_group_add, account::admin_group_remove,

@@ -107,6 +107,8 @@ pub struct LinkEntry {
     pub expires_at: Option<String>,
     /// Downloads left; `null`: no limit.
     pub downloads_left: Option<u32>,
+    /// Visitors can only send files into the folder.
+    pub upload_only: bool,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -121,8 +123,11 @@ pub struct NewLinkRequest {
     pub password: Option<String>,
     /// When it stops working, unix seconds.
     pub expires_at: Option<i64>,
-    /// How many file downloads it allows.
+    /// How many file downloads it allows (a zip of a folder is one).
     pub max_downloads: Option<u32>,
+    /// A drop link to a folder: visitors can only send files into it, and see nothing in it.
+    #[serde(default)]
+    pub upload_only: bool,
 }
 
 /// A link just made, with its token (shown this once).
@@ -133,6 +138,8 @@ pub struct NewLinkAnswer {
     pub token: String,
     /// Where the link's content is listed (`/api/v1/public/TOKEN`).
     pub url: String,
+    /// The link's page in the browser (`/s/TOKEN`), the address to send.
+    pub page: String,
 }
 
 /// What a public link shows.
@@ -142,7 +149,18 @@ pub struct PublicListing {
     pub name: String,
     /// The folder (or file) asked for, its path below the link (`/` is the link itself).
     pub folder: Entry,
+    /// Empty for an upload-only link.
     pub entries: Vec<Entry>,
+    /// Visitors can only send files (`POST /api/v1/public/TOKEN/upload`).
+    pub upload_only: bool,
+}
+
+/// A file sent through an upload-only link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicUpload {
+    /// The name it was saved under (another than the one sent if that was taken).
+    pub name: String,
+    pub size: u64,
 }
 
 /// Something shared with you.

@@ -71,10 +71,18 @@ struct Key {
 
 /// What was asked: the box, and whether to fit in it or fill it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Shape {
+pub(crate) struct Shape {
     width: u32,
     height: u32,
     fit: bool,
+}
+
+impl Shape {
+    /// Within `side`×`side`, keeping the aspect ratio (for a photo grid).
+    pub(crate) fn fit(side: u32) -> Shape {
+        let side = side.clamp(1, MAX_SIDE);
+        Shape { width: side, height: side, fit: true }
+    }
 }
 
 impl Default for Previews {
@@ -180,30 +188,42 @@ pub(crate) async fn serve(
     };
     let none = || HttpError::new(StatusCode::NOT_FOUND, "no preview");
     let node = find(bridge, &user, &url.target).await.map_err(|_| none())?;
-    let (Some(content), true) = (node.content_hash, has_preview(&node)) else { return Err(none()) };
-    let key = Key { content, shape: url.shape };
-    let etag = format!(
-        "\"{}-{}x{}{}\"",
-        node.etag.0,
-        url.shape.width,
-        url.shape.height,
-        if url.shape.fit { "a" } else { "" }
-    );
-    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    let path = node.path.clone();
+    let open = async move { bridge.store.view(&user).open_file(&path).await.map(|(_, f)| f) };
+    let cache = HeaderValue::from_static("private, max-age=86400");
+    respond(bridge, &node, url.shape, req.headers().get(header::IF_NONE_MATCH), cache, open).await
+}
+
+/// A preview of `node` (whose bytes `open` opens, only if the preview is not in memory), or
+/// 404 if it has none.
+pub(crate) async fn respond(
+    bridge: &Bridge,
+    node: &Node,
+    shape: Shape,
+    if_none_match: Option<&HeaderValue>,
+    cache_control: HeaderValue,
+    open: impl std::future::Future<Output = store::Result<std::fs::File>>,
+) -> Result<Response<Body>, HttpError> {
+    let none = || HttpError::new(StatusCode::NOT_FOUND, "no preview");
+    let (Some(content), true) = (node.content_hash, has_preview(node)) else { return Err(none()) };
+    let key = Key { content, shape };
+    let etag =
+        format!("\"{}-{}x{}{}\"", node.etag.0, shape.width, shape.height, if shape.fit { "a" } else { "" });
+    if if_none_match.and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok(body::status(StatusCode::NOT_MODIFIED));
     }
     let (bytes, mime) = match bridge.previews.get(&key) {
         Some(hit) => hit,
         None => {
             let _turn = bridge.previews.gate.acquire().await.map_err(|_| none())?;
-            let (_, file) = bridge.store.view(&user).open_file(&node.path).await.map_err(|_| none())?;
+            let file = open.await.map_err(|_| none())?;
             let format = format_of(&node.path).ok_or_else(none)?;
-            let shape = url.shape;
+            let path = node.path.clone();
             let made = tokio::task::spawn_blocking(move || make(file, format, shape))
                 .await
                 .map_err(|_| none())?
                 .map_err(|e| {
-                    tracing::debug!(error = %e, path = %node.path, "no preview");
+                    tracing::debug!(error = %e, path = %path, "no preview");
                     none()
                 })?;
             bridge.previews.put(key, made.clone());
@@ -214,7 +234,7 @@ pub(crate) async fn serve(
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     h.insert(header::ETAG, hv(&etag));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
+    h.insert(header::CACHE_CONTROL, cache_control);
     Ok(res)
 }
 
