@@ -103,6 +103,32 @@ fn sharing_dialog_members_view_and_the_shared_lists() {
     assert_eq!(r.text(), "hello family\n");
 }
 
+/// The family flow (tests/web/links.mjs): alice shares "Family Photos" with bob from the page,
+/// bob adds a photo and alice sees it appear; a password link opened in a fresh browser shows
+/// the photo grid and downloads the folder as a zip; an upload-only link takes a photo. The
+/// audit log names the link for each of its uses.
+#[test]
+fn family_photos_shared_added_to_and_sent_to_grandma_as_a_link() {
+    require_program("chromium", "chromium");
+    let env = Env::new();
+    for who in ["alice", "bob"] {
+        env.add_user(who, None);
+    }
+    let _d = env.start_daemon();
+    let stdout = node_script(&env, &["links.mjs"], "links", &[]);
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("FIGURE ")) {
+        record_figure(line);
+    }
+    let audit = env.ctl_ok(&["audit", "--limit", "1000"]);
+    for action in ["link.create", "link.password_wrong", "link.download", "link.upload"] {
+        assert!(audit.lines().any(|l| l.contains(action)), "{action} missing:\n{audit}");
+    }
+    // bob's photo is alice's, in her tree and her usage.
+    let r = http(env.port, "GET", "/dav/Family%20Photos/beach.png", &[("Authorization", &basic("alice"))], b"");
+    assert!(r.status == 200 && r.body.starts_with(b"\x89PNG"), "{}", r.status);
+    env.assert_fsck_clean();
+}
+
 /// A phone app signing in with Login Flow v2 (tests/web/loginflow.mjs): the grant page, the
 /// poll, the app password, and revoking it from the Devices view.
 #[test]
