@@ -19,7 +19,7 @@ use store::{ErrorKind, Replace, SetAttrs};
 use crate::behind::Pending;
 use crate::locks::lock_file;
 use crate::state::{
-    Handle, ROOT, Shared, TTL, UNHANDLED, actor, create_empty, id_of, ino_of, name_str, read_full, time_of,
+    Handle, ROOT, Shared, TTL, UNHANDLED, actor, create_empty, id_of, name_str, read_full, time_of,
     write_only_fopen,
 };
 use crate::{errno, xattr};
@@ -81,7 +81,11 @@ impl Filesystem for Cairn {
         }
         match tryr!(reply, sh.stat_path(&ctx, &path)) {
             Some(node) => sh.entry(&ctx, &node, reply),
-            None => negative(reply),
+            // A share mounted here: its root, under the view's own inode.
+            None => match tryr!(reply, sh.mount_at(&ctx, &path)) {
+                Some((view, root)) => sh.entry(&view, &root, reply),
+                None => negative(reply),
+            },
         }
     }
 
@@ -133,6 +137,7 @@ impl Filesystem for Cairn {
             return reply.error(Errno::EPERM);
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
+        tryr!(reply, sh.may(&ctx, store::Op::Write));
         // Ownership is the mount's policy: "changing" it to what it is succeeds, nothing else.
         if uid.is_some_and(|u| u != ctx.owner.uid) || gid.is_some_and(|g| g != ctx.owner.gid) {
             return reply.error(Errno::EPERM);
@@ -217,6 +222,7 @@ impl Filesystem for Cairn {
         }
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        tryr!(reply, sh.may(&ctx, store::Op::Write));
         tryr!(reply, sh.settle_named(&actor(req), parent.0, name));
         let node = tryr!(reply, create_empty(sh, &actor(req), &ctx, &path, mode & !umask));
         sh.entry(&ctx, &node, reply);
@@ -226,6 +232,7 @@ impl Filesystem for Cairn {
         count(MountOp::Mkdir);
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        tryr!(reply, sh.may(&ctx, store::Op::Write));
         tryr!(reply, sh.settle_named(&actor(req), parent.0, name));
         let user = ctx.user();
         let node = tryr!(
@@ -240,6 +247,7 @@ impl Filesystem for Cairn {
         count(MountOp::Unlink);
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        tryr!(reply, sh.may(&ctx, store::Op::Delete));
         tryr!(reply, sh.settle_named(&actor(req), parent.0, name));
         let node = tryr!(reply, sh.stat_path(&ctx, &path).and_then(|n| n.ok_or(Errno::ENOENT)));
         if node.is_dir {
@@ -247,7 +255,7 @@ impl Filesystem for Cairn {
         }
         // A file open through the mount is unlinked here and now (its handles' closes must
         // find it gone); any other behind the reply.
-        if !sh.open.lock().contains_key(&ino_of(node.id)) {
+        if !sh.open.lock().contains_key(&ctx.ino(node.id)) {
             sh.unlink_behind(&actor(req), &ctx, parent.0, path);
             return reply.ok();
         }
@@ -260,13 +268,14 @@ impl Filesystem for Cairn {
         count(MountOp::Rmdir);
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        tryr!(reply, sh.may(&ctx, store::Op::Delete));
         let node = tryr!(reply, sh.stat_path(&ctx, &path).and_then(|n| n.ok_or(Errno::ENOENT)));
         if !node.is_dir {
             return reply.error(Errno::ENOTDIR);
         }
         // Files created in it through the mount count, on their way or not; the store checks
         // that it is empty in the transaction that removes it.
-        tryr!(reply, sh.settle_in(&actor(req), ino_of(node.id)));
+        tryr!(reply, sh.settle_in(&actor(req), ctx.ino(node.id)));
         let user = ctx.user();
         let res = sh.run(sh.store.remove_dir(&actor(req), &user, &path));
         sh.dirs.lock().clear();
@@ -306,9 +315,12 @@ impl Filesystem for Cairn {
         }
         let (ctx, from) = tryr!(reply, sh.child(parent.0, name));
         let (to_ctx, to) = tryr!(reply, sh.child(newparent.0, newname));
-        if ctx.id != to_ctx.id {
+        // Another user's tree, or another view of it (a share, or out of one): another device.
+        let share = |c: &crate::state::UserCtx| c.view.as_ref().map(|v| v.mount);
+        if ctx.id != to_ctx.id || ctx.base != to_ctx.base || share(&ctx) != share(&to_ctx) {
             return reply.error(Errno::EXDEV);
         }
+        tryr!(reply, sh.may(&ctx, store::Op::Rename));
         let who = actor(req);
         tryr!(reply, sh.settle_named(&who, parent.0, name));
         tryr!(reply, sh.settle_named(&who, newparent.0, newname));
@@ -367,6 +379,9 @@ impl Filesystem for Cairn {
             return reply.error(Errno::EISDIR);
         }
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        if write {
+            tryr!(reply, sh.may(&ctx, store::Op::Write));
+        }
         let trunc = write && flags.0 & libc::O_TRUNC != 0;
         let of_arc = sh.open_file(ino.0);
         let mut of = lock_file(&of_arc);
@@ -721,6 +736,7 @@ impl Filesystem for Cairn {
             return reply.error(Errno::EPERM);
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
+        tryr!(reply, sh.may(&ctx, store::Op::Write));
         tryr!(reply, sh.settle(&actor(req), ino.0));
         let node = tryr!(reply, sh.node(&ctx, ino.0));
         if flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE) != 0 {
@@ -787,6 +803,7 @@ impl Filesystem for Cairn {
             return reply.error(Errno::ENODATA);
         }
         let ctx = tryr!(reply, sh.ctx(ino.0));
+        tryr!(reply, sh.may(&ctx, store::Op::Write));
         tryr!(reply, sh.settle(&actor(req), ino.0));
         let node = tryr!(reply, sh.node(&ctx, ino.0));
         if !tryr!(reply, sh.xattrs(&ctx, node.id)).iter().any(|(n, _)| n == prop) {
@@ -813,6 +830,7 @@ impl Filesystem for Cairn {
         count(MountOp::Create);
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
+        tryr!(reply, sh.may(&ctx, store::Op::Write));
         sh.wait_tomb(parent.0, path.name());
         if sh.pending_named(parent.0, path.name()).is_some()
             || tryr!(reply, sh.stat_path(&ctx, &path)).is_some()
@@ -831,7 +849,7 @@ impl Filesystem for Cairn {
             })
             .map_err(|e| errno::of(&e))
         );
-        let ino = ino_of(id);
+        let ino = ctx.ino(id);
         let p = Pending {
             parent: parent.0,
             path,

@@ -15,7 +15,7 @@ use crate::MountConfig;
 use crate::behind::{Flights, MAX_FLIGHTS, MAX_UNLINKS, PendingSet};
 use crate::fs::Cairn;
 use crate::locks::Leaf;
-use crate::state::{Inval, Shared, Unlinks, UserCtx, ino_of, invalidator};
+use crate::state::{Inval, Shared, Unlinks, UserCtx, invalidator};
 
 /// A mounted file system; dropping it unmounts.
 pub struct Mount {
@@ -45,6 +45,7 @@ impl Mount {
             rt: rt.clone(),
             cfg: cfg.clone(),
             users: Leaf::new(HashMap::new()),
+            views: Leaf::new(HashMap::new()),
             inodes: Leaf::new(HashMap::new()),
             open: Leaf::new(HashMap::new()),
             handles: Leaf::new(HashMap::new()),
@@ -120,13 +121,12 @@ pub(crate) async fn watch(sh: Arc<Shared>) {
         while let Ok(m) = rx.try_recv() {
             msgs.push(m);
         }
+        // Users' own trees, and shares as their recipients see them (a share's inodes are the
+        // recipient's own, so the owner's changes are sent for them too).
         let users: Vec<Arc<UserCtx>> = {
-            let users = sh.users.lock();
-            if msgs.contains(&None) {
-                users.values().cloned().collect()
-            } else {
-                users.values().filter(|u| msgs.contains(&Some(u.id))).cloned().collect()
-            }
+            let (users, views) = (sh.users.lock(), sh.views.lock());
+            let all = users.values().chain(views.values());
+            all.filter(|u| msgs.contains(&None) || msgs.contains(&Some(u.id))).cloned().collect()
         };
         for u in users {
             if let Err(e) = catch_up(&sh, &u).await {
@@ -147,7 +147,7 @@ pub(crate) async fn catch_up(sh: &Shared, u: &UserCtx) -> store::Result<()> {
         // The kernel already knows what came through the mount; invalidating it anyway would
         // detach whatever is mounted on a folder we just created.
         for c in changes.iter().filter(|c| c.origin != Some(Origin::Fuse)) {
-            let ino = c.file_id.0 as u64 + 1;
+            let ino = u.ino(c.file_id);
             if c.is_dir && c.kind != "create" {
                 sh.dirs.lock().clear();
             }
@@ -161,7 +161,7 @@ pub(crate) async fn catch_up(sh: &Shared, u: &UserCtx) -> store::Result<()> {
                 let ino = match parents.get(&parent) {
                     Some(ino) => *ino,
                     None => {
-                        let ino = sh.store.stat(&user, &parent).await.ok().map(|p| ino_of(p.id));
+                        let ino = sh.store.stat(&user, &parent).await.ok().map(|p| u.ino(p.id));
                         parents.insert(parent, ino);
                         ino
                     }

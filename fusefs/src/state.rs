@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     pub(crate) cfg: MountConfig,
     /// Users seen at the mount root, by name.
     pub(crate) users: Leaf<HashMap<String, Arc<UserCtx>>>,
+    /// Shares as their recipients see them, by recipient and shared node (see [`ViewOf`]).
+    pub(crate) views: Leaf<HashMap<(store::UserId, FileId), Arc<UserCtx>>>,
     /// Inodes the kernel knows, by inode.
     pub(crate) inodes: Leaf<HashMap<u64, Known>>,
     /// Files with open handles.
@@ -96,6 +98,7 @@ pub(crate) struct Shared {
 }
 
 pub(crate) struct UserCtx {
+    /// Whose tree this is (for a share, its owner's).
     pub(crate) id: store::UserId,
     pub(crate) user: Leaf<User>,
     pub(crate) root: u64,
@@ -104,11 +107,39 @@ pub(crate) struct UserCtx {
     pub(crate) cursor: Leaf<i64>,
     /// When `user` was last read from the database.
     pub(crate) refreshed: Leaf<Instant>,
+    /// The high bits of this tree's inodes: 0 for a user's own tree (see [`ViewOf`]).
+    pub(crate) base: u64,
+    /// Set when this is a share as its recipient sees it.
+    pub(crate) view: Option<ViewOf>,
 }
+
+/// A share as its recipient sees it, at `MOUNT/RECIPIENT/...`: the owner's files below the
+/// shared folder (the bytes exist once, in the owner's tree; the owner's quota counts what is
+/// written), under inodes of their own, `VIEW_BIT | recipient << ID_BITS | file id + 1`, for the
+/// kernel must never see one folder under two parents. The recipient's role is read again from
+/// `store` at every call that reaches the share, so a revoked share is gone at the next call and
+/// a viewer's writes are refused by the store's one table (`store::allowed`).
+pub(crate) struct ViewOf {
+    pub(crate) recipient: User,
+    /// The shared folder or file.
+    pub(crate) mount: FileId,
+    /// The role last read (for the permission bits shown).
+    pub(crate) role: Leaf<store::Role>,
+}
+
+/// Inodes of shares as their recipients see them have this bit (see [`ViewOf`]).
+pub(crate) const VIEW_BIT: u64 = 1 << 62;
+/// File ids take the low bits of an inode.
+pub(crate) const ID_BITS: u32 = 40;
 
 impl UserCtx {
     pub(crate) fn user(&self) -> User {
         self.user.lock().clone()
+    }
+
+    /// The inode of file `id` in this tree.
+    pub(crate) fn ino(&self, id: FileId) -> u64 {
+        self.base | ino_of(id)
     }
 }
 
@@ -163,8 +194,15 @@ pub(crate) enum Listing {
     /// The mount root: one folder per user.
     Users(Vec<DirEnt>),
     /// A user's folder as the store's cache shares it; each entry's attributes are made only
-    /// if the kernel asks for them.
-    Folder(Arc<UserCtx>, Arc<Vec<Node>>),
+    /// if the kernel asks for them. Then the shares mounted in it (a user's own folder).
+    Folder(Arc<UserCtx>, Arc<Vec<Node>>, Arc<Vec<ViewEnt>>),
+}
+
+/// A share mounted in a folder: its view, its root as the owner has it, its name here.
+pub(crate) struct ViewEnt {
+    pub(crate) ctx: Arc<UserCtx>,
+    pub(crate) node: Node,
+    pub(crate) name: String,
 }
 
 #[derive(Clone)]
@@ -179,7 +217,7 @@ impl Listing {
     pub(crate) fn len(&self) -> usize {
         match self {
             Listing::Users(v) => v.len(),
-            Listing::Folder(_, v) => v.len(),
+            Listing::Folder(_, v, m) => v.len() + m.len(),
         }
     }
 
@@ -187,10 +225,15 @@ impl Listing {
     pub(crate) fn entry(&self, k: usize) -> (u64, &str, FileType) {
         match self {
             Listing::Users(v) => (v[k].ino, &v[k].name, FileType::Directory),
-            Listing::Folder(_, v) => {
+            Listing::Folder(_, v, m) if k >= v.len() => {
+                let e = &m[k - v.len()];
+                let kind = if e.node.is_dir { FileType::Directory } else { FileType::RegularFile };
+                (e.ctx.ino(e.node.id), &e.name, kind)
+            }
+            Listing::Folder(ctx, v, _) => {
                 let n = &v[k];
                 (
-                    ino_of(n.id),
+                    ctx.ino(n.id),
                     n.path.name(),
                     if n.is_dir { FileType::Directory } else { FileType::RegularFile },
                 )
@@ -202,7 +245,11 @@ impl Listing {
     pub(crate) fn attr(&self, sh: &Shared, k: usize) -> (FileAttr, &Arc<UserCtx>) {
         match self {
             Listing::Users(v) => (v[k].attr, &v[k].ctx),
-            Listing::Folder(ctx, v) => (sh.attr(ctx, &v[k]), ctx),
+            Listing::Folder(_, v, m) if k >= v.len() => {
+                let e = &m[k - v.len()];
+                (sh.attr(&e.ctx, &e.node), &e.ctx)
+            }
+            Listing::Folder(ctx, v, _) => (sh.attr(ctx, &v[k]), ctx),
         }
     }
 }
@@ -216,7 +263,7 @@ pub(crate) fn ino_of(id: FileId) -> u64 {
 }
 
 pub(crate) fn id_of(ino: u64) -> FileId {
-    FileId(ino as i64 - 1)
+    FileId((ino & ((1 << ID_BITS) - 1)) as i64 - 1)
 }
 
 pub(crate) fn actor(req: &Request) -> Actor {
@@ -267,6 +314,8 @@ impl Shared {
             owner,
             cursor: Leaf::new(cursor),
             refreshed: Leaf::new(Instant::now()),
+            base: 0,
+            view: None,
         });
         Ok(self.users.lock().entry(name.to_owned()).or_insert(ctx).clone())
     }
@@ -297,12 +346,13 @@ impl Shared {
     }
 
     pub(crate) fn node(&self, ctx: &UserCtx, ino: u64) -> Res<Node> {
+        self.role_in(ctx)?;
         let user = ctx.user();
         self.run(self.store.stat_id(&user, id_of(ino))).map_err(|e| errno::of(&e))
     }
 
     pub(crate) fn attr(&self, ctx: &UserCtx, node: &Node) -> FileAttr {
-        let ino = ino_of(node.id);
+        let ino = ctx.ino(node.id);
         let (mut size, mut mtime) = (node.size, node.mtime);
         if !node.is_dir
             && let Some(of) = self.opened(ino)
@@ -323,7 +373,14 @@ impl Shared {
             ctime: t,
             crtime: t,
             kind: if node.is_dir { FileType::Directory } else { FileType::RegularFile },
-            perm: node.mode.unwrap_or(if node.is_dir { 0o755 } else { 0o644 }) as u16,
+            perm: {
+                let perm = node.mode.unwrap_or(if node.is_dir { 0o755 } else { 0o644 }) as u16;
+                // A viewer's share shows no write permission (the store refuses writes anyway).
+                match &ctx.view {
+                    Some(v) if !store::allowed(*v.role.lock(), store::Op::Write) => perm & !0o222,
+                    _ => perm,
+                }
+            },
             nlink: if node.is_dir { 2 } else { 1 },
             uid: ctx.owner.uid,
             gid: ctx.owner.gid,
@@ -359,12 +416,13 @@ impl Shared {
             return Err(Errno::EPERM);
         }
         let ctx = self.ctx(parent)?;
+        self.role_in(&ctx)?;
         // The folder's last known path, confirmed through the store's node cache (exact for
         // changes made in this process, free while the user's tree is unchanged).
         let cached = self.dirs.lock().get(&parent).cloned();
         let confirmed = cached.filter(|p| {
             let user = ctx.user();
-            self.run(self.store.stat(&user, p)).is_ok_and(|n| n.is_dir && ino_of(n.id) == parent)
+            self.run(self.store.stat(&user, p)).is_ok_and(|n| n.is_dir && ctx.ino(n.id) == parent)
         });
         let dir_path = match confirmed {
             Some(p) => p,
@@ -544,7 +602,77 @@ impl Shared {
         let dir = self.node(&ctx, ino)?;
         let user = ctx.user();
         let nodes = self.run(self.store.children(&user, &dir.path)).map_err(|e| errno::of(&e))?;
-        Ok(Listing::Folder(ctx, nodes))
+        let mounts = self.mounts_in(&ctx, &dir.path)?;
+        Ok(Listing::Folder(ctx, nodes, Arc::new(mounts)))
+    }
+
+    /// The shares mounted in `ctx`'s own folder `dir`, each with its view.
+    pub(crate) fn mounts_in(&self, ctx: &UserCtx, dir: &VPath) -> Res<Vec<ViewEnt>> {
+        if ctx.view.is_some() {
+            return Ok(Vec::new());
+        }
+        let user = ctx.user();
+        let mounts = self.run(self.store.view(&user).mounts_in(dir)).map_err(|e| errno::of(&e))?;
+        let mut out = Vec::new();
+        for m in mounts {
+            if let Some(view) = self.view_ctx(ctx, &m)? {
+                out.push(ViewEnt { ctx: view, name: m.at.name().to_owned(), node: m.node });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The share mounted at `path` in `ctx`'s own tree, if one is: its view and its root.
+    pub(crate) fn mount_at(&self, ctx: &UserCtx, path: &VPath) -> Res<Option<(Arc<UserCtx>, Node)>> {
+        let Some(dir) = path.parent() else { return Ok(None) };
+        let found = self.mounts_in(ctx, &dir)?.into_iter().find(|e| e.name == path.name());
+        Ok(found.map(|e| (e.ctx, e.node)))
+    }
+
+    /// The view of share `m` for the user of `recipient` (made on first use).
+    fn view_ctx(&self, recipient: &UserCtx, m: &store::MountPoint) -> Res<Option<Arc<UserCtx>>> {
+        // Room in an inode for the recipient's id (four million accounts).
+        if recipient.id.0 < 0 || recipient.id.0 as u64 >= 1 << (62 - ID_BITS) {
+            return Ok(None);
+        }
+        let key = (recipient.id, m.node.id);
+        if let Some(v) = self.views.lock().get(&key) {
+            if let Some(view) = &v.view {
+                *view.role.lock() = m.role;
+            }
+            return Ok(Some(v.clone()));
+        }
+        let cursor = self.run(self.store.journal_cursor(&m.owner)).map_err(|e| errno::of(&e))?;
+        let base = VIEW_BIT | (recipient.id.0 as u64) << ID_BITS;
+        let ctx = Arc::new(UserCtx {
+            id: m.owner.id,
+            user: Leaf::new(m.owner.clone()),
+            root: base | ino_of(m.node.id),
+            owner: recipient.owner,
+            cursor: Leaf::new(cursor),
+            refreshed: Leaf::new(Instant::now()),
+            base,
+            view: Some(ViewOf { recipient: recipient.user(), mount: m.node.id, role: Leaf::new(m.role) }),
+        });
+        Ok(Some(self.views.lock().entry(key).or_insert(ctx).clone()))
+    }
+
+    /// For a share's inode: the recipient's role, read again (ENOENT once the share no longer
+    /// reaches them, or is in its owner's trash). A user's own tree: `None`.
+    pub(crate) fn role_in(&self, ctx: &UserCtx) -> Res<Option<store::Role>> {
+        let Some(v) = &ctx.view else { return Ok(None) };
+        let role = self.run(self.store.view(&v.recipient).mount_role(v.mount)).map_err(|e| errno::of(&e))?;
+        *v.role.lock() = role;
+        Ok(Some(role))
+    }
+
+    /// Refuse `op` in a share whose recipient's role does not allow it (`EACCES`), by the
+    /// store's table; a user's own tree allows everything.
+    pub(crate) fn may(&self, ctx: &UserCtx, op: store::Op) -> Res<()> {
+        match self.role_in(ctx)? {
+            Some(role) if !store::allowed(role, op) => Err(Errno::EACCES),
+            _ => Ok(()),
+        }
     }
 
     /// The extended attributes of file `id`: (name without `user.`, stored value).

@@ -88,7 +88,7 @@ pub use types::{
 };
 pub use uploads::{Appended, Checksum, UPLOAD_TTL, Upload};
 pub use users::{AppPassword, AuditRecord, NewUser, UserInfo};
-pub use view::{Op, View, allowed};
+pub use view::{MountPoint, Op, View, allowed};
 
 use disk::Disk;
 

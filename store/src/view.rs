@@ -160,6 +160,18 @@ impl End<'_> {
     }
 }
 
+/// A share where it is mounted in a user's tree, with its root as the owner's tree has it: for
+/// front ends that address the owner's tree themselves below it (the FUSE mount).
+#[derive(Debug, Clone)]
+pub struct MountPoint {
+    /// Where the user sees it.
+    pub at: VPath,
+    pub owner: User,
+    pub role: Role,
+    /// The shared folder or file, in its owner's tree.
+    pub node: Node,
+}
+
 /// A user's view: their tree and their mounts. See the module doc.
 pub struct View<'a> {
     store: &'a Store,
@@ -403,6 +415,34 @@ impl View<'_> {
             node.etag = combined_etag(&node.etag, &etags);
         }
         node
+    }
+
+    /// The shares mounted directly in the user's own folder `dir` (those in the owner's trash
+    /// are not there).
+    pub async fn mounts_in(&self, dir: &VPath) -> Result<Vec<MountPoint>> {
+        let mounts = self.store.mounts_of(self.user).await?;
+        let mut out = Vec::new();
+        for m in mounts.iter().filter(|m| m.at.parent().as_ref() == Some(dir)) {
+            match self.store.stat_id(&m.owner, m.node).await {
+                Ok(node) => {
+                    out.push(MountPoint { at: m.at.clone(), owner: m.owner.clone(), role: m.role, node })
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The user's role in the share of `node` (a shared folder or file itself) while it reaches
+    /// them and is mounted; otherwise not found, as for anything not theirs.
+    pub async fn mount_role(&self, node: FileId) -> Result<Role> {
+        let mounts = self.store.mounts_of(self.user).await?;
+        mounts
+            .iter()
+            .find(|m| m.node == node)
+            .map(|m| m.role)
+            .ok_or_else(|| Error::not_found(format!("file id {node}")))
     }
 
     /// The file or folder at `path`.

@@ -745,3 +745,126 @@ fn metrics_count_mount_operations_and_commits() {
     assert!(grew("cairn_db_commits_total") >= 5.0, "{after}");
     assert!(grew("cairn_db_commit_seconds_total") > 0.0, "{after}");
 }
+
+/// Shares in the mount, as a table: each recipient's folder shows what is shared with them
+/// (the owner's bytes, stored once), with the role's answer for every operation — an editor
+/// reads, writes, renames and deletes; a viewer reads and gets `EACCES` for every change; a
+/// stranger finds nothing (`ENOENT`, as for a name that never existed) — then an editor
+/// filling the share meets the owner's quota (`EDQUOT`, nothing partial), and a revoked share
+/// is refused at the next open.
+#[test]
+fn shares_appear_in_each_recipients_folder_with_their_role() {
+    let (env, _d, home) = mounted(Some("2M"));
+    let mp = home.parent().unwrap().to_owned();
+    for u in ["bob", "carol", "zed"] {
+        env.add_user(u, None);
+        eventually("the user's folder in the mount", || mp.join(u).is_dir());
+    }
+    fs::create_dir(home.join("Family")).unwrap();
+    let roles = ["owner", "editor", "viewer", "stranger"];
+    for r in roles {
+        write_synced(&home.join(format!("Family/{r}.txt")), b"hello");
+        write_synced(&home.join(format!("Family/{r}-del.txt")), b"x");
+        fs::create_dir(home.join(format!("Family/{r}-dir"))).unwrap();
+    }
+    tests::share_with(env.port, "alice", "/Family", "bob", "editor");
+    let carol_share = tests::share_with(env.port, "alice", "/Family", "carol", "viewer");
+    let dir_of = |role: &str| match role {
+        "owner" => home.join("Family"),
+        "editor" => mp.join("bob/Family"),
+        "viewer" => mp.join("carol/Family"),
+        _ => mp.join("zed/Family"),
+    };
+    eventually("bob's view of the share", || dir_of("editor").join("owner.txt").is_file());
+    let code = |r: std::io::Result<()>| r.err().and_then(|e| e.raw_os_error()).unwrap_or(0);
+    type OpFn = fn(&Path, &str) -> std::io::Result<()>;
+    let ops: [(&str, OpFn); 8] = [
+        ("list", |d, r| {
+            let names: Vec<String> =
+                fs::read_dir(d)?.map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            assert!(names.contains(&format!("{r}.txt")), "{names:?}");
+            Ok(())
+        }),
+        ("read", |d, r| {
+            assert_eq!(fs::read(d.join(format!("{r}.txt")))?, b"hello");
+            Ok(())
+        }),
+        ("write a new file", |d, r| {
+            let mut h = fs::File::create(d.join(format!("{r}-new.txt")))?;
+            h.write_all(b"new")?;
+            h.sync_all()
+        }),
+        ("overwrite", |d, r| {
+            let mut h = OpenOptions::new().write(true).truncate(true).open(d.join(format!("{r}.txt")))?;
+            h.write_all(b"hello again")?;
+            h.sync_all()
+        }),
+        ("make a folder", |d, r| fs::create_dir(d.join(format!("{r}-made")))),
+        ("rename inside", |d, r| fs::rename(d.join(format!("{r}-dir")), d.join(format!("{r}-moved")))),
+        ("delete a file", |d, r| fs::remove_file(d.join(format!("{r}-del.txt")))),
+        ("set an xattr", |d, r| {
+            let p =
+                std::ffi::CString::new(d.join(format!("{r}-del.txt")).into_os_string().into_encoded_bytes())
+                    .unwrap();
+            let rc = unsafe { libc::setxattr(p.as_ptr(), c"user.tag".as_ptr(), b"x".as_ptr().cast(), 1, 0) };
+            if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        }),
+    ];
+    let expect = |role: &str, op: &str| -> i32 {
+        match (role, op) {
+            ("stranger", _) => libc::ENOENT,
+            ("viewer", "list" | "read") => 0,
+            ("viewer", _) => libc::EACCES,
+            // Deleted by the step before.
+            (_, "set an xattr") => libc::ENOENT,
+            _ => 0,
+        }
+    };
+    let mut wrong = Vec::new();
+    let mut cases = 0;
+    for role in roles {
+        for (op, f) in &ops {
+            let got = code(f(&dir_of(role), role));
+            cases += 1;
+            if got != expect(role, op) {
+                wrong.push(format!("{role} / {op}: errno {got}, expected {}", expect(role, op)));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {cases} cases:\n{}", wrong.len(), wrong.join("\n"));
+    // What bob wrote is alice's, in her tree, byte for byte.
+    assert_eq!(fs::read(home.join("Family/editor-new.txt")).unwrap(), b"new");
+    assert_eq!(fs::read(home.join("Family/editor.txt")).unwrap(), b"hello again");
+    assert!(home.join("Family/editor-moved").is_dir());
+    assert_eq!(fs::read(home.join("Family/viewer.txt")).unwrap(), b"hello", "the viewer changed nothing");
+
+    // bob fills the share: alice's quota (2M) says no, and nothing partial is left.
+    let used = env.ctl_json(&["quota", "show", "alice"])["used"].as_u64().unwrap();
+    let mut h = fs::File::create(dir_of("editor").join("big.bin")).unwrap();
+    let chunk = pattern(250_000, 5);
+    let err = (0..12).find_map(|_| h.write_all(&chunk).err()).expect("the quota stops the writes");
+    assert_eq!(err.raw_os_error(), Some(libc::EDQUOT), "{err}");
+    drop(h);
+    eventually("the empty file", || fs::metadata(home.join("Family/big.bin")).is_ok_and(|m| m.len() == 0));
+    assert_eq!(env.ctl_json(&["quota", "show", "alice"])["used"].as_u64().unwrap(), used);
+
+    // carol's share is revoked: her next open is refused, and her folder no longer lists it.
+    let r = http(
+        env.port,
+        "DELETE",
+        &format!("/api/v1/shares/{carol_share}"),
+        &[("Authorization", &basic("alice"))],
+        b"",
+    );
+    assert_eq!(r.status, 204);
+    eventually("carol's open refused", || fs::read(dir_of("viewer").join("viewer.txt")).is_err());
+    let names: Vec<String> = fs::read_dir(mp.join("carol"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!names.contains(&"Family".to_owned()), "{names:?}");
+    record_figure(&format!(
+        "FUSE mount: shares as their recipients see them, {cases} role × operation cases answered as expected"
+    ));
+    env.assert_fsck_clean();
+}

@@ -124,7 +124,8 @@ fn family_photos_shared_added_to_and_sent_to_grandma_as_a_link() {
         assert!(audit.lines().any(|l| l.contains(action)), "{action} missing:\n{audit}");
     }
     // bob's photo is alice's, in her tree and her usage.
-    let r = http(env.port, "GET", "/dav/Family%20Photos/beach.png", &[("Authorization", &basic("alice"))], b"");
+    let r =
+        http(env.port, "GET", "/dav/Family%20Photos/beach.png", &[("Authorization", &basic("alice"))], b"");
     assert!(r.status == 200 && r.body.starts_with(b"\x89PNG"), "{}", r.status);
     env.assert_fsck_clean();
 }
