@@ -174,8 +174,8 @@ pub struct MountPoint {
 
 /// A user's view: their tree and their mounts. See the module doc.
 pub struct View<'a> {
-    store: &'a Store,
-    user: &'a User,
+    pub(crate) store: &'a Store,
+    pub(crate) user: &'a User,
 }
 
 impl Store {
@@ -238,16 +238,34 @@ impl Store {
         // afresh), and so do mounts whose place the user's own file or folder has taken since
         // (made where the view does not look, e.g. the FUSE mount): placed again beside it,
         // never hiding it.
-        client
-            .cexecute(
+        let gone = client
+            .cquery(
                 &format!(
                     "DELETE FROM share_mounts m WHERE m.user_id = $1 AND (
                      NOT EXISTS (SELECT 1 FROM shares s WHERE s.node_id = m.node_id AND {REACHES_USER})
-                     OR EXISTS (SELECT 1 FROM nodes n WHERE n.user_id = $1 AND n.path = m.path AND n.trash_id IS NULL))"
+                     OR EXISTS (SELECT 1 FROM nodes n WHERE n.user_id = $1 AND n.path = m.path AND n.trash_id IS NULL))
+                     RETURNING m.node_id, m.path,
+                       EXISTS (SELECT 1 FROM shares s WHERE s.node_id = m.node_id AND {REACHES_USER})"
                 ),
                 &[&user.id.0],
             )
             .await?;
+        // A share that went leaves the user's feed; one whose place their own file took comes
+        // back beside it (its `create` then), and that name is their own file's.
+        for r in &gone {
+            if let (Some(at), false) = (r.get::<_, Option<String>>(1), r.get::<_, bool>(2)) {
+                journal_mount(
+                    &client,
+                    user,
+                    "delete",
+                    FileId(r.get(0)),
+                    &VPath::from_db(at)?,
+                    None,
+                    self.clock().now(),
+                )
+                .await?;
+            }
+        }
         let query = format!(
             "WITH incoming AS (
                  SELECT s.node_id, s.owner_id, bool_or(s.role = 'editor') AS editor
@@ -325,6 +343,7 @@ impl Store {
                 )
                 .await?;
             if inserted == 1 {
+                journal_mount(&client, user, "create", node, &at, None, self.clock().now()).await?;
                 crate::notify::shares_changed(&client).await?;
                 self.inner.mounts.bump();
                 return Ok(());
@@ -346,16 +365,52 @@ impl Store {
     /// Change where `user` sees the share mounted at `from` (`to`: `None` hides it).
     async fn move_mount(&self, user: &User, node: FileId, to: Option<&VPath>) -> Result<()> {
         let client = self.inner.pool.get().await?;
-        client
-            .cexecute(
-                "UPDATE share_mounts SET path = $3 WHERE user_id = $1 AND node_id = $2",
+        let was = client
+            .cquery_opt(
+                "UPDATE share_mounts m SET path = $3
+                 FROM (SELECT path FROM share_mounts WHERE user_id = $1 AND node_id = $2 FOR UPDATE) o
+                 WHERE m.user_id = $1 AND m.node_id = $2 RETURNING o.path",
                 &[&user.id.0, &node.0, &to.map(VPath::as_str)],
             )
-            .await?;
+            .await?
+            .and_then(|r| r.get::<_, Option<String>>(0));
+        let now = self.clock().now();
+        match (was.map(VPath::from_db).transpose()?, to) {
+            (Some(was), Some(to)) => journal_mount(&client, user, "move", node, to, Some(&was), now).await?,
+            (Some(was), None) => journal_mount(&client, user, "delete", node, &was, None, now).await?,
+            (None, Some(to)) => journal_mount(&client, user, "create", node, to, None, now).await?,
+            (None, None) => {}
+        }
         crate::notify::shares_changed(&client).await?;
         self.inner.mounts.bump();
         Ok(())
     }
+}
+
+/// Record in `user`'s own journal that a share's mount point `kind` (`create`, `move` from `old`,
+/// `delete`) at `at`, and wake whoever follows their tree: a client following the feed sees the
+/// share arrive, move and go (see `feed`).
+async fn journal_mount(
+    client: &deadpool_postgres::Object,
+    user: &User,
+    kind: &str,
+    node: FileId,
+    at: &VPath,
+    old: Option<&VPath>,
+    now: crate::types::Timestamp,
+) -> Result<()> {
+    client
+        .cexecute(
+            "WITH u AS (UPDATE users SET journal_seq = journal_seq + 1 WHERE id = $1 RETURNING journal_seq)
+             INSERT INTO journal (user_id, seq, at, kind, node_id, is_dir, path, old_path, size, etag, content_hash, origin)
+             SELECT $1, u.journal_seq, $2, $3, n.id, n.is_dir, $5, $6,
+                    CASE WHEN n.is_dir THEN NULL ELSE n.size END, n.etag, n.content_hash, NULL
+             FROM u, nodes n WHERE n.id = $4",
+            &[&user.id.0, &now.0, &kind, &node.0, &at.as_str(), &old.map(VPath::as_str)],
+        )
+        .await?;
+    client.cexecute("SELECT pg_notify('cairn_changes', $1)", &[&format!("{} - -", user.id.0)]).await?;
+    Ok(())
 }
 
 /// The combined etag of a folder of the user's own and the mounts below it: changes when the
@@ -420,9 +475,15 @@ impl View<'_> {
     /// The shares mounted directly in the user's own folder `dir` (those in the owner's trash
     /// are not there).
     pub async fn mounts_in(&self, dir: &VPath) -> Result<Vec<MountPoint>> {
+        let all = self.mounts_in_tree().await?;
+        Ok(all.into_iter().filter(|m| m.at.parent().as_ref() == Some(dir)).collect())
+    }
+
+    /// Every share mounted in the user's tree (not those hidden or in the owner's trash).
+    pub(crate) async fn mounts_in_tree(&self) -> Result<Vec<MountPoint>> {
         let mounts = self.store.mounts_of(self.user).await?;
         let mut out = Vec::new();
-        for m in mounts.iter().filter(|m| m.at.parent().as_ref() == Some(dir)) {
+        for m in mounts.iter() {
             match self.store.stat_id(&m.owner, m.node).await {
                 Ok(node) => {
                     out.push(MountPoint { at: m.at.clone(), owner: m.owner.clone(), role: m.role, node })

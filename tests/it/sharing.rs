@@ -829,3 +829,87 @@ fn public_links_reach_what_they_link_for_as_long_as_allowed() {
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
+
+/// The change feed of a recipient follows their shares: the share's arrival as a `create` of its
+/// mount point, then every change inside it by anyone at the paths they see (a file moved out
+/// of the shared folder is a `delete` for them), each change's cursor a place to resume from,
+/// a long poll woken by the owner's change, and the share's revocation as a `delete`.
+#[test]
+fn the_change_feed_follows_shares_as_their_recipients_see_them() {
+    let env = Env::new();
+    for who in ["alice", "bob"] {
+        env.add_user(who, None);
+    }
+    let _d = env.start_daemon();
+    let call = |who: &str, method: &str, target: &str, body: &[u8]| {
+        tests::call_as(env.port, who, method, target, body)
+    };
+    let feed = |cursor: &str, wait: u32| -> Value {
+        let r = call("bob", "GET", &format!("/api/v1/changes?cursor={cursor}&wait={wait}"), b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    let seen = |page: &Value| -> Vec<(String, String)> {
+        page["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["kind"].as_str().unwrap().to_owned(), c["path"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    for dir in ["/dav/Family", "/dav/Private"] {
+        assert_eq!(call("alice", "MKCOL", dir, b"").status, 201);
+    }
+    let c0 = feed("now", 0)["cursor"].as_str().unwrap().to_owned();
+    let share = tests::share_with(env.port, "alice", "/Family", "bob", "editor");
+    let p0 = feed(&c0, 0);
+    assert_eq!(seen(&p0), [("create".to_owned(), "/Family".to_owned())], "{p0:#}");
+    let c1 = p0["cursor"].as_str().unwrap().to_owned();
+
+    assert_eq!(call("alice", "PUT", "/dav/Family/a.txt", b"from alice").status, 201);
+    assert_eq!(call("bob", "PUT", "/dav/Family/b.txt", b"from bob").status, 201);
+    assert_eq!(call("alice", "PUT", "/dav/Private/not-shared.txt", b"x").status, 201);
+    let dest = format!("http://127.0.0.1:{}/dav/Private/a.txt", env.port);
+    let r = http(
+        env.port,
+        "MOVE",
+        "/dav/Family/a.txt",
+        &[("Authorization", &basic("alice")), ("Destination", &dest)],
+        b"",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let p1 = feed(&c1, 0);
+    let want: Vec<(String, String)> =
+        [("create", "/Family/a.txt"), ("create", "/Family/b.txt"), ("delete", "/Family/a.txt")]
+            .iter()
+            .map(|(k, p)| (k.to_string(), p.to_string()))
+            .collect();
+    assert_eq!(seen(&p1), want, "{p1:#}");
+    // Each change's cursor resumes right after it.
+    let after_first = p1["changes"][0]["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(seen(&feed(&after_first, 0)), want[1..], "resumed after the first");
+    let c2 = p1["cursor"].as_str().unwrap().to_owned();
+
+    // A long poll is woken by the owner's change in the share.
+    let port = env.port;
+    let t0 = std::time::Instant::now();
+    let waiter = std::thread::spawn(move || {
+        let r = tests::call_as(port, "bob", "GET", &format!("/api/v1/changes?cursor={c2}&wait=20"), b"");
+        (t0.elapsed(), serde_json::from_slice::<Value>(&r.body).unwrap())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(call("alice", "PUT", "/dav/Family/c.txt", b"late").status, 201);
+    let (waited, p2) = waiter.join().unwrap();
+    assert_eq!(seen(&p2), [("create".to_owned(), "/Family/c.txt".to_owned())], "{p2:#}");
+    assert!(waited < std::time::Duration::from_secs(10), "the long poll was not woken: {waited:?}");
+    let c3 = p2["cursor"].as_str().unwrap().to_owned();
+
+    // Revoked: the mount point goes from bob's feed.
+    assert_eq!(call("alice", "DELETE", &format!("/api/v1/shares/{share}"), b"").status, 204);
+    let p3 = feed(&c3, 0);
+    assert_eq!(seen(&p3), [("delete".to_owned(), "/Family".to_owned())], "{p3:#}");
+    tests::record_figure(&format!(
+        "change feed: an owner's change in a share wakes a recipient's long poll {} ms after the wait began (300 ms of it before the change)",
+        waited.as_millis()
+    ));
+}

@@ -640,3 +640,137 @@ fn expired_cursors_say_so() {
     assert_eq!(gone.status, 410, "{}", gone.text());
     assert!(gone.text().contains("cursor_expired"));
 }
+
+/// The `cairn` client in the sharing table: each role syncs, changes its copy of "Family" (a
+/// new file, an overwrite, a rename, a deletion, a new folder) and syncs again; what reaches
+/// alice's share is exactly what the role allows — everything for the owner and for editors
+/// (direct or through a group), nothing for a viewer (whose changes come back as they were,
+/// the edits kept as their own copies), a stranger (whose "Family" is their own folder) or a
+/// former group member (whose copy is kept aside as no longer shared).
+#[test]
+fn each_role_syncing_a_share_changes_exactly_what_it_may() {
+    let env = Env::new();
+    for who in ["alice", "bob", "erin", "carol", "frank", "zed"] {
+        env.add_user(who, None);
+    }
+    env.ctl_ok(&["group", "add", "family"]);
+    env.ctl_ok(&["group", "add-member", "family", "erin", "frank"]);
+    let _d = env.start_daemon();
+    let call =
+        |who: &str, method: &str, target: &str, body: &[u8]| call_as(env.port, who, method, target, body);
+    // (role, account): the owner, an editor, an editor through the group, a viewer, a group
+    // member who leaves the group, a stranger.
+    let roles = [
+        ("owner", "alice"),
+        ("editor", "bob"),
+        ("group", "erin"),
+        ("viewer", "carol"),
+        ("former", "frank"),
+        ("stranger", "zed"),
+    ];
+    assert_eq!(call("alice", "MKCOL", "/dav/Family", b"").status, 201);
+    for (role, _) in roles {
+        for (name, body) in [("", "hello"), ("-mv", "move me"), ("-del", "delete me")] {
+            let r = call("alice", "PUT", &format!("/dav/Family/{role}{name}.txt"), body.as_bytes());
+            assert_eq!(r.status, 201);
+        }
+    }
+    share_with(env.port, "alice", "/Family", "bob", "editor");
+    share_with(env.port, "alice", "/Family", "carol", "viewer");
+    let body = serde_json::json!({"path": "/Family", "group": "family", "role": "editor"}).to_string();
+    assert_eq!(call("alice", "POST", "/api/v1/shares", body.as_bytes()).status, 201);
+    let clients: Vec<(&str, Client)> =
+        roles.iter().map(|(role, who)| (*role, Client::new(&env, role, who))).collect();
+    for (role, c) in &clients {
+        c.sync_ok();
+        let fam = c.dir.join("Family");
+        assert_eq!(fam.is_dir(), *role != "stranger", "{role}: the share in the first sync");
+    }
+    env.ctl_ok(&["group", "remove-member", "family", "frank"]);
+    // Everyone changes their "Family" (the stranger's is a folder of their own).
+    for (role, c) in &clients {
+        let fam = c.dir.join("Family");
+        std::fs::create_dir_all(&fam).unwrap();
+        std::fs::write(fam.join(format!("{role}-new.txt")), format!("new from {role}")).unwrap();
+        std::fs::write(fam.join(format!("{role}.txt")), format!("changed by {role}")).unwrap();
+        if fam.join(format!("{role}-mv.txt")).exists() {
+            std::fs::rename(fam.join(format!("{role}-mv.txt")), fam.join(format!("{role}-moved.txt")))
+                .unwrap();
+            std::fs::remove_file(fam.join(format!("{role}-del.txt"))).unwrap();
+        }
+        std::fs::create_dir(fam.join(format!("{role}-folder"))).unwrap();
+        c.sync_ok();
+    }
+    // What alice's share holds now, operation by operation.
+    let on_server = |p: &str| {
+        let r = call("alice", "GET", &format!("/dav/Family/{p}"), b"");
+        (r.status == 200).then(|| r.text())
+    };
+    let is_dir = |p: &str| {
+        let r = call("alice", "GET", &format!("/api/v1/stat?path=/Family/{p}"), b"");
+        r.status == 200 && r.text().contains("\"is_dir\":true")
+    };
+    let mut cases = 0;
+    let mut wrong = Vec::new();
+    for (role, _) in roles {
+        let may = matches!(role, "owner" | "editor" | "group");
+        let checks: [(&str, bool); 5] = [
+            (
+                "write a new file",
+                on_server(&format!("{role}-new.txt")).as_deref() == Some(&format!("new from {role}")[..]),
+            ),
+            (
+                "overwrite",
+                on_server(&format!("{role}.txt")).as_deref() == Some(&format!("changed by {role}")[..]),
+            ),
+            (
+                "rename",
+                on_server(&format!("{role}-moved.txt")).is_some()
+                    && on_server(&format!("{role}-mv.txt")).is_none(),
+            ),
+            ("delete", on_server(&format!("{role}-del.txt")).is_none()),
+            ("make a folder", is_dir(&format!("{role}-folder"))),
+        ];
+        for (op, happened) in checks {
+            cases += 1;
+            if happened != may {
+                wrong.push(format!(
+                    "{role} / {op}: {} on alice's server",
+                    if happened { "done" } else { "not done" }
+                ));
+            }
+        }
+        // And nothing else of the share changed: the untouched files are as alice wrote them.
+        if !may {
+            cases += 1;
+            if on_server(&format!("{role}.txt")).as_deref() != Some("hello")
+                || on_server(&format!("{role}-mv.txt")).as_deref() != Some("move me")
+                || on_server(&format!("{role}-del.txt")).as_deref() != Some("delete me")
+            {
+                wrong.push(format!("{role}: alice's files changed"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {cases} cases:\n{}", wrong.len(), wrong.join("\n"));
+    // Nobody lost a byte: the viewer's edit and new file are their own files now; the former
+    // member's copy is aside; the stranger's folder is theirs.
+    let (_, carol) = &clients[3];
+    let top: Vec<String> = std::fs::read_dir(&carol.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for stem in ["viewer-new", "viewer"] {
+        assert!(
+            top.iter().any(|n| n.starts_with(&format!("{stem} (not saved to alice's share"))),
+            "{stem}: {top:?}"
+        );
+    }
+    let (_, frank) = &clients[4];
+    assert_eq!(
+        std::fs::read_to_string(frank.dir.join("Family (no longer shared)/former-new.txt")).unwrap(),
+        "new from former"
+    );
+    let r = call("zed", "GET", "/dav/Family/stranger-new.txt", b"");
+    assert_eq!(r.text(), "new from stranger", "the stranger's own folder");
+    record_figure(&format!("cairn client and shares: {cases} role × operation cases answered as expected"));
+}

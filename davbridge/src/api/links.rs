@@ -280,7 +280,12 @@ pub(crate) async fn public_preview(v: &Visit<'_>) -> Result<Response<Body>> {
     let q: PublicPreviewQuery = v.query()?;
     let a = v.open().await?;
     let sub = vpath(q.path.as_deref().unwrap_or("/"))?;
-    let (node, file) = v.bridge.store.link_read(&a, &sub).await?;
+    let (node, file) = v.bridge.store.link_read(&a, &sub).await.map_err(|e| match e.kind() {
+        store::ErrorKind::IsADirectory => {
+            Fail::new(StatusCode::NOT_FOUND, "not_found", "a folder has no preview")
+        }
+        _ => e.into(),
+    })?;
     let shape = crate::nextcloud::preview::Shape::fit(q.size.unwrap_or(256));
     let cache = header::HeaderValue::from_static("private, no-cache");
     crate::nextcloud::preview::respond(
@@ -352,6 +357,7 @@ pub(crate) async fn public_zip(v: &Visit<'_>) -> Result<Response<Body>> {
               (status = 401, description = "The link asks for a password, or it was wrong", body = ApiError),
               (status = 403, description = "The link does not take uploads", body = ApiError),
               (status = 404, description = "No such link", body = ApiError),
+              (status = 409, description = "A file of that name arrived at the same moment; send it again", body = ApiError),
               (status = 413, description = "Over the owner's quota", body = ApiError)))]
 pub(crate) async fn public_upload(v: &Visit<'_>, body: Incoming) -> Result<Response<Body>> {
     let q: PublicUploadQuery = v.query()?;

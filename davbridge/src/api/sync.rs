@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use store::{Change, ChangePage, ContentHash, DeltaFrom, ETag, Store, User};
+use store::{Change, ContentHash, DeltaFrom, ETag, FeedCursor, FeedPage, Store, User};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -28,9 +28,9 @@ const MAX_WAIT: u64 = 60;
 /// A delta is sent down only if it is smaller than this share of the file.
 const DELTA_PAYS: f64 = 0.9;
 
-fn record(c: &Change) -> ChangeRecord {
+fn record(c: &Change, after: &FeedCursor) -> ChangeRecord {
     ChangeRecord {
-        cursor: c.seq.to_string(),
+        cursor: after.to_string(),
         kind: c.kind.clone(),
         id: c.file_id.0,
         is_dir: c.is_dir,
@@ -44,9 +44,9 @@ fn record(c: &Change) -> ChangeRecord {
     }
 }
 
-fn page(p: &ChangePage) -> ChangesPage {
+fn page(p: &FeedPage) -> ChangesPage {
     ChangesPage {
-        changes: p.changes.iter().map(record).collect(),
+        changes: p.changes.iter().map(|(c, after)| record(c, after)).collect(),
         cursor: p.cursor.to_string(),
         more: p.more,
         shared: false,
@@ -54,23 +54,16 @@ fn page(p: &ChangePage) -> ChangesPage {
 }
 
 /// `now` or a number.
-async fn parse_cursor(store: &Store, user: &User, raw: &str) -> Result<i64> {
+async fn parse_cursor(store: &Store, user: &User, raw: &str) -> Result<FeedCursor> {
     if raw == "now" {
-        return Ok(store.journal_cursor(user).await?);
+        return Ok(store.view(user).feed_cursor().await?);
     }
-    raw.parse::<i64>()
-        .ok()
-        .filter(|c| *c >= 0)
-        .ok_or_else(|| Fail::bad("cursor must be `now` or a cursor from an earlier answer"))
+    FeedCursor::parse(raw).ok_or_else(|| Fail::bad("cursor must be `now` or a cursor from an earlier answer"))
 }
 
-/// Wait until `user`'s tree may have changed (or the notices were interrupted).
-pub(crate) async fn changed(rx: &mut broadcast::Receiver<Option<store::ChangeNotice>>, user: store::UserId) {
-    changed_any(rx, user, &[]).await;
-}
-
-/// [`changed`], also waking for a change in the trees of `others` (the owners of shares
-/// mounted in the user's tree): `true` when it was only theirs.
+/// Wait until `user`'s tree, or the tree of one of `others` (the owners of shares mounted in
+/// the user's tree), may have changed (or the notices were interrupted): `true` when it was
+/// only theirs.
 pub(crate) async fn changed_any(
     rx: &mut broadcast::Receiver<Option<store::ChangeNotice>>,
     user: store::UserId,
@@ -99,12 +92,13 @@ pub(crate) async fn changes(cx: &Cx<'_>) -> Result<Response<Body>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT));
     // Subscribe before reading, so a change committed in between still wakes us.
     let mut rx = cx.store.subscribe_changes();
+    let owners = cx.store.view(&cx.user).share_owners().await?;
     loop {
-        let p = cx.store.changes_since(&cx.user, cursor, limit).await?;
+        let p = cx.store.view(&cx.user).feed(&cursor, limit).await?;
         if !p.changes.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(json(StatusCode::OK, &page(&p)));
         }
-        let _ = tokio::time::timeout_at(deadline, changed(&mut rx, cx.user.id)).await;
+        let _ = tokio::time::timeout_at(deadline, changed_any(&mut rx, cx.user.id, &owners)).await;
     }
 }
 
@@ -118,7 +112,7 @@ pub(crate) async fn tree(cx: &Cx<'_>) -> Result<Response<Body>> {
     let path = vpath(q.path.as_deref().unwrap_or("/"))?;
     // The cursor first: a change after it may or may not be in the listing, and replaying it
     // from the feed is harmless.
-    let cursor = cx.store.journal_cursor(&cx.user).await?;
+    let cursor = cx.store.view(&cx.user).feed_cursor().await?;
     let folder = cx.store.view(&cx.user).stat(&path).await?;
     if !folder.is_dir {
         return Err(Fail::new(StatusCode::CONFLICT, "not_a_folder", format!("{path} is a file")));
@@ -165,7 +159,7 @@ pub(crate) async fn events(
     }
     let cursor = parse_cursor(cx.store, &cx.user, q.cursor.as_deref().unwrap_or("now")).await?;
     // Refuse an expired cursor before switching protocols.
-    cx.store.changes_since(&cx.user, cursor, 1).await?;
+    cx.store.view(&cx.user).feed(&cursor, 1).await?;
     let (store, user, rx) = (cx.store.clone(), cx.user.clone(), cx.store.subscribe_changes());
     let open = cx.bridge.metrics.push_opened();
     tokio::spawn(async move {
@@ -197,7 +191,7 @@ async fn push<S>(
     ws: tokio_tungstenite::WebSocketStream<S>,
     store: Store,
     user: User,
-    mut cursor: i64,
+    mut cursor: FeedCursor,
     mut rx: broadcast::Receiver<Option<store::ChangeNotice>>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -208,7 +202,7 @@ async fn push<S>(
     loop {
         // Drain everything new (in pages), then wait.
         loop {
-            let p = match store.changes_since(&user, cursor, 1000).await {
+            let p = match store.view(&user).feed(&cursor, 1000).await {
                 Ok(p) => p,
                 Err(e) => {
                     let (status, code) = super::code_of(e.kind());
@@ -227,7 +221,7 @@ async fn push<S>(
                 break;
             }
             first = false;
-            cursor = p.cursor;
+            cursor = p.cursor.clone();
             let text = serde_json::to_string(&page(&p)).expect("API types serialize");
             if tx.send(Message::text(text)).await.is_err() {
                 return;
