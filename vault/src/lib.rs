@@ -1,0 +1,47 @@
+//! `vault`: the cryptography of Cairn's encrypted vaults — file format, keys and their parsers,
+//! no I/O and no policy (the `cairn` client and the browser build on it; the server never links
+//! it). Built so far (the design is `docs/design/vaults.md`):
+//!
+//! - [`keys`]: the derivations below a vault key (HKDF-SHA256, labels `cairn/v1/…`).
+//! - [`cef`]: "CEF v1", one encrypted file version: 64 KiB chunks under AES-256-GCM with
+//!   *synthetic* nonces (`HMAC-SHA256(K_n, "chunk" ‖ AAD ‖ plaintext)[..12]`, the SIV principle):
+//!   the same plaintext under the same file key encrypts to the same bytes, so unchanged chunks
+//!   stay unchanged and rsync deltas of ciphertext stay small, while no random-number failure can
+//!   ever repeat a nonce for different data. Every chunk is bound to its file, index and
+//!   finality; an authenticated trailer commits to the size and to every chunk's nonce, so a
+//!   server that flips, swaps, moves, drops, appends or truncates chunks gets a typed error and
+//!   no plaintext of a bad chunk.
+//!
+//! Primitives come from RustCrypto (`aes-gcm`, `hkdf`, `hmac`, `sha2`); nothing here is a
+//! home-made primitive.
+
+pub mod cef;
+pub mod keys;
+
+/// Why a vault file or key could not be used. Each names what a malicious or broken server (or
+/// disk) did, so callers can report it; none releases plaintext of what failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("not a Cairn encrypted file (bad magic)")]
+    NotCef,
+    #[error("unsupported format version {0}")]
+    Version(u8),
+    #[error("unsupported cipher suite {0}")]
+    Suite(u8),
+    #[error("unsupported chunk size 2^{0}")]
+    ChunkSize(u8),
+    #[error("reserved header bytes are not zero")]
+    Reserved,
+    #[error("the file is truncated or its length does not match its trailer")]
+    Length,
+    #[error("the trailer failed authentication (wrong key, or tampered)")]
+    Trailer,
+    #[error("the trailer's parameters are out of range")]
+    Oversized,
+    #[error("chunk {0} failed authentication (tampered, swapped, moved or from another file)")]
+    Chunk(u64),
+    #[error("chunk {0} opened but its nonce does not commit to its plaintext (another key)")]
+    Commitment(u64),
+    #[error("the file belongs to another vault or file than expected")]
+    Identity,
+}
