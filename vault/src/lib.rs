@@ -11,12 +11,15 @@
 //!   finality; an authenticated trailer commits to the size and to every chunk's nonce, so a
 //!   server that flips, swaps, moves, drops, appends or truncates chunks gets a typed error and
 //!   no plaintext of a bad chunk.
+//! - [`manifest`]: each directory's signed, encrypted list of names, ids and file commitments,
+//!   with a counter: what catches a file hidden, added, renamed, swapped or rolled back.
 //!
 //! Primitives come from RustCrypto (`aes-gcm`, `hkdf`, `hmac`, `sha2`); nothing here is a
 //! home-made primitive.
 
 pub mod cef;
 pub mod keys;
+pub mod manifest;
 
 /// Why a vault file or key could not be used. Each names what a malicious or broken server (or
 /// disk) did, so callers can report it; none releases plaintext of what failed.
@@ -44,4 +47,14 @@ pub enum Error {
     Commitment(u64),
     #[error("the file belongs to another vault or file than expected")]
     Identity,
+    #[error("the manifest is signed by someone who may not write to this vault")]
+    Writer,
+    #[error("the manifest's signature does not verify (tampered)")]
+    Signature,
+    #[error("the manifest does not open or parse (another key, or tampered)")]
+    Manifest,
+    #[error("the manifest is older than one already seen (counter {got} < {seen}): a rollback")]
+    Rollback { seen: u64, got: u64 },
+    #[error("the file is not the version its directory's manifest names (replaced or rolled back)")]
+    Stale,
 }
