@@ -11,12 +11,15 @@
 //!   finality; an authenticated trailer commits to the size and to every chunk's nonce, so a
 //!   server that flips, swaps, moves, drops, appends or truncates chunks gets a typed error and
 //!   no plaintext of a bad chunk.
+//! - [`account`]: a member's seed (their X25519 and Ed25519 keys) wrapped under two secrets
+//!   (passphrase and emergency-kit key) and under a recovery key.
 //! - [`manifest`]: each directory's signed, encrypted list of names, ids and file commitments,
 //!   with a counter: what catches a file hidden, added, renamed, swapped or rolled back.
 //!
 //! Primitives come from RustCrypto (`aes-gcm`, `hkdf`, `hmac`, `sha2`); nothing here is a
 //! home-made primitive.
 
+pub mod account;
 pub mod cef;
 pub mod keys;
 pub mod manifest;
@@ -57,4 +60,8 @@ pub enum Error {
     Rollback { seen: u64, got: u64 },
     #[error("the file is not the version its directory's manifest names (replaced or rolled back)")]
     Stale,
+    #[error("wrong passphrase, emergency kit or recovery key (or the key blob was changed)")]
+    Unlock,
+    #[error("the key blob asks for a weaker key derivation than Cairn accepts (a downgrade)")]
+    Weak,
 }
