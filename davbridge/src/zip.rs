@@ -103,20 +103,10 @@ fn unix_secs(t: store::Timestamp) -> i64 {
 
 /// The DOS date and time (UTC; 1980–2107, clamped) of `t`.
 fn dos_time(t: store::Timestamp) -> (u16, u16) {
-    let secs = unix_secs(t).clamp(315_532_800, 4_354_819_199);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let date = ((year - 1980) << 9 | month << 5 | day) as u16;
-    let time = ((rem / 3600) << 11 | (rem % 3600 / 60) << 5 | ((rem % 60) / 2)) as u16;
+    let (year, month, day, hour, minute, second) =
+        store::civil(unix_secs(t).clamp(315_532_800, 4_354_819_199));
+    let date = ((year - 1980) as u16) << 9 | (month as u16) << 5 | day as u16;
+    let time = (hour as u16) << 11 | (minute as u16) << 5 | (second as u16 / 2);
     (time, date)
 }
 
