@@ -13,16 +13,19 @@
 //!   no plaintext of a bad chunk.
 //! - [`account`]: a member's seed (their X25519 and Ed25519 keys) wrapped under two secrets
 //!   (passphrase and emergency-kit key) and under a recovery key.
+//! - [`share`]: an epoch's vault key wrapped to each member with HPKE, fingerprints and
+//!   safety numbers.
 //! - [`manifest`]: each directory's signed, encrypted list of names, ids and file commitments,
 //!   with a counter: what catches a file hidden, added, renamed, swapped or rolled back.
 //!
-//! Primitives come from RustCrypto (`aes-gcm`, `hkdf`, `hmac`, `sha2`); nothing here is a
-//! home-made primitive.
+//! Primitives come from RustCrypto (`aes-gcm`, `hkdf`, `hmac`, `sha2`, `argon2`), dalek
+//! (`ed25519-dalek`) and `hpke`; nothing here is a home-made primitive.
 
 pub mod account;
 pub mod cef;
 pub mod keys;
 pub mod manifest;
+pub mod share;
 
 /// Why a vault file or key could not be used. Each names what a malicious or broken server (or
 /// disk) did, so callers can report it; none releases plaintext of what failed.
@@ -64,4 +67,6 @@ pub enum Error {
     Unlock,
     #[error("the key blob asks for a weaker key derivation than Cairn accepts (a downgrade)")]
     Weak,
+    #[error("a member's public key is not a valid X25519 key")]
+    Member,
 }
