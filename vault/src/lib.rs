@@ -13,6 +13,7 @@
 //!   no plaintext of a bad chunk.
 //! - [`account`]: a member's seed (their X25519 and Ed25519 keys) wrapped under two secrets
 //!   (passphrase and emergency-kit key) and under a recovery key.
+//! - [`config`]: the owner-signed member list, epochs and wrapped keys of a vault.
 //! - [`share`]: an epoch's vault key wrapped to each member with HPKE, fingerprints and
 //!   safety numbers.
 //! - [`manifest`]: each directory's signed, encrypted list of names, ids and file commitments,
@@ -23,6 +24,7 @@
 
 pub mod account;
 pub mod cef;
+pub mod config;
 pub mod keys;
 pub mod manifest;
 pub mod share;
