@@ -478,6 +478,8 @@ $('#versions-btn').addEventListener('click', () => { const [e] = selectedEntries
 async function openSharing(e) {
   state.versionsOf = null;
   $('#panel-title').textContent = `Share ${e.name}`;
+  // Not the last panel's forms while this one loads: what is typed there would be lost.
+  $('#panel-body').replaceChildren(el('p', { class: 'muted', text: 'Loading…' }));
   $('#panel').hidden = false;
   try { await showSharing(e, $('#panel-body')); } catch (err) { fail(err); }
 }
