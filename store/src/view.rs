@@ -475,15 +475,20 @@ impl View<'_> {
     /// The shares mounted directly in the user's own folder `dir` (those in the owner's trash
     /// are not there).
     pub async fn mounts_in(&self, dir: &VPath) -> Result<Vec<MountPoint>> {
-        let all = self.mounts_in_tree().await?;
-        Ok(all.into_iter().filter(|m| m.at.parent().as_ref() == Some(dir)).collect())
+        self.live_mounts(|at| at.parent().as_ref() == Some(dir)).await
     }
 
     /// Every share mounted in the user's tree (not those hidden or in the owner's trash).
     pub(crate) async fn mounts_in_tree(&self) -> Result<Vec<MountPoint>> {
+        self.live_mounts(|_| true).await
+    }
+
+    /// The mounts whose place `wanted` accepts, with their shared node as its owner has it;
+    /// only those are looked up (a FUSE listing asks for one folder's at every call).
+    async fn live_mounts(&self, wanted: impl Fn(&VPath) -> bool) -> Result<Vec<MountPoint>> {
         let mounts = self.store.mounts_of(self.user).await?;
         let mut out = Vec::new();
-        for m in mounts.iter() {
+        for m in mounts.iter().filter(|m| wanted(&m.at)) {
             match self.store.stat_id(&m.owner, m.node).await {
                 Ok(node) => {
                     out.push(MountPoint { at: m.at.clone(), owner: m.owner.clone(), role: m.role, node })

@@ -10,26 +10,8 @@ use vault::cef::{self, Header};
 use vault::keys::{VaultKey, commitment, file_keys};
 use vault::share::{self, Member, safety_number};
 
-/// The operating system's randomness, for HPKE's ephemeral keys.
-struct SysRng;
-
-impl hpke::rand_core::RngCore for SysRng {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
-    }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
-        getrandom::fill(dst).expect("the OS's randomness");
-    }
-}
-
-impl hpke::rand_core::CryptoRng for SysRng {}
+mod common;
+use common::SysRng;
 
 const VAULT: [u8; 16] = [9; 16];
 
