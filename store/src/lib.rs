@@ -31,6 +31,7 @@ mod notify;
 mod ops;
 pub mod path;
 mod pgcluster;
+mod placing;
 mod props;
 mod quota;
 mod read;
@@ -198,6 +199,8 @@ struct Inner {
     done_intents: std::sync::Mutex<Vec<i64>>,
     /// Intents of commits whose outcome is unknown (see `txn::unsettled`).
     unsettled: txn::Unsettled,
+    /// Paths whose committed disk work is under way (see `placing`).
+    placing: Arc<placing::Placing>,
     /// Content the integrity scrub found damaged: its reads are refused (see `scrub`).
     quarantine: scrub::Quarantine,
     /// Users' share mounts (see `view`).
@@ -272,6 +275,7 @@ impl Store {
                 login_flows: Default::default(),
                 done_intents: Default::default(),
                 unsettled: Default::default(),
+                placing: Default::default(),
                 quarantine: Default::default(),
                 mounts: Default::default(),
             }),

@@ -165,7 +165,7 @@ impl Store {
         let rel = layout::user_path(&user.name, path);
         let (node, file) = tokio::join!(self.stat(user, path), self.open_live(&rel));
         let (mut node, mut file) = (live_file(node?, path)?, file);
-        let mut reread = Reread::new();
+        let mut reread = Reread::new(&self.inner.placing, &rel);
         loop {
             match file {
                 Ok(f) if agrees(&f, &node) => return Ok((node, f)),
@@ -212,7 +212,7 @@ impl Store {
         small: u64,
     ) -> Result<(Node, Option<File>, Option<Vec<u8>>)> {
         let rel = layout::user_path(&user.name, path);
-        let mut reread = Reread::new();
+        let mut reread = Reread::new(&self.inner.placing, &rel);
         loop {
             let node = live_file(self.stat(user, path).await?, path)?;
             if node.size <= small {
@@ -269,29 +269,47 @@ fn agrees(file: &File, node: &Node) -> bool {
 /// after (the durable-write order's step 6), and the node cache hears of a commit made
 /// elsewhere a moment later. A reader in between finds a node over another commit's file (of
 /// another length), or no file while the old content moves to the versions. Such a reader looks
-/// again, briefly and with growing pauses, until node and file agree: it gets the old content
-/// or the new one, never an error. Past the limit (a file changed on disk behind the store's
-/// back, which `scan` adopts) it takes the file as it is.
-struct Reread {
+/// again until node and file agree: it gets the old content or the new one, never an error.
+/// While a commit of this process is placing files at or above the path (see `placing`), it
+/// waits for that, however long the machine takes; otherwise it looks again briefly, with
+/// growing pauses. Past that limit (a file changed on disk behind the store's back, which
+/// `scan` adopts) it takes the file as it is.
+struct Reread<'a> {
     pause: std::time::Duration,
     deadline: std::time::Instant,
+    /// Not even a commit still placing files is waited for past this.
+    hard: std::time::Instant,
+    placing: &'a crate::placing::Placing,
+    rel: &'a str,
 }
 
-impl Reread {
+impl<'a> Reread<'a> {
     const LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+    const HARD_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-    fn new() -> Reread {
+    fn new(placing: &'a crate::placing::Placing, rel: &'a str) -> Reread<'a> {
+        let now = std::time::Instant::now();
         Reread {
             pause: std::time::Duration::from_micros(200),
-            deadline: std::time::Instant::now() + Reread::LIMIT,
+            deadline: now + Reread::LIMIT,
+            hard: now + Reread::HARD_LIMIT,
+            placing,
+            rel,
         }
     }
 
     fn exhausted(&self) -> bool {
-        std::time::Instant::now() >= self.deadline
+        let now = std::time::Instant::now();
+        now >= self.hard || (now >= self.deadline && !self.placing.covers(self.rel))
     }
 
     async fn wait(&mut self) {
+        if self.placing.covers(self.rel) {
+            self.placing.settled(self.rel, self.hard).await;
+            // The commit is in place: what follows is a fresh race.
+            self.deadline = self.deadline.max(std::time::Instant::now() + Reread::LIMIT).min(self.hard);
+            return;
+        }
         tokio::time::sleep(self.pause).await;
         self.pause = (self.pause * 2).min(std::time::Duration::from_millis(50));
     }

@@ -52,6 +52,8 @@ pub(crate) struct Locked {
     /// Statements the connection still owes its last user (see [`Carried`]), sent ahead of
     /// this transaction's BEGIN.
     owed: String,
+    /// The paths of the committed intent, registered until it is carried out (see `placing`).
+    placed: Option<crate::placing::Placed>,
 }
 
 /// A connection whose last change is done except for its closing statements (deleting its
@@ -239,6 +241,7 @@ impl Locked {
             changed: Default::default(),
             logged: Default::default(),
             owed,
+            placed: None,
         }
     }
 
@@ -310,6 +313,7 @@ impl Locked {
         for (u, _) in &changed {
             store.inner.cache.committing(*u);
         }
+        self.placed = store.inner.placing.register(intents.iter().flat_map(|(_, ops)| ops));
         let started = std::time::Instant::now();
         let res = self.client().batch_execute(&format!("COMMIT; {BARRIER}")).await;
         crate::telemetry::committed(started.elapsed());
@@ -398,7 +402,10 @@ impl Locked {
                 true => intent::apply_deferred(&s.inner.disk, &ops, |rel| s.unsynced(rel)),
                 false => intent::apply(&s.inner.disk, &ops),
             });
-            if let Err(e) = applied.await {
+            let applied = applied.await;
+            // Readers waiting for these paths look again (see `placing`).
+            drop(self.placed.take());
+            if let Err(e) = applied {
                 drop(Object::take(client));
                 return Err(e);
             }
