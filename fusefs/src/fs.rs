@@ -150,6 +150,7 @@ impl Filesystem for Cairn {
             if node.is_dir {
                 return reply.error(Errno::EISDIR);
             }
+            tryr!(reply, sh.outside_vault(&ctx, &node.path));
             let of_arc = sh.open_file(ino.0);
             let res = {
                 let mut of = lock_file(&of_arc);
@@ -223,6 +224,7 @@ impl Filesystem for Cairn {
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
         tryr!(reply, sh.may(&ctx, store::Op::Write));
+        tryr!(reply, sh.outside_vault(&ctx, &path));
         tryr!(reply, sh.settle_named(&actor(req), parent.0, name));
         let node = tryr!(reply, create_empty(sh, &actor(req), &ctx, &path, mode & !umask));
         sh.entry(&ctx, &node, reply);
@@ -381,6 +383,7 @@ impl Filesystem for Cairn {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         if write {
             tryr!(reply, sh.may(&ctx, store::Op::Write));
+            tryr!(reply, sh.outside_vault(&ctx, &node.path));
         }
         let trunc = write && flags.0 & libc::O_TRUNC != 0;
         let of_arc = sh.open_file(ino.0);
@@ -831,6 +834,7 @@ impl Filesystem for Cairn {
         let sh = &self.sh;
         let (ctx, path) = tryr!(reply, sh.child(parent.0, name));
         tryr!(reply, sh.may(&ctx, store::Op::Write));
+        tryr!(reply, sh.outside_vault(&ctx, &path));
         sh.wait_tomb(parent.0, path.name());
         if sh.pending_named(parent.0, path.name()).is_some()
             || tryr!(reply, sh.stat_path(&ctx, &path)).is_some()

@@ -668,6 +668,18 @@ impl Shared {
 
     /// Refuse `op` in a share whose recipient's role does not allow it (`EACCES`), by the
     /// store's table; a user's own tree allows everything.
+    /// Refuse writing into an encrypted vault (`EPERM`): the mount is a plaintext front end,
+    /// and a new file's bytes reach the store only after `close` has returned, too late to
+    /// report the store's refusal (see `store/src/vaults.rs`). Reading a vault's ciphertext
+    /// works as for any file.
+    pub(crate) fn outside_vault(&self, ctx: &UserCtx, path: &store::VPath) -> Res<()> {
+        match self.run(self.store.in_vault(&ctx.user(), path)) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Errno::EPERM),
+            Err(e) => Err(errno::of(&e)),
+        }
+    }
+
     pub(crate) fn may(&self, ctx: &UserCtx, op: store::Op) -> Res<()> {
         match self.role_in(ctx)? {
             Some(role) if !store::allowed(role, op) => Err(Errno::EACCES),

@@ -119,6 +119,7 @@ const MIGRATIONS: &[Migration] = &[
         name: "0013_link_uploads.sql",
         sql: include_str!("../../schema/0013_link_uploads.sql"),
     },
+    Migration { version: 14, name: "0014_vaults.sql", sql: include_str!("../../schema/0014_vaults.sql") },
 ];
 
 /// The oldest PostgreSQL we run on.

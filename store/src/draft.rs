@@ -387,6 +387,7 @@ impl Store {
                 self.put_content(&mut cx, &actor.name, path, parent?, Some(old), content, keep).await?
             }
             None => {
+                self.check_vault_content(&cx, path, content).await?;
                 let node = insert_file(&mut cx, Some(id), &actor.name, parent?, path, content, mode).await?;
                 WriteOutcome { node, created: true, version: None }
             }

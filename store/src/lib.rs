@@ -50,6 +50,7 @@ mod txn;
 mod types;
 mod uploads;
 mod users;
+mod vaults;
 mod versions;
 mod view;
 pub mod watchdog;
@@ -91,6 +92,7 @@ pub use types::{
 };
 pub use uploads::{Appended, Checksum, UPLOAD_TTL, Upload};
 pub use users::{AppPassword, AuditRecord, NewUser, UserInfo};
+pub use vaults::{Vault, claimed_vault};
 pub use view::{MountPoint, Op, View, allowed};
 
 use disk::Disk;
@@ -201,6 +203,8 @@ struct Inner {
     unsettled: txn::Unsettled,
     /// Paths whose committed disk work is under way (see `placing`).
     placing: Arc<placing::Placing>,
+    /// Accounts with a vault (see `vaults`).
+    vault_users: vaults::VaultUsers,
     /// Content the integrity scrub found damaged: its reads are refused (see `scrub`).
     quarantine: scrub::Quarantine,
     /// Users' share mounts (see `view`).
@@ -276,6 +280,7 @@ impl Store {
                 done_intents: Default::default(),
                 unsettled: Default::default(),
                 placing: Default::default(),
+                vault_users: Default::default(),
                 quarantine: Default::default(),
                 mounts: Default::default(),
             }),

@@ -95,6 +95,7 @@ impl Store {
         }
         change!(self, [store, actor, user, path], now, LockSet::Path(user.id, &path), |tx, cx| {
             let parent = free_slot(&tx, user.id, &path).await?;
+            store.check_vault_entry(cx, &path, is_dir, None).await?;
             let node = match is_dir {
                 true => insert_dir(cx, parent, &path, mode).await?,
                 false => insert_empty_file(cx, id, parent, &path, mode).await?,
@@ -224,6 +225,7 @@ impl Store {
         change!(self, [store, actor, user, from, to], now, LockSet::Tree(user.id), |tx, cx| {
             let src = node_for_update(&tx, user.id, &from).await?.ok_or_else(|| Error::not_found(&from))?;
             let parent = parent_dir(&tx, user.id, &to).await?;
+            store.check_vault_entry(cx, &to, src.is_dir, Some(&from)).await?;
             if let Some(existing) = node_for_update(&tx, user.id, &to).await? {
                 replace.check(&tx, src.is_dir, &existing, &to).await?;
                 trash_node(cx, &existing).await?;
@@ -330,6 +332,7 @@ impl Store {
                             .node
                     }
                     existing => {
+                        store.check_vault_entry(&cx, &to, root.is_dir, Some(&from)).await?;
                         if let Some(target) = existing {
                             trash_node(&mut cx, &target).await?;
                         }

@@ -188,6 +188,7 @@ impl Store {
         content: &Content,
         keep_version: bool,
     ) -> Result<WriteOutcome> {
+        self.check_vault_content(cx, path, content).await?;
         let tx = cx.tx;
         let etag = new_etag();
         let size = content.size as i64;

@@ -27,5 +27,6 @@ mod store_api;
 mod stress;
 mod sync;
 mod tree;
+mod vaults;
 mod versions;
 mod web;

@@ -12,6 +12,7 @@ pub mod model;
 mod shares;
 pub(crate) mod sync;
 mod tus;
+mod vaults;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -145,6 +146,8 @@ enum Endpoint {
     Share,
     RevokeShare(i64),
     SharesIncoming,
+    Vaults,
+    NewVault,
     Links,
     NewLink,
     RevokeLink(i64),
@@ -273,6 +276,14 @@ impl Endpoint {
                 match m {
                     "GET" => Some(E::Shares),
                     "POST" => Some(E::Share),
+                    _ => None,
+                },
+            )?,
+            ["vaults"] => pick(
+                "GET, POST",
+                match m {
+                    "GET" => Some(E::Vaults),
+                    "POST" => Some(E::NewVault),
                     _ => None,
                 },
             )?,
@@ -610,6 +621,8 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         Endpoint::Share => shares::create(&cx, body).await,
         Endpoint::RevokeShare(id) => shares::revoke(&cx, id).await,
         Endpoint::SharesIncoming => shares::incoming(&cx).await,
+        Endpoint::Vaults => vaults::list(&cx).await,
+        Endpoint::NewVault => vaults::create(&cx, body).await,
         Endpoint::Links => links::list(&cx).await,
         Endpoint::NewLink => links::create(&cx, body).await,
         Endpoint::RevokeLink(id) => links::revoke(&cx, id).await,
@@ -669,6 +682,7 @@ Resumable uploads use tus 1.0 at `/api/v1/uploads/`. Sync clients follow the cha
         files::copy, files::delete, files::trash, files::trash_empty, files::trash_restore,
         files::trash_purge, files::versions, files::version_content, files::version_restore,
         files::search, shares::list, shares::create, shares::revoke, shares::incoming,
+        vaults::list, vaults::create,
         links::list, links::create, links::revoke, links::public_list, links::public_content,
         links::public_preview, links::public_zip, links::public_upload,
         account::admin_users, account::admin_create, account::admin_change, account::admin_delete,

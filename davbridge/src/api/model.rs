@@ -621,3 +621,24 @@ pub(crate) fn entry(n: &store::Node) -> Entry {
         },
     }
 }
+
+/// An encrypted vault of yours: a folder whose files are your devices' ciphertext.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VaultEntry {
+    /// Its folder, in your tree.
+    pub path: String,
+    /// The vault's id (32 hex digits), as its encrypted files carry it.
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// Make an empty folder of yours a vault.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVault {
+    /// The folder (it must exist and be empty).
+    pub path: String,
+    /// The vault's id, 32 hex digits, chosen at random by the client that made its keys.
+    pub id: String,
+}

@@ -251,6 +251,13 @@ fn make(
     format: ImageFormat,
     shape: Shape,
 ) -> image::ImageResult<(Vec<u8>, &'static str)> {
+    // A vault's files are ciphertext: no preview is ever made of one (wherever it is now).
+    let mut head = [0u8; 40];
+    if std::os::unix::fs::FileExt::read_at(&file, &mut head, 0)
+        .is_ok_and(|n| store::claimed_vault(&head[..n]).is_some())
+    {
+        return Err(image::ImageError::IoError(std::io::Error::other("an encrypted vault file")));
+    }
     let mut reader = ImageReader::with_format(std::io::BufReader::new(file), format);
     let mut limits = Limits::default();
     limits.max_alloc = Some(512 << 20);

@@ -1,0 +1,292 @@
+//! Encrypted vaults, the server's side (the design: `docs/design/vaults.md`).
+//!
+//! A vault is a folder of its owner's tree marked with the vault's 16-byte id. What is inside is
+//! the `cairn` client's (or the browser's) ciphertext: encrypted files, signed manifests and the
+//! signed vault config, each beginning with its format's magic and the vault's id. The server
+//! cannot check their cryptography (it holds no key) and does not try; it keeps one rule, so that
+//! plaintext never lands in a vault by mistake — through WebDAV, the mount, a Nextcloud app or a
+//! move: **every file written into a vault is one of those stored objects, of that vault**. A
+//! write that is not is refused (`PermissionDenied`, naming the vault) before it commits, so
+//! nothing is half-written; an empty file is refused; a move or copy into a vault from outside
+//! it is refused. Folders may be made inside (the client names them). Everything else is as for
+//! any folder: versions, trash, quota, shares, ranges.
+//!
+//! The check costs a query only for accounts that have a vault (kept in memory, see
+//! [`VaultUsers`]).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::db::Cached;
+use crate::path::VPath;
+use crate::staging::Content;
+use crate::txn::{Change, LockSet, Tx, in_txn};
+use crate::types::{Actor, Timestamp, User, UserId};
+use crate::{Error, ErrorKind, Result, Store, blocking};
+
+/// The length of the start of a stored object that names its vault.
+const HEAD: usize = 40;
+
+/// The stored formats (`vault/src`): magic, and where the vault id sits.
+const FORMATS: [(&[u8; 8], usize); 3] = [
+    // An encrypted file (CEF v1): 64-byte header, vault id at 24.
+    (b"CAIRNCEF", 24),
+    // A directory manifest: magic, version, vault id.
+    (b"CAIRNMAN", 9),
+    // The vault config: magic, version, vault id.
+    (b"CAIRNVCF", 9),
+];
+
+/// Which vault a stored object's first bytes say it belongs to (`None`: not a vault object).
+pub fn claimed_vault(head: &[u8]) -> Option<[u8; 16]> {
+    FORMATS.iter().find_map(|(magic, at)| {
+        (head.len() >= at + 16 && &head[..8] == *magic)
+            .then(|| head[*at..at + 16].try_into().expect("16 bytes"))
+    })
+}
+
+/// A vault, as its owner lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vault {
+    /// Its folder.
+    pub path: VPath,
+    /// Its id (the one its stored objects carry).
+    pub id: [u8; 16],
+    /// When it was made.
+    pub created: Timestamp,
+}
+
+/// The accounts that have (or had) a vault, loaded on first use: the write path asks the
+/// database where a write lands only for them. Vaults are made through `cairnd` only, which
+/// adds to its own set, so the set is complete once loaded (a `cairnctl` run loads it afresh).
+#[derive(Default)]
+pub(crate) struct VaultUsers(Mutex<(bool, HashSet<UserId>)>);
+
+impl VaultUsers {
+    /// Whether `user` surely has no vault, without asking the database.
+    fn surely_none(&self, user: UserId) -> bool {
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.0 && !held.1.contains(&user)
+    }
+
+    async fn contains(&self, db: &impl Cached, user: UserId) -> Result<bool> {
+        {
+            let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if held.0 {
+                return Ok(held.1.contains(&user));
+            }
+        }
+        let rows = db.cquery("SELECT DISTINCT user_id FROM vaults", &[]).await?;
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Merged with what was added meanwhile (a vault being made while this loaded).
+        held.1.extend(rows.iter().map(|r| UserId(r.get(0))));
+        held.0 = true;
+        Ok(held.1.contains(&user))
+    }
+
+    /// Before `user`'s vault commits, so that no write after the commit skips the check.
+    fn add(&self, user: UserId) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1.insert(user);
+    }
+}
+
+fn refused(vault: &VPath, what: &str) -> Error {
+    Error::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "{vault} is an encrypted vault: {what}; only its own encrypted files can be stored there (use `cairn vault`)"
+        ),
+    )
+}
+
+impl Store {
+    /// Make the empty folder `path` a vault with id `id` (chosen by the client; unique).
+    pub async fn create_vault(
+        &self,
+        actor: &Actor,
+        user: &User,
+        path: &VPath,
+        id: [u8; 16],
+    ) -> Result<Vault> {
+        if path.is_root() {
+            return Err(Error::new(ErrorKind::InvalidInput, "a vault is a folder, not your whole tree"));
+        }
+        self.inner.vault_users.add(user.id);
+        let (store, actor, user, path) = (self.clone(), actor.clone(), user.clone(), path.clone());
+        crate::detached(async move {
+            let now = store.clock().now();
+            let s = &store;
+            in_txn!(s, LockSet::Tree(user.id), &user, &actor, now, |tx, cx| {
+                let row = tx
+                    .cquery_opt(
+                        "SELECT id, is_dir, EXISTS (SELECT 1 FROM nodes c WHERE c.parent_id = n.id AND c.trash_id IS NULL)
+                         FROM nodes n WHERE user_id = $1 AND path = $2 AND trash_id IS NULL",
+                        &[&user.id.0, &path.as_str()],
+                    )
+                    .await?
+                    .ok_or_else(|| Error::not_found(&path))?;
+                let (node, is_dir, full): (i64, bool, bool) = (row.get(0), row.get(1), row.get(2));
+                if !is_dir {
+                    return Err(Error::new(ErrorKind::NotADirectory, format!("{path} is a file")));
+                }
+                if full {
+                    return Err(Error::new(ErrorKind::NotEmpty, format!("{path} is not empty: a vault starts empty")));
+                }
+                if let Some((outer, _)) = s.vault_around(&tx, user.id, &path).await? {
+                    return Err(Error::new(ErrorKind::Conflict, format!("{path} is inside the vault {outer}")));
+                }
+                let below = tx
+                    .cquery_opt(
+                        "SELECT n.path FROM vaults v JOIN nodes n ON n.id = v.node_id
+                         WHERE v.user_id = $1 AND n.path > $2 || '/' AND n.path < $2 || '0' LIMIT 1",
+                        &[&user.id.0, &path.as_str()],
+                    )
+                    .await?;
+                if below.is_some() {
+                    return Err(Error::new(ErrorKind::Conflict, format!("{path} holds a vault")));
+                }
+                let made = tx
+                    .cquery_opt(
+                        "INSERT INTO vaults (node_id, user_id, vault_id, created_ns) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT DO NOTHING RETURNING node_id",
+                        &[&node, &user.id.0, &&id[..], &now.0],
+                    )
+                    .await?;
+                if made.is_none() {
+                    return Err(Error::new(ErrorKind::AlreadyExists, format!("{path} is a vault already, or the id is taken")));
+                }
+                cx.fx.audit.push(("vault.create", Some(path.to_string()), Some(hex::encode(id))));
+                Vault { path: path.clone(), id, created: now }
+            })
+        })
+        .await
+    }
+
+    /// `user`'s vaults, by path.
+    pub async fn vaults(&self, user: &User) -> Result<Vec<Vault>> {
+        let client = self.inner.pool.get().await?;
+        let rows = client
+            .cquery(
+                "SELECT n.path, v.vault_id, v.created_ns FROM vaults v JOIN nodes n ON n.id = v.node_id
+                 WHERE v.user_id = $1 AND n.trash_id IS NULL ORDER BY n.path",
+                &[&user.id.0],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Vault {
+                    path: VPath::from_db(r.get(0))?,
+                    id: r
+                        .get::<_, &[u8]>(1)
+                        .try_into()
+                        .map_err(|_| Error::internal("a vault id of another length"))?,
+                    created: Timestamp(r.get(2)),
+                })
+            })
+            .collect()
+    }
+
+    /// The vault `path` is in (or is), with its id.
+    async fn vault_around(
+        &self,
+        tx: &Tx<'_>,
+        user: UserId,
+        path: &VPath,
+    ) -> Result<Option<(VPath, [u8; 16])>> {
+        if !self.inner.vault_users.contains(tx.db(), user).await? {
+            return Ok(None);
+        }
+        let row = tx
+            .cquery_opt(
+                "SELECT n.path, v.vault_id FROM vaults v JOIN nodes n ON n.id = v.node_id
+                 WHERE v.user_id = $1 AND n.trash_id IS NULL
+                   AND (n.path = $2 OR left($2, length(n.path) + 1) = n.path || '/')",
+                &[&user.0, &path.as_str()],
+            )
+            .await?;
+        row.map(|r| {
+            let id: [u8; 16] = r
+                .get::<_, &[u8]>(1)
+                .try_into()
+                .map_err(|_| Error::internal("a vault id of another length"))?;
+            Ok((VPath::from_db(r.get(0))?, id))
+        })
+        .transpose()
+    }
+
+    /// Whether `path` of `user` is in a vault (or is one): the FUSE mount, a plaintext front end
+    /// whose writes reach the store only after `close` returns, refuses writing there up front.
+    /// No query for an account known to have no vault.
+    pub async fn in_vault(&self, user: &User, path: &VPath) -> Result<bool> {
+        if self.inner.vault_users.surely_none(user.id) {
+            return Ok(false);
+        }
+        let client = self.inner.pool.get().await?;
+        if !self.inner.vault_users.contains(&client, user.id).await? {
+            return Ok(false);
+        }
+        let row = client
+            .cquery_opt(
+                "SELECT 1 FROM vaults v JOIN nodes n ON n.id = v.node_id
+                 WHERE v.user_id = $1 AND n.trash_id IS NULL
+                   AND (n.path = $2 OR left($2, length(n.path) + 1) = n.path || '/')",
+                &[&user.id.0, &path.as_str()],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Refuse `content` at `path` unless it is a stored object of the vault `path` is in (if any).
+    pub(crate) async fn check_vault_content(
+        &self,
+        cx: &Change<'_>,
+        path: &VPath,
+        content: &Content,
+    ) -> Result<()> {
+        let Some((vault, id)) = self.vault_around(cx.tx, cx.user.id, path).await? else {
+            return Ok(());
+        };
+        let head: Vec<u8> = match &content.logged {
+            Some(bytes) => bytes[..bytes.len().min(HEAD)].to_vec(),
+            None => {
+                let (store, rel) = (self.clone(), content.staging.clone());
+                blocking(move || {
+                    use std::os::unix::fs::FileExt;
+                    let file =
+                        store.inner.disk.open_read(&rel).map_err(|e| Error::io("staged content", e))?;
+                    let mut head = vec![0u8; HEAD];
+                    let n = file.read_at(&mut head, 0).map_err(|e| Error::io("staged content", e))?;
+                    head.truncate(n);
+                    Ok(head)
+                })
+                .await?
+            }
+        };
+        match claimed_vault(&head) {
+            Some(claimed) if claimed == id => Ok(()),
+            Some(_) => Err(refused(&vault, "this file belongs to another vault")),
+            None => Err(refused(&vault, "this file is not encrypted")),
+        }
+    }
+
+    /// Refuse a new entry at `path` made without content: an empty file in a vault (folders may
+    /// be made), or anything brought in from outside it — a move or copy from `from` (a path of
+    /// the same `user`; `None` for an entry made here).
+    pub(crate) async fn check_vault_entry(
+        &self,
+        cx: &Change<'_>,
+        path: &VPath,
+        is_dir: bool,
+        from: Option<&VPath>,
+    ) -> Result<()> {
+        let Some((vault, _)) = self.vault_around(cx.tx, cx.user.id, path).await? else {
+            return Ok(());
+        };
+        match from {
+            None if is_dir => Ok(()),
+            None => Err(refused(&vault, "an empty file is not encrypted")),
+            Some(from) if from.starts_with(&vault) && &vault != from => Ok(()),
+            Some(_) => Err(refused(&vault, "what is moved or copied in from outside it is not its own")),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Encrypted vaults, the server's side: a folder made a vault keeps its devices' ciphertext
+//! like any folder (ranges, versions, quota), and plaintext never lands in it — through WebDAV,
+//! the Nextcloud route, REST, tus or the FUSE mount, nor by a move or copy from outside. The
+//! ciphertext here is real: made with the `vault` crate the `cairn` client uses.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tests::{Env, call_as, http, record_figure};
+use vault::cef::{self, Header};
+use vault::keys::{VaultKey, file_keys};
+
+const VAULT_ID: [u8; 16] = *b"family-vault-id!";
+const OTHER_ID: [u8; 16] = *b"another-vault-id";
+
+/// A CEF v1 file of `vault` holding `plain` (file id from `n`).
+fn sealed(vault: [u8; 16], n: u8, plain: &[u8]) -> Vec<u8> {
+    let key = VaultKey([n.wrapping_add(7); 32]);
+    let header = Header { vault_id: vault, file_id: [n; 16], epoch: 0, key_gen: 0 };
+    cef::encrypt(&file_keys(&key, &header.file_id, 0), &header, plain)
+}
+
+/// A signed directory manifest of `vault` (the other kind of object a vault holds).
+fn manifest(vault: [u8; 16]) -> Vec<u8> {
+    let writer = vault::account::Seed([3; 32]).signing_key();
+    let m =
+        vault::manifest::Manifest { vault_id: vault, dir_id: [0; 16], counter: 1, epoch: 0, entries: vec![] };
+    vault::manifest::seal(&[9; 32], &writer, &m)
+}
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// alice (quota 50M) with a vault at `/Secret` and a plain file `/plain.txt`; the mount's home.
+fn family() -> (Env, tests::Daemon, std::path::PathBuf) {
+    let mut env = Env::new();
+    let mp = env.enable_fuse();
+    let d = env.start_daemon();
+    env.add_user("alice", Some("50M"));
+    env.add_user("bob", None);
+    let home = mp.join("alice");
+    tests::eventually("alice's folder in the mount", || home.is_dir());
+    assert_eq!(call_as(env.port, "alice", "MKCOL", "/dav/Secret", b"").status, 201);
+    assert_eq!(call_as(env.port, "alice", "PUT", "/dav/plain.txt", b"a plain letter").status, 201);
+    let r = call_as(
+        env.port,
+        "alice",
+        "POST",
+        "/api/v1/vaults",
+        json!({"path": "/Secret", "id": hex(&VAULT_ID)}).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    (env, d, home)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// One way of writing `body` at `/Secret/NAME` (or elsewhere): the status it answered (FUSE:
+/// 201 for success, 403 for `EPERM`, the errno otherwise).
+type Writer = fn(&Env, &Path, &str, &[u8]) -> u16;
+
+fn by_webdav(env: &Env, _: &Path, path: &str, body: &[u8]) -> u16 {
+    call_as(env.port, "alice", "PUT", &format!("/dav{path}"), body).status
+}
+
+fn by_nextcloud(env: &Env, _: &Path, path: &str, body: &[u8]) -> u16 {
+    call_as(env.port, "alice", "PUT", &format!("/remote.php/dav/files/alice{path}"), body).status
+}
+
+fn by_rest(env: &Env, _: &Path, path: &str, body: &[u8]) -> u16 {
+    call_as(env.port, "alice", "PUT", &format!("/api/v1/content?path={path}"), body).status
+}
+
+fn by_tus(env: &Env, _: &Path, path: &str, body: &[u8]) -> u16 {
+    let auth = tests::basic("alice");
+    let (meta, len) = (format!("path {}", b64(path.as_bytes())), body.len().to_string());
+    let made = http(
+        env.port,
+        "POST",
+        "/api/v1/uploads/",
+        &[
+            ("Authorization", &auth),
+            ("Tus-Resumable", "1.0.0"),
+            ("Upload-Length", &len),
+            ("Upload-Metadata", &meta),
+        ],
+        b"",
+    );
+    if made.status != 201 {
+        return made.status;
+    }
+    let loc = made.header("location").expect("a tus Location").to_owned();
+    let done = http(
+        env.port,
+        "PATCH",
+        &loc,
+        &[
+            ("Authorization", &auth),
+            ("Tus-Resumable", "1.0.0"),
+            ("Upload-Offset", "0"),
+            ("Content-Type", "application/offset+octet-stream"),
+        ],
+        body,
+    );
+    match done.status {
+        204 => 201,
+        s => s,
+    }
+}
+
+fn by_mount(_: &Env, home: &Path, path: &str, body: &[u8]) -> u16 {
+    let p = home.join(path.trim_start_matches('/'));
+    let res = fs::File::create(&p).and_then(|mut f| {
+        f.write_all(body)?;
+        f.sync_all()
+    });
+    match res {
+        Ok(()) => 201,
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => 403,
+        Err(e) => e.raw_os_error().unwrap_or(-1) as u16,
+    }
+}
+
+/// Every front end × every kind of content written into a vault, each with its answer; a
+/// refused write leaves nothing behind, and an accepted one reads back byte for byte.
+#[test]
+fn plaintext_never_lands_in_a_vault_through_any_front_end() {
+    let (env, _d, home) = family();
+    let writers: [(&str, Writer); 5] = [
+        ("WebDAV", by_webdav),
+        ("Nextcloud", by_nextcloud),
+        ("REST", by_rest),
+        ("tus", by_tus),
+        ("FUSE", by_mount),
+    ];
+    let plain = b"the family's bank details".to_vec();
+    // (kind, content, accepted by the HTTP front ends)
+    let kinds: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("its ciphertext", sealed(VAULT_ID, 1, &plain), true),
+        ("its manifest", manifest(VAULT_ID), true),
+        ("plaintext", plain.clone(), false),
+        ("another vault's ciphertext", sealed(OTHER_ID, 2, &plain), false),
+        ("an empty file", Vec::new(), false),
+        ("a CEF magic alone", b"CAIRNCEF".to_vec(), false),
+    ];
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for (i, (front, write)) in writers.iter().enumerate() {
+        for (k, (kind, body, ok)) in kinds.iter().enumerate() {
+            cases += 1;
+            let path = format!("/Secret/obj{i}-{k}");
+            // The mount is a plaintext front end: it refuses every write into a vault.
+            let expect = if *ok && *front != "FUSE" { 201 } else { 403 };
+            let got = write(&env, &home, &path, body);
+            let stored = call_as(env.port, "alice", "GET", &format!("/dav{path}"), b"");
+            let left = match expect {
+                201 => stored.status == 200 && &stored.body == body,
+                _ => stored.status == 404,
+            };
+            if got != expect || !left {
+                failures.push(format!(
+                    "{front} writing {kind}: answered {got} (expected {expect}); afterwards GET {} ({} bytes)",
+                    stored.status,
+                    stored.body.len()
+                ));
+            }
+        }
+    }
+    // The refusal says why.
+    let r = call_as(env.port, "alice", "PUT", "/dav/Secret/letter.txt", &plain);
+    assert!(r.text().contains("encrypted vault"), "the refusal names the vault: {}", r.text());
+    let r = call_as(env.port, "alice", "PUT", "/api/v1/content?path=/Secret/letter.txt", &plain);
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    assert_eq!(v["error"]["code"], "forbidden", "{v}");
+    // Outside the vault, plaintext is as welcome as ever (through the mount too).
+    assert_eq!(by_mount(&env, &home, "/outside.txt", &plain), 201);
+    assert_eq!(env.get("alice", "/outside.txt"), plain);
+    assert!(failures.is_empty(), "{} of {cases} cases wrong:\n{}", failures.len(), failures.join("\n"));
+    record_figure(&format!("vaults: {cases} front end x content cases into a vault, each as expected"));
+}
+
+/// What is in a vault stays its own: an overwrite with plaintext keeps the ciphertext, a move
+/// or copy from outside is refused (and the source stays), moves inside it and folders in it
+/// work, and the mount reads its ciphertext but refuses writing, truncating or creating there.
+#[test]
+fn a_vaults_files_stay_ciphertext_and_nothing_moves_in_from_outside() {
+    let (env, _d, home) = family();
+    let port = env.port;
+    let c1 = sealed(VAULT_ID, 1, &vec![b'x'; 300_000]);
+    assert_eq!(call_as(port, "alice", "PUT", "/dav/Secret/f1", &c1).status, 201);
+    // Overwritten with plaintext: refused, the ciphertext kept, no version made.
+    assert_eq!(call_as(port, "alice", "PUT", "/dav/Secret/f1", b"oops, plaintext").status, 403);
+    assert_eq!(call_as(port, "alice", "GET", "/dav/Secret/f1", b"").body, c1);
+    let versions = env.ctl_json(&["versions", "list", "alice", "/Secret/f1"]);
+    assert_eq!(versions.as_array().map(Vec::len), Some(0), "{versions}");
+    // A new ciphertext version is kept as a version, like any file's.
+    let c2 = sealed(VAULT_ID, 1, &vec![b'y'; 300_000]);
+    assert_eq!(call_as(port, "alice", "PUT", "/dav/Secret/f1", &c2).status, 204);
+    let versions = env.ctl_json(&["versions", "list", "alice", "/Secret/f1"]);
+    assert_eq!(versions.as_array().map(Vec::len), Some(1), "{versions}");
+    // Ranges of ciphertext, as the client's range reads need them.
+    let auth = tests::basic("alice");
+    let r =
+        http(port, "GET", "/dav/Secret/f1", &[("Authorization", &auth), ("Range", "bytes=65000-70999")], b"");
+    assert_eq!((r.status, &r.body[..]), (206, &c2[65_000..71_000]));
+
+    // Moves and copies from outside: refused, the source untouched.
+    let dest = format!("http://127.0.0.1:{port}/dav/Secret/plain.txt");
+    for method in ["MOVE", "COPY"] {
+        let r =
+            http(port, method, "/dav/plain.txt", &[("Authorization", &auth), ("Destination", &dest)], b"");
+        assert_eq!(r.status, 403, "{method} into the vault: {}", r.text());
+    }
+    let body = json!({"from": "/plain.txt", "to": "/Secret/plain.txt"}).to_string();
+    assert_eq!(call_as(port, "alice", "POST", "/api/v1/move", body.as_bytes()).status, 403);
+    assert_eq!(call_as(port, "alice", "POST", "/api/v1/copy", body.as_bytes()).status, 403);
+    let e = fs::rename(home.join("plain.txt"), home.join("Secret/plain.txt")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "rename into the vault through the mount: {e}");
+    assert_eq!(env.get("alice", "/plain.txt"), b"a plain letter");
+    assert_eq!(call_as(port, "alice", "GET", "/dav/Secret/plain.txt", b"").status, 404);
+
+    // Inside the vault: folders and moves are the client's to make.
+    assert_eq!(call_as(port, "alice", "MKCOL", "/dav/Secret/d1", b"").status, 201);
+    let to = format!("http://127.0.0.1:{port}/dav/Secret/d1/f1");
+    let r = http(port, "MOVE", "/dav/Secret/f1", &[("Authorization", &auth), ("Destination", &to)], b"");
+    assert_eq!(r.status, 201, "a move inside the vault: {}", r.text());
+    // Moved out, a vault file is still ciphertext: allowed (nothing plain is exposed).
+    let out = format!("http://127.0.0.1:{port}/dav/f1-out");
+    let r = http(port, "MOVE", "/dav/Secret/d1/f1", &[("Authorization", &auth), ("Destination", &out)], b"");
+    assert_eq!(r.status, 201, "a move out of the vault: {}", r.text());
+    assert_eq!(call_as(port, "alice", "GET", "/dav/f1-out", b"").body, c2);
+    // ... and moving it back is moving in from outside.
+    let back = format!("http://127.0.0.1:{port}/dav/Secret/f1");
+    let r = http(port, "MOVE", "/dav/f1-out", &[("Authorization", &auth), ("Destination", &back)], b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(call_as(port, "alice", "PUT", "/dav/Secret/f1", &c2).status, 201);
+
+    // The mount: reads the ciphertext; refuses writing, truncating, creating.
+    assert_eq!(fs::read(home.join("Secret/f1")).unwrap(), c2);
+    let e = fs::OpenOptions::new().append(true).open(home.join("Secret/f1")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    let e = fs::OpenOptions::new().write(true).open(home.join("Secret/f1")).map(|f| f.set_len(10));
+    assert!(e.is_err(), "truncating a vault file through the mount");
+    let e = fs::File::create(home.join("Secret/new.txt")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    assert_eq!(call_as(port, "alice", "GET", "/dav/Secret/f1", b"").body, c2);
+    assert_eq!(call_as(port, "alice", "GET", "/dav/Secret/new.txt", b"").status, 404);
+
+    // Quota counts the ciphertext (and its version).
+    let q: Value = serde_json::from_slice(&call_as(port, "alice", "GET", "/api/v1/quota", b"").body).unwrap();
+    let used = q["used"].as_u64().unwrap_or_else(|| panic!("quota: {q}"));
+    assert!(used >= (c1.len() + c2.len()) as u64, "used {used} counts the ciphertext and its version");
+
+    // No preview of a vault file, whatever its name.
+    assert_eq!(
+        call_as(port, "alice", "PUT", "/dav/Secret/photo.jpg", &sealed(VAULT_ID, 5, b"jpeg")).status,
+        201
+    );
+    let r = http(
+        port,
+        "GET",
+        "/index.php/core/preview.png?file=%2FSecret%2Fphoto.jpg&x=64&y=64",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 404, "a preview of a vault file");
+    env.assert_fsck_clean();
+}
+
+/// Making a vault: an empty folder of one's own, once; the list shows it to its owner only.
+#[test]
+fn a_vault_is_made_of_an_empty_folder_once() {
+    let (env, _d, _home) = family();
+    let port = env.port;
+    let make = |user: &str, path: &str, id: &str| {
+        let r = call_as(
+            port,
+            user,
+            "POST",
+            "/api/v1/vaults",
+            json!({"path": path, "id": id}).to_string().as_bytes(),
+        );
+        (r.status, r.text())
+    };
+    assert_eq!(call_as(port, "alice", "MKCOL", "/dav/Full", b"").status, 201);
+    assert_eq!(call_as(port, "alice", "PUT", "/dav/Full/a.txt", b"a").status, 201);
+    assert_eq!(call_as(port, "alice", "MKCOL", "/dav/Secret/Inner", b"").status, 201);
+    assert_eq!(call_as(port, "alice", "MKCOL", "/dav/Empty", b"").status, 201);
+    let other = hex(&OTHER_ID);
+    for (user, path, id, status) in [
+        ("alice", "/Full", other.as_str(), 409),
+        ("alice", "/Secret/Inner", other.as_str(), 409),
+        ("alice", "/Secret", other.as_str(), 409),
+        ("alice", "/plain.txt", other.as_str(), 409),
+        ("alice", "/Nowhere", other.as_str(), 404),
+        ("alice", "/", other.as_str(), 400),
+        ("alice", "/Empty", "not hex", 400),
+        ("alice", "/Empty", &hex(&VAULT_ID), 409),
+        ("bob", "/Secret", other.as_str(), 404),
+    ] {
+        let (got, text) = make(user, path, id);
+        assert_eq!(got, status, "{user} making {path} a vault: {text}");
+    }
+    assert_eq!(make("alice", "/Empty", &other).0, 201);
+    let list: Value =
+        serde_json::from_slice(&call_as(port, "alice", "GET", "/api/v1/vaults", b"").body).unwrap();
+    let paths: Vec<&str> = list.as_array().unwrap().iter().map(|v| v["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/Empty", "/Secret"]);
+    assert_eq!(list[1]["id"], hex(&VAULT_ID));
+    let bobs: Value =
+        serde_json::from_slice(&call_as(port, "bob", "GET", "/api/v1/vaults", b"").body).unwrap();
+    assert_eq!(bobs, json!([]));
+    let audit = env.ctl_json(&["audit", "--limit", "1000"]);
+    let made = audit.as_array().unwrap().iter().filter(|r| r["action"] == "vault.create").count();
+    assert_eq!(made, 2, "each vault made is audited");
+}
