@@ -120,6 +120,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../schema/0013_link_uploads.sql"),
     },
     Migration { version: 14, name: "0014_vaults.sql", sql: include_str!("../../schema/0014_vaults.sql") },
+    Migration {
+        version: 15,
+        name: "0015_vault_accounts.sql",
+        sql: include_str!("../../schema/0015_vault_accounts.sql"),
+    },
 ];
 
 /// The oldest PostgreSQL we run on.

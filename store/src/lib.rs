@@ -92,7 +92,7 @@ pub use types::{
 };
 pub use uploads::{Appended, Checksum, UPLOAD_TTL, Upload};
 pub use users::{AppPassword, AuditRecord, NewUser, UserInfo};
-pub use vaults::{Vault, claimed_vault};
+pub use vaults::{Vault, VaultAccount, claimed_vault};
 pub use view::{MountPoint, Op, View, allowed};
 
 use disk::Disk;

@@ -45,6 +45,25 @@ pub fn claimed_vault(head: &[u8]) -> Option<[u8; 16]> {
     })
 }
 
+/// An account's vault keys as the server holds them: its seed wrapped twice on the member's
+/// device, and its public keys. Nothing here opens without a secret the server never sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultAccount {
+    /// The seed under the passphrase and the emergency kit's secret (`CAIRNACC`, kind 1).
+    pub passphrase_blob: Vec<u8>,
+    /// The seed under the recovery key (`CAIRNACC`, kind 2).
+    pub recovery_blob: Vec<u8>,
+    /// The X25519 key vault keys are wrapped to.
+    pub x25519: [u8; 32],
+    /// The Ed25519 key its manifests and configs are signed with.
+    pub ed25519: [u8; 32],
+}
+
+/// A wrapped account blob's start: magic, version 1, kind.
+const ACCOUNT_MAGIC: &[u8; 8] = b"CAIRNACC";
+/// The longest wrapped blob taken (today's are 98 bytes).
+const ACCOUNT_MAX: usize = 1024;
+
 /// A vault, as its owner lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vault {
@@ -88,6 +107,10 @@ impl VaultUsers {
     fn add(&self, user: UserId) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).1.insert(user);
     }
+}
+
+fn key32(b: &[u8]) -> Result<[u8; 32]> {
+    b.try_into().map_err(|_| Error::internal("a stored public key of another length"))
 }
 
 fn refused(vault: &VPath, what: &str) -> Error {
@@ -160,6 +183,88 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// Keep `user`'s vault keys (made or changed on their device). Each blob must be a wrapped
+    /// account blob of its kind — never a bare seed or anything else a careless client might
+    /// send. Changing the public keys (a new seed) is audited as such: members who pinned the
+    /// old ones will see different safety numbers.
+    pub async fn set_vault_account(&self, actor: &Actor, user: &User, account: &VaultAccount) -> Result<()> {
+        for (blob, kind, what) in
+            [(&account.passphrase_blob, 1u8, "passphrase_blob"), (&account.recovery_blob, 2, "recovery_blob")]
+        {
+            if blob.len() > ACCOUNT_MAX || blob.len() < 10 || &blob[..8] != ACCOUNT_MAGIC || blob[9] != kind {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{what}: not a wrapped account blob of its kind (made by `cairn vault`)"),
+                ));
+            }
+        }
+        let now = self.clock().now();
+        let mut client = self.inner.pool.get().await?;
+        let tx = client.transaction().await?;
+        let old: Option<(Vec<u8>, Vec<u8>)> = tx
+            .cquery_opt(
+                "SELECT x25519, ed25519 FROM vault_accounts WHERE user_id = $1 FOR UPDATE",
+                &[&user.id.0],
+            )
+            .await?
+            .map(|r| (r.get(0), r.get(1)));
+        tx.cexecute(
+            "INSERT INTO vault_accounts (user_id, passphrase_blob, recovery_blob, x25519, ed25519, updated_ns)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (user_id) DO UPDATE SET passphrase_blob = $2, recovery_blob = $3, x25519 = $4,
+               ed25519 = $5, updated_ns = $6",
+            &[
+                &user.id.0,
+                &account.passphrase_blob,
+                &account.recovery_blob,
+                &&account.x25519[..],
+                &&account.ed25519[..],
+                &now.0,
+            ],
+        )
+        .await?;
+        let action = match old {
+            None => "vault.account.create",
+            Some((x, e)) if x == account.x25519 && e == account.ed25519 => "vault.account.rewrap",
+            Some(_) => "vault.account.new_keys",
+        };
+        crate::txn::audit(&tx, Some(user.id), actor, action, None, None, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `user`'s own vault keys (`NotFound` before they enrolled).
+    pub async fn vault_account(&self, user: &User) -> Result<VaultAccount> {
+        let client = self.inner.pool.get().await?;
+        let row = client
+            .cquery_opt(
+                "SELECT passphrase_blob, recovery_blob, x25519, ed25519 FROM vault_accounts WHERE user_id = $1",
+                &[&user.id.0],
+            )
+            .await?
+            .ok_or_else(|| Error::not_found("vault keys (run `cairn vault enroll`)"))?;
+        Ok(VaultAccount {
+            passphrase_blob: row.get(0),
+            recovery_blob: row.get(1),
+            x25519: key32(row.get(2))?,
+            ed25519: key32(row.get(3))?,
+        })
+    }
+
+    /// The public keys of the account `name` (to share a vault with them): `(x25519, ed25519)`.
+    /// An account that does not exist and one that has not enrolled are the same `NotFound`.
+    pub async fn vault_public_keys(&self, name: &crate::path::UserName) -> Result<([u8; 32], [u8; 32])> {
+        let client = self.inner.pool.get().await?;
+        let row = client
+            .cquery_opt(
+                "SELECT a.x25519, a.ed25519 FROM vault_accounts a JOIN users u ON u.id = a.user_id WHERE u.name = $1",
+                &[&name.as_str()],
+            )
+            .await?
+            .ok_or_else(|| Error::not_found(format!("vault keys of {name}")))?;
+        Ok((key32(row.get(0))?, key32(row.get(1))?))
     }
 
     /// `user`'s vaults, by path.

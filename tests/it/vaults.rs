@@ -320,3 +320,111 @@ fn a_vault_is_made_of_an_empty_folder_once() {
     let made = audit.as_array().unwrap().iter().filter(|r| r["action"] == "vault.create").count();
     assert_eq!(made, 2, "each vault made is audited");
 }
+
+/// Each account's vault keys: the server keeps the seed only wrapped (and refuses anything that
+/// is not a wrapped blob of its kind), hands it back for the passphrase and kit or for the
+/// recovery key to open on the device, and gives others the public keys to share with — the
+/// same 404 for an account that never enrolled as for one that does not exist.
+#[test]
+fn vault_keys_are_kept_wrapped_and_public_keys_are_handed_out() {
+    use base64::Engine;
+    use vault::account::{Cost, Seed, Unlock, unwrap, wrap};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let env = Env::new();
+    let _d = env.start_daemon();
+    for u in ["alice", "bob", "carol"] {
+        env.add_user(u, None);
+    }
+    let port = env.port;
+    assert_eq!(call_as(port, "alice", "GET", "/api/v1/vault/account", b"").status, 404);
+
+    let seed = Seed(*b"alice's seed, 32 bytes of secret");
+    let (passphrase, kit, recovery) = ("correct horse battery staple", [0x5a; 16], [0xc3; 32]);
+    let unlock = Unlock::Passphrase { passphrase, secret_key: &kit };
+    let by_pass = wrap(&seed, b"alice", &unlock, Cost::default(), &[1; 16]).unwrap();
+    let by_recovery = wrap(&seed, b"alice", &Unlock::Recovery(&recovery), Cost::default(), &[2; 16]).unwrap();
+    let me = seed.member();
+    let body = |p: &[u8], r: &[u8], x: &[u8; 32]| {
+        json!({"passphrase_blob": b64.encode(p), "recovery_blob": b64.encode(r), "x25519": hex(x), "ed25519": hex(&me.ed25519)})
+            .to_string()
+    };
+    // Refused: a bare seed, the blobs swapped, a key of another length.
+    for (what, req) in [
+        ("a bare seed", body(&seed.0, &by_recovery, &me.x25519)),
+        ("the blobs swapped", body(&by_recovery, &by_pass, &me.x25519)),
+        ("a short key", body(&by_pass, &by_recovery, &me.x25519).replace(&hex(&me.x25519), "abcd")),
+    ] {
+        let r = call_as(port, "alice", "PUT", "/api/v1/vault/account", req.as_bytes());
+        assert_eq!(r.status, 400, "{what}: {}", r.text());
+    }
+    assert_eq!(call_as(port, "alice", "GET", "/api/v1/vault/account", b"").status, 404);
+    let r = call_as(
+        port,
+        "alice",
+        "PUT",
+        "/api/v1/vault/account",
+        body(&by_pass, &by_recovery, &me.x25519).as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    // Back on a device: the passphrase with the kit opens it, and so does the recovery key alone
+    // (a forgotten passphrase); a wrong passphrase does not.
+    let got: Value =
+        serde_json::from_slice(&call_as(port, "alice", "GET", "/api/v1/vault/account", b"").body).unwrap();
+    let blob = |k: &str| b64.decode(got[k].as_str().unwrap()).unwrap();
+    assert_eq!(unwrap(&blob("passphrase_blob"), b"alice", &unlock).unwrap().0, seed.0);
+    assert_eq!(unwrap(&blob("recovery_blob"), b"alice", &Unlock::Recovery(&recovery)).unwrap().0, seed.0);
+    let wrong = Unlock::Passphrase { passphrase: "Correct horse battery staple", secret_key: &kit };
+    assert_eq!(unwrap(&blob("passphrase_blob"), b"alice", &wrong).unwrap_err(), vault::Error::Unlock);
+
+    // Others see the public keys only; no account and no keys answer alike.
+    let keys: Value =
+        serde_json::from_slice(&call_as(port, "bob", "GET", "/api/v1/vault/keys/alice", b"").body).unwrap();
+    assert_eq!(
+        (keys["x25519"].as_str(), keys["ed25519"].as_str()),
+        (Some(&*hex(&me.x25519)), Some(&*hex(&me.ed25519)))
+    );
+    assert!(keys.get("passphrase_blob").is_none() && keys.get("recovery_blob").is_none(), "{keys}");
+    let carol = call_as(port, "bob", "GET", "/api/v1/vault/keys/carol", b"");
+    let nobody = call_as(port, "bob", "GET", "/api/v1/vault/keys/nobody", b"");
+    assert_eq!((carol.status, nobody.status), (404, 404));
+    let code =
+        |r: &tests::HttpResponse| serde_json::from_slice::<Value>(&r.body).unwrap()["error"]["code"].clone();
+    assert_eq!(code(&carol), code(&nobody));
+    // bob cannot read alice's wrapped seed: his own account answers.
+    assert_eq!(call_as(port, "bob", "GET", "/api/v1/vault/account", b"").status, 404);
+
+    // A new passphrase rewraps the same seed; a new seed changes the public keys: audited apart.
+    let by_pass2 = wrap(&seed, b"alice", &wrong, Cost::default(), &[3; 16]).unwrap();
+    let r = call_as(
+        port,
+        "alice",
+        "PUT",
+        "/api/v1/vault/account",
+        body(&by_pass2, &by_recovery, &me.x25519).as_bytes(),
+    );
+    assert_eq!(r.status, 204);
+    let r = call_as(
+        port,
+        "alice",
+        "PUT",
+        "/api/v1/vault/account",
+        body(&by_pass2, &by_recovery, &[7; 32]).as_bytes(),
+    );
+    assert_eq!(r.status, 204);
+    let audit = env.ctl_json(&["audit", "--limit", "1000"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .filter(|a| a.starts_with("vault.account"))
+        .collect();
+    let mut sorted = actions.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        ["vault.account.create", "vault.account.new_keys", "vault.account.rewrap"],
+        "{actions:?}"
+    );
+}

@@ -148,6 +148,9 @@ enum Endpoint {
     SharesIncoming,
     Vaults,
     NewVault,
+    VaultAccount,
+    SetVaultAccount,
+    VaultKeys(String),
     Links,
     NewLink,
     RevokeLink(i64),
@@ -287,6 +290,18 @@ impl Endpoint {
                     _ => None,
                 },
             )?,
+            ["vault", "account"] => pick(
+                "GET, PUT",
+                match m {
+                    "GET" => Some(E::VaultAccount),
+                    "PUT" => Some(E::SetVaultAccount),
+                    _ => None,
+                },
+            )?,
+            ["vault", "keys", user] if !user.is_empty() => {
+                let user = decoded(user)?;
+                pick("GET", (m == "GET").then_some(E::VaultKeys(user)))?
+            }
             ["shares", "incoming"] => pick("GET", (m == "GET").then_some(E::SharesIncoming))?,
             ["shares", t] => {
                 let t = id(t)?;
@@ -623,6 +638,9 @@ pub async fn serve(bridge: &Arc<Bridge>, remote: SocketAddr, req: Request<Incomi
         Endpoint::SharesIncoming => shares::incoming(&cx).await,
         Endpoint::Vaults => vaults::list(&cx).await,
         Endpoint::NewVault => vaults::create(&cx, body).await,
+        Endpoint::VaultAccount => vaults::account(&cx).await,
+        Endpoint::SetVaultAccount => vaults::set_account(&cx, body).await,
+        Endpoint::VaultKeys(user) => vaults::keys(&cx, &user).await,
         Endpoint::Links => links::list(&cx).await,
         Endpoint::NewLink => links::create(&cx, body).await,
         Endpoint::RevokeLink(id) => links::revoke(&cx, id).await,
@@ -682,7 +700,7 @@ Resumable uploads use tus 1.0 at `/api/v1/uploads/`. Sync clients follow the cha
         files::copy, files::delete, files::trash, files::trash_empty, files::trash_restore,
         files::trash_purge, files::versions, files::version_content, files::version_restore,
         files::search, shares::list, shares::create, shares::revoke, shares::incoming,
-        vaults::list, vaults::create,
+        vaults::list, vaults::create, vaults::account, vaults::set_account, vaults::keys,
         links::list, links::create, links::revoke, links::public_list, links::public_content,
         links::public_preview, links::public_zip, links::public_upload,
         account::admin_users, account::admin_create, account::admin_change, account::admin_delete,

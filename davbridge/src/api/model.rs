@@ -642,3 +642,28 @@ pub struct NewVault {
     /// The vault's id, 32 hex digits, chosen at random by the client that made its keys.
     pub id: String,
 }
+
+/// Your vault keys as the server keeps them: wrapped on your device, never usable here.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VaultAccountBody {
+    /// The seed wrapped under your passphrase and emergency kit (base64).
+    pub passphrase_blob: String,
+    /// The seed wrapped under your recovery key (base64).
+    pub recovery_blob: String,
+    /// Your X25519 public key (64 hex digits): vault keys are wrapped to it.
+    pub x25519: String,
+    /// Your Ed25519 public key (64 hex digits): your manifests and configs are signed with it.
+    pub ed25519: String,
+}
+
+/// Another account's public vault keys, to share a vault with them (compare safety numbers
+/// in person before trusting them).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VaultKeys {
+    pub user: String,
+    /// X25519 public key, 64 hex digits.
+    pub x25519: String,
+    /// Ed25519 public key, 64 hex digits.
+    pub ed25519: String,
+}
