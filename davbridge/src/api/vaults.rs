@@ -102,7 +102,7 @@ pub(crate) async fn set_account(cx: &Cx<'_>, body: hyper::body::Incoming) -> Res
     responses((status = 200, description = "Their public keys", body = VaultKeys),
               (status = 404, description = "No such account with vault keys", body = ApiError)))]
 pub(crate) async fn keys(cx: &Cx<'_>, user: &str) -> Result<Response<Body>> {
-    let none = || Fail::new(StatusCode::NOT_FOUND, "not_found", &format!("vault keys of {user}"));
+    let none = || Fail::new(StatusCode::NOT_FOUND, "not_found", format!("vault keys of {user}"));
     let name = store::UserName::parse(user).map_err(|_| none())?;
     let (x, e) = cx.store.vault_public_keys(&name).await?;
     Ok(json(
