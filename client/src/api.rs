@@ -232,6 +232,58 @@ impl Api {
         Ok((off, h("x-cairn-blake3")))
     }
 
+    /// A small file's bytes (`None` if there is none at `path`).
+    pub async fn get_bytes(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let res = self.req(Method::GET, &format!("/content?path={}", enc(path))).send().await?;
+        if res.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(check(res, "download").await?.bytes().await?.to_vec()))
+    }
+
+    /// Write `data` at `path`, over whatever is there.
+    pub async fn put_bytes(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        let res = self.req(Method::PUT, &format!("/content?path={}", enc(path))).body(data).send().await?;
+        check(res, "upload").await.map(drop)
+    }
+
+    /// The names in the folder `path`.
+    pub async fn names(&self, path: &str) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        loop {
+            let rest = format!("/files?path={}&limit=5000&offset={}", enc(path), names.len());
+            let res = self.req(Method::GET, &rest).send().await?;
+            let v: serde_json::Value = check(res, "listing").await?.json().await?;
+            let entries = v["entries"].as_array().cloned().unwrap_or_default();
+            names.extend(entries.iter().filter_map(|e| e["name"].as_str().map(str::to_owned)));
+            if entries.is_empty() || names.len() as u64 >= v["total"].as_u64().unwrap_or(0) {
+                return Ok(names);
+            }
+        }
+    }
+
+    /// A JSON request to `/api/v1{rest}`; `None` for 404.
+    pub async fn json(
+        &self,
+        method: Method,
+        rest: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>> {
+        let mut r = self.req(method, rest);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let res = r.send().await?;
+        if res.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let res = check(res, rest).await?;
+        if res.status() == StatusCode::NO_CONTENT {
+            return Ok(Some(serde_json::Value::Null));
+        }
+        Ok(Some(res.json().await?))
+    }
+
     pub async fn stat(&self, path: &str) -> Result<Option<Entry>> {
         let res = self.req(Method::GET, &format!("/stat?path={}", enc(path))).send().await?;
         if res.status() == StatusCode::NOT_FOUND {

@@ -9,6 +9,7 @@ mod api;
 mod engine;
 mod plan;
 mod state;
+mod vault;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,45 @@ enum Cmd {
     },
     /// Show the account and the synced folders.
     Status,
+    /// Encrypted vaults: folders the server stores only as ciphertext.
+    Vault {
+        #[command(subcommand)]
+        cmd: VaultCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCmd {
+    /// Make this account's vault keys (passphrase on stdin); prints the emergency kit.
+    Enroll {
+        /// Replace keys made before (vaults made with them stay closed).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// On another device: open the account's vault keys (passphrase on stdin).
+    Unlock {
+        /// The kit secret, from the emergency kit.
+        #[arg(long)]
+        kit: String,
+    },
+    /// A forgotten passphrase: stdin has the recovery key, then the new passphrase; prints a
+    /// new emergency kit.
+    Recover,
+    /// Make REMOTE (a new or empty folder) a vault of yours.
+    Create { remote: String },
+    /// Encrypt LOCAL into the vault REMOTE (which then holds exactly LOCAL's tree).
+    Push { local: PathBuf, remote: String },
+    /// Check and decrypt the vault REMOTE into LOCAL.
+    Pull { remote: String, local: PathBuf },
+    /// Decrypt a copy of a vault's folder with the emergency kit alone (no server): the
+    /// recovery key on stdin.
+    OpenCopy {
+        copy: PathBuf,
+        out: PathBuf,
+        /// The emergency kit, as printed by `enroll` or `recover`.
+        #[arg(long)]
+        kit_file: PathBuf,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -176,6 +216,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(if sync_until_settled(&engine).await? { ExitCode::SUCCESS } else { ExitCode::from(1) })
             }
         }
+        Cmd::Vault { cmd } => vault_cmd(&dir, cmd).await,
         Cmd::Status => {
             let cfg = load(&dir)?;
             println!("server: {}\nuser:   {}\ndevice: {}", cfg.server, cfg.user, cfg.device);
@@ -195,6 +236,58 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn stdin_lines(n: usize) -> Result<Vec<String>> {
+    let mut all = String::new();
+    std::io::stdin().read_to_string(&mut all)?;
+    let lines: Vec<String> = all.lines().take(n).map(str::to_owned).collect();
+    if lines.len() < n {
+        bail!("expected {n} line(s) on stdin");
+    }
+    Ok(lines)
+}
+
+async fn vault_cmd(dir: &Path, cmd: VaultCmd) -> Result<ExitCode> {
+    if let VaultCmd::OpenCopy { copy, out, kit_file } = cmd {
+        let kit = std::fs::read_to_string(&kit_file)?;
+        let recovery = stdin_lines(1)?.remove(0);
+        let n = vault::open_copy(&copy, &kit, &recovery, &out).await?;
+        println!("decrypted {n} files into {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cfg = load(dir)?;
+    let api = api::Api::new(&cfg.server, &cfg.token)?;
+    let dev = vault::Device::new(dir, &cfg.user);
+    match cmd {
+        VaultCmd::Enroll { replace } => {
+            let pass = stdin_lines(1)?.remove(0);
+            print!("{}", vault::enroll(&api, &dev, &pass, replace).await?);
+        }
+        VaultCmd::Unlock { kit } => {
+            let pass = stdin_lines(1)?.remove(0);
+            vault::unlock(&api, &dev, &pass, &kit).await?;
+            println!("vault keys open on this device");
+        }
+        VaultCmd::Recover => {
+            let lines = stdin_lines(2)?;
+            print!("{}", vault::recover(&api, &dev, &lines[0], &lines[1]).await?);
+        }
+        VaultCmd::Create { remote } => {
+            let id = vault::create(&api, &dev, &remote).await?;
+            println!("{remote} is a vault (id {id})");
+        }
+        VaultCmd::Push { local, remote } => {
+            let p = vault::push(&api, &dev, &local, &remote).await?;
+            println!("{} files sent ({} bytes), {} unchanged", p.sent, p.bytes, p.unchanged);
+        }
+        VaultCmd::Pull { remote, local } => {
+            let n = vault::pull(&api, &dev, &remote, &local).await?;
+            println!("decrypted {n} files into {}", local.display());
+        }
+        VaultCmd::OpenCopy { .. } => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Rounds until one has nothing left to do. `true` when both sides agree.

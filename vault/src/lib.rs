@@ -1,6 +1,6 @@
 //! `vault`: the cryptography of Cairn's encrypted vaults — file format, keys and their parsers,
 //! no I/O and no policy (the `cairn` client and the browser build on it; the server never links
-//! it). Built so far (the design is `docs/design/vaults.md`):
+//! it; `tests` does, to play client and malicious server). Built so far (the design is `docs/design/vaults.md`):
 //!
 //! - [`keys`]: the derivations below a vault key (HKDF-SHA256, labels `cairn/v1/…`).
 //! - [`cef`]: "CEF v1", one encrypted file version: 64 KiB chunks under AES-256-GCM with
@@ -27,6 +27,7 @@ pub mod cef;
 pub mod config;
 pub mod keys;
 pub mod manifest;
+pub mod rng;
 pub mod share;
 
 /// Why a vault file or key could not be used. Each names what a malicious or broken server (or
