@@ -57,7 +57,7 @@ pub struct Api {
     token: String,
 }
 
-fn enc(path: &str) -> String {
+pub(crate) fn enc(path: &str) -> String {
     percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 

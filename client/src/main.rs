@@ -99,6 +99,19 @@ enum VaultCmd {
     Push { local: PathBuf, remote: String },
     /// Check and decrypt the vault REMOTE into LOCAL.
     Pull { remote: String, local: PathBuf },
+    /// Give USER the vault's keys and access to its folder; prints the safety number to
+    /// compare with them in person.
+    Share {
+        remote: String,
+        user: String,
+        /// They may write too (else read only).
+        #[arg(long)]
+        writer: bool,
+    },
+    /// Take USER out of the vault: a new key that only the others hold.
+    Remove { remote: String, user: String },
+    /// The vault's members, each with the safety number to compare with them.
+    Members { remote: String },
     /// Decrypt a copy of a vault's folder with the emergency kit alone (no server): the
     /// recovery key on stdin.
     OpenCopy {
@@ -285,6 +298,15 @@ async fn vault_cmd(dir: &Path, cmd: VaultCmd) -> Result<ExitCode> {
             let n = vault::pull(&api, &dev, &remote, &local).await?;
             println!("decrypted {n} files into {}", local.display());
         }
+        VaultCmd::Share { remote, user, writer } => {
+            let n = vault::share(&api, &dev, &remote, &user, writer).await?;
+            println!("{remote} shared with {user}. Compare this safety number with {user} in person:\n{n}");
+        }
+        VaultCmd::Remove { remote, user } => {
+            let epoch = vault::remove(&api, &dev, &remote, &user).await?;
+            println!("{user} removed from {remote}; new files use key epoch {epoch}");
+        }
+        VaultCmd::Members { remote } => print!("{}", vault::members(&api, &dev, &remote).await?),
         VaultCmd::OpenCopy { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

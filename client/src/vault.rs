@@ -26,6 +26,7 @@ use vault::config::{self, Config, Epoch, Role};
 use vault::keys::{VaultKey, commitment, file_keys, manifest_key};
 use vault::manifest::{self, Entry, Expect, Kind, Manifest};
 use vault::rng::{SysRng, random};
+use vault::share::{Member, safety_number};
 
 use crate::api::Api;
 
@@ -274,11 +275,29 @@ impl Opened {
         self.cfg.epochs.iter().map(|e| e.epoch).max().unwrap_or(0)
     }
 
-    fn manifest_key(&mut self, seed: &Seed) -> Result<[u8; 32]> {
-        // Manifests are under the first epoch's key: every member of the vault holds it.
-        let first = self.cfg.epochs.iter().map(|e| e.epoch).min().unwrap_or(0);
+    /// The key of manifests sealed in `epoch` (a manifest's epoch is in its clear header; a
+    /// member removed before that epoch holds no key for it).
+    fn manifest_key(&mut self, seed: &Seed, epoch: u32) -> Result<[u8; 32]> {
         let vault_id = self.vault_id;
-        Ok(manifest_key(self.key(seed, first)?, &vault_id))
+        Ok(manifest_key(self.key(seed, epoch)?, &vault_id))
+    }
+
+    /// Open a manifest the server handed over for `dir_id`.
+    fn open_manifest(
+        &mut self,
+        seed: &Seed,
+        raw: &[u8],
+        dir_id: [u8; 16],
+        min_counter: u64,
+    ) -> Result<Manifest> {
+        let epoch = raw
+            .get(49..53)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4")))
+            .ok_or(vault::Error::Length)?;
+        let key = self.manifest_key(seed, epoch)?;
+        let writers = self.cfg.writers();
+        let expect = Expect { vault_id: self.vault_id, dir_id, min_counter, writers: &writers };
+        Ok(manifest::open(&key, raw, &expect)?)
     }
 }
 
@@ -324,8 +343,6 @@ async fn verify_tree(
     pin: &mut Pin,
     staging: &Path,
 ) -> Result<Verified> {
-    let mkey = v.manifest_key(seed)?;
-    let writers = v.cfg.writers();
     let mut out = Verified { dirs: Vec::new() };
     let mut todo = vec![(PathBuf::new(), ROOT)];
     while let Some((rel, dir_id)) = todo.pop() {
@@ -335,9 +352,9 @@ async fn verify_tree(
             .await?
             .ok_or_else(|| anyhow!("{}: its manifest is missing (hidden by the server?)", show(&rel)))?;
         let seen = pin.dirs.get(&hex::encode(dir_id)).copied().unwrap_or(0);
-        let expect = Expect { vault_id: v.vault_id, dir_id, min_counter: seen, writers: &writers };
-        let m =
-            manifest::open(&mkey, &raw, &expect).with_context(|| format!("{}: its manifest", show(&rel)))?;
+        let m = v
+            .open_manifest(seed, &raw, dir_id, seen)
+            .with_context(|| format!("{}: its manifest", show(&rel)))?;
         pin.dirs.insert(hex::encode(dir_id), m.counter);
         for e in &m.entries {
             match e.kind {
@@ -472,11 +489,12 @@ pub async fn push(api: &Api, dev: &Device, local: &Path, remote: &str) -> Result
         api,
         remote,
         vault_id: v.vault_id,
-        mkey: v.manifest_key(&seed)?,
-        writers: v.cfg.writers(),
+        mkey: v.manifest_key(&seed, epoch)?,
         epoch,
         vkey: v.key(&seed, epoch)?.clone(),
         signer: seed.signing_key(),
+        seed: seed.clone(),
+        v,
         pin,
         keep: vec![CONFIG.to_owned()],
         done: Pushed::default(),
@@ -497,9 +515,11 @@ struct PushCx<'a> {
     api: &'a Api,
     remote: &'a str,
     vault_id: [u8; 16],
+    /// The newest epoch's manifest key, which new manifests are sealed under.
     mkey: [u8; 32],
-    writers: Vec<ed25519_dalek::VerifyingKey>,
     epoch: u32,
+    seed: Seed,
+    v: Opened,
     vkey: VaultKey,
     signer: ed25519_dalek::SigningKey,
     pin: Pin,
@@ -516,17 +536,16 @@ fn push_dir<'a>(
     dir_id: [u8; 16],
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>> {
     Box::pin(async move {
-        let (old_counter, old) =
+        let (old_counter, old_epoch, old) =
             match cx.api.get_bytes(&format!("{}/{}", cx.remote, manifest_name(&dir_id))).await? {
                 Some(raw) => {
                     let seen = cx.pin.dirs.get(&hex::encode(dir_id)).copied().unwrap_or(0);
-                    let expect =
-                        Expect { vault_id: cx.vault_id, dir_id, min_counter: seen, writers: &cx.writers };
-                    let m = manifest::open(&cx.mkey, &raw, &expect)
-                        .with_context(|| format!("{}: its manifest", dir.display()))?;
-                    (m.counter, m.entries)
+                    let m =
+                        cx.v.open_manifest(&cx.seed, &raw, dir_id, seen)
+                            .with_context(|| format!("{}: its manifest", dir.display()))?;
+                    (m.counter, m.epoch, m.entries)
                 }
-                None => (0, Vec::new()),
+                None => (0, 0, Vec::new()),
             };
         let before: HashMap<&str, &Entry> = old.iter().map(|e| (e.name.as_str(), e)).collect();
         let mut list: Vec<(String, std::fs::Metadata)> = Vec::new();
@@ -581,7 +600,7 @@ fn push_dir<'a>(
             });
         }
         cx.keep.push(manifest_name(&dir_id));
-        if old_counter == 0 || entries != old {
+        if old_counter == 0 || entries != old || old_epoch != cx.epoch {
             let m = Manifest {
                 vault_id: cx.vault_id,
                 dir_id,
@@ -595,4 +614,168 @@ fn push_dir<'a>(
         }
         Ok(())
     })
+}
+
+/// An account's public keys, as the server hands them out (a substituted key shows as a
+/// different safety number).
+async fn member_of(api: &Api, user: &str) -> Result<Member> {
+    let v = api
+        .json(Method::GET, &format!("/vault/keys/{}", crate::api::enc(user)), None)
+        .await?
+        .ok_or_else(|| anyhow!("{user} has no vault keys yet: they run `cairn vault enroll` first"))?;
+    Ok(Member {
+        x25519: ungroup(v["x25519"].as_str().unwrap_or_default(), "x25519")?,
+        ed25519: ungroup(v["ed25519"].as_str().unwrap_or_default(), "ed25519")?,
+    })
+}
+
+/// The vault at `remote` opened as its owner, for a change to its config.
+async fn owned(api: &Api, dev: &Device, remote: &str) -> Result<(Seed, Opened, Pin, Pins, String)> {
+    let seed = dev.seed()?;
+    let src = Source::Remote(api, remote);
+    let pins = dev.pins()?;
+    let raw = src.get(CONFIG).await?.ok_or_else(|| anyhow!("{remote} is not a vault: no config"))?;
+    let id = raw.get(9..25).map(hex::encode).ok_or(vault::Error::Length)?;
+    let (v, pin) = open_config(&src, pins.vaults.get(&id)).await?;
+    if v.cfg.owner != seed.member().ed25519 {
+        bail!("only the vault's owner changes its members");
+    }
+    Ok((seed, v, pin, pins, id))
+}
+
+/// Remember that this device wrote (and so has seen) the config `cfg` of vault `id`.
+fn keep_config_pin(dev: &Device, cfg: &Config, mut pins: Pins, id: String, mut pin: Pin) -> Result<()> {
+    pin.config = cfg.counter;
+    pins.vaults.insert(id, pin);
+    dev.keep_pins(&pins)
+}
+
+/// `cairn vault share`: give `user` the vault's keys (every epoch's, wrapped to their public
+/// key) and access to its folder on the server. Returns the safety number to compare with them
+/// in person: a server that substituted their key shows another one.
+pub async fn share(api: &Api, dev: &Device, remote: &str, user: &str, writer: bool) -> Result<String> {
+    let (seed, mut v, pin, pins, id) = owned(api, dev, remote).await?;
+    let them = member_of(api, user).await?;
+    let me = seed.member();
+    if them == me {
+        bail!("that is you");
+    }
+    let role = if writer { Role::Writer } else { Role::Reader };
+    let idx = match v.cfg.members.iter().position(|(_, m)| *m == them) {
+        Some(i) => {
+            v.cfg.members[i].0 = role;
+            i
+        }
+        None => {
+            v.cfg.members.push((role, them));
+            v.cfg.members.len() - 1
+        }
+    } as u16;
+    let epochs: Vec<u32> = v.cfg.epochs.iter().map(|e| e.epoch).collect();
+    for epoch in epochs {
+        let key = v.key(&seed, epoch)?.clone();
+        let wrapped = vault::share::wrap(&key, &v.vault_id, epoch, &them, &mut SysRng)?;
+        let e = v.cfg.epochs.iter_mut().find(|e| e.epoch == epoch).expect("listed above");
+        e.wrapped.retain(|(i, _)| *i != idx);
+        e.wrapped.push((idx, wrapped));
+    }
+    v.cfg.counter += 1;
+    api.put_bytes(&format!("{remote}/{CONFIG}"), config::seal(&seed.signing_key(), &v.cfg)).await?;
+    keep_config_pin(dev, &v.cfg, pins, id, pin)?;
+    let body =
+        serde_json::json!({ "path": remote, "user": user, "role": if writer { "editor" } else { "viewer" } });
+    api.json(Method::POST, "/shares", Some(&body)).await?;
+    Ok(safety_number(&me, &them))
+}
+
+/// `cairn vault remove`: take `user` out of the vault — a new epoch whose key only the others
+/// hold (what is written from now on does not open with anything they have), every manifest
+/// re-signed by the owner under it (a former writer's signature is not accepted from then on) —
+/// and end their access to the folder on the server.
+pub async fn remove(api: &Api, dev: &Device, remote: &str, user: &str) -> Result<u32> {
+    let (seed, mut v, mut pin, pins, id) = owned(api, dev, remote).await?;
+    let them = member_of(api, user).await?;
+    // Every manifest, checked under the config as it was.
+    let src = Source::Remote(api, remote);
+    let mut manifests = Vec::new();
+    let mut todo = vec![ROOT];
+    while let Some(dir_id) = todo.pop() {
+        let Some(raw) = src.get(&manifest_name(&dir_id)).await? else { continue };
+        let seen = pin.dirs.get(&hex::encode(dir_id)).copied().unwrap_or(0);
+        let m = v.open_manifest(&seed, &raw, dir_id, seen).context("a manifest")?;
+        todo.extend(m.entries.iter().filter(|e| e.kind == Kind::Folder).map(|e| e.id));
+        manifests.push(m);
+    }
+    let idx = v
+        .cfg
+        .members
+        .iter()
+        .position(|(_, m)| *m == them)
+        .ok_or_else(|| anyhow!("{user} is not a member"))?;
+    v.cfg.members.remove(idx);
+    let idx = idx as u16;
+    for e in &mut v.cfg.epochs {
+        e.wrapped.retain(|(i, _)| *i != idx);
+        for (i, _) in &mut e.wrapped {
+            if *i > idx {
+                *i -= 1;
+            }
+        }
+    }
+    let epoch = v.newest_epoch() + 1;
+    let key = VaultKey(random());
+    let mut wrapped = Vec::new();
+    for (i, (_, m)) in v.cfg.members.iter().enumerate() {
+        wrapped.push((i as u16, vault::share::wrap(&key, &v.vault_id, epoch, m, &mut SysRng)?));
+    }
+    v.cfg.epochs.push(Epoch { epoch, commitment: commitment(&key), wrapped });
+    v.cfg.counter += 1;
+    // The config first (until the manifests follow, devices refuse the former writer's ones).
+    api.put_bytes(&format!("{remote}/{CONFIG}"), config::seal(&seed.signing_key(), &v.cfg)).await?;
+    let mkey = manifest_key(&key, &v.vault_id);
+    for mut m in manifests {
+        m.counter += 1;
+        m.epoch = epoch;
+        api.put_bytes(
+            &format!("{remote}/{}", manifest_name(&m.dir_id)),
+            manifest::seal(&mkey, &seed.signing_key(), &m),
+        )
+        .await?;
+        pin.dirs.insert(hex::encode(m.dir_id), m.counter);
+    }
+    keep_config_pin(dev, &v.cfg, pins, id, pin)?;
+    let shares = api.json(Method::GET, "/shares", None).await?.unwrap_or_default();
+    let remote_path = format!("/{}", remote.trim_matches('/'));
+    for s in shares.as_array().into_iter().flatten() {
+        if s["path"].as_str() == Some(remote_path.as_str()) && s["user"].as_str() == Some(user) {
+            let sid = s["id"].as_i64().unwrap_or_default();
+            api.json(Method::DELETE, &format!("/shares/{sid}"), None).await?;
+        }
+    }
+    Ok(epoch)
+}
+
+/// `cairn vault members`: the vault's owner and members as its signed config lists them, each
+/// with the safety number to compare with them (pinning the owner on first sight).
+pub async fn members(api: &Api, dev: &Device, remote: &str) -> Result<String> {
+    let seed = dev.seed()?;
+    let me = seed.member();
+    let src = Source::Remote(api, remote);
+    let mut pins = dev.pins()?;
+    let raw = src.get(CONFIG).await?.ok_or_else(|| anyhow!("{remote} is not a vault: no config"))?;
+    let id = raw.get(9..25).map(hex::encode).ok_or(vault::Error::Length)?;
+    let (v, pin) = open_config(&src, pins.vaults.get(&id)).await?;
+    let mut out = String::new();
+    for (role, m) in &v.cfg.members {
+        let what = match (m.ed25519 == v.cfg.owner, role) {
+            (true, _) => "owner",
+            (false, Role::Writer) => "writer",
+            (false, Role::Reader) => "reader",
+        };
+        let number = if *m == me { "(you)".to_owned() } else { safety_number(&me, m) };
+        out.push_str(&format!("{what}: {number}\n"));
+    }
+    pins.vaults.insert(id, pin);
+    dev.keep_pins(&pins)?;
+    Ok(out)
 }

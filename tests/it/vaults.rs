@@ -649,3 +649,81 @@ fn a_vault_pushed_with_cairn_is_ciphertext_on_the_server_and_opens_only_with_its
         "vaults: cairn push/pull/unlock/recover/open-copy round trip; tampered file and rolled-back manifest refused, nothing written",
     );
 }
+
+/// Two family members share a vault: the safety numbers both see agree; bob reads and writes
+/// it; removed, he loses the folder on the server, and even a full copy of it (a server handing
+/// it over) does not open with his keys once alice has written under the new key.
+#[test]
+fn two_members_share_a_vault_and_a_removed_one_cannot_read_what_follows() {
+    let env = Env::new();
+    let _d = env.start_daemon();
+    env.add_user("alice", None);
+    env.add_user("bob", None);
+    let alice = Device::new(&env, "alice-laptop", "alice");
+    let bob = Device::new(&env, "bob-phone", "bob");
+    alice.ok(&["vault", "enroll"], b"alice's long passphrase\n");
+    let bob_kit = bob.ok(&["vault", "enroll"], b"bob's own long passphrase\n");
+    let bob_kit_file = env.dir.join("bob-kit.txt");
+    fs::write(&bob_kit_file, &bob_kit).unwrap();
+    let bob_recovery =
+        bob_kit.lines().find_map(|l| l.strip_prefix("recovery key:")).unwrap().trim().to_owned();
+
+    alice.ok(&["vault", "create", "/Family"], b"");
+    let ours = env.dir.join("alice-family");
+    fs::create_dir_all(ours.join("Photos")).unwrap();
+    fs::write(ours.join("Photos/beach.jpg"), tests::pattern(150_000, 3)).unwrap();
+    fs::write(ours.join("plans.txt"), b"summer at grandma's").unwrap();
+    alice.ok(&["vault", "push", ours.to_str().unwrap(), "/Family"], b"");
+
+    // Shared: alice's number for bob and bob's for the owner are the same 60 digits.
+    let said = alice.ok(&["vault", "share", "/Family", "bob", "--writer"], b"");
+    let number = said.lines().last().unwrap().trim().to_owned();
+    assert_eq!(number.split(' ').count(), 12, "{said}");
+    let seen = bob.ok(&["vault", "members", "/Family"], b"");
+    assert!(
+        seen.lines().any(|l| l == format!("owner: {number}")),
+        "bob sees the owner as\n{seen}\nalice said {number}"
+    );
+
+    // bob reads, and writes (a writer's manifests are accepted by alice's device).
+    let his = env.dir.join("bob-family");
+    bob.ok(&["vault", "pull", "/Family", his.to_str().unwrap()], b"");
+    assert_eq!(tree(&his), tree(&ours));
+    fs::write(his.join("from-bob.txt"), b"bob was here").unwrap();
+    bob.ok(&["vault", "push", his.to_str().unwrap(), "/Family"], b"");
+    let check = env.dir.join("alice-check");
+    alice.ok(&["vault", "pull", "/Family", check.to_str().unwrap()], b"");
+    assert_eq!(fs::read(check.join("from-bob.txt")).unwrap(), b"bob was here");
+
+    // Removed: a new epoch; alice writes under it.
+    let out = alice.ok(&["vault", "remove", "/Family", "bob"], b"");
+    assert!(out.contains("epoch 1"), "{out}");
+    fs::write(check.join("plans.txt"), b"the new plan bob must not read").unwrap();
+    alice.ok(&["vault", "push", check.to_str().unwrap(), "/Family"], b"");
+    let err = bob.fails(&["vault", "pull", "/Family", env.dir.join("bob-after").to_str().unwrap()], b"");
+    assert!(err.contains("no config") || err.contains("404"), "the folder is no longer bob's: {err}");
+    // A copy of the folder handed to bob anyway: his keys open nothing written since.
+    let copy = env.dir.join("leaked");
+    fs::create_dir_all(&copy).unwrap();
+    for e in fs::read_dir(env.user_dir("alice").join("Family")).unwrap().flatten() {
+        fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let leaked_out = env.dir.join("bob-leaked");
+    let err = bob.fails(
+        &[
+            "vault",
+            "open-copy",
+            copy.to_str().unwrap(),
+            leaked_out.to_str().unwrap(),
+            "--kit-file",
+            bob_kit_file.to_str().unwrap(),
+        ],
+        format!("{bob_recovery}\n").as_bytes(),
+    );
+    assert!(err.contains("epoch 1"), "{err}");
+    assert!(!leaked_out.exists() || tree(&leaked_out).is_empty());
+    // alice still reads everything.
+    let again = env.dir.join("alice-again");
+    alice.ok(&["vault", "pull", "/Family", again.to_str().unwrap()], b"");
+    assert_eq!(tree(&again), tree(&check));
+}
