@@ -727,3 +727,332 @@ fn two_members_share_a_vault_and_a_removed_one_cannot_read_what_follows() {
     alice.ok(&["vault", "pull", "/Family", again.to_str().unwrap()], b"");
     assert_eq!(tree(&again), tree(&check));
 }
+
+/// The vault `remote`'s objects by plaintext path, read with the owner's seed from `device`
+/// (the test looks inside as the owner would, to know which stored object is which).
+fn objects(env: &Env, device: &Device, remote: &str) -> std::collections::BTreeMap<String, String> {
+    let seed_hex = fs::read_to_string(device.config.join("vault/seed")).unwrap();
+    let seed = vault::account::Seed(
+        (0..32)
+            .map(|i| u8::from_str_radix(&seed_hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap(),
+    );
+    let get = |name: &str| call_as(env.port, "alice", "GET", &format!("/dav{remote}/{name}"), b"").body;
+    let raw = get("config");
+    let vault_id: [u8; 16] = raw[9..25].try_into().unwrap();
+    let owner: [u8; 32] = raw[33..65].try_into().unwrap();
+    let cfg = vault::config::open(&raw, &vault_id, &owner, 0).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![(String::new(), [0u8; 16])];
+    while let Some((rel, dir)) = todo.pop() {
+        let name = format!("m-{}", hex(&dir));
+        let raw = get(&name);
+        let epoch = u32::from_be_bytes(raw[49..53].try_into().unwrap());
+        let key = vault::keys::manifest_key(&cfg.key_for(&seed, epoch).unwrap(), &vault_id);
+        let writers = cfg.writers();
+        let expect = vault::manifest::Expect { vault_id, dir_id: dir, min_counter: 0, writers: &writers };
+        let m = vault::manifest::open(&key, &raw, &expect).unwrap();
+        out.insert(format!("{rel}/"), name);
+        for e in m.entries {
+            let path = format!("{rel}/{}", e.name);
+            match e.kind {
+                vault::manifest::Kind::Folder => todo.push((path, e.id)),
+                vault::manifest::Kind::File => {
+                    out.insert(path, format!("f-{}", hex(&e.id)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The malicious server: each manipulation of stored objects a server (or whoever holds its
+/// disk) can make, served by the real `cairnd`; `cairn vault pull` refuses every one with the
+/// typed error that names it, writes nothing, and opens the vault again once the server is
+/// honest. Then the key material: a tampered or downgraded account blob, a re-signed or
+/// rolled-back config, and a substituted public key (safety numbers differ).
+#[test]
+fn a_malicious_server_is_caught_at_every_manipulation_and_nothing_is_written() {
+    use vault::cef::HEADER_LEN;
+    let env = Env::new();
+    let _d = env.start_daemon();
+    env.add_user("alice", None);
+    env.add_user("bob", None);
+    let alice = Device::new(&env, "alice", "alice");
+    let bob = Device::new(&env, "bob", "bob");
+    let kit = alice.ok(&["vault", "enroll"], b"alice's long passphrase\n");
+    let kit_secret = kit.lines().find_map(|l| l.strip_prefix("kit secret:")).unwrap().trim().to_owned();
+    bob.ok(&["vault", "enroll"], b"bob's long passphrase\n");
+    alice.ok(&["vault", "create", "/V"], b"");
+    let local = env.dir.join("v");
+    fs::create_dir_all(local.join("sub")).unwrap();
+    fs::write(local.join("big.bin"), tests::pattern(200_000, 1)).unwrap();
+    fs::write(local.join("big2.bin"), tests::pattern(200_000, 2)).unwrap();
+    fs::write(local.join("letter.txt"), b"version one").unwrap();
+    fs::write(local.join("sub/inner.txt"), b"inside").unwrap();
+    alice.ok(&["vault", "push", local.to_str().unwrap(), "/V"], b"");
+    let ids = objects(&env, &alice, "/V");
+    let get = |name: &str| call_as(env.port, "alice", "GET", &format!("/dav/V/{name}"), b"").body;
+    let put = |name: &str, body: &[u8]| {
+        let r = call_as(env.port, "alice", "PUT", &format!("/dav/V/{name}"), body);
+        assert!(r.status == 201 || r.status == 204, "the server stores {name}: {} {}", r.status, r.text());
+    };
+    let (big, big2, letter) = (ids["/big.bin"].clone(), ids["/big2.bin"].clone(), ids["/letter.txt"].clone());
+    let (root, sub) = (ids["/"].clone(), ids["/sub/"].clone());
+    let letter_v1 = get(&letter);
+    let root_v1 = get(&root);
+    fs::write(local.join("letter.txt"), b"version two").unwrap();
+    alice.ok(&["vault", "push", local.to_str().unwrap(), "/V"], b"");
+    let config_v1 = get("config");
+    alice.ok(&["vault", "share", "/V", "bob"], b"");
+    // Everything the attacks touch, as the honest server holds it.
+    let good: Vec<(String, Vec<u8>)> = [&big, &big2, &letter, &root, &sub, &"config".to_owned()]
+        .iter()
+        .map(|n| (n.to_string(), get(n)))
+        .collect();
+    let chunk = 65_536 + 16;
+    let (b, b2) = (good[0].1.clone(), good[1].1.clone());
+    let flipped = |mut v: Vec<u8>, at: usize| {
+        v[at] ^= 1;
+        v
+    };
+    let mallory = vault::account::Seed([0x66; 32]).signing_key();
+    let forged_manifest = vault::manifest::seal(
+        &[0; 32],
+        &mallory,
+        &vault::manifest::Manifest {
+            vault_id: b[24..40].try_into().unwrap(),
+            dir_id: [0; 16],
+            counter: 99,
+            epoch: 0,
+            entries: vec![],
+        },
+    );
+    let mut trailer_len_huge = b.clone();
+    let n = trailer_len_huge.len();
+    trailer_len_huge[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+    // (attack, object, what the server serves, the error `cairn` must name)
+    let attacks: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "a bit flipped in a chunk",
+            &big,
+            flipped(b.clone(), HEADER_LEN + 100),
+            "chunk 0 failed authentication",
+        ),
+        (
+            "a bit flipped in a tag",
+            &big,
+            flipped(b.clone(), HEADER_LEN + chunk - 1),
+            "chunk 0 failed authentication",
+        ),
+        (
+            "two chunks swapped",
+            &big,
+            {
+                let mut v = b.clone();
+                let (c0, c1) = (
+                    b[HEADER_LEN..HEADER_LEN + chunk].to_vec(),
+                    b[HEADER_LEN + chunk..HEADER_LEN + 2 * chunk].to_vec(),
+                );
+                v[HEADER_LEN..HEADER_LEN + chunk].copy_from_slice(&c1);
+                v[HEADER_LEN + chunk..HEADER_LEN + 2 * chunk].copy_from_slice(&c0);
+                v
+            },
+            "chunk 0 failed authentication",
+        ),
+        (
+            "a chunk from another file",
+            &big,
+            {
+                let mut v = b.clone();
+                v[HEADER_LEN..HEADER_LEN + chunk].copy_from_slice(&b2[HEADER_LEN..HEADER_LEN + chunk]);
+                v
+            },
+            "chunk 0 failed authentication",
+        ),
+        ("the file truncated", &big, b[..b.len() - 100].to_vec(), "parameters are out of range"),
+        (
+            "the file cut by a whole chunk",
+            &big,
+            [&b[..HEADER_LEN + chunk], &b[HEADER_LEN + 2 * chunk..]].concat(),
+            "truncated or its length",
+        ),
+        ("the file extended", &big, [&b[..], &[0u8; 100][..]].concat(), "parameters are out of range"),
+        ("an oversized trailer length", &big, trailer_len_huge, "parameters are out of range"),
+        (
+            "the trailer changed",
+            &big,
+            flipped(b.clone(), b.len() - 30),
+            "not the version its directory's manifest names",
+        ),
+        ("another file in its place", &big, b2.clone(), "belongs to another vault or file"),
+        (
+            "an older version spliced back",
+            &letter,
+            letter_v1.clone(),
+            "not the version its directory's manifest names",
+        ),
+        (
+            "the format version downgraded",
+            &big,
+            {
+                let mut v = b.clone();
+                v[8] = 0;
+                v
+            },
+            "unsupported format version",
+        ),
+        ("the file hidden", &big, Vec::new(), "missing"),
+        ("a manifest's byte flipped", &root, flipped(good[3].1.clone(), 100), "signature does not verify"),
+        ("a manifest rolled back", &root, root_v1.clone(), "a rollback"),
+        ("a manifest moved to another folder", &root, good[4].1.clone(), "belongs to another vault or file"),
+        (
+            "a manifest signed by the server's own key",
+            &root,
+            forged_manifest,
+            "signed by someone who may not write",
+        ),
+        ("the config rolled back", "config", config_v1.clone(), "a rollback"),
+        (
+            "the config re-signed by another key",
+            "config",
+            {
+                let raw = &good[5].1;
+                let mut cfg = vault::config::open(
+                    raw,
+                    &raw[9..25].try_into().unwrap(),
+                    &raw[33..65].try_into().unwrap(),
+                    0,
+                )
+                .unwrap();
+                cfg.owner = mallory.verifying_key().to_bytes();
+                cfg.counter += 10;
+                vault::config::seal(&mallory, &cfg)
+            },
+            "signed by someone who may not write",
+        ),
+        ("the config hidden", "config", Vec::new(), "no config"),
+    ];
+    let before = env.dir.join("before");
+    alice.ok(&["vault", "pull", "/V", before.to_str().unwrap()], b"");
+    let mut failures = Vec::new();
+    for (i, (attack, object, served, expect)) in attacks.iter().enumerate() {
+        if served.is_empty() {
+            assert_eq!(
+                call_as(env.port, "alice", "DELETE", &format!("/dav/V/{object}"), b"").status,
+                204,
+                "{attack}"
+            );
+        } else {
+            put(object, served);
+        }
+        let out = env.dir.join(format!("attack{i}"));
+        let res = alice.run(&["vault", "pull", "/V", out.to_str().unwrap()], b"");
+        let err = String::from_utf8_lossy(&res.stderr).into_owned();
+        let wrote = out.exists() && !tree(&out).is_empty();
+        if res.status.success() || !err.contains(expect) || wrote {
+            failures.push(format!(
+                "{attack}: {} (wrote: {wrote}): {err}",
+                if res.status.success() { "accepted" } else { "refused" }
+            ));
+        }
+        // The local copy made before is untouched by a failed pull over it.
+        let res = alice.run(&["vault", "pull", "/V", before.to_str().unwrap()], b"");
+        assert!(!res.status.success(), "{attack}: a pull over the old copy succeeded");
+        // The server honest again: the vault opens.
+        let (_, honest) = good.iter().find(|(n, _)| n == object).unwrap();
+        put(object, honest);
+        let again = env.dir.join(format!("again{i}"));
+        let res = alice.run(&["vault", "pull", "/V", again.to_str().unwrap()], b"");
+        assert!(res.status.success(), "after {attack}, the honest vault: {}", tests::describe(&res));
+    }
+    assert_eq!(tree(&before), tree(&local), "the earlier copy untouched by every failed pull");
+    assert!(
+        failures.is_empty(),
+        "{} of {} attacks not caught as expected:\n{}",
+        failures.len(),
+        attacks.len(),
+        failures.join("\n")
+    );
+
+    // The account's keys: tampered or downgraded by the server, they do not open.
+    let phone = Device::new(&env, "phone", "alice");
+    let acct: Value =
+        serde_json::from_slice(&call_as(env.port, "alice", "GET", "/api/v1/vault/account", b"").body)
+            .unwrap();
+    let b64 = |s: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+    };
+    let enc = |v: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(v)
+    };
+    let blob = b64(acct["passphrase_blob"].as_str().unwrap());
+    for (attack, bad, expect) in [
+        ("the account blob tampered", flipped(blob.clone(), 60), "did not open"),
+        (
+            "the account blob downgraded",
+            {
+                let mut v = blob.clone();
+                v[10..14].copy_from_slice(&(8 * 1024u32).to_be_bytes());
+                v
+            },
+            "weaker key derivation",
+        ),
+        (
+            "the account blob oversized",
+            {
+                let mut v = blob.clone();
+                v[14..18].copy_from_slice(&100_000u32.to_be_bytes());
+                v
+            },
+            "out of range",
+        ),
+    ] {
+        let mut body = acct.clone();
+        body["passphrase_blob"] = json!(enc(&bad));
+        assert_eq!(
+            call_as(env.port, "alice", "PUT", "/api/v1/vault/account", body.to_string().as_bytes()).status,
+            204
+        );
+        let err = phone.fails(&["vault", "unlock", "--kit", &kit_secret], b"alice's long passphrase\n");
+        assert!(format!("{err:?}").contains(expect) || err.contains(expect), "{attack}: {err}");
+    }
+    assert_eq!(
+        call_as(env.port, "alice", "PUT", "/api/v1/vault/account", acct.to_string().as_bytes()).status,
+        204
+    );
+    phone.ok(&["vault", "unlock", "--kit", &kit_secret], b"alice's long passphrase\n");
+
+    // A public key substituted when sharing: the server hands out mallory's keys as carol's.
+    env.add_user("carol", None);
+    let carol = Device::new(&env, "carol", "carol");
+    carol.ok(&["vault", "enroll"], b"carol's long passphrase\n");
+    let real = tests::sql_i64(
+        &env.db,
+        "SELECT count(*) FROM vault_accounts WHERE user_id = (SELECT id FROM users WHERE name = 'carol')",
+    );
+    assert_eq!(real, 1);
+    let m = vault::account::Seed([0x66; 32]).member();
+    tests::admin_sql(
+        &env.db,
+        &format!(
+            "UPDATE vault_accounts SET x25519 = '\\x{}', ed25519 = '\\x{}' WHERE user_id = (SELECT id FROM users WHERE name = 'carol')",
+            hex(&m.x25519),
+            hex(&m.ed25519)
+        ),
+    );
+    let said = alice.ok(&["vault", "share", "/V", "carol"], b"");
+    let alice_number = said.lines().last().unwrap().trim().to_owned();
+    let seen = carol.ok(&["vault", "members", "/V"], b"");
+    let owner_line =
+        seen.lines().find(|l| l.starts_with("owner: ")).unwrap().trim_start_matches("owner: ").to_owned();
+    assert_ne!(alice_number, owner_line, "a substituted key shows as different safety numbers");
+    record_figure(&format!(
+        "vaults: {} manipulations of stored objects, 3 of the account blob and a substituted key: each refused with its typed error, nothing written",
+        attacks.len()
+    ));
+}
