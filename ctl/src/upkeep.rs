@@ -113,13 +113,16 @@ struct Status {
     database: String,
     users: usize,
     used: u64,
+    /// Whether the data directory's disk is encrypted (see README: Encryption at rest).
+    at_rest: store::AtRest,
 }
 
 impl Report for Status {
     fn human(&self) -> String {
         format!(
-            "data dir:  {}\ndaemon:    {}\ndatabase:  {}\nusers:     {}\nstored:    {}",
+            "data dir:  {}\nat rest:   {}\ndaemon:    {}\ndatabase:  {}\nusers:     {}\nstored:    {}",
             self.data_dir.display(),
+            self.at_rest.describe(),
             if self.daemon_running { "running" } else { "not running" },
             self.database,
             self.users,
@@ -251,6 +254,7 @@ pub(crate) async fn status(
             database,
             users: users.len(),
             used: users.iter().map(|i| i.usage.used).sum(),
+            at_rest: store::at_rest(&cfg.data_dir),
         },
     )
 }

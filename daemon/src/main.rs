@@ -50,6 +50,13 @@ fn main() -> ExitCode {
 fn real_main(cfg: Config, listen_fds: &[std::os::fd::RawFd]) -> anyhow::Result<()> {
     tracing::info!(?cfg, "starting");
     let attached = daemon::attach(&cfg, Role::Daemon)?;
+    // A stolen disk reads as it is unless the disk is encrypted (README: Encryption at rest).
+    match store::at_rest(&cfg.data_dir) {
+        at @ (store::AtRest::Encrypted { .. } | store::AtRest::InMemory) => {
+            tracing::info!("data directory at rest: {}", at.describe())
+        }
+        at => tracing::warn!("data directory at rest: {}", at.describe()),
+    }
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building the runtime")?;
     let res = rt.block_on(async {

@@ -8,6 +8,7 @@
 //! This crate knows nothing of HTTP, WebDAV XML or FUSE. See docs/design/storage.md for the
 //! durable-write order every mutation follows.
 
+mod atrest;
 mod batch;
 mod cache;
 mod checksums;
@@ -61,6 +62,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+pub use atrest::{AtRest, at_rest};
 pub use checksums::{ChecksumAlgo, ContentChecksum};
 pub use chunked::{Chunk, ChunkedUpload, natural_cmp};
 pub use datadir::DataDirLock;

@@ -66,3 +66,48 @@ fn bad_config_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `lisen`"), "{}", describe(&out));
 }
+
+/// `cairnctl status` and the start-up log say whether the data directory's disk is encrypted
+/// at rest, as util-linux sees the same device (`lsblk`: a `crypt` device at or below it).
+#[test]
+fn status_and_the_start_up_log_say_whether_the_data_directory_is_encrypted_at_rest() {
+    use std::os::unix::fs::MetadataExt;
+    tests::require_program("lsblk", "util-linux");
+    let env = Env::new();
+    let d = env.start_daemon();
+    let st = env.ctl_json(&["status"]);
+    let dev = std::fs::metadata(&env.data_dir).unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    // `lsblk -s`: each device with what it sits on as its children.
+    let out =
+        std::process::Command::new("lsblk").args(["-J", "-s", "-o", "KNAME,TYPE,MAJ:MIN"]).output().unwrap();
+    assert!(out.status.success(), "lsblk: {}", describe(&out));
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let devno = format!("{major}:{minor}");
+    let top = all["blockdevices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["maj:min"] == devno.as_str())
+        .unwrap_or_else(|| panic!("lsblk does not list the data directory's device {devno}: {all}"));
+    fn any_crypt(d: &serde_json::Value) -> bool {
+        d["type"] == "crypt" || d["children"].as_array().is_some_and(|c| c.iter().any(any_crypt))
+    }
+    let kname = top["kname"].as_str().unwrap().to_owned();
+    let encrypted = any_crypt(top);
+    let text = top.to_string();
+    let want = if encrypted { "encrypted" } else { "not_encrypted" };
+    assert_eq!(st["at_rest"]["state"], want, "status: {st}; lsblk: {text}");
+    assert_eq!(st["at_rest"]["device"], kname.as_str(), "{st}");
+    let human = env.ctl_ok(&["status"]);
+    let line = human.lines().find(|l| l.starts_with("at rest:")).unwrap_or_else(|| panic!("{human}"));
+    let log = d.log_text();
+    let said = line.trim_start_matches("at rest:").trim();
+    assert!(
+        log.contains(&format!("data directory at rest: {said}")),
+        "the start-up log says {said:?}:\n{log}"
+    );
+    if !encrypted {
+        assert!(said.starts_with("NOT encrypted") && log.contains("WARN"), "{said}");
+    }
+}
