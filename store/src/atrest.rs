@@ -44,9 +44,10 @@ impl AtRest {
 /// Look at `dir`'s device.
 pub fn at_rest(dir: &Path) -> AtRest {
     use std::os::unix::fs::MetadataExt;
-    if let Ok(fs) = rustix::fs::statfs(dir)
-        && fs.f_type as i64 == libc::TMPFS_MAGIC as i64
-    {
+    // `f_type`'s and the magic's types differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    let tmpfs = rustix::fs::statfs(dir).is_ok_and(|fs| fs.f_type as i64 == libc::TMPFS_MAGIC as i64);
+    if tmpfs {
         return AtRest::InMemory;
     }
     let dev = match std::fs::metadata(dir) {
