@@ -56,6 +56,19 @@ wait_healthy() {
     return 1
 }
 
+# wait_listening PORT SECONDS : wait until something accepts connections on PORT (for a TLS
+# port, which the plain probe of wait_healthy cannot speak to).
+wait_listening() {
+    local port=$1 limit=$2 start=$SECONDS
+    while (( SECONDS - start < limit )); do
+        if ( exec 3<>"/dev/tcp/127.0.0.1/$port" ) 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
 # bench_setup PACKAGE... : what every bench needs first: PostgreSQL's server and the PACKAGEs
 # (installed as root), and the release build.
 bench_setup() {

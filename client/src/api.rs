@@ -50,11 +50,30 @@ impl std::fmt::Display for Refused {
 }
 impl std::error::Error for Refused {}
 
+/// A client trusting the usual roots, or only the certificate `pin` names.
+fn builder(pin: Option<[u8; 32]>) -> reqwest::ClientBuilder {
+    let b = reqwest::Client::builder();
+    match pin {
+        Some(p) => b.tls_backend_preconfigured(crate::pin::Pinned::new(Some(p)).config()),
+        None => b,
+    }
+}
+
+/// The fingerprint of the certificate `base` presents (to show someone who must decide).
+async fn presented(base: &str) -> Option<String> {
+    let probe = crate::pin::Pinned::new(None);
+    let http = reqwest::Client::builder().tls_backend_preconfigured(probe.config()).build().ok()?;
+    let _ = http.get(base).send().await;
+    let seen = *probe.seen.lock().unwrap_or_else(|e| e.into_inner());
+    seen.as_ref().map(crate::pin::show)
+}
+
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
+    pin: Option<[u8; 32]>,
 }
 
 pub(crate) fn enc(path: &str) -> String {
@@ -74,16 +93,21 @@ async fn check(res: reqwest::Response, what: &str) -> Result<reqwest::Response> 
 }
 
 impl Api {
-    pub fn new(base: &str, token: &str) -> Result<Api> {
-        let http = reqwest::Client::builder()
+    pub fn new(base: &str, token: &str, pin: Option<[u8; 32]>) -> Result<Api> {
+        let http = builder(pin)
             .connect_timeout(std::time::Duration::from_secs(10))
             .pool_idle_timeout(std::time::Duration::from_secs(50))
             .build()?;
-        Ok(Api { http, base: base.trim_end_matches('/').to_owned(), token: token.to_owned() })
+        Ok(Api { http, base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), pin })
     }
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The pinned certificate's fingerprint, if the server is trusted that way.
+    pub fn pin(&self) -> Option<[u8; 32]> {
+        self.pin
     }
 
     pub fn token(&self) -> &str {
@@ -95,15 +119,34 @@ impl Api {
     }
 
     /// Exchange a password for a device token.
-    pub async fn login(base: &str, user: &str, password: &str, device: &str) -> Result<String> {
-        let http = reqwest::Client::new();
+    pub async fn login(
+        base: &str,
+        user: &str,
+        password: &str,
+        device: &str,
+        pin: Option<[u8; 32]>,
+    ) -> Result<String> {
+        let http = builder(pin).build()?;
         let res = http
             .post(format!("{}/api/v1/tokens", base.trim_end_matches('/')))
             .basic_auth(user, Some(password))
             .json(&serde_json::json!({ "label": format!("cairn sync on {device}") }))
             .send()
-            .await
-            .with_context(|| format!("cannot reach {base}"))?;
+            .await;
+        let res = match res {
+            Ok(r) => r,
+            Err(e) if pin.is_none() && base.starts_with("https:") => {
+                let Some(fp) = presented(base).await else {
+                    return Err(e).with_context(|| format!("cannot reach {base}"));
+                };
+                bail!(
+                    "{base}: this computer does not trust the server's certificate. Its SHA-256 \
+                     fingerprint is {fp}; if that is the fingerprint your server printed (a \
+                     self-signed certificate), sign in again with --fingerprint {fp}"
+                )
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot reach {base}")),
+        };
         let v: serde_json::Value = check(res, "sign-in").await?.json().await?;
         v["token"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("the server sent no token: {v}"))
     }

@@ -7,6 +7,7 @@
 
 mod api;
 mod engine;
+mod pin;
 mod plan;
 mod state;
 mod vault;
@@ -45,6 +46,10 @@ enum Cmd {
         /// This device's name (in conflict copies and the server's token list).
         #[arg(long)]
         device: Option<String>,
+        /// Trust only the certificate with this SHA-256 fingerprint (a server with a
+        /// self-signed certificate prints it; compare before you pass it).
+        #[arg(long)]
+        fingerprint: Option<String>,
     },
     /// Make LOCAL_DIR and the remote folder the same.
     Sync {
@@ -129,6 +134,16 @@ struct Config {
     user: String,
     device: String,
     token: String,
+    /// The server certificate's pinned SHA-256 fingerprint, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
+}
+
+impl Config {
+    fn api(&self) -> Result<api::Api> {
+        let pin = self.fingerprint.as_deref().map(pin::parse).transpose()?;
+        api::Api::new(&self.server, &self.token, pin)
+    }
 }
 
 fn config_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
@@ -194,7 +209,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let dir = config_dir(cli.config_dir)?;
     match cli.cmd {
-        Cmd::Login { url, user, password_stdin, device } => {
+        Cmd::Login { url, user, password_stdin, device, fingerprint } => {
             if !password_stdin {
                 bail!("pass the password on stdin with --password-stdin");
             }
@@ -202,9 +217,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             std::io::stdin().read_to_string(&mut pw)?;
             let pw = pw.lines().next().unwrap_or("").to_owned();
             let device = device.unwrap_or_else(hostname);
-            let token = api::Api::login(&url, &user, &pw, &device).await?;
+            let pin = fingerprint.as_deref().map(pin::parse).transpose()?;
+            let token = api::Api::login(&url, &user, &pw, &device, pin).await?;
             std::fs::create_dir_all(&dir)?;
-            let cfg = Config { server: url.trim_end_matches('/').to_owned(), user, device, token };
+            let fingerprint = pin.as_ref().map(pin::show);
+            let cfg =
+                Config { server: url.trim_end_matches('/').to_owned(), user, device, token, fingerprint };
             write_private(&dir.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)?;
             println!("signed in to {} as {} (device {})", cfg.server, cfg.user, cfg.device);
             Ok(ExitCode::SUCCESS)
@@ -219,7 +237,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let st = state::State::open(&db)?;
             st.set_meta("local", &local.display().to_string())?;
             st.set_meta("remote", &remote)?;
-            let api = api::Api::new(&cfg.server, &cfg.token)?;
+            let api = cfg.api()?;
             let portable_names = portable_names || cfg!(any(windows, target_os = "macos"));
             let opts = engine::Options { device: cfg.device.clone(), parallel, portable_names };
             let engine = Arc::new(engine::Engine::new(api.clone(), local.clone(), remote, st, opts));
@@ -270,7 +288,7 @@ async fn vault_cmd(dir: &Path, cmd: VaultCmd) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = load(dir)?;
-    let api = api::Api::new(&cfg.server, &cfg.token)?;
+    let api = cfg.api()?;
     let dev = vault::Device::new(dir, &cfg.user);
     match cmd {
         VaultCmd::Enroll { replace } => {
@@ -419,7 +437,14 @@ async fn push_listener(api: api::Api, tx: tokio::sync::mpsc::UnboundedSender<&'s
         let attempt = async {
             let mut req = format!("{ws_base}/api/v1/events?cursor=now").into_client_request()?;
             req.headers_mut().insert("authorization", format!("Bearer {}", api.token()).parse()?);
-            let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+            // A pinned server's push channel trusts the same certificate only.
+            let connector = api.pin().map(|p| {
+                tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+                    pin::Pinned::new(Some(p)).config_alpn(&[b"http/1.1"]),
+                ))
+            });
+            let (mut ws, _) =
+                tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector).await?;
             let mut first = true;
             while let Some(msg) = ws.next().await {
                 if let tokio_tungstenite::tungstenite::Message::Text(t) = msg? {

@@ -86,3 +86,79 @@ fn https_with_http2_and_http11() {
     let want: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("{end:?}"));
     assert_eq!(expiry, want);
 }
+
+/// `cairn login` against a self-signed certificate: refused, naming the certificate's
+/// fingerprint exactly as `scripts/run.sh` prints it; with `--fingerprint` it signs in and the
+/// client works over TLS trusting that certificate only; a wrong fingerprint is refused.
+#[test]
+fn cairn_login_pins_a_self_signed_certificate_by_its_fingerprint() {
+    let mut env = Env::new();
+    env.enable_tls();
+    let _d = env.start_daemon();
+    env.add_user("alice", None);
+    // run.sh's pipeline, run here as run.sh runs it.
+    let cert = env.data_dir.join(".cairn/tls/cert.pem");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "sed '/-----/d' '{}' | base64 -d | sha256sum | cut -d' ' -f1 | tr a-f A-F | sed 's/../&:/g; s/:$//'",
+            cert.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let fp = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(fp.len(), 32 * 3 - 1, "{fp}");
+    let url = format!("https://127.0.0.1:{}", env.port);
+    let login = |dir: &str, extra: &[&str]| {
+        let mut cmd = Command::new(tests::bin("cairn"));
+        cmd.env("CAIRN_CLIENT_DIR", env.dir.join(dir))
+            .args(["login", &url, "--user", "alice", "--password-stdin", "--device", dir])
+            .args(extra);
+        tests::output_with_input(&mut cmd, b"correct horse battery\n")
+    };
+    let refused = login("c1", &[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains(&format!("--fingerprint {fp}")), "the refusal names the fingerprint {fp}: {err}");
+
+    let mut wrong = fp.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'A' { b'B' } else { b'A' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    let refused = login("c2", &["--fingerprint", &wrong]);
+    assert!(!refused.status.success(), "a wrong fingerprint: {}", describe(&refused));
+
+    let ok = login("c3", &["--fingerprint", &fp]);
+    assert!(ok.status.success(), "{}", describe(&ok));
+    // The pin is kept: a sync over TLS works.
+    let local = env.dir.join("synced");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("over-tls.txt"), b"pinned").unwrap();
+    let mut cmd = Command::new(tests::bin("cairn"));
+    cmd.env("CAIRN_CLIENT_DIR", env.dir.join("c3")).args(["sync", local.to_str().unwrap()]);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "sync over TLS: {}", describe(&out));
+    assert_eq!(env.get("alice", "/over-tls.txt"), b"pinned");
+    // `--watch` hears the server's push through the pinned channel: a change made on the
+    // server arrives well before the once-a-minute round a dead push channel would leave.
+    let mut watch = Command::new(tests::bin("cairn"))
+        .env("CAIRN_CLIENT_DIR", env.dir.join("c3"))
+        .args(["sync", local.to_str().unwrap(), "--watch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    env.put_ok("alice", "/pushed.txt", b"through the push");
+    let t = std::time::Instant::now();
+    while !local.join("pushed.txt").exists() && t.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(
+        std::fs::read(local.join("pushed.txt")).ok().as_deref(),
+        Some(&b"through the push"[..]),
+        "pushed within 20 s"
+    );
+}
