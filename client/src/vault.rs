@@ -497,8 +497,10 @@ pub async fn push(api: &Api, dev: &Device, local: &Path, remote: &str) -> Result
         v,
         pin,
         keep: vec![CONFIG.to_owned()],
+        tmp: dev.dir.join("tmp"),
         done: Pushed::default(),
     };
+    std::fs::create_dir_all(&cx.tmp)?;
     push_dir(&mut cx, local.to_path_buf(), ROOT).await?;
     // Objects nothing names any more (deleted or replaced files, removed folders).
     for name in api.names(remote).await? {
@@ -525,6 +527,8 @@ struct PushCx<'a> {
     pin: Pin,
     /// The objects the vault holds after this push.
     keep: Vec<String>,
+    /// Where files are encrypted before they are sent.
+    tmp: PathBuf,
     done: Pushed,
 }
 
@@ -574,27 +578,29 @@ fn push_dir<'a>(
             if !meta.is_file() {
                 continue;
             }
-            let plain = std::fs::read(dir.join(name))?;
             let file_id = was.filter(|e| e.kind == Kind::File).map_or_else(random, |e| e.id);
             let header = Header { vault_id: cx.vault_id, file_id, epoch: cx.epoch, key_gen: 0 };
-            let sealed = cef::encrypt(&file_keys(&cx.vkey, &file_id, 0), &header, &plain);
-            let span = Layout::trailer_span(sealed.len() as u64, &sealed[sealed.len() - 4..])? as usize;
-            let commit = manifest::commit_of(&sealed[..HEADER_LEN], &sealed[sealed.len() - span..]);
+            let keys = file_keys(&cx.vkey, &file_id, 0);
+            let (src, tmp) = (dir.join(name), cx.tmp.join(hex::encode(file_id)));
+            let sealed = tokio::task::spawn_blocking(move || seal_file(&keys, &header, &src, &tmp)).await??;
+            let commit = manifest::commit_of(&sealed.head, &sealed.trailer);
             let mtime =
                 meta.modified()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
             cx.keep.push(file_name(&file_id));
             if was.is_some_and(|e| e.commit == commit) {
                 cx.done.unchanged += 1;
             } else {
-                cx.done.bytes += sealed.len() as u64;
                 cx.done.sent += 1;
-                cx.api.put_bytes(&format!("{}/{}", cx.remote, file_name(&file_id)), sealed).await?;
+                let path = format!("{}/{}", cx.remote, file_name(&file_id));
+                cx.done.bytes += send(cx.api, &path, &sealed, was.is_some()).await?;
             }
+            let _ = std::fs::remove_file(&sealed.path);
+            let plain_len = sealed.plain_len;
             entries.push(Entry {
                 name: name.clone(),
                 kind: Kind::File,
                 id: file_id,
-                size: plain.len() as u64,
+                size: plain_len,
                 mtime,
                 commit,
             });
@@ -778,4 +784,82 @@ pub async fn members(api: &Api, dev: &Device, remote: &str) -> Result<String> {
     pins.vaults.insert(id, pin);
     dev.keep_pins(&pins)?;
     Ok(out)
+}
+
+/// A file encrypted into `path`, with what its manifest entry commits to.
+struct Sealed {
+    path: PathBuf,
+    head: Vec<u8>,
+    trailer: Vec<u8>,
+    plain_len: u64,
+    /// blake3 of the whole ciphertext (hex), for the delta upload's check.
+    hash: String,
+}
+
+/// Encrypt `src` into `dst` chunk by chunk (memory stays flat whatever the size).
+fn seal_file(keys: &vault::keys::FileKeys, header: &Header, src: &Path, dst: &Path) -> Result<Sealed> {
+    use std::io::{Read, Write};
+    let mut input = std::fs::File::open(src).with_context(|| format!("{}", src.display()))?;
+    let len = input.metadata()?.len();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dst)?);
+    let mut hasher = blake3::Hasher::new();
+    let (mut enc, head) = cef::Encryptor::new(keys, header);
+    out.write_all(&head)?;
+    hasher.update(&head);
+    let mut buf = vec![0u8; cef::CHUNK];
+    let mut done = 0u64;
+    loop {
+        let want = (len - done).min(cef::CHUNK as u64) as usize;
+        input
+            .read_exact(&mut buf[..want])
+            .with_context(|| format!("{} changed while it was read", src.display()))?;
+        done += want as u64;
+        let last = done == len;
+        let sealed = enc.chunk(&buf[..want], last);
+        out.write_all(&sealed)?;
+        hasher.update(&sealed);
+        if last {
+            break;
+        }
+    }
+    let trailer = enc.finish();
+    out.write_all(&trailer)?;
+    hasher.update(&trailer);
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(Sealed {
+        path: dst.to_path_buf(),
+        head: head.to_vec(),
+        trailer,
+        plain_len: len,
+        hash: hasher.finalize().to_hex().to_string(),
+    })
+}
+
+/// Send a sealed file to `path`: over the stored object as an rsync delta when one is there and
+/// the delta pays (unchanged chunks encrypt to the same bytes, so an edit moves its chunks and the
+/// trailer), else whole. Returns the bytes sent.
+async fn send(api: &Api, path: &str, sealed: &Sealed, exists: bool) -> Result<u64> {
+    const DELTA_MIN: u64 = 256 * 1024;
+    let size = std::fs::metadata(&sealed.path)?.len();
+    if exists && size >= DELTA_MIN {
+        let (etag, sig) = api.signature(path).await?;
+        let file = sealed.path.clone();
+        let delta = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>> {
+            let f = std::fs::File::open(&file)?;
+            let mut out = Vec::new();
+            match delta::diff_file(&sig, &f, &mut out, size / 10 * 9) {
+                Ok(_) => Ok(Some(out)),
+                Err(delta::Error::TooLarge(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await??;
+        if let Some(d) = delta {
+            let n = d.len() as u64;
+            api.put_delta(path, &etag, d, &sealed.hash).await?;
+            return Ok(n);
+        }
+    }
+    api.put_bytes(path, std::fs::read(&sealed.path)?).await?;
+    Ok(size)
 }
