@@ -578,9 +578,12 @@ fn a_vault_pushed_with_cairn_is_ciphertext_on_the_server_and_opens_only_with_its
     pdf[150_000] ^= 0xff;
     fs::write(plain.join("Taxes 2026/return.pdf"), &pdf).unwrap();
     let out = laptop.ok(&["vault", "push", plain.to_str().unwrap(), "/Secret"], b"");
-    let sent: u64 = out.split('(').nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    let sent: u64 =
+        out.split('(').nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
     assert!(out.starts_with("1 files sent") && sent < 100_000, "a one-byte edit of 300 kB: {out}");
-    record_figure(&format!("vaults: a 1-byte edit of a 300 kB vault file moved {sent} bytes (a delta of its ciphertext)"));
+    record_figure(&format!(
+        "vaults: a 1-byte edit of a 300 kB vault file moved {sent} bytes (a delta of its ciphertext)"
+    ));
     let objects = fs::read_dir(env.user_dir("alice").join("Secret")).unwrap().count();
     assert_eq!(objects, 1 + 3 + 3, "config, three manifests, three files: {objects}");
 

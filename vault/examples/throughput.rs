@@ -31,7 +31,8 @@ fn main() {
     for (i, chunk) in buf.chunks_mut(cef::CHUNK).enumerate() {
         let mut nonce = [0u8; 12];
         nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        let _tag = aes.encrypt_in_place_detached(GenericArray::from_slice(&nonce), b"", chunk).expect("seals");
+        let _tag =
+            aes.encrypt_in_place_detached(GenericArray::from_slice(&nonce), b"", chunk).expect("seals");
     }
     let raw = mb / t.elapsed().as_secs_f64();
     std::hint::black_box(&buf);
