@@ -48,7 +48,7 @@ impl Store {
         change!(self, [store, actor, user], now, LockSet::Tree(user.id), |tx, cx| {
             let row = tx
                 .cquery_opt(
-                    "SELECT orig_path, node_id FROM trash WHERE id = $1 AND user_id = $2 FOR UPDATE",
+                    "SELECT orig_path, node_id, deleted_at FROM trash WHERE id = $1 AND user_id = $2 FOR UPDATE",
                     &[&id.0, &user.id.0],
                 )
                 .await?
@@ -62,6 +62,7 @@ impl Store {
             if node_for_update(&tx, user.id, &target).await?.is_some() {
                 return Err(Error::new(ErrorKind::AlreadyExists, format!("{target} already exists")));
             }
+            store.check_vault_restore(cx, &target, &orig, Timestamp(row.get(2))).await?;
             let parent = ensure_dirs(cx, &target.parent().unwrap_or_else(VPath::root)).await?;
             tx.cexecute(
                 "UPDATE nodes SET trash_id = NULL, path = $3 || substr(path, char_length($2) + 1) WHERE trash_id = $1",

@@ -298,12 +298,22 @@ impl Store {
         user: UserId,
         path: &VPath,
     ) -> Result<Option<(VPath, [u8; 16])>> {
+        Ok(self.vault_made(tx, user, path).await?.map(|(p, id, _)| (p, id)))
+    }
+
+    /// [`Store::vault_around`] with the time the vault was made.
+    async fn vault_made(
+        &self,
+        tx: &Tx<'_>,
+        user: UserId,
+        path: &VPath,
+    ) -> Result<Option<(VPath, [u8; 16], Timestamp)>> {
         if !self.inner.vault_users.contains(tx.db(), user).await? {
             return Ok(None);
         }
         let row = tx
             .cquery_opt(
-                "SELECT n.path, v.vault_id FROM vaults v JOIN nodes n ON n.id = v.node_id
+                "SELECT n.path, v.vault_id, v.created_ns FROM vaults v JOIN nodes n ON n.id = v.node_id
                  WHERE v.user_id = $1 AND n.trash_id IS NULL
                    AND (n.path = $2 OR left($2, length(n.path) + 1) = n.path || '/')",
                 &[&user.0, &path.as_str()],
@@ -314,7 +324,7 @@ impl Store {
                 .get::<_, &[u8]>(1)
                 .try_into()
                 .map_err(|_| Error::internal("a vault id of another length"))?;
-            Ok((VPath::from_db(r.get(0))?, id))
+            Ok((VPath::from_db(r.get(0))?, id, Timestamp(r.get(2))))
         })
         .transpose()
     }
@@ -371,6 +381,24 @@ impl Store {
             Some(claimed) if claimed == id => Ok(()),
             Some(_) => Err(refused(&vault, "this file belongs to another vault")),
             None => Err(refused(&vault, "this file is not encrypted")),
+        }
+    }
+
+    /// Refuse restoring the trash item that was `orig`, deleted at `deleted`, to `target` in a
+    /// vault, unless it was that vault's own: deleted from inside it after it was made (anything
+    /// older was there before the folder became a vault, and may be plaintext).
+    pub(crate) async fn check_vault_restore(
+        &self,
+        cx: &Change<'_>,
+        target: &VPath,
+        orig: &VPath,
+        deleted: Timestamp,
+    ) -> Result<()> {
+        match self.vault_made(cx.tx, cx.user.id, target).await? {
+            Some((vault, _, made)) if !(orig.starts_with(&vault) && &vault != orig && deleted >= made) => {
+                Err(refused(&vault, "what is restored from the trash was not its own"))
+            }
+            _ => Ok(()),
         }
     }
 

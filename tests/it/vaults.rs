@@ -319,6 +319,36 @@ fn a_vault_is_made_of_an_empty_folder_once() {
     let audit = env.ctl_json(&["audit", "--limit", "1000"]);
     let made = audit.as_array().unwrap().iter().filter(|r| r["action"] == "vault.create").count();
     assert_eq!(made, 2, "each vault made is audited");
+
+    // The trash is no way in: a plain file deleted from a folder before it became a vault is not
+    // restored into it; a vault object deleted from the vault is.
+    assert_eq!(call_as(port, "alice", "MKCOL", "/dav/Later", b"").status, 201);
+    assert_eq!(call_as(port, "alice", "PUT", "/dav/Later/old.txt", b"plain, from before").status, 201);
+    assert_eq!(call_as(port, "alice", "DELETE", "/dav/Later/old.txt", b"").status, 204);
+    let later = hex(b"a later vault id");
+    assert_eq!(make("alice", "/Later", &later).0, 201);
+    assert_eq!(
+        call_as(port, "alice", "PUT", "/dav/Later/obj", &sealed(*b"a later vault id", 9, b"x")).status,
+        201
+    );
+    assert_eq!(call_as(port, "alice", "DELETE", "/dav/Later/obj", b"").status, 204);
+    let trash: Value =
+        serde_json::from_slice(&call_as(port, "alice", "GET", "/api/v1/trash", b"").body).unwrap();
+    let item = |path: &str| {
+        trash
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["path"] == path)
+            .unwrap_or_else(|| panic!("{path} in {trash}"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let r = call_as(port, "alice", "POST", &format!("/api/v1/trash/{}/restore", item("/Later/old.txt")), b"");
+    assert_eq!(r.status, 403, "a plain file restored into a vault: {}", r.text());
+    assert_eq!(call_as(port, "alice", "GET", "/dav/Later/old.txt", b"").status, 404);
+    let r = call_as(port, "alice", "POST", &format!("/api/v1/trash/{}/restore", item("/Later/obj")), b"");
+    assert_eq!(r.status, 200, "the vault's own object back from the trash: {}", r.text());
 }
 
 /// Each account's vault keys: the server keeps the seed only wrapped (and refuses anything that
