@@ -348,10 +348,29 @@ pub fn decrypt(keys: &FileKeys, file: &[u8], expect: Option<&Header>) -> Result<
     if expect.is_some_and(|h| h.vault_id != layout.header.vault_id || h.file_id != layout.header.file_id) {
         return Err(Error::Identity);
     }
+    // Each chunk is decrypted in place in the output (one cipher, one copy); on any failure
+    // the output is dropped, so no plaintext of a bad chunk leaves.
+    let c = cipher(keys);
     let mut out = Vec::with_capacity(layout.size as usize);
     for i in 0..layout.chunks() {
         let r = layout.chunk_span(i);
-        out.extend_from_slice(&layout.open_chunk(keys, i, &file[r.start as usize..r.end as usize])?);
+        let sealed = &file[r.start as usize..r.end as usize];
+        let (ct, tag) = sealed.split_at(sealed.len() - TAG);
+        let at = out.len();
+        out.extend_from_slice(ct);
+        let nonce = &layout.nonces[i as usize];
+        let aad = chunk_aad(&layout.hh, i, i + 1 == layout.chunks());
+        c.decrypt_in_place_detached(
+            GenericArray::from_slice(nonce),
+            &aad,
+            &mut out[at..],
+            GenericArray::from_slice(tag),
+        )
+        .map_err(|_| Error::Chunk(i))?;
+        let expect = synthetic_nonce(&keys.nonce, b"chunk", &[&aad, &out[at..]]);
+        if !bool::from(expect.ct_eq(nonce)) {
+            return Err(Error::Commitment(i));
+        }
     }
     Ok(out)
 }
