@@ -85,6 +85,22 @@ fn mtime_ns(m: &std::fs::Metadata) -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// The rsync delta turning the content `sig` describes into the file `path` (of `size` bytes),
+/// if it is worth sending: under 90 % of the file (`None` otherwise). Computed on the blocking
+/// pool.
+pub(crate) async fn delta_paying(sig: Vec<u8>, path: PathBuf, size: u64) -> Result<Option<Vec<u8>>> {
+    tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>> {
+        let f = std::fs::File::open(&path)?;
+        let mut out = Vec::new();
+        match delta::diff_file(&sig, &f, &mut out, size / 10 * 9) {
+            Ok(_) => Ok(Some(out)),
+            Err(delta::Error::TooLarge(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?
+}
+
 fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut h = blake3::Hasher::new();
     h.update_reader(std::fs::File::open(path)?)?;
@@ -598,18 +614,7 @@ impl Engine {
             if etag != r.etag {
                 return Err(Refused::Changed.into());
             }
-            let abs2 = abs.clone();
-            let limit = size / 10 * 9;
-            let delta = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>> {
-                let f = std::fs::File::open(&abs2)?;
-                let mut out = Vec::new();
-                match delta::diff_file(&sig, &f, &mut out, limit) {
-                    Ok(_) => Ok(Some(out)),
-                    Err(delta::Error::TooLarge(_)) => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
-            })
-            .await??;
+            let delta = delta_paying(sig, abs.clone(), size).await?;
             if let Some(delta) = delta {
                 moved.up += delta.len() as u64;
                 let entry = self.api.put_delta(&rpath, &r.etag, delta, hash).await?;

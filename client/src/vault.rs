@@ -46,6 +46,7 @@ fn grouped(bytes: &[u8]) -> String {
         .join("-")
 }
 
+/// `N` bytes from hex digits, whatever separates them (`-`, `:`, spaces).
 fn ungroup<const N: usize>(s: &str, what: &str) -> Result<[u8; N]> {
     let clean: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
     hex::decode(&clean)
@@ -301,14 +302,17 @@ impl Opened {
     }
 }
 
-/// Open the config at `src`: signed by the pinned owner (or, the first time, whoever signed
-/// it — pinned from then on), not older than seen.
-async fn open_config(src: &Source<'_>, pin: Option<&Pin>) -> Result<(Opened, Pin)> {
+/// Open the config at `src` (fetched once): signed by the pinned owner (or, the first time,
+/// whoever signed it — pinned from then on), not older than seen. Returns the vault, its pin as
+/// it stands after this, and the vault's id (hex), under which `pins` keeps it.
+async fn open_config(src: &Source<'_>, pins: &Pins) -> Result<(Opened, Pin, String)> {
     let raw = src.get(CONFIG).await?.ok_or_else(|| anyhow!("not a vault: no config"))?;
     if raw.len() < 9 + 16 + 8 + 32 {
         bail!("the vault's config: {}", vault::Error::Length);
     }
     let vault_id: [u8; 16] = raw[9..25].try_into().expect("16");
+    let id = hex::encode(vault_id);
+    let pin = pins.vaults.get(&id);
     let owner: [u8; 32] = match pin {
         Some(p) => ungroup(&p.owner, "pinned owner")?,
         None => raw[33..65].try_into().expect("32"),
@@ -318,7 +322,7 @@ async fn open_config(src: &Source<'_>, pin: Option<&Pin>) -> Result<(Opened, Pin
     let mut next = pin.cloned().unwrap_or_default();
     next.owner = hex::encode(owner);
     next.config = cfg.counter;
-    Ok((Opened { cfg, vault_id, keys: HashMap::new() }, next))
+    Ok((Opened { cfg, vault_id, keys: HashMap::new() }, next, id))
 }
 
 fn file_name(id: &[u8; 16]) -> String {
@@ -427,10 +431,7 @@ async fn decrypt_into(src: &Source<'_>, seed: &Seed, dev: Option<&Device>, local
         Some(d) => d.pins()?,
         None => Pins::default(),
     };
-    // Which vault: the config names it; the pin (if any) is looked up by that id.
-    let raw = src.get(CONFIG).await?.ok_or_else(|| anyhow!("not a vault: no config"))?;
-    let id = raw.get(9..25).map(hex::encode).ok_or(vault::Error::Length)?;
-    let (mut v, mut pin) = open_config(src, pins.vaults.get(&id)).await?;
+    let (mut v, mut pin, id) = open_config(src, &pins).await?;
     let staging = staging_dir(local)?;
     let res = async {
         let tree = verify_tree(src, seed, &mut v, &mut pin, &staging).await?;
@@ -477,9 +478,7 @@ pub async fn push(api: &Api, dev: &Device, local: &Path, remote: &str) -> Result
     let seed = dev.seed()?;
     let src = Source::Remote(api, remote);
     let mut pins = dev.pins()?;
-    let raw = src.get(CONFIG).await?.ok_or_else(|| anyhow!("{remote} is not a vault: no config"))?;
-    let id = raw.get(9..25).map(hex::encode).ok_or(vault::Error::Length)?;
-    let (mut v, pin) = open_config(&src, pins.vaults.get(&id)).await?;
+    let (mut v, pin, id) = open_config(&src, &pins).await?;
     let me = seed.member();
     if me.ed25519 != v.cfg.owner && !v.cfg.members.iter().any(|(r, m)| *r == Role::Writer && *m == me) {
         bail!("you may read this vault, not write to it");
@@ -640,9 +639,7 @@ async fn owned(api: &Api, dev: &Device, remote: &str) -> Result<(Seed, Opened, P
     let seed = dev.seed()?;
     let src = Source::Remote(api, remote);
     let pins = dev.pins()?;
-    let raw = src.get(CONFIG).await?.ok_or_else(|| anyhow!("{remote} is not a vault: no config"))?;
-    let id = raw.get(9..25).map(hex::encode).ok_or(vault::Error::Length)?;
-    let (v, pin) = open_config(&src, pins.vaults.get(&id)).await?;
+    let (v, pin, id) = open_config(&src, &pins).await?;
     if v.cfg.owner != seed.member().ed25519 {
         bail!("only the vault's owner changes its members");
     }
@@ -768,9 +765,7 @@ pub async fn members(api: &Api, dev: &Device, remote: &str) -> Result<String> {
     let me = seed.member();
     let src = Source::Remote(api, remote);
     let mut pins = dev.pins()?;
-    let raw = src.get(CONFIG).await?.ok_or_else(|| anyhow!("{remote} is not a vault: no config"))?;
-    let id = raw.get(9..25).map(hex::encode).ok_or(vault::Error::Length)?;
-    let (v, pin) = open_config(&src, pins.vaults.get(&id)).await?;
+    let (v, pin, id) = open_config(&src, &pins).await?;
     let mut out = String::new();
     for (role, m) in &v.cfg.members {
         let what = match (m.ed25519 == v.cfg.owner, role) {
@@ -843,17 +838,7 @@ async fn send(api: &Api, path: &str, sealed: &Sealed, exists: bool) -> Result<u6
     let size = std::fs::metadata(&sealed.path)?.len();
     if exists && size >= DELTA_MIN {
         let (etag, sig) = api.signature(path).await?;
-        let file = sealed.path.clone();
-        let delta = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>> {
-            let f = std::fs::File::open(&file)?;
-            let mut out = Vec::new();
-            match delta::diff_file(&sig, &f, &mut out, size / 10 * 9) {
-                Ok(_) => Ok(Some(out)),
-                Err(delta::Error::TooLarge(_)) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await??;
+        let delta = crate::engine::delta_paying(sig, sealed.path.clone(), size).await?;
         if let Some(d) = delta {
             let n = d.len() as u64;
             api.put_delta(path, &etag, d, &sealed.hash).await?;

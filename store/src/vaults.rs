@@ -109,6 +109,15 @@ impl VaultUsers {
     }
 }
 
+/// The vault whose folder is the path `$2` of user `$1` or one of its ancestors.
+const AROUND: &str = "SELECT n.path, v.vault_id, v.created_ns FROM vaults v JOIN nodes n ON n.id = v.node_id
+     WHERE v.user_id = $1 AND n.trash_id IS NULL
+       AND (n.path = $2 OR left($2, length(n.path) + 1) = n.path || '/')";
+
+fn vault_id(b: &[u8]) -> Result<[u8; 16]> {
+    b.try_into().map_err(|_| Error::internal("a vault id of another length"))
+}
+
 fn key32(b: &[u8]) -> Result<[u8; 32]> {
     b.try_into().map_err(|_| Error::internal("a stored public key of another length"))
 }
@@ -281,10 +290,7 @@ impl Store {
             .map(|r| {
                 Ok(Vault {
                     path: VPath::from_db(r.get(0))?,
-                    id: r
-                        .get::<_, &[u8]>(1)
-                        .try_into()
-                        .map_err(|_| Error::internal("a vault id of another length"))?,
+                    id: vault_id(r.get(1))?,
                     created: Timestamp(r.get(2)),
                 })
             })
@@ -311,22 +317,8 @@ impl Store {
         if !self.inner.vault_users.contains(tx.db(), user).await? {
             return Ok(None);
         }
-        let row = tx
-            .cquery_opt(
-                "SELECT n.path, v.vault_id, v.created_ns FROM vaults v JOIN nodes n ON n.id = v.node_id
-                 WHERE v.user_id = $1 AND n.trash_id IS NULL
-                   AND (n.path = $2 OR left($2, length(n.path) + 1) = n.path || '/')",
-                &[&user.0, &path.as_str()],
-            )
-            .await?;
-        row.map(|r| {
-            let id: [u8; 16] = r
-                .get::<_, &[u8]>(1)
-                .try_into()
-                .map_err(|_| Error::internal("a vault id of another length"))?;
-            Ok((VPath::from_db(r.get(0))?, id, Timestamp(r.get(2))))
-        })
-        .transpose()
+        let row = tx.cquery_opt(AROUND, &[&user.0, &path.as_str()]).await?;
+        row.map(|r| Ok((VPath::from_db(r.get(0))?, vault_id(r.get(1))?, Timestamp(r.get(2))))).transpose()
     }
 
     /// Whether `path` of `user` is in a vault (or is one): the FUSE mount, a plaintext front end
@@ -340,15 +332,7 @@ impl Store {
         if !self.inner.vault_users.contains(&client, user.id).await? {
             return Ok(false);
         }
-        let row = client
-            .cquery_opt(
-                "SELECT 1 FROM vaults v JOIN nodes n ON n.id = v.node_id
-                 WHERE v.user_id = $1 AND n.trash_id IS NULL
-                   AND (n.path = $2 OR left($2, length(n.path) + 1) = n.path || '/')",
-                &[&user.id.0, &path.as_str()],
-            )
-            .await?;
-        Ok(row.is_some())
+        Ok(client.cquery_opt(AROUND, &[&user.id.0, &path.as_str()]).await?.is_some())
     }
 
     /// Refuse `content` at `path` unless it is a stored object of the vault `path` is in (if any).

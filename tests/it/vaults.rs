@@ -512,6 +512,15 @@ fn tree(root: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
     out
 }
 
+/// A copy of the vault folder `from` (what a backup of the data directory holds) at `to`.
+fn copy_of(from: &Path, to: &Path) -> std::path::PathBuf {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap().flatten() {
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    to.to_path_buf()
+}
+
 /// Every file below `dir`, for the canary search.
 fn all_bytes(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -636,11 +645,7 @@ fn a_vault_pushed_with_cairn_is_ciphertext_on_the_server_and_opens_only_with_its
     assert_eq!(tree(&out3), tree(&plain));
 
     // A copy of the vault's folder (a backup of the data directory) opens with the kit alone.
-    let copy = env.dir.join("copy");
-    fs::create_dir_all(&copy).unwrap();
-    for e in fs::read_dir(env.user_dir("alice").join("Secret")).unwrap().flatten() {
-        fs::copy(e.path(), copy.join(e.file_name())).unwrap();
-    }
+    let copy = copy_of(&env.user_dir("alice").join("Secret"), &env.dir.join("copy"));
     let offline = env.dir.join("offline");
     let out = laptop.ok(
         &[
@@ -745,11 +750,7 @@ fn two_members_share_a_vault_and_a_removed_one_cannot_read_what_follows() {
     let err = bob.fails(&["vault", "pull", "/Family", env.dir.join("bob-after").to_str().unwrap()], b"");
     assert!(err.contains("no config") || err.contains("404"), "the folder is no longer bob's: {err}");
     // A copy of the folder handed to bob anyway: his keys open nothing written since.
-    let copy = env.dir.join("leaked");
-    fs::create_dir_all(&copy).unwrap();
-    for e in fs::read_dir(env.user_dir("alice").join("Family")).unwrap().flatten() {
-        fs::copy(e.path(), copy.join(e.file_name())).unwrap();
-    }
+    let copy = copy_of(&env.user_dir("alice").join("Family"), &env.dir.join("leaked"));
     let leaked_out = env.dir.join("bob-leaked");
     let err = bob.fails(
         &[

@@ -14,11 +14,12 @@ fn bad(m: &str) -> Fail {
     Fail::new(StatusCode::BAD_REQUEST, "invalid_input", m)
 }
 
-fn key32(raw: &str, what: &str) -> Result<[u8; 32]> {
+/// `N` bytes given as hex digits (a vault id, a public key).
+fn hex_bytes<const N: usize>(raw: &str, what: &str) -> Result<[u8; N]> {
     hex::decode(raw)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| bad(&format!("{what}: 64 hex digits")))
+        .ok_or_else(|| bad(&format!("{what}: {} hex digits", N * 2)))
 }
 
 fn entry(v: store::Vault) -> VaultEntry {
@@ -49,10 +50,7 @@ pub(crate) async fn list(cx: &Cx<'_>) -> Result<Response<Body>> {
               (status = 415, description = "Not JSON", body = ApiError)))]
 pub(crate) async fn create(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>> {
     let req: NewVault = read_json(&cx.headers, body).await?;
-    let id: [u8; 16] = hex::decode(&req.id)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Fail::new(StatusCode::BAD_REQUEST, "invalid_input", "id: 32 hex digits"))?;
+    let id: [u8; 16] = hex_bytes(&req.id, "id")?;
     let vault = cx.store.create_vault(&cx.actor, &cx.user, &vpath(&req.path)?, id).await?;
     Ok(json(StatusCode::CREATED, &entry(vault)))
 }
@@ -81,15 +79,15 @@ pub(crate) async fn account(cx: &Cx<'_>) -> Result<Response<Body>> {
     responses((status = 204, description = "Stored"),
               (status = 400, description = "Not base64 or hex, or not wrapped account blobs", body = ApiError),
               (status = 415, description = "Not JSON", body = ApiError)))]
-pub(crate) async fn set_account(cx: &Cx<'_>, body: hyper::body::Incoming) -> Result<Response<Body>> {
+pub(crate) async fn set_account(cx: &Cx<'_>, body: Incoming) -> Result<Response<Body>> {
     let req: VaultAccountBody = read_json(&cx.headers, body).await?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let blob = |raw: &str, what: &str| b64.decode(raw).map_err(|_| bad(&format!("{what}: base64")));
     let account = store::VaultAccount {
         passphrase_blob: blob(&req.passphrase_blob, "passphrase_blob")?,
         recovery_blob: blob(&req.recovery_blob, "recovery_blob")?,
-        x25519: key32(&req.x25519, "x25519")?,
-        ed25519: key32(&req.ed25519, "ed25519")?,
+        x25519: hex_bytes(&req.x25519, "x25519")?,
+        ed25519: hex_bytes(&req.ed25519, "ed25519")?,
     };
     cx.store.set_vault_account(&cx.actor, &cx.user, &account).await?;
     Ok(body::status(StatusCode::NO_CONTENT))
