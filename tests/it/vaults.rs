@@ -876,7 +876,7 @@ fn a_malicious_server_is_caught_at_every_manipulation_and_nothing_is_written() {
     let mut trailer_len_huge = b.clone();
     let n = trailer_len_huge.len();
     trailer_len_huge[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
-    // (attack, object, what the server serves, the error `cairn` must name)
+    // (attack, object, what the server serves, the error `cairn` must name: `a|b` for either)
     let attacks: Vec<(&str, &str, Vec<u8>, &str)> = vec![
         (
             "a bit flipped in a chunk",
@@ -915,7 +915,15 @@ fn a_malicious_server_is_caught_at_every_manipulation_and_nothing_is_written() {
             },
             "chunk 0 failed authentication",
         ),
-        ("the file truncated", &big, b[..b.len() - 100].to_vec(), "parameters are out of range"),
+        // Cut at the end, the file's last 4 bytes (read as the trailer's length) are ciphertext,
+        // random per run: a length of the wrong shape is `Oversized` (11 runs in 12), one of
+        // the right shape overruns the file, `Length`. Both name the cut; the row takes either.
+        (
+            "the file truncated",
+            &big,
+            b[..b.len() - 100].to_vec(),
+            "parameters are out of range|truncated or its length",
+        ),
         (
             "the file cut by a whole chunk",
             &big,
@@ -995,7 +1003,8 @@ fn a_malicious_server_is_caught_at_every_manipulation_and_nothing_is_written() {
         let res = alice.run(&["vault", "pull", "/V", out.to_str().unwrap()], b"");
         let err = String::from_utf8_lossy(&res.stderr).into_owned();
         let wrote = out.exists() && !tree(&out).is_empty();
-        if res.status.success() || !err.contains(expect) || wrote {
+        let named = expect.split('|').any(|e| err.contains(e));
+        if res.status.success() || !named || wrote {
             failures.push(format!(
                 "{attack}: {} (wrote: {wrote}): {err}",
                 if res.status.success() { "accepted" } else { "refused" }
